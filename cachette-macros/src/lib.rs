@@ -1,0 +1,1 @@
+//! Procedural macros of cachette (`#[cached]`, `#[invalidates]`): not written yet, see issue 3.

@@ -1,0 +1,1 @@
+//! Stable 128-bit hashing of arguments (placeholder; being written).

@@ -1,0 +1,2 @@
+//! cachette runtime (being written).
+pub mod keys;

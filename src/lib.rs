@@ -1,0 +1,2 @@
+//! cachette: declarative caching for async Rust.
+pub use cachette_runtime::*;
