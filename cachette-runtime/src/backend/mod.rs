@@ -1,0 +1,124 @@
+//! Storage backends. Each operation here is one round trip for Redis.
+//!
+//! The [`Cache`](crate::Cache) holds the logic (envelopes, tag checks, degradation); a backend
+//! only moves bytes and tag versions, so that both backends behave alike by construction.
+
+pub(crate) mod memory;
+pub(crate) mod redis;
+
+use crate::error::Result;
+use std::time::Duration;
+
+/// What one lookup brings back: the entry's bytes and the current version of each tag asked
+/// for (`None`: the tag key is missing, which makes entries carrying it invalid).
+#[derive(Debug, Default)]
+pub(crate) struct Fetched {
+    pub entry: Option<Vec<u8>>,
+    pub versions: Vec<Option<String>>,
+}
+
+pub(crate) enum Backend {
+    Redis(redis::RedisBackend),
+    Memory(memory::MemoryBackend),
+    Disabled,
+}
+
+impl Backend {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Backend::Redis(_) => "redis",
+            Backend::Memory(_) => "memory",
+            Backend::Disabled => "disabled",
+        }
+    }
+
+    /// The entry at `key` and the versions of `tag_keys`, in one round trip.
+    pub async fn fetch(&self, key: &str, tag_keys: &[String]) -> Result<Fetched> {
+        match self {
+            Backend::Redis(r) => r.fetch(Some(key), tag_keys).await,
+            Backend::Memory(m) => Ok(m.fetch(Some(key), tag_keys).await),
+            Backend::Disabled => Ok(Fetched {
+                entry: None,
+                versions: vec![None; tag_keys.len()],
+            }),
+        }
+    }
+
+    /// The current versions of `tag_keys`.
+    pub async fn versions(&self, tag_keys: &[String]) -> Result<Vec<Option<String>>> {
+        Ok(match self {
+            Backend::Redis(r) => r.fetch(None, tag_keys).await?.versions,
+            Backend::Memory(m) => m.fetch(None, tag_keys).await.versions,
+            Backend::Disabled => vec![None; tag_keys.len()],
+        })
+    }
+
+    /// Creates each missing tag key with a fresh version (keeping existing ones) and returns
+    /// the version each key holds afterwards.
+    pub async fn ensure_tags(
+        &self,
+        tag_keys: &[String],
+        ttl: Duration,
+    ) -> Result<Vec<Option<String>>> {
+        match self {
+            Backend::Redis(r) => r.ensure_tags(tag_keys, ttl).await,
+            Backend::Memory(m) => Ok(m.ensure_tags(tag_keys)),
+            Backend::Disabled => Ok(vec![None; tag_keys.len()]),
+        }
+    }
+
+    /// Gives every tag key a new version: every entry stored with an older one is invalid.
+    pub async fn bump_tags(&self, tag_keys: &[String], ttl: Duration) -> Result<()> {
+        match self {
+            Backend::Redis(r) => r.bump_tags(tag_keys, ttl).await,
+            Backend::Memory(m) => {
+                m.bump_tags(tag_keys);
+                Ok(())
+            }
+            Backend::Disabled => Ok(()),
+        }
+    }
+
+    pub async fn store(&self, key: &str, bytes: Vec<u8>, ttl: Duration) -> Result<()> {
+        match self {
+            Backend::Redis(r) => r.store(key, bytes, ttl).await,
+            Backend::Memory(m) => {
+                m.store(key, bytes, ttl).await;
+                Ok(())
+            }
+            Backend::Disabled => Ok(()),
+        }
+    }
+
+    /// Removes `key`; whether it existed.
+    pub async fn delete(&self, key: &str) -> Result<bool> {
+        match self {
+            Backend::Redis(r) => r.delete(key).await,
+            Backend::Memory(m) => Ok(m.delete(key).await),
+            Backend::Disabled => Ok(false),
+        }
+    }
+
+    /// Removes every key matching the glob `pattern`; how many.
+    pub async fn delete_matching(&self, pattern: &str) -> Result<u64> {
+        match self {
+            Backend::Redis(r) => r.delete_matching(pattern).await,
+            Backend::Memory(m) => Ok(m.delete_matching(pattern).await),
+            Backend::Disabled => Ok(0),
+        }
+    }
+
+    /// Round trips made so far (Redis only; 0 otherwise).
+    pub fn round_trips(&self) -> u64 {
+        match self {
+            Backend::Redis(r) => r.round_trips(),
+            _ => 0,
+        }
+    }
+}
+
+/// A fresh, unique tag version: 128 random bits as 32 hex digits. Unique across processes
+/// and restarts, so a re-created tag key can never revive an entry made under an old one.
+pub(crate) fn new_version() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}

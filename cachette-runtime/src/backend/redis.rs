@@ -1,0 +1,200 @@
+//! The Redis backend: one multiplexed, self-reconnecting connection, every round trip bounded
+//! by the operation timeout.
+
+use super::{Fetched, new_version};
+use crate::error::{Error, Result, redact_url};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Keys removed per `UNLINK` and asked for per `SCAN` step in pattern invalidation.
+const SCAN_BATCH: usize = 1000;
+
+pub(crate) struct RedisBackend {
+    client: redis::Client,
+    conn: OnceLock<ConnectionManager>,
+    op_timeout: Duration,
+    round_trips: AtomicU64,
+    redacted_url: String,
+}
+
+impl std::fmt::Debug for RedisBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisBackend")
+            .field("url", &self.redacted_url)
+            .field("op_timeout", &self.op_timeout)
+            .finish()
+    }
+}
+
+impl RedisBackend {
+    /// Parses the URL; does not connect.
+    pub fn new(url: &str, op_timeout: Duration) -> Result<Self> {
+        let client = redis::Client::open(url).map_err(|e| Error::InvalidUrl {
+            url: redact_url(url),
+            reason: e.to_string(),
+        })?;
+        Ok(RedisBackend {
+            client,
+            conn: OnceLock::new(),
+            op_timeout,
+            round_trips: AtomicU64::new(0),
+            redacted_url: redact_url(url),
+        })
+    }
+
+    pub fn redacted_url(&self) -> &str {
+        &self.redacted_url
+    }
+
+    pub fn round_trips(&self) -> u64 {
+        self.round_trips.load(Ordering::Relaxed)
+    }
+
+    /// The connection manager, created on first use (inside the caller's Tokio runtime). It
+    /// connects lazily and reconnects by itself after a failure; connection attempts are not
+    /// retried inside a call, so a call against a dead server fails fast.
+    fn conn(&self) -> Result<ConnectionManager> {
+        if let Some(c) = self.conn.get() {
+            return Ok(c.clone());
+        }
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::Config(
+                "cachette's Redis backend must be used from within a Tokio runtime".to_owned(),
+            ));
+        }
+        let config = ConnectionManagerConfig::new()
+            .set_number_of_retries(0)
+            .set_connection_timeout(Some(self.op_timeout.max(Duration::from_millis(500))))
+            .set_response_timeout(Some(self.op_timeout));
+        let manager = ConnectionManager::new_lazy_with_config(self.client.clone(), config)?;
+        Ok(self.conn.get_or_init(|| manager).clone())
+    }
+
+    /// Runs one pipeline (one round trip) within the operation timeout.
+    async fn run<T: redis::FromRedisValue>(&self, pipe: &redis::Pipeline) -> Result<T> {
+        let mut conn = self.conn()?;
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
+        match tokio::time::timeout(self.op_timeout, pipe.query_async::<T>(&mut conn)).await {
+            Ok(r) => Ok(r?),
+            Err(_) => Err(Error::Timeout(self.op_timeout)),
+        }
+    }
+
+    pub async fn fetch(&self, key: Option<&str>, tag_keys: &[String]) -> Result<Fetched> {
+        let mut pipe = redis::pipe();
+        if let Some(key) = key {
+            pipe.get(key);
+        }
+        for t in tag_keys {
+            pipe.get(t);
+        }
+        if key.is_none() && tag_keys.is_empty() {
+            return Ok(Fetched::default());
+        }
+        let mut replies: Vec<Option<Vec<u8>>> = self.run(&pipe).await?;
+        let entry = match key {
+            Some(_) if !replies.is_empty() => replies.remove(0),
+            _ => None,
+        };
+        Ok(Fetched {
+            entry,
+            versions: replies.into_iter().map(version_from_bytes).collect(),
+        })
+    }
+
+    pub async fn ensure_tags(
+        &self,
+        tag_keys: &[String],
+        ttl: Duration,
+    ) -> Result<Vec<Option<String>>> {
+        if tag_keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for t in tag_keys {
+            pipe.cmd("SET")
+                .arg(t)
+                .arg(new_version())
+                .arg("NX")
+                .arg("PX")
+                .arg(millis(ttl))
+                .ignore();
+            pipe.get(t);
+        }
+        let replies: Vec<Option<Vec<u8>>> = self.run(&pipe).await?;
+        Ok(replies.into_iter().map(version_from_bytes).collect())
+    }
+
+    pub async fn bump_tags(&self, tag_keys: &[String], ttl: Duration) -> Result<()> {
+        if tag_keys.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for t in tag_keys {
+            pipe.cmd("SET")
+                .arg(t)
+                .arg(new_version())
+                .arg("PX")
+                .arg(millis(ttl))
+                .ignore();
+        }
+        self.run::<()>(&pipe).await
+    }
+
+    pub async fn store(&self, key: &str, bytes: Vec<u8>, ttl: Duration) -> Result<()> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("SET")
+            .arg(key)
+            .arg(bytes)
+            .arg("PX")
+            .arg(millis(ttl))
+            .ignore();
+        self.run::<()>(&pipe).await
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<bool> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("UNLINK").arg(key);
+        let (n,): (u64,) = self.run(&pipe).await?;
+        Ok(n > 0)
+    }
+
+    /// `SCAN MATCH` + `UNLINK` in batches; never `KEYS`. Each step is one round trip with its
+    /// own timeout, so a large keyspace takes several timeouts' worth in total.
+    pub async fn delete_matching(&self, pattern: &str) -> Result<u64> {
+        let mut cursor: u64 = 0;
+        let mut deleted = 0u64;
+        loop {
+            let mut pipe = redis::pipe();
+            pipe.cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(SCAN_BATCH);
+            let ((next, keys),): ((u64, Vec<Vec<u8>>),) = self.run(&pipe).await?;
+            for chunk in keys.chunks(SCAN_BATCH) {
+                let mut pipe = redis::pipe();
+                pipe.cmd("UNLINK").arg(chunk);
+                let (n,): (u64,) = self.run(&pipe).await?;
+                deleted += n;
+            }
+            if next == 0 {
+                return Ok(deleted);
+            }
+            cursor = next;
+        }
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+/// A tag key's value as a version. A value that is not UTF-8 (planted by someone else) is read
+/// as a version no entry can carry, so entries under it are invalid.
+fn version_from_bytes(v: Option<Vec<u8>>) -> Option<String> {
+    v.map(|b| String::from_utf8(b).unwrap_or_else(|_| "\u{fffd}invalid".to_owned()))
+}

@@ -1,0 +1,382 @@
+//! Configuration: [`CacheBuilder`], TTLs and TTL profiles, per-call [`Options`].
+
+use crate::error::{Error, Result, redact_url};
+use crate::keys::valid_segment;
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// Default namespace prefix of every key.
+pub const DEFAULT_NAMESPACE: &str = "cachette";
+/// Default time-to-live of an entry when the call names none.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
+/// Default budget for one backend operation (one round trip) before the call gives up on the
+/// cache and goes on without it.
+pub const DEFAULT_OP_TIMEOUT: Duration = Duration::from_millis(200);
+/// Default largest serialized entry that is stored (larger values are computed, returned and
+/// not stored).
+pub const DEFAULT_MAX_VALUE_BYTES: usize = 4 * 1024 * 1024;
+/// Default byte budget of the embedded memory store.
+pub const DEFAULT_MEMORY_BYTES: u64 = 256 * 1024 * 1024;
+/// Default lifetime of a tag version key (see [`CacheBuilder::tag_ttl`]).
+pub const DEFAULT_TAG_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// How long an entry lives.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Ttl {
+    /// The cache's default TTL ([`CacheBuilder::default_ttl`]).
+    #[default]
+    Default,
+    /// A fixed duration.
+    Fixed(Duration),
+    /// A named profile ([`CacheBuilder::ttl_profile`]); an unknown name falls back to the
+    /// default TTL, with a logged and counted warning.
+    Profile(Cow<'static, str>),
+}
+
+impl From<Duration> for Ttl {
+    fn from(d: Duration) -> Self {
+        Ttl::Fixed(d)
+    }
+}
+
+/// Options of one cached call or one `set`: TTL, tags and the label used in metrics and logs.
+///
+/// ```
+/// use cachette_runtime::Options;
+/// use std::time::Duration;
+///
+/// let opts = Options::new()
+///     .ttl(Duration::from_secs(600))
+///     .tags(["users", "user:42"])
+///     .name("get_user");
+/// assert_eq!(opts.tag_list(), ["users", "user:42"]);
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub(crate) ttl: Ttl,
+    pub(crate) tags: Vec<String>,
+    pub(crate) name: Cow<'static, str>,
+}
+
+impl Options {
+    /// Default TTL, no tags, the label `manual`.
+    pub fn new() -> Self {
+        Options {
+            ttl: Ttl::Default,
+            tags: Vec::new(),
+            name: Cow::Borrowed("manual"),
+        }
+    }
+
+    /// Sets the TTL (a `Duration` or a [`Ttl`]).
+    pub fn ttl(mut self, ttl: impl Into<Ttl>) -> Self {
+        self.ttl = ttl.into();
+        self
+    }
+
+    /// Uses the named TTL profile.
+    pub fn profile(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.ttl = Ttl::Profile(name.into());
+        self
+    }
+
+    /// Replaces the tags. Duplicates are ignored.
+    pub fn tags<I, S>(mut self, tags: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.tags.clear();
+        for t in tags {
+            let t = t.into();
+            if !self.tags.contains(&t) {
+                self.tags.push(t);
+            }
+        }
+        self
+    }
+
+    /// The label used in metrics and logs (the macros use the function's path).
+    pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// The tags, in order.
+    pub fn tag_list(&self) -> &[String] {
+        &self.tags
+    }
+}
+
+/// Which backend a builder builds.
+#[derive(Clone)]
+pub(crate) enum BackendChoice {
+    Redis(String),
+    Memory(u64),
+    Disabled,
+}
+
+impl std::fmt::Debug for BackendChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BackendChoice::Redis(url) => f.debug_tuple("Redis").field(&redact_url(url)).finish(),
+            BackendChoice::Memory(b) => f.debug_tuple("Memory").field(b).finish(),
+            BackendChoice::Disabled => f.write_str("Disabled"),
+        }
+    }
+}
+
+/// The settings a [`Cache`](crate::Cache) runs with.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub namespace: String,
+    pub version: Option<String>,
+    pub default_ttl: Duration,
+    pub profiles: HashMap<String, Duration>,
+    pub op_timeout: Duration,
+    pub max_value_bytes: usize,
+    pub tag_ttl: Duration,
+    pub memory_max_tags: u64,
+}
+
+/// Builds a [`Cache`](crate::Cache).
+///
+/// ```
+/// use cachette_runtime::Cache;
+/// use std::time::Duration;
+///
+/// let cache = Cache::builder()
+///     .memory(64 * 1024 * 1024)
+///     .namespace("myapp")
+///     .version("v2")
+///     .default_ttl(Duration::from_secs(120))
+///     .ttl_profile("session", Duration::from_secs(3600))
+///     .ttl_profile("presence", Duration::from_secs(60))
+///     .op_timeout(Duration::from_millis(100))
+///     .build()
+///     .expect("valid configuration");
+/// assert_eq!(cache.full_key("user:1"), "myapp:v2:user:1");
+/// ```
+#[derive(Debug, Clone)]
+pub struct CacheBuilder {
+    backend: BackendChoice,
+    config: Config,
+    profile_spec: Option<String>,
+    errors: Vec<String>,
+}
+
+impl Default for CacheBuilder {
+    fn default() -> Self {
+        CacheBuilder {
+            backend: BackendChoice::Memory(DEFAULT_MEMORY_BYTES),
+            config: Config {
+                namespace: DEFAULT_NAMESPACE.to_owned(),
+                version: None,
+                default_ttl: DEFAULT_TTL,
+                profiles: HashMap::new(),
+                op_timeout: DEFAULT_OP_TIMEOUT,
+                max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
+                tag_ttl: DEFAULT_TAG_TTL,
+                memory_max_tags: 1_000_000,
+            },
+            profile_spec: None,
+            errors: Vec::new(),
+        }
+    }
+}
+
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+impl CacheBuilder {
+    /// A builder for the embedded memory store with the defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Use Redis at `url` (`redis://[user][:password]@host[:port][/db]`). The connection is
+    /// made lazily: building succeeds while Redis is unreachable, and calls run uncached
+    /// until it answers.
+    pub fn redis(mut self, url: impl Into<String>) -> Self {
+        self.backend = BackendChoice::Redis(url.into());
+        self
+    }
+
+    /// Use the embedded memory store, bounded by `max_bytes` (keys plus serialized values).
+    pub fn memory(mut self, max_bytes: u64) -> Self {
+        self.backend = BackendChoice::Memory(max_bytes);
+        self
+    }
+
+    /// Cache nothing: every call runs its computation (for tests and for switching caching off).
+    pub fn disabled(mut self) -> Self {
+        self.backend = BackendChoice::Disabled;
+        self
+    }
+
+    /// Reads the environment:
+    ///
+    /// | variable | effect |
+    /// |---|---|
+    /// | `CACHETTE_DISABLED` = `1`/`true` | [`disabled`](Self::disabled) |
+    /// | `CACHETTE_REDIS_URL`, else `REDIS_URL` | [`redis`](Self::redis) |
+    /// | neither | [`memory`](Self::memory), `CACHETTE_MEMORY_BYTES` or 256 MiB |
+    /// | `CACHETTE_NAMESPACE` | [`namespace`](Self::namespace) |
+    /// | `CACHETTE_VERSION` | [`version`](Self::version) |
+    /// | `CACHETTE_TTL_PROFILES` = `session=1h,presence=1m` | [`ttl_profiles`](Self::ttl_profiles), overriding profiles set in code |
+    ///
+    /// Malformed values are reported by [`build`](Self::build).
+    pub fn from_env(mut self) -> Self {
+        if env_var("CACHETTE_DISABLED").is_some_and(|v| matches!(v.trim(), "1" | "true" | "yes")) {
+            self.backend = BackendChoice::Disabled;
+        } else if let Some(url) = env_var("CACHETTE_REDIS_URL").or_else(|| env_var("REDIS_URL")) {
+            self.backend = BackendChoice::Redis(url.trim().to_owned());
+        } else {
+            let bytes = match env_var("CACHETTE_MEMORY_BYTES") {
+                Some(v) => match v.trim().parse::<u64>() {
+                    Ok(b) => b,
+                    Err(_) => {
+                        self.errors
+                            .push(format!("CACHETTE_MEMORY_BYTES={v:?} is not a byte count"));
+                        DEFAULT_MEMORY_BYTES
+                    }
+                },
+                None => DEFAULT_MEMORY_BYTES,
+            };
+            self.backend = BackendChoice::Memory(bytes);
+        }
+        if let Some(ns) = env_var("CACHETTE_NAMESPACE") {
+            self = self.namespace(ns.trim());
+        }
+        if let Some(v) = env_var("CACHETTE_VERSION") {
+            self = self.version(v.trim());
+        }
+        if let Some(spec) = env_var("CACHETTE_TTL_PROFILES") {
+            self.profile_spec = Some(spec);
+        }
+        self
+    }
+
+    /// The first segment of every key (default `cachette`): ASCII letters, digits, `_`, `-`, `.`.
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.config.namespace = namespace.into();
+        self
+    }
+
+    /// A version (epoch) segment after the namespace; bump it when a value's format changes
+    /// incompatibly, so the new code never reads the old entries. Tag invalidations still reach
+    /// every version.
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.config.version = Some(version.into());
+        self
+    }
+
+    /// The TTL of calls that name none (default 5 minutes).
+    pub fn default_ttl(mut self, ttl: Duration) -> Self {
+        self.config.default_ttl = ttl;
+        self
+    }
+
+    /// Defines (or redefines) a named TTL profile.
+    pub fn ttl_profile(mut self, name: impl Into<String>, ttl: Duration) -> Self {
+        self.config.profiles.insert(name.into(), ttl);
+        self
+    }
+
+    /// Defines profiles from a spec such as `"session=1h, presence=1m, land=300s"`
+    /// (durations in `humantime` syntax: `ms`, `s`, `m`, `h`, `d`, combinable as `1h30m`).
+    pub fn ttl_profiles(mut self, spec: &str) -> Self {
+        for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            match item.split_once('=') {
+                Some((name, dur)) => match parse_duration(dur.trim()) {
+                    Ok(d) => {
+                        self.config.profiles.insert(name.trim().to_owned(), d);
+                    }
+                    Err(e) => self.errors.push(format!("TTL profile `{item}`: {e}")),
+                },
+                None => self
+                    .errors
+                    .push(format!("TTL profile `{item}`: expected `name=duration`")),
+            }
+        }
+        self
+    }
+
+    /// Budget of one backend round trip (default 200 ms). Past it the call gives up on the cache
+    /// for this operation and goes on without it.
+    pub fn op_timeout(mut self, timeout: Duration) -> Self {
+        self.config.op_timeout = timeout;
+        self
+    }
+
+    /// Largest serialized entry that is stored (default 4 MiB).
+    pub fn max_value_bytes(mut self, max: usize) -> Self {
+        self.config.max_value_bytes = max;
+        self
+    }
+
+    /// Lifetime of a tag version key (default 24 h). A tag key is created with the longer of
+    /// this and the TTL of the entry that needed it; when it expires or is evicted, every entry
+    /// carrying the tag becomes a miss (never a stale hit).
+    pub fn tag_ttl(mut self, ttl: Duration) -> Self {
+        self.config.tag_ttl = ttl;
+        self
+    }
+
+    /// How many tag versions the memory store keeps (default 1,000,000); the least recently
+    /// used are dropped first, which invalidates the entries carrying them.
+    pub fn memory_max_tags(mut self, max: u64) -> Self {
+        self.config.memory_max_tags = max;
+        self
+    }
+
+    /// Validates the configuration and builds the cache. Connecting to Redis happens lazily,
+    /// so this succeeds while Redis is down; it fails on a malformed URL or setting.
+    pub fn build(mut self) -> Result<crate::Cache> {
+        if let Some(spec) = self.profile_spec.take() {
+            self = self.ttl_profiles(&spec);
+        }
+        let c = &self.config;
+        let mut errors = std::mem::take(&mut self.errors);
+        if !valid_segment(&c.namespace) {
+            errors.push(format!(
+                "namespace {:?} must be 1-64 ASCII letters, digits, `_`, `-` or `.`",
+                c.namespace
+            ));
+        }
+        if let Some(v) = &c.version
+            && !valid_segment(v)
+        {
+            errors.push(format!(
+                "version {v:?} must be 1-64 ASCII letters, digits, `_`, `-` or `.`"
+            ));
+        }
+        if c.default_ttl.is_zero() {
+            errors.push("default TTL must be greater than zero".to_owned());
+        }
+        if let Some((name, _)) = c.profiles.iter().find(|(_, d)| d.is_zero()) {
+            errors.push(format!("TTL profile `{name}` must be greater than zero"));
+        }
+        if c.op_timeout.is_zero() {
+            errors.push("operation timeout must be greater than zero".to_owned());
+        }
+        if c.tag_ttl.is_zero() {
+            errors.push("tag TTL must be greater than zero".to_owned());
+        }
+        if !errors.is_empty() {
+            return Err(Error::Config(errors.join("; ")));
+        }
+        crate::cache::Cache::from_parts(self.backend, self.config)
+    }
+}
+
+/// Parses a human duration (`"10m"`, `"1h30m"`, `"250ms"`); zero is rejected.
+pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("`{s}` is not a duration: {e}"))?;
+    if d.is_zero() {
+        return Err(format!("`{s}` is zero"));
+    }
+    Ok(d)
+}

@@ -1,0 +1,100 @@
+//! The runtime's error type.
+
+use std::time::Duration;
+
+/// Everything that can go wrong in cachette's manual API and configuration.
+///
+/// The cached-call path ([`Cache::get_or_compute`](crate::Cache::get_or_compute) and the
+/// macros) never returns these: a failing backend there is logged, counted and bypassed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The Redis URL could not be parsed. The message never contains the password.
+    #[error("invalid Redis URL `{url}`: {reason}")]
+    InvalidUrl {
+        /// The URL with any password replaced by `***`.
+        url: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// A configuration value is out of range or malformed.
+    #[error("invalid cachette configuration: {0}")]
+    Config(String),
+    /// The backend answered with an error, or the connection failed.
+    #[error("cache backend error: {0}")]
+    Backend(#[from] redis::RedisError),
+    /// The backend did not answer within the per-operation timeout.
+    #[error("cache backend did not answer within {0:?}")]
+    Timeout(Duration),
+    /// A value could not be serialized.
+    #[error("cannot serialize value: {0}")]
+    Encode(#[from] serde_json::Error),
+    /// The serialized value is larger than the configured maximum.
+    #[error("serialized value is {size} bytes, over the maximum of {max} bytes")]
+    TooLarge {
+        /// Size of the serialized entry.
+        size: usize,
+        /// The configured maximum.
+        max: usize,
+    },
+    /// Arguments could not be hashed into a key.
+    #[error(transparent)]
+    Hash(#[from] crate::keys::hash::HashError),
+    /// [`install_default`](crate::install_default) was called after a default cache existed.
+    #[error("a default cache is already installed (or was already created from the environment)")]
+    DefaultAlreadySet,
+}
+
+/// Short alias used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// A stable, low-cardinality label for metrics and rate-limited logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::InvalidUrl { .. } => "invalid_url",
+            Error::Config(_) => "config",
+            Error::Backend(e) if e.is_timeout() => "timeout",
+            Error::Backend(e) if e.is_io_error() || e.is_connection_dropped() => "connection",
+            Error::Backend(_) => "backend",
+            Error::Timeout(_) => "timeout",
+            Error::Encode(_) => "encode",
+            Error::TooLarge { .. } => "too_large",
+            Error::Hash(_) => "hash",
+            Error::DefaultAlreadySet => "default_already_set",
+        }
+    }
+}
+
+/// Replaces the password of a `redis://user:password@host` URL with `***`.
+pub(crate) fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let Some(at) = authority.rfind('@') else {
+        return url.to_owned();
+    };
+    let userinfo = &authority[..at];
+    let redacted = match userinfo.find(':') {
+        Some(colon) => format!("{}:***", &userinfo[..colon]),
+        None => "***".to_owned(),
+    };
+    format!("{}{}{}", &url[..scheme_end + 3], redacted, &rest[at..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(redact_url("redis://:pw@h:1/0"), "redis://:***@h:1/0");
+        assert_eq!(redact_url("redis://u:p@ss@h/"), "redis://u:***@h/");
+        assert_eq!(redact_url("redis://token@h/"), "redis://***@h/");
+        assert_eq!(redact_url("redis://h:6379/"), "redis://h:6379/");
+        assert_eq!(redact_url("garbage"), "garbage");
+    }
+}
