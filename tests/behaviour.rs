@@ -470,6 +470,60 @@ mod suite {
         ));
     }
 
+    pub async fn optional_and_refresh(fx: Fixture) {
+        use cachette::{Optional, Plain, Ttl};
+        let c = &fx.cache;
+        let counter = Counter::default();
+        let opts = Options::new().tags(["users"]);
+        let no_none = Optional::default();
+        for _ in 0..2 {
+            let r: Option<u8> = c
+                .cached_with("missing", &opts, no_none.clone(), || counter.compute(None))
+                .await;
+            assert_eq!(r, None);
+        }
+        assert_eq!(counter.runs(), 2, "None is not stored by default");
+        let with_none = Optional {
+            cache_none: true,
+            none_ttl: Some(Ttl::Fixed(Duration::from_millis(300))),
+        };
+        for _ in 0..2 {
+            let r: Option<u8> = c
+                .cached_with("missing", &opts, with_none.clone(), || {
+                    counter.compute(None)
+                })
+                .await;
+            assert_eq!(r, None);
+        }
+        assert_eq!(counter.runs(), 3, "None stored when asked");
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let r: Option<u8> = c
+            .cached_with("missing", &opts, with_none.clone(), || {
+                counter.compute(Some(1))
+            })
+            .await;
+        assert_eq!(r, Some(1), "the stored None had its own, shorter TTL");
+        let r: Option<u8> = c
+            .cached_with("missing", &opts, with_none, || counter.compute(Some(2)))
+            .await;
+        assert_eq!(r, Some(1), "Some is stored");
+        assert_eq!(counter.runs(), 4);
+
+        // refresh recomputes and stores without a lookup; the next call is a hit on it.
+        c.get_or_compute("warm", &opts, || counter.compute(1u8))
+            .await;
+        let v = c
+            .refresh("warm", &opts, Plain, || counter.compute(2u8))
+            .await;
+        assert_eq!(v, 2);
+        assert_eq!(
+            c.get_or_compute("warm", &opts, || counter.compute(3u8))
+                .await,
+            2
+        );
+        assert_eq!(counter.runs(), 6);
+    }
+
     pub async fn namespaces_and_versions(fx: Fixture, v2: Cache, other_ns: Cache) {
         let v1 = &fx.cache;
         let opts = Options::new().tags(["users"]);
@@ -529,6 +583,7 @@ both_backends!(
     escaped_values,
     undecodable_values,
     errors_and_oversize,
+    optional_and_refresh,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

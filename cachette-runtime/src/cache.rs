@@ -8,6 +8,7 @@ use crate::backend::{Backend, memory::MemoryBackend, redis::RedisBackend};
 use crate::codec::{self, DecodeError};
 use crate::config::{BackendChoice, CacheBuilder, Config, Options, Ttl};
 use crate::error::{Error, Result};
+use crate::policy::{CacheValue, Fallible, Plain, ReturnPolicy};
 use crate::stats::{LogLimiter, Stats, StatsSnapshot, bump};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -253,19 +254,11 @@ impl Cache {
     /// be created, and one store.
     pub async fn get_or_compute<T, F, Fut>(&self, key: &str, opts: &Options, compute: F) -> T
     where
-        T: Serialize + DeserializeOwned,
+        T: CacheValue,
         F: FnOnce() -> Fut,
         Fut: Future<Output = T>,
     {
-        match self
-            .get_or_try_compute(key, opts, || async {
-                Ok::<T, std::convert::Infallible>(compute().await)
-            })
-            .await
-        {
-            Ok(v) => v,
-            Err(never) => match never {},
-        }
+        self.cached_with(key, opts, Plain, compute).await
     }
 
     /// Like [`get_or_compute`](Self::get_or_compute) for a fallible computation: only `Ok`
@@ -277,9 +270,72 @@ impl Cache {
         compute: F,
     ) -> Result<T, E>
     where
-        T: Serialize + DeserializeOwned,
+        T: CacheValue,
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
+    {
+        self.cached_with(key, opts, Fallible, compute).await
+    }
+
+    /// The general form of [`get_or_compute`](Self::get_or_compute): `policy` says which
+    /// return values are stored and how a stored value becomes a return value
+    /// ([`Plain`], [`Fallible`], [`Optional`]).
+    ///
+    /// ```
+    /// use cachette_runtime::{Cache, Optional, Options, Ttl};
+    /// use std::time::Duration;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let cache = Cache::memory(1 << 20);
+    /// // Negative caching: a `None` is stored too, for 30 seconds.
+    /// let policy = Optional { cache_none: true, none_ttl: Some(Ttl::Fixed(Duration::from_secs(30))) };
+    /// let found: Option<u32> = cache
+    ///     .cached_with("user:404", &Options::new(), policy, || async { None })
+    ///     .await;
+    /// assert_eq!(found, None);
+    /// assert!(cache.exists("user:404").await.unwrap());
+    /// # }
+    /// ```
+    pub async fn cached_with<R, P, F, Fut>(
+        &self,
+        key: &str,
+        opts: &Options,
+        policy: P,
+        compute: F,
+    ) -> R
+    where
+        P: ReturnPolicy<R>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = R>,
+    {
+        self.run_cached(key, opts, policy, compute, false).await
+    }
+
+    /// Recomputes the value of `key` and stores it, without looking it up first (cache
+    /// warming, or refreshing after an out-of-band change). Returns the computed value. The
+    /// tag versions are read before the computation starts, as on a miss.
+    pub async fn refresh<R, P, F, Fut>(&self, key: &str, opts: &Options, policy: P, compute: F) -> R
+    where
+        P: ReturnPolicy<R>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = R>,
+    {
+        self.run_cached(key, opts, policy, compute, true).await
+    }
+
+    async fn run_cached<R, P, F, Fut>(
+        &self,
+        key: &str,
+        opts: &Options,
+        policy: P,
+        compute: F,
+        refresh: bool,
+    ) -> R
+    where
+        P: ReturnPolicy<R>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = R>,
     {
         if matches!(self.inner.backend, Backend::Disabled) {
             bump(
@@ -292,27 +348,46 @@ impl Cache {
         let full_key = self.full_key(key);
         let tag_keys = self.tag_keys(&opts.tags);
         let ttl = self.ttl_for(&opts.ttl, &opts.name);
-        let versions = match self
-            .probe::<T>(&full_key, &opts.tags, &tag_keys, ttl, &opts.name)
-            .await
-        {
-            Probe::Hit(v) => {
-                bump(&self.inner.stats.hits, "cachette_hits_total", &opts.name);
-                tracing::debug!(cache = %opts.name, key = %full_key, "cache hit");
-                return Ok(v);
+        let versions = if refresh {
+            let versions = match self.inner.backend.versions(&tag_keys).await {
+                Ok(v) => v,
+                Err(e) => {
+                    self.log_error(&self.inner.stats.log_backend, &opts.name, "fetch_tags", &e);
+                    return compute().await;
+                }
+            };
+            self.fill_versions(&opts.tags, &tag_keys, versions, ttl, &opts.name)
+                .await
+        } else {
+            match self
+                .probe::<P::Stored>(&full_key, &opts.tags, &tag_keys, ttl, &opts.name)
+                .await
+            {
+                Probe::Hit(v) => {
+                    bump(&self.inner.stats.hits, "cachette_hits_total", &opts.name);
+                    tracing::debug!(cache = %opts.name, key = %full_key, "cache hit");
+                    return policy.from_stored(v);
+                }
+                Probe::Miss(versions) => {
+                    bump(
+                        &self.inner.stats.misses,
+                        "cachette_misses_total",
+                        &opts.name,
+                    );
+                    tracing::debug!(cache = %opts.name, key = %full_key, "cache miss");
+                    versions
+                }
             }
-            Probe::Miss(versions) => versions,
         };
-        bump(
-            &self.inner.stats.misses,
-            "cachette_misses_total",
-            &opts.name,
-        );
-        tracing::debug!(cache = %opts.name, key = %full_key, "cache miss");
         let started = Instant::now();
         let result = compute().await;
-        if let (Ok(value), Some(versions)) = (&result, versions) {
+        if let (Some((value, ttl_override)), Some(versions)) = (policy.to_store(&result), versions)
+        {
             let compute_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            let ttl = match ttl_override {
+                Some(t) => self.ttl_for(t, &opts.name),
+                None => ttl,
+            };
             if let Err(e) = self
                 .store_entry(&full_key, value, &versions, ttl, compute_ms, &opts.name)
                 .await
