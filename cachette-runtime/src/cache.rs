@@ -366,7 +366,7 @@ impl Cache {
                 Probe::Hit(v) => {
                     bump(&self.inner.stats.hits, "cachette_hits_total", &opts.name);
                     tracing::debug!(cache = %opts.name, key = %full_key, "cache hit");
-                    return policy.from_stored(v);
+                    return policy.restore(v);
                 }
                 Probe::Miss(versions) => {
                     bump(

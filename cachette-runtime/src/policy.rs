@@ -23,7 +23,7 @@ pub trait ReturnPolicy<R> {
     /// nothing.
     fn to_store<'a>(&'a self, ret: &'a R) -> Option<(&'a Self::Stored, Option<&'a Ttl>)>;
     /// The return value for a stored value.
-    fn from_stored(&self, stored: Self::Stored) -> R;
+    fn restore(&self, stored: Self::Stored) -> R;
 }
 
 /// Every value is stored (`-> T`).
@@ -35,7 +35,7 @@ impl<T: CacheValue> ReturnPolicy<T> for Plain {
     fn to_store<'a>(&'a self, ret: &'a T) -> Option<(&'a T, Option<&'a Ttl>)> {
         Some((ret, None))
     }
-    fn from_stored(&self, stored: T) -> T {
+    fn restore(&self, stored: T) -> T {
         stored
     }
 }
@@ -49,7 +49,7 @@ impl<T: CacheValue, E> ReturnPolicy<Result<T, E>> for Fallible {
     fn to_store<'a>(&'a self, ret: &'a Result<T, E>) -> Option<(&'a T, Option<&'a Ttl>)> {
         ret.as_ref().ok().map(|v| (v, None))
     }
-    fn from_stored(&self, stored: T) -> Result<T, E> {
+    fn restore(&self, stored: T) -> Result<T, E> {
         Ok(stored)
     }
 }
@@ -73,7 +73,7 @@ impl<T: CacheValue> ReturnPolicy<Option<T>> for Optional {
             None => None,
         }
     }
-    fn from_stored(&self, stored: Option<T>) -> Option<T> {
+    fn restore(&self, stored: Option<T>) -> Option<T> {
         stored
     }
 }
