@@ -240,6 +240,27 @@ async fn password_in_url_and_wrong_password() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acl_user_in_url() {
+    let server =
+        RedisServer::start_with(&["--user", "alice", "on", ">alicepw", "~*", "&*", "+@all"]);
+    let port = server.port();
+    let cache = Cache::redis(&format!("redis://alice:alicepw@127.0.0.1:{port}/")).unwrap();
+    let runs = AtomicUsize::new(0);
+    compute_counted(&cache, "k", &Options::new(), &runs, 1).await;
+    compute_counted(&cache, "k", &Options::new(), &runs, 2).await;
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        1,
+        "authenticated as an ACL user: cached"
+    );
+    let bad = Cache::redis(&format!("redis://alice:nope@127.0.0.1:{port}/")).unwrap();
+    assert!(
+        bad.get::<u8>("k").await.is_err(),
+        "a wrong ACL password is an error"
+    );
+}
+
 #[test]
 fn malformed_url_is_a_clear_error_without_the_password() {
     let err = Cache::redis("redis://:hunter2@[not-a-host").unwrap_err();
