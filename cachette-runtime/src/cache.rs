@@ -5,17 +5,19 @@
 #![allow(clippy::ptr_arg)]
 
 use crate::backend::{Backend, memory::MemoryBackend, redis::RedisBackend};
-use crate::codec::{self, DecodeError};
+use crate::call::Check;
+use crate::codec::{self, Meta};
 use crate::config::{BackendChoice, CacheBuilder, Config, Options, Ttl};
 use crate::error::{Error, Result};
-use crate::policy::{CacheValue, Fallible, Plain, ReturnPolicy};
+use crate::flight::Flights;
+use crate::lock::Lock;
 use crate::stats::{LogLimiter, Stats, StatsSnapshot, bump};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::borrow::Cow;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// Delays before the attempts of an invalidation (first attempt at once).
 const INVALIDATION_RETRY_DELAYS: [Duration; 3] = [
@@ -49,17 +51,18 @@ const INVALIDATION_RETRY_DELAYS: [Duration; 3] = [
 /// ```
 #[derive(Clone)]
 pub struct Cache {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
-    backend: Backend,
-    config: Config,
+pub(crate) struct Inner {
+    pub backend: Backend,
+    pub config: Config,
     /// `namespace[:version]:`
-    prefix: String,
+    pub prefix: String,
     /// `namespace#tag:`
-    tag_prefix: String,
-    stats: Stats,
+    pub tag_prefix: String,
+    pub stats: Stats,
+    pub flights: Arc<Flights>,
 }
 
 impl std::fmt::Debug for Cache {
@@ -71,29 +74,6 @@ impl std::fmt::Debug for Cache {
         }
         d.field("prefix", &self.inner.prefix).finish()
     }
-}
-
-/// What a lookup found.
-enum Probe<T> {
-    Hit(T),
-    /// Run the computation; store its value with these tag versions (`None`: do not store,
-    /// because the backend failed or the tag versions could not be established).
-    Miss(Option<Vec<(String, String)>>),
-}
-
-/// What checking stored bytes found.
-enum Check<T> {
-    Valid(T),
-    /// Invalidated (a tag moved on, is missing, or the entry does not carry a required tag).
-    Stale,
-    Undecodable(String),
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }
 
 impl Cache {
@@ -155,6 +135,7 @@ impl Cache {
                 prefix,
                 tag_prefix,
                 stats: Stats::default(),
+                flights: Flights::new(),
             }),
         }
     }
@@ -186,7 +167,7 @@ impl Cache {
         self.ttl_for(ttl, &Cow::Borrowed("manual"))
     }
 
-    fn ttl_for(&self, ttl: &Ttl, name: &Cow<'static, str>) -> Duration {
+    pub(crate) fn ttl_for(&self, ttl: &Ttl, name: &Cow<'static, str>) -> Duration {
         let c = &self.inner.config;
         match ttl {
             Ttl::Default => c.default_ttl,
@@ -217,11 +198,11 @@ impl Cache {
         self.inner.stats.snapshot(self.inner.backend.round_trips())
     }
 
-    fn tag_keys(&self, tags: &[String]) -> Vec<String> {
+    pub(crate) fn tag_keys(&self, tags: &[String]) -> Vec<String> {
         tags.iter().map(|t| self.tag_key(t)).collect()
     }
 
-    fn log_error(
+    pub(crate) fn log_error(
         &self,
         limiter: &LogLimiter,
         name: &Cow<'static, str>,
@@ -243,328 +224,6 @@ impl Cache {
         }
     }
 
-    // ----- the cached-call path ------------------------------------------------------------
-
-    /// Returns the cached value of `key`, or runs `compute`, stores its value and returns it.
-    ///
-    /// This is the entry point of `#[cached]`. It never fails because of the cache: when the
-    /// backend is slow, down or returns garbage, the computation runs and its value is
-    /// returned (the problem is logged, rate-limited, and counted). One round trip on a hit
-    /// (entry and tag versions together); on a miss, that lookup, one more if a tag key had to
-    /// be created, and one store.
-    pub async fn get_or_compute<T, F, Fut>(&self, key: &str, opts: &Options, compute: F) -> T
-    where
-        T: CacheValue,
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = T>,
-    {
-        self.cached_with(key, opts, Plain, compute).await
-    }
-
-    /// Like [`get_or_compute`](Self::get_or_compute) for a fallible computation: only `Ok`
-    /// values are stored; an `Err` is returned as it is and nothing is cached.
-    pub async fn get_or_try_compute<T, E, F, Fut>(
-        &self,
-        key: &str,
-        opts: &Options,
-        compute: F,
-    ) -> Result<T, E>
-    where
-        T: CacheValue,
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<T, E>>,
-    {
-        self.cached_with(key, opts, Fallible, compute).await
-    }
-
-    /// The general form of [`get_or_compute`](Self::get_or_compute): `policy` says which
-    /// return values are stored and how a stored value becomes a return value
-    /// ([`Plain`], [`Fallible`], [`Optional`]).
-    ///
-    /// ```
-    /// use cachette_runtime::{Cache, Optional, Options, Ttl};
-    /// use std::time::Duration;
-    ///
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// let cache = Cache::memory(1 << 20);
-    /// // Negative caching: a `None` is stored too, for 30 seconds.
-    /// let policy = Optional { cache_none: true, none_ttl: Some(Ttl::Fixed(Duration::from_secs(30))) };
-    /// let found: Option<u32> = cache
-    ///     .cached_with("user:404", &Options::new(), policy, || async { None })
-    ///     .await;
-    /// assert_eq!(found, None);
-    /// assert!(cache.exists("user:404").await.unwrap());
-    /// # }
-    /// ```
-    pub async fn cached_with<R, P, F, Fut>(
-        &self,
-        key: &str,
-        opts: &Options,
-        policy: P,
-        compute: F,
-    ) -> R
-    where
-        P: ReturnPolicy<R>,
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = R>,
-    {
-        self.run_cached(key, opts, policy, compute, false).await
-    }
-
-    /// Recomputes the value of `key` and stores it, without looking it up first (cache
-    /// warming, or refreshing after an out-of-band change). Returns the computed value. The
-    /// tag versions are read before the computation starts, as on a miss.
-    pub async fn refresh<R, P, F, Fut>(&self, key: &str, opts: &Options, policy: P, compute: F) -> R
-    where
-        P: ReturnPolicy<R>,
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = R>,
-    {
-        self.run_cached(key, opts, policy, compute, true).await
-    }
-
-    async fn run_cached<R, P, F, Fut>(
-        &self,
-        key: &str,
-        opts: &Options,
-        policy: P,
-        compute: F,
-        refresh: bool,
-    ) -> R
-    where
-        P: ReturnPolicy<R>,
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = R>,
-    {
-        if matches!(self.inner.backend, Backend::Disabled) {
-            bump(
-                &self.inner.stats.misses,
-                "cachette_misses_total",
-                &opts.name,
-            );
-            return compute().await;
-        }
-        let full_key = self.full_key(key);
-        let tag_keys = self.tag_keys(&opts.tags);
-        let ttl = self.ttl_for(&opts.ttl, &opts.name);
-        let versions = if refresh {
-            let versions = match self.inner.backend.versions(&tag_keys).await {
-                Ok(v) => v,
-                Err(e) => {
-                    self.log_error(&self.inner.stats.log_backend, &opts.name, "fetch_tags", &e);
-                    return compute().await;
-                }
-            };
-            self.fill_versions(&opts.tags, &tag_keys, versions, ttl, &opts.name)
-                .await
-        } else {
-            match self
-                .probe::<P::Stored>(&full_key, &opts.tags, &tag_keys, ttl, &opts.name)
-                .await
-            {
-                Probe::Hit(v) => {
-                    bump(&self.inner.stats.hits, "cachette_hits_total", &opts.name);
-                    tracing::debug!(cache = %opts.name, key = %full_key, "cache hit");
-                    return policy.restore(v);
-                }
-                Probe::Miss(versions) => {
-                    bump(
-                        &self.inner.stats.misses,
-                        "cachette_misses_total",
-                        &opts.name,
-                    );
-                    tracing::debug!(cache = %opts.name, key = %full_key, "cache miss");
-                    versions
-                }
-            }
-        };
-        let started = Instant::now();
-        let result = compute().await;
-        if let (Some((value, ttl_override)), Some(versions)) = (policy.to_store(&result), versions)
-        {
-            let compute_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-            let ttl = match ttl_override {
-                Some(t) => self.ttl_for(t, &opts.name),
-                None => ttl,
-            };
-            if let Err(e) = self
-                .store_entry(&full_key, value, &versions, ttl, compute_ms, &opts.name)
-                .await
-                && !matches!(e, Error::TooLarge { .. } | Error::Encode(_))
-            {
-                self.log_error(&self.inner.stats.log_backend, &opts.name, "store", &e);
-            }
-        }
-        result
-    }
-
-    /// One lookup: the entry and the tag versions in one round trip, then, on a miss, the tag
-    /// versions the fill will be stored with (created when missing).
-    async fn probe<T: DeserializeOwned>(
-        &self,
-        full_key: &str,
-        tags: &[String],
-        tag_keys: &[String],
-        entry_ttl: Duration,
-        name: &Cow<'static, str>,
-    ) -> Probe<T> {
-        let fetched = match self.inner.backend.fetch(full_key, tag_keys).await {
-            Ok(f) => f,
-            Err(e) => {
-                self.log_error(&self.inner.stats.log_backend, name, "fetch", &e);
-                return Probe::Miss(None);
-            }
-        };
-        if let Some(bytes) = &fetched.entry {
-            match self.check::<T>(bytes, tags, &fetched.versions).await {
-                Ok(Check::Valid(v)) => return Probe::Hit(v),
-                Ok(Check::Stale) => {}
-                Ok(Check::Undecodable(why)) => self.decode_failure(name, full_key, &why),
-                Err(e) => {
-                    self.log_error(&self.inner.stats.log_backend, name, "fetch_tags", &e);
-                    return Probe::Miss(None);
-                }
-            }
-        }
-        self.fill_versions(tags, tag_keys, fetched.versions, entry_ttl, name)
-            .await
-            .map_or(Probe::Miss(None), |v| Probe::Miss(Some(v)))
-    }
-
-    /// The tag versions a fill starting now is stored with; creates missing tag keys.
-    async fn fill_versions(
-        &self,
-        tags: &[String],
-        tag_keys: &[String],
-        mut versions: Vec<Option<String>>,
-        entry_ttl: Duration,
-        name: &Cow<'static, str>,
-    ) -> Option<Vec<(String, String)>> {
-        let missing: Vec<usize> = (0..tags.len())
-            .filter(|&i| versions.get(i).is_none_or(Option::is_none))
-            .collect();
-        if !missing.is_empty() {
-            let keys: Vec<String> = missing.iter().map(|&i| tag_keys[i].clone()).collect();
-            let ttl = self.inner.config.tag_ttl.max(entry_ttl);
-            match self.inner.backend.ensure_tags(&keys, ttl).await {
-                Ok(created) => {
-                    versions.resize(tags.len(), None);
-                    for (&i, v) in missing.iter().zip(created) {
-                        versions[i] = v;
-                    }
-                }
-                Err(e) => {
-                    self.log_error(&self.inner.stats.log_backend, name, "create_tags", &e);
-                    return None;
-                }
-            }
-        }
-        tags.iter()
-            .zip(versions)
-            .map(|(t, v)| v.map(|v| (t.clone(), v)))
-            .collect()
-    }
-
-    /// Checks stored bytes against the current tag versions and decodes the value.
-    ///
-    /// `versions[i]` is the current version of `tags[i]`. The entry is valid only if it
-    /// carries every tag in `tags` and each of its tags still has the version it was stored
-    /// with; tags the entry carries beyond `tags` are fetched (one more round trip).
-    async fn check<T: DeserializeOwned>(
-        &self,
-        bytes: &[u8],
-        tags: &[String],
-        versions: &[Option<String>],
-    ) -> Result<Check<T>> {
-        let env = match codec::decode_header(bytes) {
-            Ok(env) => env,
-            Err(e @ (DecodeError::Malformed(_) | DecodeError::Version(_))) => {
-                return Ok(Check::Undecodable(e.to_string()));
-            }
-        };
-        if !tags
-            .iter()
-            .all(|t| env.tags.iter().any(|(et, _)| et.as_ref() == t.as_str()))
-        {
-            return Ok(Check::Stale);
-        }
-        let mut extra_tags = Vec::new();
-        for (tag, stored) in &env.tags {
-            match tags.iter().position(|t| t.as_str() == tag.as_ref()) {
-                Some(i) => {
-                    if versions.get(i).and_then(Option::as_deref) != Some(stored.as_ref()) {
-                        return Ok(Check::Stale);
-                    }
-                }
-                None => extra_tags.push((tag, stored)),
-            }
-        }
-        if !extra_tags.is_empty() {
-            let keys: Vec<String> = extra_tags.iter().map(|(t, _)| self.tag_key(t)).collect();
-            let current = self.inner.backend.versions(&keys).await?;
-            for ((_, stored), cur) in extra_tags.iter().zip(current) {
-                if cur.as_deref() != Some(stored.as_ref()) {
-                    return Ok(Check::Stale);
-                }
-            }
-        }
-        Ok(match codec::decode_value::<T>(&env) {
-            Ok(v) => Check::Valid(v),
-            Err(e) => {
-                Check::Undecodable(format!("value does not decode as the expected type: {e}"))
-            }
-        })
-    }
-
-    fn decode_failure(&self, name: &Cow<'static, str>, full_key: &str, why: &str) {
-        bump(
-            &self.inner.stats.decode_failures,
-            "cachette_decode_failures_total",
-            name,
-        );
-        if let Some(held) = self.inner.stats.log_decode.allow() {
-            tracing::warn!(
-                cache = %name, error = why, suppressed = held,
-                "stored entry does not decode; recomputing and overwriting it"
-            );
-        }
-        tracing::debug!(cache = %name, key = %full_key, "undecodable entry");
-    }
-
-    async fn store_entry<T: Serialize + ?Sized>(
-        &self,
-        full_key: &str,
-        value: &T,
-        versions: &[(String, String)],
-        ttl: Duration,
-        compute_ms: u64,
-        name: &Cow<'static, str>,
-    ) -> Result<()> {
-        let bytes = codec::encode(value, versions, now_ms(), compute_ms).inspect_err(|e| {
-            if let Some(held) = self.inner.stats.log_oversize.allow() {
-                tracing::warn!(cache = %name, error = %e, suppressed = held, "value does not serialize; not stored");
-            }
-        })?;
-        let max = self.inner.config.max_value_bytes;
-        if bytes.len() > max {
-            bump(&self.inner.stats.oversize, "cachette_oversize_total", name);
-            if let Some(held) = self.inner.stats.log_oversize.allow() {
-                tracing::warn!(
-                    cache = %name, size = bytes.len(), max, suppressed = held,
-                    "value over the size limit; not stored"
-                );
-            }
-            return Err(Error::TooLarge {
-                size: bytes.len(),
-                max,
-            });
-        }
-        self.inner.backend.store(full_key, bytes, ttl).await?;
-        bump(&self.inner.stats.stores, "cachette_stores_total", name);
-        Ok(())
-    }
-
     // ----- the manual API ------------------------------------------------------------------
 
     /// The value stored at `key`, if there is a valid one (not expired, not invalidated).
@@ -581,11 +240,11 @@ impl Cache {
             return Ok(None);
         };
         match self.check::<T>(&bytes, &[], &[]).await? {
-            Check::Valid(v) => {
+            Check::Valid(v, meta) if self.is_fresh(meta) => {
                 bump(&self.inner.stats.hits, "cachette_hits_total", &name);
                 Ok(Some(v))
             }
-            Check::Stale => {
+            Check::Valid(..) | Check::Invalid => {
                 bump(&self.inner.stats.misses, "cachette_misses_total", &name);
                 Ok(None)
             }
@@ -607,8 +266,12 @@ impl Cache {
         Ok(matches!(
             self.check::<serde::de::IgnoredAny>(&bytes, &[], &[])
                 .await?,
-            Check::Valid(_)
+            Check::Valid(_, meta) if self.is_fresh(meta)
         ))
+    }
+
+    fn is_fresh(&self, meta: Meta) -> bool {
+        meta.fresh_until_ms == 0 || self.inner.config.clock.now_ms() < meta.fresh_until_ms
     }
 
     /// Stores `value` at `key` with the options' TTL and tags. The tag versions are read
@@ -639,7 +302,8 @@ impl Cache {
                 "a tag key vanished while it was being created; nothing was stored".to_owned(),
             ));
         };
-        self.store_entry(&full_key, value, &versions, ttl, 0, &opts.name)
+        let raw = codec::encode_value(value)?;
+        self.store_raw(&full_key, &raw, &versions, ttl, opts, 0)
             .await
     }
 
@@ -722,6 +386,56 @@ impl Cache {
         Err(e)
     }
 
+    // ----- locks ---------------------------------------------------------------------------
+
+    /// Takes the lock `name` for `ttl` if nobody holds it (`SET NX PX` with a fresh random
+    /// token). A holder that crashes loses the lock when `ttl` runs out.
+    pub async fn try_lock(&self, name: &str, ttl: Duration) -> Result<Option<Lock>> {
+        let key = self.lock_key(name);
+        let token = crate::backend::new_version();
+        if self.inner.backend.try_lock(&key, &token, ttl).await? {
+            Ok(Some(Lock {
+                cache: self.clone(),
+                key,
+                token,
+                released: false,
+            }))
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Waits up to `wait` for the lock `name` (polling every 10 to 100 ms); `Ok(None)` when
+    /// it stayed taken.
+    pub async fn lock(&self, name: &str, ttl: Duration, wait: Duration) -> Result<Option<Lock>> {
+        let deadline = Instant::now() + wait;
+        let mut pause = Duration::from_millis(10);
+        loop {
+            if let Some(lock) = self.try_lock(name, ttl).await? {
+                return Ok(Some(lock));
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            tokio::time::sleep(pause.min(deadline - now)).await;
+            pause = (pause * 2).min(Duration::from_millis(100));
+        }
+    }
+
+    pub(crate) async fn release_lock_raw(&self, key: &str, token: &str) -> Result<bool> {
+        self.inner.backend.release_lock(key, token).await
+    }
+
+    pub(crate) async fn extend_lock_raw(
+        &self,
+        key: &str,
+        token: &str,
+        ttl: Duration,
+    ) -> Result<bool> {
+        self.inner.backend.extend_lock(key, token, ttl).await
+    }
+
     // ----- test support --------------------------------------------------------------------
 
     pub(crate) fn memory_backend(&self) -> Option<&MemoryBackend> {
@@ -734,14 +448,5 @@ impl Cache {
 
 fn default_config() -> Config {
     // Only reached if the defaults failed to validate, which they do not.
-    Config {
-        namespace: crate::config::DEFAULT_NAMESPACE.to_owned(),
-        version: None,
-        default_ttl: crate::config::DEFAULT_TTL,
-        profiles: Default::default(),
-        op_timeout: crate::config::DEFAULT_OP_TIMEOUT,
-        max_value_bytes: crate::config::DEFAULT_MAX_VALUE_BYTES,
-        tag_ttl: crate::config::DEFAULT_TAG_TTL,
-        memory_max_tags: 1_000_000,
-    }
+    Config::defaults()
 }

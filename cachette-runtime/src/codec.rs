@@ -1,13 +1,17 @@
 //! The stored form of an entry: a small versioned JSON envelope around the serde value.
 //!
 //! ```text
-//! {"v":1,"tags":[["users","5f0c…"],["user:42","9a1b…"]],"created_ms":1732190000000,"compute_ms":12,"value":{…}}
+//! {"v":1,"tags":[["users","5f0c…"],["user:42","9a1b…"]],"created_ms":1732190000000,"fresh_until_ms":1732190600000,"compute_us":12000,"value":{…}}
 //! ```
 //!
 //! * `v`: the envelope format; an entry of another format is a miss (recomputed, overwritten).
 //! * `tags`: each tag with the version its tag key held *before* the value's computation
 //!   started. The entry is valid only while every tag key still holds that version.
-//! * `created_ms`, `compute_ms`: when the entry was stored and how long its computation took.
+//! * `created_ms`: when the entry was stored (cachette's clock, ms since the Unix epoch).
+//! * `fresh_until_ms`: the end of its TTL. Past it the entry may still be stored (the backend
+//!   keeps it for the stale-while-revalidate and stale-if-error windows) but is not fresh;
+//!   `0` means "fresh until the backend expires it".
+//! * `compute_us`: how long the computation took, for probabilistic early refresh.
 //! * `value`: the value as `serde_json` writes it, readable from `redis-cli` and by services
 //!   in other languages.
 //!
@@ -22,12 +26,21 @@ use std::borrow::Cow;
 pub const ENVELOPE_VERSION: u32 = 1;
 
 #[derive(Serialize)]
-struct EnvelopeOut<'a, T: ?Sized> {
+struct EnvelopeOut<'a> {
     v: u32,
     tags: &'a [(String, String)],
     created_ms: u64,
-    compute_ms: u64,
-    value: &'a T,
+    fresh_until_ms: u64,
+    compute_us: u64,
+    value: &'a RawValue,
+}
+
+/// Entry metadata written beside the value.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Meta {
+    pub created_ms: u64,
+    pub fresh_until_ms: u64,
+    pub compute_us: u64,
 }
 
 /// The header of a stored entry, borrowed from its bytes; the value is decoded only after the
@@ -38,29 +51,47 @@ pub(crate) struct Envelope<'a> {
     #[serde(borrow, default)]
     pub tags: Vec<(Cow<'a, str>, Cow<'a, str>)>,
     #[serde(default)]
-    #[allow(dead_code)] // read by freshness logic (early refresh) in a later release
     pub created_ms: u64,
     #[serde(default)]
-    #[allow(dead_code)]
-    pub compute_ms: u64,
+    pub fresh_until_ms: u64,
+    #[serde(default)]
+    pub compute_us: u64,
     #[serde(borrow)]
     pub value: &'a RawValue,
 }
 
-/// Serializes `value` with its tag versions into the envelope.
-pub(crate) fn encode<T: Serialize + ?Sized>(
+/// Serializes a value on its own (what single-flight followers decode, and what goes into
+/// the envelope).
+pub(crate) fn encode_value<T: Serialize + ?Sized>(
     value: &T,
+) -> Result<Box<RawValue>, serde_json::Error> {
+    serde_json::value::to_raw_value(value)
+}
+
+/// Wraps a serialized value with its tag versions and metadata.
+pub(crate) fn encode_raw(
+    value: &RawValue,
     tags: &[(String, String)],
-    created_ms: u64,
-    compute_ms: u64,
+    meta: Meta,
 ) -> Result<Vec<u8>, serde_json::Error> {
     serde_json::to_vec(&EnvelopeOut {
         v: ENVELOPE_VERSION,
         tags,
-        created_ms,
-        compute_ms,
+        created_ms: meta.created_ms,
+        fresh_until_ms: meta.fresh_until_ms,
+        compute_us: meta.compute_us,
         value,
     })
+}
+
+/// Serializes `value` with its tag versions into the envelope.
+#[cfg(test)]
+pub(crate) fn encode<T: Serialize + ?Sized>(
+    value: &T,
+    tags: &[(String, String)],
+    meta: Meta,
+) -> Result<Vec<u8>, serde_json::Error> {
+    encode_raw(&encode_value(value)?, tags, meta)
 }
 
 /// Why stored bytes could not be used.
@@ -90,6 +121,16 @@ pub(crate) fn decode_header(bytes: &[u8]) -> Result<Envelope<'_>, DecodeError> {
     Ok(env)
 }
 
+impl Envelope<'_> {
+    pub fn meta(&self) -> Meta {
+        Meta {
+            created_ms: self.created_ms,
+            fresh_until_ms: self.fresh_until_ms,
+            compute_us: self.compute_us,
+        }
+    }
+}
+
 /// Decodes the value of a checked envelope.
 pub(crate) fn decode_value<T: DeserializeOwned>(
     env: &Envelope<'_>,
@@ -104,10 +145,15 @@ mod tests {
     #[test]
     fn round_trip_and_readable() {
         let tags = vec![("users".to_owned(), "v1".to_owned())];
-        let bytes = encode(&vec![1, 2, 3], &tags, 5, 7).unwrap();
+        let meta = Meta {
+            created_ms: 5,
+            fresh_until_ms: 9,
+            compute_us: 7,
+        };
+        let bytes = encode(&vec![1, 2, 3], &tags, meta).unwrap();
         assert_eq!(
             std::str::from_utf8(&bytes).unwrap(),
-            r#"{"v":1,"tags":[["users","v1"]],"created_ms":5,"compute_ms":7,"value":[1,2,3]}"#
+            r#"{"v":1,"tags":[["users","v1"]],"created_ms":5,"fresh_until_ms":9,"compute_us":7,"value":[1,2,3]}"#
         );
         let env = decode_header(&bytes).unwrap();
         assert_eq!(env.tags[0].0, "users");

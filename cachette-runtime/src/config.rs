@@ -1,9 +1,11 @@
 //! Configuration: [`CacheBuilder`], TTLs and TTL profiles, per-call [`Options`].
 
+use crate::clock::{Clock, RandomSource, SystemClock, ThreadRandom};
 use crate::error::{Error, Result, redact_url};
 use crate::keys::valid_segment;
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Default namespace prefix of every key.
@@ -20,6 +22,46 @@ pub const DEFAULT_MAX_VALUE_BYTES: usize = 4 * 1024 * 1024;
 pub const DEFAULT_MEMORY_BYTES: u64 = 256 * 1024 * 1024;
 /// Default lifetime of a tag version key (see [`CacheBuilder::tag_ttl`]).
 pub const DEFAULT_TAG_TTL: Duration = Duration::from_secs(24 * 3600);
+/// Default TTL jitter: each stored TTL is shortened by a random fraction of up to 10%, so
+/// that entries filled together do not expire together. A TTL is never lengthened.
+pub const DEFAULT_JITTER: f64 = 0.1;
+/// Default β of probabilistic early refresh (XFetch).
+pub const DEFAULT_EARLY_REFRESH_BETA: f64 = 1.0;
+/// Default lifetime of a distributed fill lock (see [`LockOptions`]).
+pub const DEFAULT_LOCK_TTL: Duration = Duration::from_secs(10);
+
+/// Probabilistic early refresh (XFetch, Vattani et al., VLDB 2015): a hit with `Δ` left
+/// before expiry recomputes early with probability `exp(-Δ / (β·δ))`, `δ` being how long the
+/// value's computation took.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum EarlyRefresh {
+    /// The cache's setting ([`CacheBuilder::early_refresh`], on with β = 1 by default).
+    #[default]
+    Default,
+    /// Never refresh early.
+    Off,
+    /// Refresh early with this β (larger: earlier).
+    Beta(f64),
+}
+
+/// A distributed lock around the computation of a missing entry: one process computes, the
+/// others wait for its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockOptions {
+    /// Lifetime of the lock: a crashed holder's lock expires after it.
+    pub ttl: Duration,
+    /// How long the other processes wait for the value before computing it themselves.
+    pub wait: Duration,
+}
+
+impl Default for LockOptions {
+    fn default() -> Self {
+        LockOptions {
+            ttl: DEFAULT_LOCK_TTL,
+            wait: DEFAULT_LOCK_TTL,
+        }
+    }
+}
 
 /// How long an entry lives.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -57,6 +99,12 @@ pub struct Options {
     pub(crate) ttl: Ttl,
     pub(crate) tags: Vec<String>,
     pub(crate) name: Cow<'static, str>,
+    pub(crate) stale: Duration,
+    pub(crate) stale_if_error: Duration,
+    pub(crate) jitter: Option<f64>,
+    pub(crate) early_refresh: EarlyRefresh,
+    pub(crate) lock: Option<LockOptions>,
+    pub(crate) single_flight: bool,
 }
 
 impl Options {
@@ -66,7 +114,54 @@ impl Options {
             ttl: Ttl::Default,
             tags: Vec::new(),
             name: Cow::Borrowed("manual"),
+            stale: Duration::ZERO,
+            stale_if_error: Duration::ZERO,
+            jitter: None,
+            early_refresh: EarlyRefresh::Default,
+            lock: None,
+            single_flight: true,
         }
+    }
+
+    /// Stale-while-revalidate: for `window` after the TTL, callers get the old value at once
+    /// while a single refresh replaces it. An invalidated entry is never served stale.
+    pub fn stale(mut self, window: Duration) -> Self {
+        self.stale = window;
+        self
+    }
+
+    /// Stale-if-error: when the computation fails and a stale (not invalidated) value within
+    /// `window` after its TTL exists, that value is returned instead of the error (counted).
+    /// Applies to policies with an error case ([`Fallible`](crate::Fallible)).
+    pub fn stale_if_error(mut self, window: Duration) -> Self {
+        self.stale_if_error = window;
+        self
+    }
+
+    /// TTL jitter for this call: the stored TTL is shortened by a random fraction up to
+    /// `fraction` (0 to 1; default [`DEFAULT_JITTER`]).
+    pub fn jitter(mut self, fraction: f64) -> Self {
+        self.jitter = Some(fraction);
+        self
+    }
+
+    /// Probabilistic early refresh for this call.
+    pub fn early_refresh(mut self, setting: EarlyRefresh) -> Self {
+        self.early_refresh = setting;
+        self
+    }
+
+    /// A distributed lock around misses (see [`LockOptions`]).
+    pub fn lock(mut self, lock: LockOptions) -> Self {
+        self.lock = Some(lock);
+        self
+    }
+
+    /// Single-flight in the process (on by default): concurrent misses of one key share one
+    /// computation.
+    pub fn single_flight(mut self, on: bool) -> Self {
+        self.single_flight = on;
+        self
     }
 
     /// Sets the TTL (a `Duration` or a [`Ttl`]).
@@ -128,8 +223,12 @@ impl std::fmt::Debug for BackendChoice {
 }
 
 /// The settings a [`Cache`](crate::Cache) runs with.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct Config {
+    pub clock: Arc<dyn Clock>,
+    pub random: Arc<dyn RandomSource>,
+    pub jitter: f64,
+    pub early_refresh_beta: Option<f64>,
     pub namespace: String,
     pub version: Option<String>,
     pub default_ttl: Duration,
@@ -138,6 +237,36 @@ pub(crate) struct Config {
     pub max_value_bytes: usize,
     pub tag_ttl: Duration,
     pub memory_max_tags: u64,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("namespace", &self.namespace)
+            .field("version", &self.version)
+            .field("default_ttl", &self.default_ttl)
+            .field("op_timeout", &self.op_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Config {
+    pub(crate) fn defaults() -> Config {
+        Config {
+            clock: Arc::new(SystemClock),
+            random: Arc::new(ThreadRandom),
+            jitter: DEFAULT_JITTER,
+            early_refresh_beta: Some(DEFAULT_EARLY_REFRESH_BETA),
+            namespace: DEFAULT_NAMESPACE.to_owned(),
+            version: None,
+            default_ttl: DEFAULT_TTL,
+            profiles: HashMap::new(),
+            op_timeout: DEFAULT_OP_TIMEOUT,
+            max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
+            tag_ttl: DEFAULT_TAG_TTL,
+            memory_max_tags: 1_000_000,
+        }
+    }
 }
 
 /// Builds a [`Cache`](crate::Cache).
@@ -158,7 +287,7 @@ pub(crate) struct Config {
 ///     .expect("valid configuration");
 /// assert_eq!(cache.full_key("user:1"), "myapp:v2:user:1");
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct CacheBuilder {
     backend: BackendChoice,
     config: Config,
@@ -170,16 +299,7 @@ impl Default for CacheBuilder {
     fn default() -> Self {
         CacheBuilder {
             backend: BackendChoice::Memory(DEFAULT_MEMORY_BYTES),
-            config: Config {
-                namespace: DEFAULT_NAMESPACE.to_owned(),
-                version: None,
-                default_ttl: DEFAULT_TTL,
-                profiles: HashMap::new(),
-                op_timeout: DEFAULT_OP_TIMEOUT,
-                max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
-                tag_ttl: DEFAULT_TAG_TTL,
-                memory_max_tags: 1_000_000,
-            },
+            config: Config::defaults(),
             profile_spec: None,
             errors: Vec::new(),
         }
@@ -332,6 +452,32 @@ impl CacheBuilder {
         self
     }
 
+    /// Default TTL jitter (fraction 0 to 1; [`DEFAULT_JITTER`]). `0` switches it off.
+    pub fn jitter(mut self, fraction: f64) -> Self {
+        self.config.jitter = fraction;
+        self
+    }
+
+    /// Default probabilistic early refresh: `Some(β)` (default `Some(1.0)`), or `None` for off.
+    pub fn early_refresh(mut self, beta: Option<f64>) -> Self {
+        self.config.early_refresh_beta = beta;
+        self
+    }
+
+    /// The clock used for freshness (TTL, stale windows, early refresh). Tests use
+    /// [`ManualClock`](crate::clock::ManualClock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.config.clock = clock;
+        self
+    }
+
+    /// The random source used for early refresh and jitter. Tests use
+    /// [`ScriptedRandom`](crate::clock::ScriptedRandom).
+    pub fn random(mut self, random: Arc<dyn RandomSource>) -> Self {
+        self.config.random = random;
+        self
+    }
+
     /// Validates the configuration and builds the cache. Connecting to Redis happens lazily,
     /// so this succeeds while Redis is down; it fails on a malformed URL or setting.
     pub fn build(mut self) -> Result<crate::Cache> {
@@ -362,6 +508,16 @@ impl CacheBuilder {
         if c.op_timeout.is_zero() {
             errors.push("operation timeout must be greater than zero".to_owned());
         }
+        if !(0.0..=1.0).contains(&c.jitter) {
+            errors.push(format!("jitter {} must be between 0 and 1", c.jitter));
+        }
+        if let Some(beta) = c.early_refresh_beta
+            && !(beta.is_finite() && beta > 0.0)
+        {
+            errors.push(format!(
+                "early refresh beta {beta} must be a positive number"
+            ));
+        }
         if c.tag_ttl.is_zero() {
             errors.push("tag TTL must be greater than zero".to_owned());
         }
@@ -379,4 +535,13 @@ pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
         return Err(format!("`{s}` is zero"));
     }
     Ok(d)
+}
+
+impl std::fmt::Debug for CacheBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CacheBuilder")
+            .field("backend", &self.backend)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
 }

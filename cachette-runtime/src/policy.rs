@@ -4,6 +4,8 @@
 use crate::config::Ttl;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::any::Any;
+use std::sync::Arc;
 
 /// A value cachette can store: serializable and deserializable with serde.
 #[diagnostic::on_unimplemented(
@@ -24,6 +26,23 @@ pub trait ReturnPolicy<R> {
     fn to_store<'a>(&'a self, ret: &'a R) -> Option<(&'a Self::Stored, Option<&'a Ttl>)>;
     /// The return value for a stored value.
     fn restore(&self, stored: Self::Stored) -> R;
+    /// What callers waiting on the same computation decode (single-flight). By default
+    /// what is stored; `Optional` shares a `None` even when it does not store it.
+    fn share<'a>(&'a self, ret: &'a R) -> Option<&'a Self::Stored> {
+        self.to_store(ret).map(|(v, _)| v)
+    }
+    /// Whether `ret` is a failure (for stale-if-error).
+    fn is_error(&self, _ret: &R) -> bool {
+        false
+    }
+    /// A failure shared as it is with waiting callers, when it can be cloned.
+    fn share_error(&self, _ret: &R) -> Option<Arc<dyn Any + Send + Sync>> {
+        None
+    }
+    /// A waiting caller's copy of a shared failure.
+    fn restore_error(&self, _shared: &(dyn Any + Send + Sync)) -> Option<R> {
+        None
+    }
 }
 
 /// Every value is stored (`-> T`).
@@ -52,6 +71,38 @@ impl<T: CacheValue, E> ReturnPolicy<Result<T, E>> for Fallible {
     fn restore(&self, stored: T) -> Result<T, E> {
         Ok(stored)
     }
+    fn is_error(&self, ret: &Result<T, E>) -> bool {
+        ret.is_err()
+    }
+}
+
+/// Like [`Fallible`], for an error type that is `Clone`: callers waiting on the same
+/// computation get a clone of its error instead of running their own computation.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FallibleShared;
+
+impl<T: CacheValue, E: Clone + Send + Sync + 'static> ReturnPolicy<Result<T, E>>
+    for FallibleShared
+{
+    type Stored = T;
+    fn to_store<'a>(&'a self, ret: &'a Result<T, E>) -> Option<(&'a T, Option<&'a Ttl>)> {
+        ret.as_ref().ok().map(|v| (v, None))
+    }
+    fn restore(&self, stored: T) -> Result<T, E> {
+        Ok(stored)
+    }
+    fn is_error(&self, ret: &Result<T, E>) -> bool {
+        ret.is_err()
+    }
+    fn share_error(&self, ret: &Result<T, E>) -> Option<Arc<dyn Any + Send + Sync>> {
+        match ret {
+            Err(e) => Some(Arc::new(e.clone())),
+            Ok(_) => None,
+        }
+    }
+    fn restore_error(&self, shared: &(dyn Any + Send + Sync)) -> Option<Result<T, E>> {
+        shared.downcast_ref::<E>().map(|e| Err(e.clone()))
+    }
 }
 
 /// `Some` values are stored; `None` only with `cache_none` (negative caching), for
@@ -75,5 +126,8 @@ impl<T: CacheValue> ReturnPolicy<Option<T>> for Optional {
     }
     fn restore(&self, stored: Option<T>) -> Option<T> {
         stored
+    }
+    fn share<'a>(&'a self, ret: &'a Option<T>) -> Option<&'a Option<T>> {
+        Some(ret)
     }
 }

@@ -32,6 +32,18 @@ pub struct StatsSnapshot {
     pub invalidation_failures: u64,
     /// Calls that named a TTL profile that is not configured (the default TTL was used).
     pub unknown_profiles: u64,
+    /// Stale values served while a refresh ran (stale-while-revalidate).
+    pub stale_served: u64,
+    /// Stale values served because the computation failed (stale-if-error).
+    pub stale_if_error: u64,
+    /// Probabilistic early refreshes started.
+    pub early_refreshes: u64,
+    /// Calls that waited for another call's computation of the same key (single-flight).
+    pub coalesced: u64,
+    /// Misses that waited for another process's fill lock.
+    pub lock_waits: u64,
+    /// Lock waits that timed out (the waiter then computed itself).
+    pub lock_timeouts: u64,
     /// Round trips made to Redis (0 for the other backends).
     pub round_trips: u64,
 }
@@ -59,6 +71,12 @@ pub(crate) struct Stats {
     pub invalidations: AtomicU64,
     pub invalidation_failures: AtomicU64,
     pub unknown_profiles: AtomicU64,
+    pub stale_served: AtomicU64,
+    pub stale_if_error: AtomicU64,
+    pub early_refreshes: AtomicU64,
+    pub coalesced: AtomicU64,
+    pub lock_waits: AtomicU64,
+    pub lock_timeouts: AtomicU64,
     pub log_backend: LogLimiter,
     pub log_decode: LogLimiter,
     pub log_oversize: LogLimiter,
@@ -78,6 +96,12 @@ impl Stats {
             invalidations: g(&self.invalidations),
             invalidation_failures: g(&self.invalidation_failures),
             unknown_profiles: g(&self.unknown_profiles),
+            stale_served: g(&self.stale_served),
+            stale_if_error: g(&self.stale_if_error),
+            early_refreshes: g(&self.early_refreshes),
+            coalesced: g(&self.coalesced),
+            lock_waits: g(&self.lock_waits),
+            lock_timeouts: g(&self.lock_timeouts),
             round_trips,
         }
     }

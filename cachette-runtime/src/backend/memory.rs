@@ -40,6 +40,7 @@ pub(crate) struct MemoryBackend {
     tags: moka::sync::Cache<String, Arc<str>>,
     /// Versions are unique within the process: a counter, never reused.
     next_version: AtomicU64,
+    pub locks: crate::lock::MemoryLocks,
 }
 
 impl MemoryBackend {
@@ -59,6 +60,7 @@ impl MemoryBackend {
             entries,
             tags,
             next_version: AtomicU64::new(1),
+            locks: Default::default(),
         }
     }
 

@@ -108,6 +108,48 @@ impl Backend {
         }
     }
 
+    pub async fn try_lock(&self, lock_key: &str, token: &str, ttl: Duration) -> Result<bool> {
+        match self {
+            Backend::Redis(r) => r.try_lock(lock_key, token, ttl).await,
+            Backend::Memory(m) => Ok(m.locks.try_lock(lock_key, token, ttl)),
+            Backend::Disabled => Ok(true),
+        }
+    }
+
+    /// A lookup and a lock attempt, in one round trip.
+    pub async fn fetch_and_lock(
+        &self,
+        key: &str,
+        tag_keys: &[String],
+        lock_key: &str,
+        token: &str,
+        ttl: Duration,
+    ) -> Result<(Fetched, bool)> {
+        match self {
+            Backend::Redis(r) => r.fetch_and_lock(key, tag_keys, lock_key, token, ttl).await,
+            _ => {
+                let locked = self.try_lock(lock_key, token, ttl).await?;
+                Ok((self.fetch(key, tag_keys).await?, locked))
+            }
+        }
+    }
+
+    pub async fn release_lock(&self, lock_key: &str, token: &str) -> Result<bool> {
+        match self {
+            Backend::Redis(r) => r.release_lock(lock_key, token).await,
+            Backend::Memory(m) => Ok(m.locks.release(lock_key, token)),
+            Backend::Disabled => Ok(true),
+        }
+    }
+
+    pub async fn extend_lock(&self, lock_key: &str, token: &str, ttl: Duration) -> Result<bool> {
+        match self {
+            Backend::Redis(r) => r.extend_lock(lock_key, token, ttl).await,
+            Backend::Memory(m) => Ok(m.locks.extend(lock_key, token, ttl)),
+            Backend::Disabled => Ok(true),
+        }
+    }
+
     /// Round trips made so far (Redis only; 0 otherwise).
     pub fn round_trips(&self) -> u64 {
         match self {

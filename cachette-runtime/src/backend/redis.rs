@@ -189,6 +189,93 @@ impl RedisBackend {
     }
 }
 
+impl RedisBackend {
+    async fn run_script(&self, script: &redis::Script, key: &str, args: &[&str]) -> Result<i64> {
+        let mut conn = self.conn()?;
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
+        let mut inv = script.key(key);
+        for a in args {
+            inv.arg(*a);
+        }
+        match tokio::time::timeout(self.op_timeout, inv.invoke_async::<i64>(&mut conn)).await {
+            Ok(r) => Ok(r?),
+            Err(_) => Err(Error::Timeout(self.op_timeout)),
+        }
+    }
+
+    /// `SET lock token NX PX ttl`: whether the lock was taken.
+    pub async fn try_lock(&self, lock_key: &str, token: &str, ttl: Duration) -> Result<bool> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("SET")
+            .arg(lock_key)
+            .arg(token)
+            .arg("NX")
+            .arg("PX")
+            .arg(millis(ttl));
+        let (ok,): (Option<String>,) = self.run(&pipe).await?;
+        Ok(ok.is_some())
+    }
+
+    /// The lookup of `fetch` and `try_lock` in one round trip.
+    pub async fn fetch_and_lock(
+        &self,
+        key: &str,
+        tag_keys: &[String],
+        lock_key: &str,
+        token: &str,
+        ttl: Duration,
+    ) -> Result<(Fetched, bool)> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("SET")
+            .arg(lock_key)
+            .arg(token)
+            .arg("NX")
+            .arg("PX")
+            .arg(millis(ttl));
+        pipe.get(key);
+        for t in tag_keys {
+            pipe.get(t);
+        }
+        let mut replies: Vec<redis::Value> = self.run(&pipe).await?;
+        let locked = !matches!(replies.first(), None | Some(redis::Value::Nil));
+        let mut bytes = replies.drain(..).skip(1).map(|v| match v {
+            redis::Value::BulkString(b) => Some(b),
+            _ => None,
+        });
+        let entry = bytes.next().flatten();
+        Ok((
+            Fetched {
+                entry,
+                versions: bytes.map(version_from_bytes).collect(),
+            },
+            locked,
+        ))
+    }
+
+    /// Compare-and-delete: releases the lock only if `token` still holds it.
+    pub async fn release_lock(&self, lock_key: &str, token: &str) -> Result<bool> {
+        static SCRIPT: std::sync::OnceLock<redis::Script> = std::sync::OnceLock::new();
+        let script = SCRIPT.get_or_init(|| {
+            redis::Script::new(
+                "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end",
+            )
+        });
+        Ok(self.run_script(script, lock_key, &[token]).await? == 1)
+    }
+
+    /// Compare-and-expire: extends the lock only if `token` still holds it.
+    pub async fn extend_lock(&self, lock_key: &str, token: &str, ttl: Duration) -> Result<bool> {
+        static SCRIPT: std::sync::OnceLock<redis::Script> = std::sync::OnceLock::new();
+        let script = SCRIPT.get_or_init(|| {
+            redis::Script::new(
+                "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end",
+            )
+        });
+        let ms = millis(ttl).to_string();
+        Ok(self.run_script(script, lock_key, &[token, &ms]).await? == 1)
+    }
+}
+
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }

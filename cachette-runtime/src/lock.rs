@@ -1,0 +1,138 @@
+//! Distributed locks with owner tokens: released (or extended) only by their owner, expiring
+//! by themselves when the holder dies.
+//!
+//! ```
+//! use cachette_runtime::Cache;
+//! use std::time::Duration;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), cachette_runtime::Error> {
+//! let cache = Cache::memory(1 << 20);
+//! let lock = cache.try_lock("rebuild-leaderboard", Duration::from_secs(30)).await?;
+//! let lock = lock.expect("nobody else holds it");
+//! assert!(cache.try_lock("rebuild-leaderboard", Duration::from_secs(30)).await?.is_none());
+//! assert!(lock.release().await?, "released by its owner");
+//! assert!(cache.try_lock("rebuild-leaderboard", Duration::from_secs(30)).await?.is_some());
+//! # Ok(()) }
+//! ```
+
+use crate::Cache;
+use crate::error::Result;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// A held lock. Release it with [`Lock::release`]; a lock that is dropped unreleased is
+/// released in the background when a Tokio runtime is available, and otherwise expires at
+/// its TTL.
+#[must_use = "a lock is released when dropped; keep it while the protected work runs"]
+pub struct Lock {
+    pub(crate) cache: Cache,
+    pub(crate) key: String,
+    pub(crate) token: String,
+    pub(crate) released: bool,
+}
+
+impl std::fmt::Debug for Lock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lock")
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Lock {
+    /// The backend key of the lock.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// This holder's token (unique per acquisition).
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// Releases the lock if this holder still owns it (compare-and-delete). `Ok(false)` when
+    /// the lock had expired and may now belong to someone else, whose lock is left alone.
+    pub async fn release(mut self) -> Result<bool> {
+        self.released = true;
+        self.cache.release_lock_raw(&self.key, &self.token).await
+    }
+
+    /// Extends the lock to `ttl` from now if this holder still owns it.
+    pub async fn extend(&self, ttl: Duration) -> Result<bool> {
+        self.cache
+            .extend_lock_raw(&self.key, &self.token, ttl)
+            .await
+    }
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        if self.released {
+            return;
+        }
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            let cache = self.cache.clone();
+            let key = std::mem::take(&mut self.key);
+            let token = std::mem::take(&mut self.token);
+            handle.spawn(async move {
+                let _ = cache.release_lock_raw(&key, &token).await;
+            });
+        }
+    }
+}
+
+/// Lock table of the memory backend: token and deadline per key, pruned of expired locks as
+/// it grows.
+#[derive(Default)]
+pub(crate) struct MemoryLocks {
+    locks: Mutex<HashMap<String, (String, Instant)>>,
+}
+
+const PRUNE_ABOVE: usize = 4096;
+
+impl MemoryLocks {
+    pub fn try_lock(&self, key: &str, token: &str, ttl: Duration) -> bool {
+        let now = Instant::now();
+        let mut map = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() > PRUNE_ABOVE {
+            map.retain(|_, (_, deadline)| *deadline > now);
+        }
+        match map.get(key) {
+            Some((_, deadline)) if *deadline > now => false,
+            _ => {
+                map.insert(key.to_owned(), (token.to_owned(), now + ttl));
+                true
+            }
+        }
+    }
+
+    pub fn release(&self, key: &str, token: &str) -> bool {
+        let now = Instant::now();
+        let mut map = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+        match map.get(key) {
+            Some((t, deadline)) if t == token && *deadline > now => {
+                map.remove(key);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub fn extend(&self, key: &str, token: &str, ttl: Duration) -> bool {
+        let now = Instant::now();
+        let mut map = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+        match map.get_mut(key) {
+            Some((t, deadline)) if t == token && *deadline > now => {
+                *deadline = now + ttl;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.locks.lock().map(|m| m.len()).unwrap_or(0)
+    }
+}
