@@ -1,106 +1,16 @@
 //! One behavioural suite, two backends: every test in `suite` runs against a real
 //! `redis-server` (started by the harness, one per test) and against the embedded memory store.
 
+#[path = "support/fixture.rs"]
+mod fixture;
 #[path = "support/redis_server.rs"]
 mod redis_server;
 
-use cachette::__private::testing;
 use cachette::keys::KeyBuilder;
 use cachette::{Cache, Options};
-use redis_server::RedisServer;
+use fixture::{Counter, Fixture};
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-
-/// A cache under test and the means to tamper with its storage from outside, as `redis-cli`
-/// (or an eviction, or another service) would.
-pub struct Fixture {
-    pub cache: Cache,
-    pub server: Option<RedisServer>,
-}
-
-impl Fixture {
-    pub fn redis() -> Fixture {
-        Self::redis_with(|b| b)
-    }
-
-    pub fn redis_with(f: impl FnOnce(cachette::CacheBuilder) -> cachette::CacheBuilder) -> Fixture {
-        let server = RedisServer::start();
-        let cache = f(Cache::builder().redis(server.url()))
-            .build()
-            .expect("valid configuration");
-        Fixture {
-            cache,
-            server: Some(server),
-        }
-    }
-
-    pub fn memory() -> Fixture {
-        Self::memory_with(|b| b)
-    }
-
-    pub fn memory_with(
-        f: impl FnOnce(cachette::CacheBuilder) -> cachette::CacheBuilder,
-    ) -> Fixture {
-        let cache = f(Cache::builder().memory(64 * 1024 * 1024))
-            .build()
-            .expect("valid configuration");
-        Fixture {
-            cache,
-            server: None,
-        }
-    }
-
-    /// Another handle on the same storage, with its own connection (a second process).
-    pub fn second_handle(&self) -> Cache {
-        match &self.server {
-            Some(s) => Cache::redis(&s.url()).expect("valid url"),
-            None => self.cache.clone(),
-        }
-    }
-
-    /// Drops the version key of `tag`, as `allkeys-lru` eviction would.
-    pub fn evict_tag(&self, tag: &str) {
-        match &self.server {
-            Some(s) => {
-                let n: u64 = s.cmd(&["DEL", &self.cache.tag_key(tag)]);
-                assert_eq!(n, 1, "the tag key existed before the eviction");
-            }
-            None => assert!(testing::memory_evict_tag(&self.cache, tag)),
-        }
-    }
-
-    /// Writes raw bytes at the entry for `body`.
-    pub async fn plant(&self, body: &str, bytes: &[u8]) {
-        let full = self.cache.full_key(body);
-        match &self.server {
-            Some(s) => {
-                let mut con = s.connection();
-                redis::cmd("SET")
-                    .arg(&full)
-                    .arg(bytes)
-                    .query::<()>(&mut con)
-                    .expect("SET");
-            }
-            None => assert!(testing::memory_put_raw(&self.cache, &full, bytes.to_vec()).await),
-        }
-    }
-}
-
-/// A computation that counts its runs.
-#[derive(Clone, Default)]
-pub struct Counter(Arc<AtomicUsize>);
-
-impl Counter {
-    pub fn runs(&self) -> usize {
-        self.0.load(Ordering::SeqCst)
-    }
-    pub async fn compute<T>(&self, value: T) -> T {
-        self.0.fetch_add(1, Ordering::SeqCst);
-        value
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct User {
