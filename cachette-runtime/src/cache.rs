@@ -11,7 +11,7 @@ use crate::config::{BackendChoice, CacheBuilder, Config, Options, Ttl};
 use crate::error::{Error, Result};
 use crate::flight::Flights;
 use crate::lock::Lock;
-use crate::stats::{LogLimiter, Stats, StatsSnapshot, bump};
+use crate::stats::{Event, LogLimiter, Stats, StatsSnapshot};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::borrow::Cow;
@@ -176,11 +176,7 @@ impl Cache {
             Ttl::Profile(p) => match c.profiles.get(p.as_ref()) {
                 Some(d) => *d,
                 None => {
-                    bump(
-                        &self.inner.stats.unknown_profiles,
-                        "cachette_unknown_profile_total",
-                        name,
-                    );
+                    self.inner.stats.record(Event::UnknownProfile, name);
                     if let Some(held) = self.inner.stats.log_profile.allow() {
                         tracing::warn!(
                             cache = %name, profile = %p, suppressed = held,
@@ -198,6 +194,12 @@ impl Cache {
         self.inner.stats.snapshot(self.inner.backend.round_trips())
     }
 
+    /// The counters of each call name (the macros use the function's path), sorted by name.
+    /// `round_trips` is 0 in these; see [`stats`](Self::stats) for the cache's total.
+    pub fn stats_by_name(&self) -> Vec<(String, StatsSnapshot)> {
+        self.inner.stats.by_name()
+    }
+
     pub(crate) fn tag_keys(&self, tags: &[String]) -> Vec<String> {
         tags.iter().map(|t| self.tag_key(t)).collect()
     }
@@ -209,11 +211,7 @@ impl Cache {
         op: &'static str,
         e: &Error,
     ) {
-        bump(
-            &self.inner.stats.backend_errors,
-            "cachette_errors_total",
-            name,
-        );
+        self.inner.stats.record(Event::BackendError, name);
         metrics::counter!("cachette_backend_errors_total", "cache" => crate::stats::label(name), "op" => op, "kind" => e.kind())
             .increment(1);
         if let Some(held) = limiter.allow() {
@@ -236,21 +234,21 @@ impl Cache {
         let name = Cow::Borrowed("manual");
         let fetched = self.inner.backend.fetch(&full_key, &[]).await?;
         let Some(bytes) = fetched.entry else {
-            bump(&self.inner.stats.misses, "cachette_misses_total", &name);
+            self.inner.stats.record(Event::Miss, &name);
             return Ok(None);
         };
         match self.check::<T>(&bytes, &[], &[]).await? {
             Check::Valid(v, meta) if self.is_fresh(meta) => {
-                bump(&self.inner.stats.hits, "cachette_hits_total", &name);
+                self.inner.stats.record(Event::Hit, &name);
                 Ok(Some(v))
             }
             Check::Valid(..) | Check::Invalid => {
-                bump(&self.inner.stats.misses, "cachette_misses_total", &name);
+                self.inner.stats.record(Event::Miss, &name);
                 Ok(None)
             }
             Check::Undecodable(why) => {
                 self.decode_failure(&name, &full_key, &why);
-                bump(&self.inner.stats.misses, "cachette_misses_total", &name);
+                self.inner.stats.record(Event::Miss, &name);
                 Ok(None)
             }
         }
@@ -363,11 +361,7 @@ impl Cache {
             }
             match f().await {
                 Ok(v) => {
-                    bump(
-                        &self.inner.stats.invalidations,
-                        "cachette_invalidations_total",
-                        &name,
-                    );
+                    self.inner.stats.record(Event::Invalidation, &name);
                     return Ok(v);
                 }
                 Err(e) => {
@@ -376,11 +370,7 @@ impl Cache {
                 }
             }
         }
-        bump(
-            &self.inner.stats.invalidation_failures,
-            "cachette_invalidation_failures_total",
-            &name,
-        );
+        self.inner.stats.record(Event::InvalidationFailure, &name);
         let e = last.unwrap_or(Error::Timeout(self.inner.config.op_timeout));
         tracing::error!(op, error = %e, "invalidation failed after retries");
         Err(e)

@@ -15,14 +15,16 @@ use crate::codec::{self, DecodeError, Meta};
 use crate::config::{EarlyRefresh, LockOptions, Options};
 use crate::error::{Error, Result};
 use crate::flight::{self, LeaderGuard, Outcome, Role};
+use crate::observe::{CallOutcome, report};
 use crate::policy::{CacheValue, Fallible, Plain, ReturnPolicy};
-use crate::stats::bump;
+use crate::stats::Event;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 /// How often a caller looks again (instead of computing) before it gives up on sharing.
 const MAX_ATTEMPTS: u32 = 8;
@@ -146,12 +148,18 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = R>,
     {
-        match self.run(key, opts, &policy, compute).await {
-            Step::Done(r) => r,
-            Step::Revalidate { stale, fill } => {
-                self.fill(fill, &policy, opts, Some(stale), true).await
+        let span = call_span(opts);
+        async {
+            match self.run(key, opts, &policy, compute).await {
+                Step::Done(r) => r,
+                Step::Revalidate { stale, fill } => {
+                    self.fill(fill, &policy, opts, Some(stale), Some(CallOutcome::Stale))
+                        .await
+                }
             }
         }
+        .instrument(span)
+        .await
     }
 
     /// Like [`cached_with`](Self::cached_with), but a stale-while-revalidate refresh runs in
@@ -171,17 +179,26 @@ impl Cache {
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = R> + Send + 'static,
     {
-        match self.run(key, opts, &policy, compute).await {
+        let step = self
+            .run(key, opts, &policy, compute)
+            .instrument(call_span(opts))
+            .await;
+        match step {
             Step::Done(r) => r,
             Step::Revalidate { stale, fill } => {
+                report(CallOutcome::Stale);
                 let restored = policy.restore(stale);
                 match tokio::runtime::Handle::try_current() {
                     Ok(handle) => {
                         let cache = self.clone();
                         let opts = opts.clone();
-                        handle.spawn(async move {
-                            let _ = cache.fill(fill, &policy, &opts, None, false).await;
-                        });
+                        let span = tracing::debug_span!("cachette.revalidate", cache = %opts.name);
+                        handle.spawn(
+                            async move {
+                                let _ = cache.fill(fill, &policy, &opts, None, None).await;
+                            }
+                            .instrument(span),
+                        );
                     }
                     Err(_) => drop(fill),
                 }
@@ -215,7 +232,7 @@ impl Cache {
         let fill = self
             .prepare_fill(&full_key, &tag_keys, opts, ttl, fetched, None, compute)
             .await;
-        self.fill(fill, &policy, opts, None, false).await
+        self.fill(fill, &policy, opts, None, None).await
     }
 
     fn is_disabled(&self) -> bool {
@@ -235,8 +252,10 @@ impl Cache {
         Fut: Future<Output = R>,
     {
         let stats = &self.inner.stats;
+        let counters = stats.name(&opts.name);
         if self.is_disabled() {
-            bump(&stats.misses, "cachette_misses_total", &opts.name);
+            stats.record_in(Event::Miss, &counters);
+            report(CallOutcome::Bypass);
             return Step::Done(compute().await);
         }
         let full_key = self.full_key(key);
@@ -254,33 +273,33 @@ impl Cache {
             };
             match lookup.state {
                 State::Fresh(value, meta) => {
-                    bump(&stats.hits, "cachette_hits_total", &opts.name);
+                    stats.record_in(Event::Hit, &counters);
                     tracing::debug!(cache = %opts.name, key = %full_key, "cache hit");
                     if self.refresh_early(opts, meta)
                         && let Role::Leader(guard) = flights.join(&full_key)
                     {
-                        bump(
-                            &stats.early_refreshes,
-                            "cachette_early_refreshes_total",
-                            &opts.name,
-                        );
+                        stats.record(Event::EarlyRefresh, &opts.name);
+                        report(CallOutcome::Miss);
                         let fill = fill(lookup.fetched, Some(guard), compute).await;
-                        return Step::Done(self.fill(fill, policy, opts, Some(value), true).await);
+                        return Step::Done(
+                            self.fill(fill, policy, opts, Some(value), Some(CallOutcome::Hit))
+                                .await,
+                        );
                     }
+                    report(CallOutcome::Hit);
                     return Step::Done(policy.restore(value));
                 }
                 State::Stale(value) => {
-                    bump(
-                        &stats.stale_served,
-                        "cachette_stale_served_total",
-                        &opts.name,
-                    );
+                    stats.record(Event::StaleServed, &opts.name);
                     tracing::debug!(cache = %opts.name, key = %full_key, "stale hit; revalidating");
                     let guard = if opts.single_flight {
                         match flights.join(&full_key) {
                             Role::Leader(g) => Some(g),
                             // Someone is refreshing already.
-                            Role::Follower(_) => return Step::Done(policy.restore(value)),
+                            Role::Follower(_) => {
+                                report(CallOutcome::Stale);
+                                return Step::Done(policy.restore(value));
+                            }
                         }
                     } else {
                         None
@@ -291,12 +310,13 @@ impl Cache {
                 State::Missing { fallback } => {
                     if !counted_miss {
                         counted_miss = true;
-                        bump(&stats.misses, "cachette_misses_total", &opts.name);
+                        stats.record_in(Event::Miss, &counters);
+                        report(CallOutcome::Miss);
                         tracing::debug!(cache = %opts.name, key = %full_key, "cache miss");
                     }
                     if !opts.single_flight || attempt >= MAX_ATTEMPTS {
                         let fill = fill(lookup.fetched, None, compute).await;
-                        return Step::Done(self.fill(fill, policy, opts, fallback, false).await);
+                        return Step::Done(self.fill(fill, policy, opts, fallback, None).await);
                     }
                     match flights.join(&full_key) {
                         Role::Leader(guard) => {
@@ -316,20 +336,20 @@ impl Cache {
                                 return Step::Done(r);
                             }
                             let fill = fill(lookup.fetched, Some(guard), compute).await;
-                            return Step::Done(
-                                self.fill(fill, policy, opts, fallback, false).await,
-                            );
+                            return Step::Done(self.fill(fill, policy, opts, fallback, None).await);
                         }
                         Role::Follower(rx) => {
-                            bump(&stats.coalesced, "cachette_coalesced_total", &opts.name);
+                            stats.record(Event::Coalesced, &opts.name);
                             match flight::wait(rx).await {
                                 Outcome::Value(bytes) => {
                                     if let Ok(v) = serde_json::from_slice::<P::Stored>(&bytes) {
+                                        report(CallOutcome::Coalesced);
                                         return Step::Done(policy.restore(v));
                                     }
                                 }
                                 Outcome::Shared(shared) => {
                                     if let Some(r) = policy.restore_error(shared.as_ref()) {
+                                        report(CallOutcome::Coalesced);
                                         return Step::Done(r);
                                     }
                                 }
@@ -339,9 +359,7 @@ impl Cache {
                             }
                             // Each follower runs its own computation.
                             let fill = fill(lookup.fetched, None, compute).await;
-                            return Step::Done(
-                                self.fill(fill, policy, opts, fallback, false).await,
-                            );
+                            return Step::Done(self.fill(fill, policy, opts, fallback, None).await);
                         }
                     }
                 }
@@ -512,18 +530,14 @@ impl Cache {
                                 compute,
                             )
                             .await;
-                        let r = self.fill(fill, policy, opts, fallback, false).await;
+                        let r = self.fill(fill, policy, opts, fallback, None).await;
                         self.release_quietly(&lock_key, &token, &opts.name).await;
                         return r;
                     }
                     last_versions = Some(fetched.versions);
                     if !waited {
                         waited = true;
-                        bump(
-                            &self.inner.stats.lock_waits,
-                            "cachette_lock_waits_total",
-                            &opts.name,
-                        );
+                        self.inner.stats.record(Event::LockWait, &opts.name);
                     }
                 }
                 Err(e) => {
@@ -533,11 +547,7 @@ impl Cache {
             }
             let now = Instant::now();
             if now >= deadline {
-                bump(
-                    &self.inner.stats.lock_timeouts,
-                    "cachette_lock_timeouts_total",
-                    &opts.name,
-                );
+                self.inner.stats.record(Event::LockTimeout, &opts.name);
                 break;
             }
             tokio::time::sleep(pause.min(deadline - now)).await;
@@ -554,7 +564,7 @@ impl Cache {
                 compute,
             )
             .await;
-        self.fill(fill, policy, opts, fallback, false).await
+        self.fill(fill, policy, opts, fallback, None).await
     }
 
     async fn release_quietly(&self, lock_key: &str, token: &str, name: &Cow<'static, str>) {
@@ -572,7 +582,7 @@ impl Cache {
         policy: &P,
         opts: &Options,
         fallback: Option<P::Stored>,
-        fallback_on_error: bool,
+        fallback_on_error: Option<CallOutcome>,
     ) -> R
     where
         P: ReturnPolicy<R>,
@@ -588,19 +598,22 @@ impl Cache {
         } = fill;
         let started = Instant::now();
         let result = compute().await;
-        let compute_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let elapsed = started.elapsed();
+        let compute_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        self.inner
+            .stats
+            .name(&opts.name)
+            .compute_seconds
+            .record(elapsed.as_secs_f64());
 
         if policy.is_error(&result)
             && let Some(stale) = fallback
         {
-            if !fallback_on_error {
-                bump(
-                    &self.inner.stats.stale_if_error,
-                    "cachette_stale_if_error_total",
-                    &opts.name,
-                );
+            if fallback_on_error.is_none() {
+                self.inner.stats.record(Event::StaleIfError, &opts.name);
                 tracing::debug!(cache = %opts.name, key = %full_key, "computation failed; serving the stale value");
             }
+            report(fallback_on_error.unwrap_or(CallOutcome::Stale));
             if let Some(guard) = guard {
                 let outcome = codec::encode_value(&stale)
                     .map(|raw| Outcome::Value(Arc::from(raw.get().as_bytes())))
@@ -733,11 +746,7 @@ impl Cache {
     }
 
     pub(crate) fn decode_failure(&self, name: &Cow<'static, str>, full_key: &str, why: &str) {
-        bump(
-            &self.inner.stats.decode_failures,
-            "cachette_decode_failures_total",
-            name,
-        );
+        self.inner.stats.record(Event::DecodeFailure, name);
         if let Some(held) = self.inner.stats.log_decode.allow() {
             tracing::warn!(
                 cache = %name, error = why, suppressed = held,
@@ -775,11 +784,7 @@ impl Cache {
         let bytes = codec::encode_raw(raw, versions, meta)?;
         let max = config.max_value_bytes;
         if bytes.len() > max {
-            bump(
-                &self.inner.stats.oversize,
-                "cachette_oversize_total",
-                &opts.name,
-            );
+            self.inner.stats.record(Event::Oversize, &opts.name);
             if let Some(held) = self.inner.stats.log_oversize.allow() {
                 tracing::warn!(
                     cache = %opts.name, size = bytes.len(), max, suppressed = held,
@@ -793,11 +798,7 @@ impl Cache {
         }
         let keep = ttl + opts.stale.max(opts.stale_if_error);
         self.inner.backend.store(full_key, bytes, keep).await?;
-        bump(
-            &self.inner.stats.stores,
-            "cachette_stores_total",
-            &opts.name,
-        );
+        self.inner.stats.record(Event::Store, &opts.name);
         Ok(())
     }
 
@@ -805,6 +806,11 @@ impl Cache {
     pub(crate) fn lock_key(&self, name: &str) -> String {
         format!("{}#lock:{}", self.inner.config.namespace, name)
     }
+}
+
+/// The span of one cached call: `cachette.call{cache, outcome}` at debug level.
+fn call_span(opts: &Options) -> tracing::Span {
+    tracing::debug_span!("cachette.call", cache = %opts.name, outcome = tracing::field::Empty)
 }
 
 fn millis(d: Duration) -> u64 {

@@ -22,6 +22,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod admin;
 mod backend;
 mod cache;
 mod call;
@@ -33,8 +34,9 @@ mod flight;
 mod global;
 pub mod keys;
 mod lock;
+pub mod observe;
 mod policy;
-mod stats;
+pub mod stats;
 
 pub use cache::Cache;
 pub use config::{

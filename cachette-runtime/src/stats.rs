@@ -1,12 +1,42 @@
 //! Counters of one [`Cache`](crate::Cache), mirrored to the `metrics` facade, and the
 //! rate limiter that keeps a failing backend from flooding the logs.
+//!
+//! # Metrics
+//!
+//! cachette records through the [`metrics`](https://docs.rs/metrics) facade: install the
+//! exporter of your choice (Prometheus, StatsD, ...) **before the first cached call**, since
+//! handles are registered once per call name and reused. `cache` is the call's name (the
+//! function's path for `#[cached]`, `manual` or the operation for the manual API).
+//!
+//! | metric | kind | labels | what |
+//! |---|---|---|---|
+//! | `cachette_hits_total` | counter | `cache` | fresh values served from the cache |
+//! | `cachette_misses_total` | counter | `cache` | lookups that found nothing usable |
+//! | `cachette_stores_total` | counter | `cache` | entries written |
+//! | `cachette_stale_served_total` | counter | `cache` | stale values served while revalidating |
+//! | `cachette_stale_if_error_total` | counter | `cache` | stale values served because the computation failed |
+//! | `cachette_early_refreshes_total` | counter | `cache` | probabilistic early refreshes |
+//! | `cachette_coalesced_total` | counter | `cache` | calls that waited for another call's computation |
+//! | `cachette_lock_waits_total` | counter | `cache` | misses that waited for another process's fill lock |
+//! | `cachette_lock_timeouts_total` | counter | `cache` | lock waits that gave up and computed |
+//! | `cachette_decode_failures_total` | counter | `cache` | stored entries that did not decode |
+//! | `cachette_oversize_total` | counter | `cache` | values not stored for their size |
+//! | `cachette_unknown_profile_total` | counter | `cache` | calls naming an unconfigured TTL profile |
+//! | `cachette_errors_total` | counter | `cache` | failed or timed-out backend operations |
+//! | `cachette_backend_errors_total` | counter | `cache`, `op`, `kind` | the same, by operation and error kind (`timeout`, `connection`, `backend`, ...) |
+//! | `cachette_invalidations_total` | counter | `cache` (`invalidate_tags`, `invalidate_pattern`, `delete`) | invalidations that succeeded |
+//! | `cachette_invalidation_failures_total` | counter | `cache` (as above) | invalidations that failed after their retries |
+//! | `cachette_config_errors_total` | counter | | a malformed environment disabled the default cache |
+//! | `cachette_compute_seconds` | histogram | `cache` | time the computations took |
+//! | `cachette_backend_seconds` | histogram | `backend` (`redis`), `op` (`fetch`, `create_tags`, `invalidate`, `store`, `delete`, `scan`, `lock`, `unlock`) | time of each Redis round trip |
 
 // Names travel as `&Cow<'static, str>` so that a static name becomes a label without allocating.
 #![allow(clippy::ptr_arg)]
 
 use std::borrow::Cow;
-use std::sync::OnceLock;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 /// A point-in-time copy of a cache's counters (since the cache was built).
@@ -60,23 +90,120 @@ impl StatsSnapshot {
     }
 }
 
+/// What the counters count. Each event is a counter in [`StatsSnapshot`] and a `metrics`
+/// counter named [`Event::metric`], labelled `cache` (the call's name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Event {
+    Hit,
+    Miss,
+    Store,
+    DecodeFailure,
+    Oversize,
+    BackendError,
+    Invalidation,
+    InvalidationFailure,
+    UnknownProfile,
+    StaleServed,
+    StaleIfError,
+    EarlyRefresh,
+    Coalesced,
+    LockWait,
+    LockTimeout,
+}
+
+const EVENTS: usize = 15;
+
+impl Event {
+    const ALL: [Event; EVENTS] = [
+        Event::Hit,
+        Event::Miss,
+        Event::Store,
+        Event::DecodeFailure,
+        Event::Oversize,
+        Event::BackendError,
+        Event::Invalidation,
+        Event::InvalidationFailure,
+        Event::UnknownProfile,
+        Event::StaleServed,
+        Event::StaleIfError,
+        Event::EarlyRefresh,
+        Event::Coalesced,
+        Event::LockWait,
+        Event::LockTimeout,
+    ];
+
+    /// The `metrics` counter this event increments.
+    pub const fn metric(self) -> &'static str {
+        match self {
+            Event::Hit => "cachette_hits_total",
+            Event::Miss => "cachette_misses_total",
+            Event::Store => "cachette_stores_total",
+            Event::DecodeFailure => "cachette_decode_failures_total",
+            Event::Oversize => "cachette_oversize_total",
+            Event::BackendError => "cachette_errors_total",
+            Event::Invalidation => "cachette_invalidations_total",
+            Event::InvalidationFailure => "cachette_invalidation_failures_total",
+            Event::UnknownProfile => "cachette_unknown_profile_total",
+            Event::StaleServed => "cachette_stale_served_total",
+            Event::StaleIfError => "cachette_stale_if_error_total",
+            Event::EarlyRefresh => "cachette_early_refreshes_total",
+            Event::Coalesced => "cachette_coalesced_total",
+            Event::LockWait => "cachette_lock_waits_total",
+            Event::LockTimeout => "cachette_lock_timeouts_total",
+        }
+    }
+}
+
+/// The counters of one call name, with the `metrics` handles registered once for it.
+pub(crate) struct NameCounters {
+    counts: [AtomicU64; EVENTS],
+    metrics: [metrics::Counter; EVENTS],
+    pub compute_seconds: metrics::Histogram,
+}
+
+impl NameCounters {
+    fn new(name: &Cow<'static, str>) -> NameCounters {
+        NameCounters {
+            counts: Default::default(),
+            metrics: Event::ALL.map(|e| metrics::counter!(e.metric(), "cache" => label(name))),
+            compute_seconds: metrics::histogram!("cachette_compute_seconds", "cache" => label(name)),
+        }
+    }
+
+    fn snapshot(&self) -> StatsSnapshot {
+        snapshot_of(|e| self.counts[e as usize].load(Ordering::Relaxed), 0)
+    }
+}
+
+fn snapshot_of(g: impl Fn(Event) -> u64, round_trips: u64) -> StatsSnapshot {
+    StatsSnapshot {
+        hits: g(Event::Hit),
+        misses: g(Event::Miss),
+        stores: g(Event::Store),
+        decode_failures: g(Event::DecodeFailure),
+        oversize: g(Event::Oversize),
+        backend_errors: g(Event::BackendError),
+        invalidations: g(Event::Invalidation),
+        invalidation_failures: g(Event::InvalidationFailure),
+        unknown_profiles: g(Event::UnknownProfile),
+        stale_served: g(Event::StaleServed),
+        stale_if_error: g(Event::StaleIfError),
+        early_refreshes: g(Event::EarlyRefresh),
+        coalesced: g(Event::Coalesced),
+        lock_waits: g(Event::LockWait),
+        lock_timeouts: g(Event::LockTimeout),
+        round_trips,
+    }
+}
+
+/// Names beyond this many share the counters of the name `other` (names are meant to be
+/// function paths, a bounded set; this keeps a dynamic name from growing the map forever).
+const MAX_NAMES: usize = 10_000;
+
 #[derive(Default)]
 pub(crate) struct Stats {
-    pub hits: AtomicU64,
-    pub misses: AtomicU64,
-    pub stores: AtomicU64,
-    pub decode_failures: AtomicU64,
-    pub oversize: AtomicU64,
-    pub backend_errors: AtomicU64,
-    pub invalidations: AtomicU64,
-    pub invalidation_failures: AtomicU64,
-    pub unknown_profiles: AtomicU64,
-    pub stale_served: AtomicU64,
-    pub stale_if_error: AtomicU64,
-    pub early_refreshes: AtomicU64,
-    pub coalesced: AtomicU64,
-    pub lock_waits: AtomicU64,
-    pub lock_timeouts: AtomicU64,
+    totals: [AtomicU64; EVENTS],
+    by_name: RwLock<HashMap<Cow<'static, str>, Arc<NameCounters>>>,
     pub log_backend: LogLimiter,
     pub log_decode: LogLimiter,
     pub log_oversize: LogLimiter,
@@ -84,33 +211,55 @@ pub(crate) struct Stats {
 }
 
 impl Stats {
-    pub fn snapshot(&self, round_trips: u64) -> StatsSnapshot {
-        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        StatsSnapshot {
-            hits: g(&self.hits),
-            misses: g(&self.misses),
-            stores: g(&self.stores),
-            decode_failures: g(&self.decode_failures),
-            oversize: g(&self.oversize),
-            backend_errors: g(&self.backend_errors),
-            invalidations: g(&self.invalidations),
-            invalidation_failures: g(&self.invalidation_failures),
-            unknown_profiles: g(&self.unknown_profiles),
-            stale_served: g(&self.stale_served),
-            stale_if_error: g(&self.stale_if_error),
-            early_refreshes: g(&self.early_refreshes),
-            coalesced: g(&self.coalesced),
-            lock_waits: g(&self.lock_waits),
-            lock_timeouts: g(&self.lock_timeouts),
-            round_trips,
+    /// The counters of `name`, registered on first use.
+    pub fn name(&self, name: &Cow<'static, str>) -> Arc<NameCounters> {
+        if let Ok(map) = self.by_name.read()
+            && let Some(c) = map.get(name)
+        {
+            return Arc::clone(c);
         }
+        let mut map = self.by_name.write().unwrap_or_else(|e| e.into_inner());
+        let key = if map.len() >= MAX_NAMES && !map.contains_key(name) {
+            Cow::Borrowed("other")
+        } else {
+            name.clone()
+        };
+        Arc::clone(
+            map.entry(key)
+                .or_insert_with_key(|k| Arc::new(NameCounters::new(k))),
+        )
     }
-}
 
-/// Increments a local counter and the matching `metrics` counter labelled with the call name.
-pub(crate) fn bump(counter: &AtomicU64, metric: &'static str, name: &Cow<'static, str>) {
-    counter.fetch_add(1, Ordering::Relaxed);
-    metrics::counter!(metric, "cache" => label(name)).increment(1);
+    /// Counts `event` for `name`: the cache's total, the name's counter, the `metrics` counter.
+    pub fn record(&self, event: Event, name: &Cow<'static, str>) {
+        self.record_in(event, &self.name(name));
+    }
+
+    /// Like [`record`](Self::record) with the name's counters at hand.
+    pub fn record_in(&self, event: Event, counters: &NameCounters) {
+        self.totals[event as usize].fetch_add(1, Ordering::Relaxed);
+        counters.counts[event as usize].fetch_add(1, Ordering::Relaxed);
+        counters.metrics[event as usize].increment(1);
+    }
+
+    pub fn get(&self, event: Event) -> u64 {
+        self.totals[event as usize].load(Ordering::Relaxed)
+    }
+
+    pub fn snapshot(&self, round_trips: u64) -> StatsSnapshot {
+        snapshot_of(|e| self.get(e), round_trips)
+    }
+
+    /// Per-name snapshots, sorted by name.
+    pub fn by_name(&self) -> Vec<(String, StatsSnapshot)> {
+        let map = self.by_name.read().unwrap_or_else(|e| e.into_inner());
+        let mut v: Vec<_> = map
+            .iter()
+            .map(|(k, c)| (k.to_string(), c.snapshot()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
 }
 
 pub(crate) fn label(name: &Cow<'static, str>) -> metrics::SharedString {

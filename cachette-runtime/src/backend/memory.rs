@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 struct MemEntry {
     bytes: Arc<[u8]>,
     ttl: Duration,
+    expires_at: Instant,
 }
 
 struct PerEntryTtl;
@@ -37,6 +38,7 @@ const ENTRY_OVERHEAD: usize = 64;
 
 pub(crate) struct MemoryBackend {
     entries: moka::future::Cache<String, MemEntry>,
+    evictions: Arc<AtomicU64>,
     tags: moka::sync::Cache<String, Arc<str>>,
     /// Versions are unique within the process: a counter, never reused.
     next_version: AtomicU64,
@@ -45,7 +47,14 @@ pub(crate) struct MemoryBackend {
 
 impl MemoryBackend {
     pub fn new(max_bytes: u64, max_tags: u64) -> Self {
+        let evictions = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&evictions);
         let entries = moka::future::Cache::builder()
+            .eviction_listener(move |_k, _v, cause| {
+                if cause == moka::notification::RemovalCause::Size {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+            })
             .max_capacity(max_bytes)
             .weigher(|k: &String, v: &MemEntry| {
                 u32::try_from(k.len() + v.bytes.len() + ENTRY_OVERHEAD).unwrap_or(u32::MAX)
@@ -58,6 +67,7 @@ impl MemoryBackend {
             .build();
         MemoryBackend {
             entries,
+            evictions,
             tags,
             next_version: AtomicU64::new(1),
             locks: Default::default(),
@@ -112,6 +122,7 @@ impl MemoryBackend {
                 MemEntry {
                     bytes: Arc::from(bytes),
                     ttl,
+                    expires_at: Instant::now() + ttl,
                 },
             )
             .await;
@@ -135,6 +146,41 @@ impl MemoryBackend {
             }
         }
         n
+    }
+
+    /// Keys matching `pattern`, at most `limit`.
+    pub fn keys(&self, pattern: &str, limit: usize) -> Vec<String> {
+        self.entries
+            .iter()
+            .filter(|(k, _)| glob_match(pattern.as_bytes(), k.as_bytes()))
+            .take(limit)
+            .map(|(k, _)| k.to_string())
+            .collect()
+    }
+
+    /// The raw bytes at `key` and the time it has left.
+    pub async fn inspect(&self, key: &str) -> Option<(Vec<u8>, Duration)> {
+        self.entries.get(key).await.map(|e| {
+            (
+                e.bytes.to_vec(),
+                e.expires_at.saturating_duration_since(Instant::now()),
+            )
+        })
+    }
+
+    /// Drops every entry and tag version.
+    pub async fn clear(&self) -> u64 {
+        self.entries.run_pending_tasks().await;
+        let n = self.entries.entry_count();
+        self.entries.invalidate_all();
+        self.tags.invalidate_all();
+        self.entries.run_pending_tasks().await;
+        n
+    }
+
+    /// Entries evicted for room so far.
+    pub fn evictions(&self) -> u64 {
+        self.evictions.load(Ordering::Relaxed)
     }
 
     /// Test hook: drops a tag version as an eviction would.

@@ -17,6 +17,60 @@ pub(crate) struct RedisBackend {
     op_timeout: Duration,
     round_trips: AtomicU64,
     redacted_url: String,
+    timers: OpTimers,
+}
+
+/// The kinds of round trip, as the `op` label of `cachette_backend_seconds`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Op {
+    Fetch,
+    CreateTags,
+    Invalidate,
+    Store,
+    Delete,
+    Scan,
+    Lock,
+    Unlock,
+}
+
+impl Op {
+    const ALL: [Op; 8] = [
+        Op::Fetch,
+        Op::CreateTags,
+        Op::Invalidate,
+        Op::Store,
+        Op::Delete,
+        Op::Scan,
+        Op::Lock,
+        Op::Unlock,
+    ];
+    fn label(self) -> &'static str {
+        match self {
+            Op::Fetch => "fetch",
+            Op::CreateTags => "create_tags",
+            Op::Invalidate => "invalidate",
+            Op::Store => "store",
+            Op::Delete => "delete",
+            Op::Scan => "scan",
+            Op::Lock => "lock",
+            Op::Unlock => "unlock",
+        }
+    }
+}
+
+/// Histogram handles, registered once on first use (not per call).
+#[derive(Default)]
+struct OpTimers(OnceLock<[metrics::Histogram; 8]>);
+
+impl OpTimers {
+    fn record(&self, op: Op, elapsed: Duration) {
+        let timers = self.0.get_or_init(|| {
+            Op::ALL.map(|op| {
+                metrics::histogram!("cachette_backend_seconds", "backend" => "redis", "op" => op.label())
+            })
+        });
+        timers[op as usize].record(elapsed.as_secs_f64());
+    }
 }
 
 impl std::fmt::Debug for RedisBackend {
@@ -41,6 +95,7 @@ impl RedisBackend {
             op_timeout,
             round_trips: AtomicU64::new(0),
             redacted_url: redact_url(url),
+            timers: OpTimers::default(),
         })
     }
 
@@ -72,11 +127,15 @@ impl RedisBackend {
         Ok(self.conn.get_or_init(|| manager).clone())
     }
 
-    /// Runs one pipeline (one round trip) within the operation timeout.
-    async fn run<T: redis::FromRedisValue>(&self, pipe: &redis::Pipeline) -> Result<T> {
+    /// Runs one pipeline (one round trip) within the operation timeout, timing it into the
+    /// `cachette_backend_seconds{backend="redis",op}` histogram.
+    async fn run<T: redis::FromRedisValue>(&self, op: Op, pipe: &redis::Pipeline) -> Result<T> {
         let mut conn = self.conn()?;
         self.round_trips.fetch_add(1, Ordering::Relaxed);
-        match tokio::time::timeout(self.op_timeout, pipe.query_async::<T>(&mut conn)).await {
+        let started = std::time::Instant::now();
+        let r = tokio::time::timeout(self.op_timeout, pipe.query_async::<T>(&mut conn)).await;
+        self.timers.record(op, started.elapsed());
+        match r {
             Ok(r) => Ok(r?),
             Err(_) => Err(Error::Timeout(self.op_timeout)),
         }
@@ -93,7 +152,7 @@ impl RedisBackend {
         if key.is_none() && tag_keys.is_empty() {
             return Ok(Fetched::default());
         }
-        let mut replies: Vec<Option<Vec<u8>>> = self.run(&pipe).await?;
+        let mut replies: Vec<Option<Vec<u8>>> = self.run(Op::Fetch, &pipe).await?;
         let entry = match key {
             Some(_) if !replies.is_empty() => replies.remove(0),
             _ => None,
@@ -123,7 +182,7 @@ impl RedisBackend {
                 .ignore();
             pipe.get(t);
         }
-        let replies: Vec<Option<Vec<u8>>> = self.run(&pipe).await?;
+        let replies: Vec<Option<Vec<u8>>> = self.run(Op::CreateTags, &pipe).await?;
         Ok(replies.into_iter().map(version_from_bytes).collect())
     }
 
@@ -140,7 +199,7 @@ impl RedisBackend {
                 .arg(millis(ttl))
                 .ignore();
         }
-        self.run::<()>(&pipe).await
+        self.run::<()>(Op::Invalidate, &pipe).await
     }
 
     pub async fn store(&self, key: &str, bytes: Vec<u8>, ttl: Duration) -> Result<()> {
@@ -151,13 +210,13 @@ impl RedisBackend {
             .arg("PX")
             .arg(millis(ttl))
             .ignore();
-        self.run::<()>(&pipe).await
+        self.run::<()>(Op::Store, &pipe).await
     }
 
     pub async fn delete(&self, key: &str) -> Result<bool> {
         let mut pipe = redis::pipe();
         pipe.cmd("UNLINK").arg(key);
-        let (n,): (u64,) = self.run(&pipe).await?;
+        let (n,): (u64,) = self.run(Op::Delete, &pipe).await?;
         Ok(n > 0)
     }
 
@@ -174,11 +233,11 @@ impl RedisBackend {
                 .arg(pattern)
                 .arg("COUNT")
                 .arg(SCAN_BATCH);
-            let ((next, keys),): ((u64, Vec<Vec<u8>>),) = self.run(&pipe).await?;
+            let ((next, keys),): ((u64, Vec<Vec<u8>>),) = self.run(Op::Scan, &pipe).await?;
             for chunk in keys.chunks(SCAN_BATCH) {
                 let mut pipe = redis::pipe();
                 pipe.cmd("UNLINK").arg(chunk);
-                let (n,): (u64,) = self.run(&pipe).await?;
+                let (n,): (u64,) = self.run(Op::Delete, &pipe).await?;
                 deleted += n;
             }
             if next == 0 {
@@ -190,9 +249,16 @@ impl RedisBackend {
 }
 
 impl RedisBackend {
-    async fn run_script(&self, script: &redis::Script, key: &str, args: &[&str]) -> Result<i64> {
+    async fn run_script(
+        &self,
+        op: Op,
+        script: &redis::Script,
+        key: &str,
+        args: &[&str],
+    ) -> Result<i64> {
         let mut conn = self.conn()?;
         self.round_trips.fetch_add(1, Ordering::Relaxed);
+        let _timer = ScopedTimer(&self.timers, op, std::time::Instant::now());
         let mut inv = script.key(key);
         for a in args {
             inv.arg(*a);
@@ -212,7 +278,7 @@ impl RedisBackend {
             .arg("NX")
             .arg("PX")
             .arg(millis(ttl));
-        let (ok,): (Option<String>,) = self.run(&pipe).await?;
+        let (ok,): (Option<String>,) = self.run(Op::Lock, &pipe).await?;
         Ok(ok.is_some())
     }
 
@@ -236,7 +302,7 @@ impl RedisBackend {
         for t in tag_keys {
             pipe.get(t);
         }
-        let mut replies: Vec<redis::Value> = self.run(&pipe).await?;
+        let mut replies: Vec<redis::Value> = self.run(Op::Lock, &pipe).await?;
         let locked = !matches!(replies.first(), None | Some(redis::Value::Nil));
         let mut bytes = replies.drain(..).skip(1).map(|v| match v {
             redis::Value::BulkString(b) => Some(b),
@@ -260,7 +326,10 @@ impl RedisBackend {
                 "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end",
             )
         });
-        Ok(self.run_script(script, lock_key, &[token]).await? == 1)
+        Ok(self
+            .run_script(Op::Unlock, script, lock_key, &[token])
+            .await?
+            == 1)
     }
 
     /// Compare-and-expire: extends the lock only if `token` still holds it.
@@ -272,7 +341,64 @@ impl RedisBackend {
             )
         });
         let ms = millis(ttl).to_string();
-        Ok(self.run_script(script, lock_key, &[token, &ms]).await? == 1)
+        Ok(self
+            .run_script(Op::Lock, script, lock_key, &[token, &ms])
+            .await?
+            == 1)
+    }
+}
+
+struct ScopedTimer<'a>(&'a OpTimers, Op, std::time::Instant);
+
+impl Drop for ScopedTimer<'_> {
+    fn drop(&mut self) {
+        self.0.record(self.1, self.2.elapsed());
+    }
+}
+
+impl RedisBackend {
+    /// `INFO` (all sections) and `DBSIZE`, in one round trip.
+    pub async fn info(&self) -> Result<(String, u64)> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("INFO").cmd("DBSIZE");
+        self.run(Op::Scan, &pipe).await
+    }
+
+    /// Keys matching `pattern` (SCAN, never KEYS), at most `limit`.
+    pub async fn keys(&self, pattern: &str, limit: usize) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        let mut cursor: u64 = 0;
+        loop {
+            let mut pipe = redis::pipe();
+            pipe.cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(SCAN_BATCH);
+            let ((next, keys),): ((u64, Vec<Vec<u8>>),) = self.run(Op::Scan, &pipe).await?;
+            for k in keys {
+                if out.len() >= limit {
+                    return Ok(out);
+                }
+                out.push(String::from_utf8_lossy(&k).into_owned());
+            }
+            if next == 0 {
+                return Ok(out);
+            }
+            cursor = next;
+        }
+    }
+
+    /// The raw bytes at `key` and its remaining TTL, in one round trip.
+    pub async fn inspect(&self, key: &str) -> Result<Option<(Vec<u8>, Duration)>> {
+        let mut pipe = redis::pipe();
+        pipe.get(key).cmd("PTTL").arg(key);
+        let (bytes, pttl): (Option<Vec<u8>>, i64) = self.run(Op::Fetch, &pipe).await?;
+        Ok(bytes.map(|b| {
+            let left = u64::try_from(pttl).unwrap_or(0);
+            (b, Duration::from_millis(left))
+        }))
     }
 }
 

@@ -1,0 +1,160 @@
+//! Administration: the backend's own statistics, keys by pattern, one entry with its TTL,
+//! clearing a namespace. Everything is bounded (`SCAN`, never `KEYS`; never `FLUSHDB`).
+
+use crate::Cache;
+use crate::backend::Backend;
+use crate::call::Check;
+use crate::codec;
+use crate::error::Result;
+use std::time::Duration;
+
+/// The backend's view of itself. Fields a backend cannot tell are `None`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BackendStats {
+    /// `"redis"`, `"memory"` or `"disabled"`.
+    pub backend: &'static str,
+    /// Redis `used_memory`, or the memory store's weighted size (keys and values).
+    pub used_memory_bytes: Option<u64>,
+    /// Redis `evicted_keys`, or entries the memory store evicted for room.
+    pub evicted_keys: Option<u64>,
+    /// Redis `keyspace_hits` (all clients).
+    pub keyspace_hits: Option<u64>,
+    /// Redis `keyspace_misses` (all clients).
+    pub keyspace_misses: Option<u64>,
+    /// Redis `connected_clients`.
+    pub connected_clients: Option<u64>,
+    /// Keys in the Redis database (all namespaces), or entries in the memory store.
+    pub keys: Option<u64>,
+}
+
+/// One stored entry, for inspection.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct EntryInfo {
+    /// The key body (without the namespace prefix).
+    pub key: String,
+    /// The value as JSON, or `None` when the stored bytes are not a readable envelope.
+    pub value: Option<serde_json::Value>,
+    /// The tags and the versions the entry was stored with.
+    pub tags: Vec<(String, String)>,
+    /// Whether the tags are still current (the entry is not invalidated).
+    pub valid: bool,
+    /// Time left before the backend drops it (stale windows included).
+    pub ttl: Duration,
+    /// `fresh_until_ms` of the envelope (0: none recorded).
+    pub fresh_until_ms: u64,
+}
+
+impl Cache {
+    /// The backend's statistics: for Redis from `INFO` and `DBSIZE` (one round trip), for
+    /// the memory store its size and evictions.
+    pub async fn backend_stats(&self) -> Result<BackendStats> {
+        Ok(match &self.inner.backend {
+            Backend::Redis(r) => {
+                let (info, dbsize) = r.info().await?;
+                let field = |name: &str| {
+                    info.lines().find_map(|l| {
+                        l.strip_prefix(name)
+                            .and_then(|rest| rest.strip_prefix(':'))
+                            .and_then(|v| v.trim().parse::<u64>().ok())
+                    })
+                };
+                BackendStats {
+                    backend: "redis",
+                    used_memory_bytes: field("used_memory"),
+                    evicted_keys: field("evicted_keys"),
+                    keyspace_hits: field("keyspace_hits"),
+                    keyspace_misses: field("keyspace_misses"),
+                    connected_clients: field("connected_clients"),
+                    keys: Some(dbsize),
+                }
+            }
+            Backend::Memory(m) => {
+                let (entries, bytes) = m.usage().await;
+                BackendStats {
+                    backend: "memory",
+                    used_memory_bytes: Some(bytes),
+                    evicted_keys: Some(m.evictions()),
+                    keys: Some(entries),
+                    ..Default::default()
+                }
+            }
+            Backend::Disabled => BackendStats {
+                backend: "disabled",
+                ..Default::default()
+            },
+        })
+    }
+
+    /// Key bodies of this cache's namespace (and version) matching the glob `pattern`, at most
+    /// `limit` (`SCAN`, so the keyspace is walked in steps and never blocks Redis).
+    pub async fn keys(&self, pattern: &str, limit: usize) -> Result<Vec<String>> {
+        let full = self.full_key(pattern);
+        let prefix_len = self.full_key("").len();
+        let keys = match &self.inner.backend {
+            Backend::Redis(r) => r.keys(&full, limit).await?,
+            Backend::Memory(m) => m.keys(&full, limit),
+            Backend::Disabled => Vec::new(),
+        };
+        Ok(keys
+            .into_iter()
+            .map(|k| k.get(prefix_len..).unwrap_or_default().to_owned())
+            .collect())
+    }
+
+    /// The entry at `key` with its tags, validity and remaining TTL (no value decoding into a
+    /// Rust type; never counted as a hit or miss).
+    pub async fn inspect(&self, key: &str) -> Result<Option<EntryInfo>> {
+        let full = self.full_key(key);
+        let found = match &self.inner.backend {
+            Backend::Redis(r) => r.inspect(&full).await?,
+            Backend::Memory(m) => m.inspect(&full).await,
+            Backend::Disabled => None,
+        };
+        let Some((bytes, ttl)) = found else {
+            return Ok(None);
+        };
+        let (value, tags, fresh_until_ms) = match codec::decode_header(&bytes) {
+            Ok(env) => (
+                serde_json::from_str(env.value.get()).ok(),
+                env.tags
+                    .iter()
+                    .map(|(t, v)| (t.to_string(), v.to_string()))
+                    .collect(),
+                env.fresh_until_ms,
+            ),
+            Err(_) => (None, Vec::new(), 0),
+        };
+        let valid = value.is_some()
+            && matches!(
+                self.check::<serde::de::IgnoredAny>(&bytes, &[], &[])
+                    .await?,
+                Check::Valid(..)
+            );
+        Ok(Some(EntryInfo {
+            key: key.to_owned(),
+            value,
+            tags,
+            valid,
+            ttl,
+            fresh_until_ms,
+        }))
+    }
+
+    /// Removes every entry of this cache's namespace (all versions), its tag versions and its
+    /// locks: `SCAN` + `UNLINK` over `namespace:*` and `namespace#*`, never `FLUSHDB`; keys
+    /// of other namespaces are left alone. Returns how many keys were removed.
+    pub async fn clear(&self) -> Result<u64> {
+        let ns = &self.inner.config.namespace;
+        match &self.inner.backend {
+            Backend::Redis(r) => {
+                let entries = r.delete_matching(&format!("{ns}:*")).await?;
+                let internal = r.delete_matching(&format!("{ns}#*")).await?;
+                Ok(entries + internal)
+            }
+            Backend::Memory(m) => Ok(m.clear().await),
+            Backend::Disabled => Ok(0),
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! Every metric documented in `cachette_runtime::stats` is emitted, seen through a recording
+//! exporter installed before the first call (own test binary: the recorder is process-wide).
+
+#[path = "support/redis_server.rs"]
+mod redis_server;
+
+use cachette::clock::{Clock, ManualClock, ScriptedRandom};
+use cachette::{Cache, EarlyRefresh, LockOptions, Options};
+use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use redis_server::RedisServer;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The metric names of the table in `cachette-runtime/src/stats.rs`.
+fn documented() -> BTreeSet<String> {
+    let doc = include_str!("../cachette-runtime/src/stats.rs");
+    doc.lines()
+        .filter_map(|l| l.strip_prefix("//! | `cachette_"))
+        .filter_map(|l| l.split('`').next())
+        .map(|n| format!("cachette_{n}"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_documented_metric_is_emitted() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    recorder.install().expect("first recorder of this process");
+
+    let mut server = RedisServer::start();
+    let clock = Arc::new(ManualClock::new(1_800_000_000_000));
+    let random = Arc::new(ScriptedRandom::constant(0.0));
+    let cache = Cache::builder()
+        .redis(server.url())
+        .clock(clock.clone())
+        .random(random.clone())
+        .jitter(0.0)
+        .max_value_bytes(256)
+        .op_timeout(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let name = |n: &'static str| Options::new().name(n).tags(["t"]);
+
+    // hits, misses, stores, compute time, backend time
+    let o = name("basic");
+    cache.get_or_compute("a", &o, || async { 1u8 }).await;
+    cache.get_or_compute("a", &o, || async { 1u8 }).await;
+    // unknown profile
+    cache
+        .get_or_compute("p", &name("basic").profile("nope"), || async { 1u8 })
+        .await;
+    // oversize
+    cache
+        .get_or_compute("big", &o, || async { "x".repeat(1000) })
+        .await;
+    // decode failure
+    let _: () = server.cmd(&["SET", "cachette:garbage", "not json"]);
+    cache.get_or_compute("garbage", &o, || async { 1u8 }).await;
+    // stale served, stale-if-error
+    let swr = name("swr")
+        .ttl(Duration::from_secs(1))
+        .stale(Duration::from_secs(60));
+    cache.get_or_compute("s", &swr, || async { 1u8 }).await;
+    let sie = name("sie")
+        .ttl(Duration::from_secs(1))
+        .stale_if_error(Duration::from_secs(60));
+    let _: Result<u8, String> = cache
+        .get_or_try_compute("e", &sie, || async { Ok(1) })
+        .await;
+    clock.advance(Duration::from_secs(2));
+    cache.get_or_compute("s", &swr, || async { 2u8 }).await;
+    let _: Result<u8, String> = cache
+        .get_or_try_compute("e", &sie, || async { Err("down".into()) })
+        .await;
+    // early refresh: δ = 1 s planted, 1 ms left, random 0
+    let planted = format!(
+        r#"{{"v":1,"tags":[],"created_ms":0,"fresh_until_ms":{},"compute_us":1000000,"value":1}}"#,
+        clock.now_ms() + 1
+    );
+    let _: () = server.cmd(&["SET", "cachette:early", &planted]);
+    let early = Options::new()
+        .name("early")
+        .early_refresh(EarlyRefresh::Beta(1.0));
+    cache
+        .get_or_compute("early", &early, || async { 2u8 })
+        .await;
+    // coalesced
+    let co = name("coalesced");
+    let (a, b) = tokio::join!(
+        cache.get_or_compute("co", &co, || async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            1u8
+        }),
+        async {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            cache.get_or_compute("co", &co, || async { 2u8 }).await
+        }
+    );
+    assert_eq!((a, b), (1, 1));
+    // lock wait and lock timeout: another holder keeps the fill lock
+    let other = cache
+        .try_lock("cachette:locked", Duration::from_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
+    let locked = name("locked").lock(LockOptions {
+        ttl: Duration::from_secs(5),
+        wait: Duration::from_millis(50),
+    });
+    cache
+        .get_or_compute("locked", &locked, || async { 1u8 })
+        .await;
+    other.release().await.unwrap();
+    // invalidations
+    cache.invalidate_tags(["t"]).await.unwrap();
+    cache.invalidate_pattern("a*").await.unwrap();
+    cache.delete("a").await.unwrap();
+    // errors, backend errors by kind, failed invalidations
+    server.stop();
+    cache.get_or_compute("down", &o, || async { 1u8 }).await;
+    assert!(cache.invalidate_tags(["t"]).await.is_err());
+    // config errors: the default cache from a malformed environment
+    // SAFETY: single test in this binary.
+    unsafe { std::env::set_var("CACHETTE_REDIS_URL", "redis://[bad") };
+    assert_eq!(cachette::default_cache().backend_kind(), "disabled");
+
+    let seen: BTreeSet<String> = snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .filter(|(_, _, _, v)| match v {
+            DebugValue::Counter(n) => *n > 0,
+            DebugValue::Histogram(h) => !h.is_empty(),
+            DebugValue::Gauge(_) => true,
+        })
+        .map(|(k, _, _, _)| k.key().name().to_owned())
+        .collect();
+    let documented = documented();
+    assert!(documented.len() >= 19, "{documented:?}");
+    let missing: Vec<_> = documented.difference(&seen).collect();
+    assert!(
+        missing.is_empty(),
+        "documented but not emitted: {missing:?}"
+    );
+    let undocumented: Vec<_> = seen.difference(&documented).collect();
+    assert!(
+        undocumented.is_empty(),
+        "emitted but not documented: {undocumented:?}"
+    );
+}
