@@ -120,6 +120,11 @@ async fn every_documented_metric_is_emitted() {
     server.stop();
     cache.get_or_compute("down", &o, || async { 1u8 }).await;
     assert!(cache.invalidate_tags(["t"]).await.is_err());
+    // Five consecutive failures open the breaker; the calls after that skip Redis.
+    for _ in 0..3 {
+        cache.get_or_compute("down2", &o, || async { 1u8 }).await;
+    }
+    assert!(cache.breaker_open());
     // config errors: the default cache from a malformed environment
     // SAFETY: single test in this binary.
     unsafe { std::env::set_var("CACHETTE_REDIS_URL", "redis://[bad") };
@@ -137,7 +142,7 @@ async fn every_documented_metric_is_emitted() {
         .map(|(k, _, _, _)| k.key().name().to_owned())
         .collect();
     let documented = documented();
-    assert!(documented.len() >= 19, "{documented:?}");
+    assert!(documented.len() >= 22, "{documented:?}");
     let missing: Vec<_> = documented.difference(&seen).collect();
     assert!(
         missing.is_empty(),

@@ -5,18 +5,21 @@
 #![allow(clippy::ptr_arg)]
 
 use crate::backend::{Backend, memory::MemoryBackend, redis::RedisBackend};
+use crate::breaker::Breaker;
 use crate::call::Check;
 use crate::codec::{self, Meta};
 use crate::config::{BackendChoice, CacheBuilder, Config, Options, Ttl};
 use crate::error::{Error, Result};
 use crate::flight::Flights;
 use crate::lock::Lock;
+use crate::pending::{Item, Pending};
 use crate::stats::{Event, LogLimiter, Stats, StatsSnapshot};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::borrow::Cow;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 /// Delays before the attempts of an invalidation (first attempt at once).
@@ -63,6 +66,7 @@ pub(crate) struct Inner {
     pub tag_prefix: String,
     pub stats: Stats,
     pub flights: Arc<Flights>,
+    pub pending: Pending,
 }
 
 impl std::fmt::Debug for Cache {
@@ -111,9 +115,11 @@ impl Cache {
 
     pub(crate) fn from_parts(choice: BackendChoice, config: Config) -> Result<Cache> {
         let backend = match choice {
-            BackendChoice::Redis(url) => {
-                Backend::Redis(RedisBackend::new(&url, config.op_timeout)?)
-            }
+            BackendChoice::Redis(url) => Backend::Redis(RedisBackend::new(
+                &url,
+                config.op_timeout,
+                Breaker::new(config.breaker, Arc::clone(&config.clock)),
+            )?),
             BackendChoice::Memory(bytes) => {
                 Backend::Memory(MemoryBackend::new(bytes, config.memory_max_tags))
             }
@@ -136,6 +142,7 @@ impl Cache {
                 tag_prefix,
                 stats: Stats::default(),
                 flights: Flights::new(),
+                pending: Pending::default(),
             }),
         }
     }
@@ -232,6 +239,10 @@ impl Cache {
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         let full_key = self.full_key(key);
         let name = Cow::Borrowed("manual");
+        if self.inner.pending.blocks(&full_key, &[]) {
+            self.inner.stats.record(Event::Miss, &name);
+            return Ok(None);
+        }
         let fetched = self.inner.backend.fetch(&full_key, &[]).await?;
         let Some(bytes) = fetched.entry else {
             self.inner.stats.record(Event::Miss, &name);
@@ -257,6 +268,9 @@ impl Cache {
     /// Whether a valid entry is stored at `key` (the value is not decoded).
     pub async fn exists(&self, key: &str) -> Result<bool> {
         let full_key = self.full_key(key);
+        if self.inner.pending.blocks(&full_key, &[]) {
+            return Ok(false);
+        }
         let fetched = self.inner.backend.fetch(&full_key, &[]).await?;
         let Some(bytes) = fetched.entry else {
             return Ok(false);
@@ -311,8 +325,13 @@ impl Cache {
     /// tags are the race-free way to invalidate (see ARCHITECTURE.md).
     pub async fn delete(&self, key: &str) -> Result<bool> {
         let full_key = self.full_key(key);
-        self.retrying("delete", || self.inner.backend.delete(&full_key))
-            .await
+        let r = self
+            .retrying("delete", || self.inner.backend.delete(&full_key))
+            .await;
+        if r.is_err() {
+            self.defer([Item::Key(full_key)]);
+        }
+        r
     }
 
     /// Invalidates every entry carrying any of `tags`, however many there are (one write per
@@ -329,10 +348,15 @@ impl Cache {
             return Ok(());
         }
         let ttl = self.inner.config.tag_ttl;
-        self.retrying("invalidate_tags", || {
-            self.inner.backend.bump_tags(&tag_keys, ttl)
-        })
-        .await
+        let r = self
+            .retrying("invalidate_tags", || {
+                self.inner.backend.bump_tags(&tag_keys, ttl)
+            })
+            .await;
+        if r.is_err() {
+            self.defer(tag_keys.into_iter().map(Item::Tag));
+        }
+        r
     }
 
     /// Removes every entry whose body matches the Redis glob `pattern` (`user:*`), with
@@ -341,10 +365,116 @@ impl Cache {
     /// Like [`delete`](Self::delete), not race-free against fills already running.
     pub async fn invalidate_pattern(&self, pattern: &str) -> Result<u64> {
         let full = self.full_key(pattern);
-        self.retrying("invalidate_pattern", || {
-            self.inner.backend.delete_matching(&full)
-        })
-        .await
+        let r = self
+            .retrying("invalidate_pattern", || {
+                self.inner.backend.delete_matching(&full)
+            })
+            .await;
+        if r.is_err() {
+            self.defer([Item::Pattern(full)]);
+        }
+        r
+    }
+
+    /// Invalidations that failed and wait to be applied (see
+    /// [`invalidate_tags`](Self::invalidate_tags)).
+    pub fn pending_invalidations(&self) -> usize {
+        self.inner.pending.len()
+    }
+
+    /// Whether the Redis circuit breaker is open (calls skip Redis until it answers again).
+    pub fn breaker_open(&self) -> bool {
+        match &self.inner.backend {
+            Backend::Redis(r) => r.breaker_open(),
+            _ => false,
+        }
+    }
+
+    /// Keeps failed invalidations and makes sure the retry worker runs.
+    fn defer(&self, items: impl IntoIterator<Item = Item>) {
+        if !self.inner.pending.add(items) {
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                let cache = self.clone();
+                handle.spawn(async move { cache.apply_pending().await });
+            }
+            Err(_) => self
+                .inner
+                .pending
+                .worker_running
+                .store(false, Ordering::Release),
+        }
+    }
+
+    /// The retry worker: applies kept invalidations until none is left, backing off from
+    /// 50 ms to 2 s between rounds.
+    async fn apply_pending(self) {
+        let mut pause = Duration::from_millis(50);
+        loop {
+            let snapshot = self.inner.pending.snapshot();
+            let mut applied = Vec::with_capacity(snapshot.len());
+            let tags: Vec<&(Item, u64)> = snapshot
+                .iter()
+                .filter(|(i, _)| matches!(i, Item::Tag(_)))
+                .collect();
+            if !tags.is_empty() {
+                let keys: Vec<String> = tags
+                    .iter()
+                    .filter_map(|(i, _)| match i {
+                        Item::Tag(t) => Some(t.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                if self
+                    .inner
+                    .backend
+                    .bump_tags(&keys, self.inner.config.tag_ttl)
+                    .await
+                    .is_ok()
+                {
+                    applied.extend(tags.into_iter().cloned());
+                }
+            }
+            for entry in &snapshot {
+                let ok = match &entry.0 {
+                    Item::Tag(_) => continue,
+                    Item::Key(k) => self.inner.backend.delete(k).await.is_ok(),
+                    Item::Pattern(p) => self.inner.backend.delete_matching(p).await.is_ok(),
+                    Item::All => self.clear().await.is_ok(),
+                };
+                if ok {
+                    applied.push(entry.clone());
+                }
+            }
+            if !applied.is_empty() {
+                tracing::info!(applied = applied.len(), "deferred invalidations applied");
+                self.inner
+                    .stats
+                    .record(Event::Invalidation, &Cow::Borrowed("deferred"));
+            }
+            if !self.inner.pending.applied(&applied) {
+                self.inner
+                    .pending
+                    .worker_running
+                    .store(false, Ordering::Release);
+                // Something added meanwhile saw the worker running: take it over.
+                if self.inner.pending.len() == 0
+                    || self
+                        .inner
+                        .pending
+                        .worker_running
+                        .swap(true, Ordering::AcqRel)
+                {
+                    return;
+                }
+            }
+            if applied.len() < snapshot.len() {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+        }
     }
 
     /// Runs an invalidation with retries; counts and logs the outcome.

@@ -429,7 +429,11 @@ impl Cache {
                 };
             }
         };
-        let state = self.classify(full_key, &fetched, opts).await;
+        let state = if self.inner.pending.blocks(full_key, tag_keys) {
+            State::Missing { fallback: None }
+        } else {
+            self.classify(full_key, &fetched, opts).await
+        };
         Lookup {
             state,
             fetched: Some(fetched.versions),
@@ -714,6 +718,14 @@ impl Cache {
         if !tags
             .iter()
             .all(|t| env.tags.iter().any(|(et, _)| et.as_ref() == t.as_str()))
+        {
+            return Ok(Check::Invalid);
+        }
+        if self.inner.pending.any()
+            && env
+                .tags
+                .iter()
+                .any(|(t, _)| self.inner.pending.blocks_tag(&self.tag_key(t)))
         {
             return Ok(Check::Invalid);
         }

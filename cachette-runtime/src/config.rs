@@ -237,6 +237,7 @@ pub(crate) struct Config {
     pub max_value_bytes: usize,
     pub tag_ttl: Duration,
     pub memory_max_tags: u64,
+    pub breaker: Option<crate::breaker::BreakerOptions>,
 }
 
 impl std::fmt::Debug for Config {
@@ -265,6 +266,7 @@ impl Config {
             max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
             tag_ttl: DEFAULT_TAG_TTL,
             memory_max_tags: 1_000_000,
+            breaker: Some(crate::breaker::BreakerOptions::default()),
         }
     }
 }
@@ -452,6 +454,13 @@ impl CacheBuilder {
         self
     }
 
+    /// The Redis circuit breaker (on by default: 5 consecutive failures open it for 1 s).
+    /// `None` switches it off.
+    pub fn breaker(mut self, breaker: Option<crate::breaker::BreakerOptions>) -> Self {
+        self.config.breaker = breaker;
+        self
+    }
+
     /// Default TTL jitter (fraction 0 to 1; [`DEFAULT_JITTER`]). `0` switches it off.
     pub fn jitter(mut self, fraction: f64) -> Self {
         self.config.jitter = fraction;
@@ -517,6 +526,13 @@ impl CacheBuilder {
             errors.push(format!(
                 "early refresh beta {beta} must be a positive number"
             ));
+        }
+        if let Some(b) = c.breaker
+            && (b.failures == 0 || b.cool_down.is_zero())
+        {
+            errors.push(
+                "circuit breaker needs at least 1 failure and a non-zero cool-down".to_owned(),
+            );
         }
         if c.tag_ttl.is_zero() {
             errors.push("tag TTL must be greater than zero".to_owned());

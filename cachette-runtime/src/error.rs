@@ -26,6 +26,9 @@ pub enum Error {
     /// The backend did not answer within the per-operation timeout.
     #[error("cache backend did not answer within {0:?}")]
     Timeout(Duration),
+    /// The circuit breaker is open: Redis failed repeatedly and is skipped for a while.
+    #[error("cache backend skipped: the circuit breaker is open after repeated failures")]
+    CircuitOpen,
     /// A value could not be serialized.
     #[error("cannot serialize value: {0}")]
     Encode(#[from] serde_json::Error),
@@ -58,6 +61,7 @@ impl Error {
             Error::Backend(e) if e.is_io_error() || e.is_connection_dropped() => "connection",
             Error::Backend(_) => "backend",
             Error::Timeout(_) => "timeout",
+            Error::CircuitOpen => "circuit_open",
             Error::Encode(_) => "encode",
             Error::TooLarge { .. } => "too_large",
             Error::Hash(_) => "hash",

@@ -24,6 +24,7 @@
 
 pub mod admin;
 mod backend;
+mod breaker;
 mod cache;
 mod call;
 pub mod clock;
@@ -35,9 +36,11 @@ mod global;
 pub mod keys;
 mod lock;
 pub mod observe;
+mod pending;
 mod policy;
 pub mod stats;
 
+pub use breaker::BreakerOptions;
 pub use cache::Cache;
 pub use config::{
     CacheBuilder, DEFAULT_EARLY_REFRESH_BETA, DEFAULT_JITTER, DEFAULT_LOCK_TTL,

@@ -27,6 +27,9 @@
 //! | `cachette_invalidations_total` | counter | `cache` (`invalidate_tags`, `invalidate_pattern`, `delete`) | invalidations that succeeded |
 //! | `cachette_invalidation_failures_total` | counter | `cache` (as above) | invalidations that failed after their retries |
 //! | `cachette_config_errors_total` | counter | | a malformed environment disabled the default cache |
+//! | `cachette_breaker_opened_total` | counter | | times the Redis circuit breaker opened |
+//! | `cachette_breaker_rejected_total` | counter | | round trips skipped while it was open |
+//! | `cachette_breaker_open` | gauge | | 1 while it is open, 0 once closed |
 //! | `cachette_compute_seconds` | histogram | `cache` | time the computations took |
 //! | `cachette_backend_seconds` | histogram | `backend` (`redis`), `op` (`fetch`, `create_tags`, `invalidate`, `store`, `delete`, `scan`, `lock`, `unlock`) | time of each Redis round trip |
 

@@ -2,6 +2,7 @@
 //! by the operation timeout.
 
 use super::{Fetched, new_version};
+use crate::breaker::{Admit, Breaker};
 use crate::error::{Error, Result, redact_url};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::sync::OnceLock;
@@ -18,6 +19,7 @@ pub(crate) struct RedisBackend {
     round_trips: AtomicU64,
     redacted_url: String,
     timers: OpTimers,
+    breaker: Breaker,
 }
 
 /// The kinds of round trip, as the `op` label of `cachette_backend_seconds`.
@@ -84,7 +86,7 @@ impl std::fmt::Debug for RedisBackend {
 
 impl RedisBackend {
     /// Parses the URL; does not connect.
-    pub fn new(url: &str, op_timeout: Duration) -> Result<Self> {
+    pub fn new(url: &str, op_timeout: Duration, breaker: Breaker) -> Result<Self> {
         let client = redis::Client::open(url).map_err(|e| Error::InvalidUrl {
             url: redact_url(url),
             reason: e.to_string(),
@@ -96,6 +98,7 @@ impl RedisBackend {
             round_trips: AtomicU64::new(0),
             redacted_url: redact_url(url),
             timers: OpTimers::default(),
+            breaker,
         })
     }
 
@@ -130,15 +133,29 @@ impl RedisBackend {
     /// Runs one pipeline (one round trip) within the operation timeout, timing it into the
     /// `cachette_backend_seconds{backend="redis",op}` histogram.
     async fn run<T: redis::FromRedisValue>(&self, op: Op, pipe: &redis::Pipeline) -> Result<T> {
+        let admit = self.breaker.admit();
+        if admit == Admit::No {
+            return Err(Error::CircuitOpen);
+        }
         let mut conn = self.conn()?;
         self.round_trips.fetch_add(1, Ordering::Relaxed);
         let started = std::time::Instant::now();
         let r = tokio::time::timeout(self.op_timeout, pipe.query_async::<T>(&mut conn)).await;
         self.timers.record(op, started.elapsed());
-        match r {
-            Ok(r) => Ok(r?),
+        let r = match r {
+            Ok(r) => r.map_err(Error::from),
             Err(_) => Err(Error::Timeout(self.op_timeout)),
+        };
+        match &r {
+            Ok(_) => self.breaker.success(&admit),
+            Err(_) => self.breaker.failure(&admit),
         }
+        r
+    }
+
+    /// Whether the circuit breaker is open (calls skip Redis).
+    pub fn breaker_open(&self) -> bool {
+        self.breaker.is_open()
     }
 
     pub async fn fetch(&self, key: Option<&str>, tag_keys: &[String]) -> Result<Fetched> {
@@ -256,6 +273,10 @@ impl RedisBackend {
         key: &str,
         args: &[&str],
     ) -> Result<i64> {
+        let admit = self.breaker.admit();
+        if admit == Admit::No {
+            return Err(Error::CircuitOpen);
+        }
         let mut conn = self.conn()?;
         self.round_trips.fetch_add(1, Ordering::Relaxed);
         let _timer = ScopedTimer(&self.timers, op, std::time::Instant::now());
@@ -263,10 +284,16 @@ impl RedisBackend {
         for a in args {
             inv.arg(*a);
         }
-        match tokio::time::timeout(self.op_timeout, inv.invoke_async::<i64>(&mut conn)).await {
-            Ok(r) => Ok(r?),
-            Err(_) => Err(Error::Timeout(self.op_timeout)),
+        let r =
+            match tokio::time::timeout(self.op_timeout, inv.invoke_async::<i64>(&mut conn)).await {
+                Ok(r) => r.map_err(Error::from),
+                Err(_) => Err(Error::Timeout(self.op_timeout)),
+            };
+        match &r {
+            Ok(_) => self.breaker.success(&admit),
+            Err(_) => self.breaker.failure(&admit),
         }
+        r
     }
 
     /// `SET lock token NX PX ttl`: whether the lock was taken.

@@ -1,0 +1,161 @@
+//! Invalidations that could not reach the backend. They are kept and retried in the
+//! background until they succeed; until then this process does not serve, from the cache,
+//! any entry they cover (lookups of those keys, or of entries carrying those tags, compute).
+//!
+//! Other processes cannot learn of an invalidation that never reached the shared backend:
+//! until it is applied they may serve entries it covers, for at most those entries' TTL.
+//! Bounded: past [`MAX_PENDING`] items the queue collapses into one "clear the namespace"
+//! item, and every read of this process bypasses the cache until it is applied.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// Most invalidations kept one by one.
+pub const MAX_PENDING: usize = 100_000;
+
+/// One kept invalidation (backend keys and patterns, namespace prefixes included).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum Item {
+    Tag(String),
+    Key(String),
+    Pattern(String),
+    /// Everything of the namespace: what the queue collapses to when full.
+    All,
+}
+
+#[derive(Default)]
+pub(crate) struct Pending {
+    /// Item → generation (bumped when re-added), so that an item re-added while the worker
+    /// applies it is not dropped.
+    items: Mutex<HashMap<Item, u64>>,
+    generation: AtomicU64,
+    nonempty: AtomicBool,
+    all: AtomicBool,
+    pub worker_running: AtomicBool,
+}
+
+impl Pending {
+    /// Keeps `items`; true when the retry worker must be started.
+    pub fn add(&self, new: impl IntoIterator<Item = Item>) -> bool {
+        let mut items = self.items.lock().unwrap_or_else(|e| e.into_inner());
+        for item in new {
+            let g = self.generation.fetch_add(1, Ordering::Relaxed);
+            items.insert(item, g);
+        }
+        if items.len() > MAX_PENDING {
+            items.clear();
+            let g = self.generation.fetch_add(1, Ordering::Relaxed);
+            items.insert(Item::All, g);
+            self.all.store(true, Ordering::Release);
+            tracing::error!(
+                "more than {MAX_PENDING} invalidations are waiting for the backend; \
+                 this process bypasses the cache until the namespace is cleared"
+            );
+        }
+        self.nonempty.store(!items.is_empty(), Ordering::Release);
+        !self.worker_running.swap(true, Ordering::AcqRel)
+    }
+
+    /// A copy of what is kept, with generations.
+    pub fn snapshot(&self) -> Vec<(Item, u64)> {
+        let items = self.items.lock().unwrap_or_else(|e| e.into_inner());
+        items.iter().map(|(i, g)| (i.clone(), *g)).collect()
+    }
+
+    /// Drops `applied` items unless they were re-added since; whether anything is left.
+    pub fn applied(&self, applied: &[(Item, u64)]) -> bool {
+        let mut items = self.items.lock().unwrap_or_else(|e| e.into_inner());
+        for (item, g) in applied {
+            if items.get(item) == Some(g) {
+                items.remove(item);
+                if *item == Item::All {
+                    self.all.store(false, Ordering::Release);
+                }
+            }
+        }
+        let left = !items.is_empty();
+        self.nonempty.store(left, Ordering::Release);
+        left
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.lock().map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// Whether a read of `full_key`, asking for `tag_keys`, must bypass the cache.
+    pub fn blocks(&self, full_key: &str, tag_keys: &[String]) -> bool {
+        if !self.nonempty.load(Ordering::Acquire) {
+            return false;
+        }
+        if self.all.load(Ordering::Acquire) {
+            return true;
+        }
+        let items = self.items.lock().unwrap_or_else(|e| e.into_inner());
+        items.keys().any(|item| match item {
+            Item::Tag(t) => tag_keys.iter().any(|k| k == t),
+            Item::Key(k) => k == full_key,
+            Item::Pattern(p) => crate::keys::glob_match(p.as_bytes(), full_key.as_bytes()),
+            Item::All => true,
+        })
+    }
+
+    /// Whether anything is kept (one atomic load: the hot path's check).
+    pub fn any(&self) -> bool {
+        self.nonempty.load(Ordering::Acquire)
+    }
+
+    /// Whether an entry carrying the tag key `tag_key` must be bypassed.
+    pub fn blocks_tag(&self, tag_key: &str) -> bool {
+        if !self.nonempty.load(Ordering::Acquire) {
+            return false;
+        }
+        let items = self.items.lock().unwrap_or_else(|e| e.into_inner());
+        items.contains_key(&Item::Tag(tag_key.to_owned())) || items.contains_key(&Item::All)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_what_it_keeps_until_applied() {
+        let p = Pending::default();
+        assert!(!p.blocks("ns:user:1", &["ns#tag:users".into()]));
+        assert!(p.add([
+            Item::Tag("ns#tag:users".into()),
+            Item::Pattern("ns:guild:*".into())
+        ]));
+        assert!(
+            !p.add([Item::Key("ns:k".into())]),
+            "the worker already runs"
+        );
+        assert!(p.blocks("ns:user:1", &["ns#tag:users".into()]));
+        assert!(p.blocks_tag("ns#tag:users"));
+        assert!(p.blocks("ns:guild:7", &[]));
+        assert!(p.blocks("ns:k", &[]));
+        assert!(!p.blocks("ns:other", &["ns#tag:others".into()]));
+        let snap = p.snapshot();
+        // Re-added while being applied: kept.
+        p.add([Item::Key("ns:k".into())]);
+        assert!(p.applied(&snap));
+        assert!(p.blocks("ns:k", &[]));
+        assert!(!p.blocks("ns:guild:7", &[]));
+        let snap = p.snapshot();
+        assert!(!p.applied(&snap));
+        assert!(!p.blocks("ns:k", &[]));
+        assert_eq!(p.len(), 0);
+    }
+
+    #[test]
+    fn collapses_when_full() {
+        let p = Pending::default();
+        p.add((0..=MAX_PENDING).map(|i| Item::Key(format!("ns:{i}"))));
+        assert_eq!(p.len(), 1);
+        assert!(p.blocks("ns:anything", &[]));
+        let snap = p.snapshot();
+        assert!(!p.applied(&snap));
+        assert!(!p.blocks("ns:anything", &[]));
+    }
+}
