@@ -218,6 +218,10 @@ impl Cache {
         op: &'static str,
         e: &Error,
     ) {
+        if matches!(e, Error::CircuitOpen) {
+            // Skipped, not failed: counted by `cachette_breaker_rejected_total`.
+            return;
+        }
         self.inner.stats.record(Event::BackendError, name);
         metrics::counter!("cachette_backend_errors_total", "cache" => crate::stats::label(name), "op" => op, "kind" => e.kind())
             .increment(1);
