@@ -60,6 +60,21 @@ pub mod __private {
     pub use crate::keys::hash::ArgsHasher;
     pub use crate::keys::{KeyBuilder, escape_into};
 
+    /// Entry points for the fuzz targets in `fuzz/` and the property tests.
+    pub mod fuzz {
+        /// Parses `bytes` as a stored entry and, when it is one, decodes its value as JSON;
+        /// whether it was a readable envelope. Must never panic.
+        pub fn decode_envelope(bytes: &[u8]) -> bool {
+            match crate::codec::decode_header(bytes) {
+                Ok(env) => {
+                    let _ = crate::codec::decode_value::<serde_json::Value>(&env);
+                    true
+                }
+                Err(_) => false,
+            }
+        }
+    }
+
     /// Test hooks for the memory backend, standing in for what `redis-cli` does to Redis in
     /// the shared behavioural suite.
     pub mod testing {
