@@ -366,8 +366,8 @@ mod suite {
         assert_eq!(r, Ok(4));
         assert_eq!(c.get::<u8>("fallible").await.unwrap(), Some(4));
 
-        // max_value_bytes is 1 KiB in this fixture.
-        let big = "x".repeat(4096);
+        // max_value_bytes is 256 KiB in this fixture.
+        let big = "x".repeat(512 * 1024);
         let v = c
             .get_or_compute("big", &opts, || counter.compute(big.clone()))
             .await;
@@ -434,6 +434,67 @@ mod suite {
         assert_eq!(counter.runs(), 6);
     }
 
+    /// Keys and tags from user input: very long, control characters, separators, glob
+    /// characters, Unicode. Every command succeeds; nothing collides; invalidations stay exact.
+    pub async fn hostile_keys_and_tags(fx: Fixture) {
+        let c = &fx.cache;
+        let long = "x".repeat(64 * 1024);
+        let values = [
+            long.as_str(),
+            "\0\r\n\u{1b}[31m",
+            "a:b:c",
+            "*",
+            "?",
+            "[a-z]",
+            "{slot}",
+            "%3A",
+            "日本語 🚀",
+            "\u{202e}rtl",
+            "",
+            " ",
+        ];
+        let key_of = |v: &str| {
+            let mut k = KeyBuilder::new();
+            k.lit("item:").arg(v);
+            k.finish()
+        };
+        let tag_of = |v: &str| {
+            let mut k = KeyBuilder::new();
+            k.lit("owner:").arg(v);
+            k.finish()
+        };
+        for (i, v) in values.iter().enumerate() {
+            let opts = Options::new().tags([tag_of(v), "items".to_owned()]);
+            c.set(&key_of(v), &i, &opts).await.unwrap();
+        }
+        for (i, v) in values.iter().enumerate() {
+            assert_eq!(
+                c.get::<usize>(&key_of(v)).await.unwrap(),
+                Some(i),
+                "value {i}"
+            );
+        }
+        // Invalidating one hostile tag touches exactly its entry.
+        c.invalidate_tags([tag_of("*")]).await.unwrap();
+        for (i, v) in values.iter().enumerate() {
+            let expected = if *v == "*" { None } else { Some(i) };
+            assert_eq!(
+                c.get::<usize>(&key_of(v)).await.unwrap(),
+                expected,
+                "value {i}"
+            );
+        }
+        // A hostile pattern value matches only itself.
+        let mut p = KeyBuilder::new();
+        p.lit("item:").arg("[a-z]");
+        assert_eq!(c.invalidate_pattern(&p.finish()).await.unwrap(), 1);
+        assert_eq!(c.get::<usize>(&key_of("a")).await.unwrap(), None);
+        assert_eq!(c.get::<usize>(&key_of("?")).await.unwrap(), Some(4));
+        // Raw (unescaped) manual keys with control bytes and globs are stored as they are.
+        c.set("raw:\n*?[", &1u8, &Options::new()).await.unwrap();
+        assert_eq!(c.get::<u8>("raw:\n*?[").await.unwrap(), Some(1));
+    }
+
     pub async fn namespaces_and_versions(fx: Fixture, v2: Cache, other_ns: Cache) {
         let v1 = &fx.cache;
         let opts = Options::new().tags(["users"]);
@@ -456,7 +517,7 @@ mod suite {
 
 fn short_profiles(b: cachette::CacheBuilder) -> cachette::CacheBuilder {
     b.ttl_profile("presence", Duration::from_millis(300))
-        .max_value_bytes(1024)
+        .max_value_bytes(256 * 1024)
 }
 
 macro_rules! both_backends {
@@ -494,6 +555,7 @@ both_backends!(
     undecodable_values,
     errors_and_oversize,
     optional_and_refresh,
+    hostile_keys_and_tags,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
