@@ -227,6 +227,15 @@ async fn password_in_url_and_wrong_password() {
     assert_eq!(runs.load(Ordering::SeqCst), 1, "authenticated: cached");
 
     let bad = Cache::redis(&format!("redis://:wrong@127.0.0.1:{port}/")).unwrap();
+    // When the service requires its cache, start-up fails with a clear error...
+    let err = bad.connect().await.unwrap_err();
+    assert!(matches!(err, cachette::Error::Auth { .. }), "{err}");
+    assert!(
+        err.to_string().contains("refused the credentials") && !err.to_string().contains("wrong"),
+        "{err}"
+    );
+    good.connect().await.unwrap();
+    // ...and otherwise calls run uncached: a counted, logged fallback.
     let runs = AtomicUsize::new(0);
     assert_eq!(compute_counted(&bad, "k", &opts, &runs, 5).await.0, 5);
     assert_eq!(runs.load(Ordering::SeqCst), 1, "computed, not failed");

@@ -380,6 +380,17 @@ impl Cache {
         r
     }
 
+    /// Checks that the backend answers and accepts the credentials (one `PING`). Call it at
+    /// start-up when the service must not run without its cache: a wrong password is then
+    /// [`Error::Auth`], an unreachable server a connection error. Without it, cachette starts
+    /// anyway and runs uncached (logged, counted) until Redis answers.
+    pub async fn connect(&self) -> Result<()> {
+        match &self.inner.backend {
+            Backend::Redis(r) => r.ping().await,
+            _ => Ok(()),
+        }
+    }
+
     /// Invalidations that failed and wait to be applied (see
     /// [`invalidate_tags`](Self::invalidate_tags)).
     pub fn pending_invalidations(&self) -> usize {

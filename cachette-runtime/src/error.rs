@@ -23,6 +23,14 @@ pub enum Error {
     /// The backend answered with an error, or the connection failed.
     #[error("cache backend error: {0}")]
     Backend(#[from] redis::RedisError),
+    /// Redis refused the credentials of the URL (wrong password or ACL user).
+    #[error("Redis at {url} refused the credentials: {reason}")]
+    Auth {
+        /// The URL with any password replaced by `***`.
+        url: String,
+        /// What Redis said.
+        reason: String,
+    },
     /// The backend did not answer within the per-operation timeout.
     #[error("cache backend did not answer within {0:?}")]
     Timeout(Duration),
@@ -60,6 +68,7 @@ impl Error {
             Error::Backend(e) if e.is_timeout() => "timeout",
             Error::Backend(e) if e.is_io_error() || e.is_connection_dropped() => "connection",
             Error::Backend(_) => "backend",
+            Error::Auth { .. } => "auth",
             Error::Timeout(_) => "timeout",
             Error::CircuitOpen => "circuit_open",
             Error::Encode(_) => "encode",

@@ -153,6 +153,34 @@ impl RedisBackend {
         r
     }
 
+    /// One `PING`, bypassing the breaker: start-up checks.
+    pub async fn ping(&self) -> Result<()> {
+        let mut conn = self.conn()?;
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
+        let mut pipe = redis::pipe();
+        pipe.cmd("PING");
+        match tokio::time::timeout(
+            self.op_timeout.max(Duration::from_secs(1)),
+            pipe.query_async::<(String,)>(&mut conn),
+        )
+        .await
+        {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e))
+                if e.kind() == redis::ErrorKind::AuthenticationFailed
+                    || e.to_string().contains("WRONGPASS")
+                    || e.to_string().contains("NOAUTH") =>
+            {
+                Err(Error::Auth {
+                    url: self.redacted_url.clone(),
+                    reason: e.to_string(),
+                })
+            }
+            Ok(Err(e)) => Err(e.into()),
+            Err(_) => Err(Error::Timeout(self.op_timeout)),
+        }
+    }
+
     /// Whether the circuit breaker is open (calls skip Redis).
     pub fn breaker_open(&self) -> bool {
         self.breaker.is_open()
