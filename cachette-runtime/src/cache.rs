@@ -115,8 +115,9 @@ impl Cache {
 
     pub(crate) fn from_parts(choice: BackendChoice, config: Config) -> Result<Cache> {
         let backend = match choice {
-            BackendChoice::Redis(url) => Backend::Redis(RedisBackend::new(
+            BackendChoice::Redis(url, root_cert) => Backend::Redis(RedisBackend::new(
                 &url,
+                root_cert,
                 config.op_timeout,
                 Breaker::new(config.breaker, Arc::clone(&config.clock)),
             )?),

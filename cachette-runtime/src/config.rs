@@ -207,7 +207,7 @@ impl Options {
 /// Which backend a builder builds.
 #[derive(Clone)]
 pub(crate) enum BackendChoice {
-    Redis(String),
+    Redis(String, Option<Vec<u8>>),
     Memory(u64),
     Disabled,
 }
@@ -215,7 +215,7 @@ pub(crate) enum BackendChoice {
 impl std::fmt::Debug for BackendChoice {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            BackendChoice::Redis(url) => f.debug_tuple("Redis").field(&redact_url(url)).finish(),
+            BackendChoice::Redis(url, _) => f.debug_tuple("Redis").field(&redact_url(url)).finish(),
             BackendChoice::Memory(b) => f.debug_tuple("Memory").field(b).finish(),
             BackendChoice::Disabled => f.write_str("Disabled"),
         }
@@ -322,7 +322,21 @@ impl CacheBuilder {
     /// made lazily: building succeeds while Redis is unreachable, and calls run uncached
     /// until it answers.
     pub fn redis(mut self, url: impl Into<String>) -> Self {
-        self.backend = BackendChoice::Redis(url.into());
+        self.backend = BackendChoice::Redis(url.into(), None);
+        self
+    }
+
+    /// For `rediss://` URLs: trust this root certificate (PEM) instead of the platform's
+    /// store, e.g. a private CA. Requires the `tls` feature; without it `rediss://` is
+    /// rejected by [`build`](Self::build).
+    pub fn tls_root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        if let BackendChoice::Redis(_, root) = &mut self.backend {
+            *root = Some(pem.into());
+        } else {
+            self.errors.push(
+                "tls_root_certificate needs a Redis backend: call redis(url) first".to_owned(),
+            );
+        }
         self
     }
 
@@ -354,7 +368,7 @@ impl CacheBuilder {
         if env_var("CACHETTE_DISABLED").is_some_and(|v| matches!(v.trim(), "1" | "true" | "yes")) {
             self.backend = BackendChoice::Disabled;
         } else if let Some(url) = env_var("CACHETTE_REDIS_URL").or_else(|| env_var("REDIS_URL")) {
-            self.backend = BackendChoice::Redis(url.trim().to_owned());
+            self.backend = BackendChoice::Redis(url.trim().to_owned(), None);
         } else {
             let bytes = match env_var("CACHETTE_MEMORY_BYTES") {
                 Some(v) => match v.trim().parse::<u64>() {

@@ -86,11 +86,26 @@ impl std::fmt::Debug for RedisBackend {
 
 impl RedisBackend {
     /// Parses the URL; does not connect.
-    pub fn new(url: &str, op_timeout: Duration, breaker: Breaker) -> Result<Self> {
-        let client = redis::Client::open(url).map_err(|e| Error::InvalidUrl {
+    pub fn new(
+        url: &str,
+        root_cert: Option<Vec<u8>>,
+        op_timeout: Duration,
+        breaker: Breaker,
+    ) -> Result<Self> {
+        let invalid = |reason: String| Error::InvalidUrl {
             url: redact_url(url),
-            reason: e.to_string(),
-        })?;
+            reason,
+        };
+        let client = if url.starts_with("rediss://") {
+            tls_client(url, root_cert).map_err(invalid)?
+        } else {
+            if root_cert.is_some() {
+                return Err(invalid(
+                    "a TLS root certificate was given for a URL that is not rediss://".to_owned(),
+                ));
+            }
+            redis::Client::open(url).map_err(|e| invalid(e.to_string()))?
+        };
         Ok(RedisBackend {
             client,
             conn: OnceLock::new(),
@@ -455,6 +470,26 @@ impl RedisBackend {
             (b, Duration::from_millis(left))
         }))
     }
+}
+
+#[cfg(feature = "tls")]
+fn tls_client(url: &str, root_cert: Option<Vec<u8>>) -> std::result::Result<redis::Client, String> {
+    // rustls needs a process-wide crypto provider; another part of the program may have
+    // installed one already, which is fine.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let certs = redis::TlsCertificates {
+        client_tls: None,
+        root_cert,
+    };
+    redis::Client::build_with_tls(url, certs).map_err(|e| e.to_string())
+}
+
+#[cfg(not(feature = "tls"))]
+fn tls_client(
+    _url: &str,
+    _root_cert: Option<Vec<u8>>,
+) -> std::result::Result<redis::Client, String> {
+    Err("rediss:// needs cachette's `tls` feature".to_owned())
 }
 
 fn millis(d: Duration) -> u64 {
