@@ -1,2 +1,123 @@
 //! cachette: declarative caching for async Rust.
+//!
+//! The attributes [`cached`], [`invalidates`] and [`cache_put`] turn a caching layer into
+//! annotations on `async fn`s; the [`Cache`] they call (Redis, the embedded memory store, or
+//! disabled) is the runtime re-exported here, usable directly too.
+//!
+//! ```
+//! use cachette::{Cache, cached, invalidates};
+//!
+//! struct Users {
+//!     cache: Cache,
+//! }
+//!
+//! impl Users {
+//!     #[cached(key = "user:{id}", ttl = "10m", tags = ["users"], cache = self.cache)]
+//!     async fn name(&self, id: u64) -> Result<String, std::io::Error> {
+//!         Ok(format!("user {id}")) // a database query, in real life
+//!     }
+//!
+//!     #[invalidates(tags = ["users"], cache = self.cache)]
+//!     async fn rename_all(&self) -> Result<(), std::io::Error> {
+//!         Ok(())
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let users = Users { cache: Cache::memory(16 << 20) };
+//! assert_eq!(users.name(7).await?, "user 7"); // computed and stored
+//! assert_eq!(users.name(7).await?, "user 7"); // from the cache
+//! users.rename_all().await?; // every entry tagged `users` is now stale
+//! # Ok(()) }
+//! ```
+//!
+//! # Acting on the entry of one call
+//!
+//! [`key_of`], [`evict`] and [`refresh`] take a *call* of a `#[cached]` function (the future it
+//! returns, not awaited) and act on the entry that call reads and writes, without restating its
+//! key template. They work for every cached function: free functions, methods, trait `impl`s
+//! and generic functions alike.
+//!
+//! ```
+//! use cachette::{Cache, cached};
+//!
+//! struct Users {
+//!     cache: Cache,
+//! }
+//!
+//! impl Users {
+//!     #[cached(key = "user:{id}", cache = self.cache)]
+//!     async fn name(&self, id: u64) -> String {
+//!         format!("user {id}")
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let users = Users { cache: Cache::memory(16 << 20) };
+//! assert_eq!(cachette::key_of(users.name(7))?, "user:7");
+//!
+//! // Cache warming at start-up: compute and store without looking up first.
+//! let warmed = cachette::refresh(users.name(7)).await;
+//! assert_eq!(warmed, "user 7");
+//! assert!(users.cache.exists("user:7").await?);
+//!
+//! // Drop that one entry.
+//! assert!(cachette::evict(users.name(7)).await?);
+//! assert!(!users.cache.exists("user:7").await?);
+//! # Ok(()) }
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use std::future::Future;
+
+pub use cachette_macros::{cache_put, cached, invalidates};
 pub use cachette_runtime::*;
+
+/// Why [`key_of`] or [`evict`] could not act on a call.
+pub use cachette_runtime::__private::CallError;
+
+/// The key (body, without the cache's `namespace[:version]:` prefix) of the entry that `call`
+/// reads and writes: what [`Cache::get`], [`Cache::exists`] and [`Cache::delete`] take.
+///
+/// `call` is a call of a `#[cached]` function, not awaited. It is polled once: the function's
+/// generated code builds its key and stops before running the function's body, and the call
+/// is dropped. Any other future is an error ([`CallError::NotCached`]); an `#[invalidates]` or
+/// `#[cache_put]` function refuses without running its body, but a plain `async fn` is
+/// polled once like any future, so pass cached calls only.
+///
+/// ```
+/// use cachette::{Cache, cached};
+///
+/// #[cached(key = "user:{id}:{lang}", cache = Cache::disabled())]
+/// async fn greeting(id: u64, lang: &str) -> String {
+///     format!("hello {id} ({lang})")
+/// }
+///
+/// // Values are escaped: `:` in a value cannot forge a segment.
+/// assert_eq!(cachette::key_of(greeting(7, "en:gb")).unwrap(), "user:7:en%3Agb");
+/// assert!(cachette::key_of(async { 1 }).is_err());
+/// ```
+pub fn key_of<F: Future>(call: F) -> Result<String, CallError> {
+    cachette_runtime::__private::key_of(call)
+}
+
+/// Removes the entry of `call` (a call of a `#[cached]` function, not awaited, whose body does
+/// not run): whether there was one. See [`key_of`] for how the call is inspected, and
+/// [`Cache::delete`] for what removing guarantees (tags are the race-free way to invalidate).
+pub async fn evict<F: Future>(call: F) -> Result<bool, CallError> {
+    cachette_runtime::__private::evict(call).await
+}
+
+/// Runs `call` (a call of a `#[cached]` function) without looking its entry up: the function's
+/// body runs and its value is stored as on a miss, and returned. For cache warming at start-up,
+/// or after an out-of-band change to the data behind an entry.
+///
+/// Only the outermost cached call is refreshed: cached functions the body calls are looked up
+/// as usual. A future that is not a cached call runs normally (a warning is logged).
+pub async fn refresh<F: Future>(call: F) -> F::Output {
+    cachette_runtime::__private::refresh(call).await
+}

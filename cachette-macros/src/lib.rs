@@ -1,1 +1,238 @@
-//! Procedural macros of cachette (`#[cached]`, `#[invalidates]`): not written yet, see issue 3.
+//! Procedural macros of [cachette](https://docs.rs/cachette): `#[cached]`, `#[invalidates]`
+//! and `#[cache_put]`. Use them through the `cachette` facade, which re-exports them and the
+//! runtime the generated code calls.
+//!
+//! Layout: `args` reads the options, `template` parses `"user:{id}"`, `validate` reads the
+//! function, `expand` generates, `fallback` emits the user's function unchanged with the
+//! errors when anything is wrong. The generated code calls only `<crate>::__private`.
+
+mod args;
+mod expand;
+mod fallback;
+mod suggest;
+mod template;
+mod validate;
+
+use args::Kind;
+use proc_macro::TokenStream;
+
+/// Caches the result of an `async fn`.
+///
+/// ```
+/// use cachette::{Cache, cached};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// struct User {
+///     id: u64,
+///     name: String,
+/// }
+///
+/// struct Repo {
+///     cache: Cache,
+///     tenant: String,
+/// }
+///
+/// impl Repo {
+///     /// Only `Ok` is stored; an `Err` passes through and the next call tries again.
+///     #[cached(
+///         key = "{self.tenant}:user:{id}",
+///         ttl = "10m",
+///         tags = ["users", "user:{id}"],
+///         cache = self.cache,
+///     )]
+///     async fn user(&self, id: u64) -> Result<User, std::io::Error> {
+///         Ok(User { id, name: format!("user {id}") }) // the database, in real life
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let repo = Repo { cache: Cache::memory(16 << 20), tenant: "acme".into() };
+/// let first = repo.user(42).await?;
+/// assert_eq!(repo.user(42).await?, first); // a hit
+/// assert_eq!(cachette::key_of(repo.user(42))?, "acme:user:42");
+/// # Ok(()) }
+/// ```
+///
+/// # Options
+///
+/// | option | meaning | default |
+/// |---|---|---|
+/// | `key = "user:{id}"` | the key template (see below) | the function's path and a hash of its arguments |
+/// | `skip(db, client)` | arguments left out of the hashed key (only without `key`) | every argument is hashed |
+/// | `ttl = 600` / `ttl = "10m"` / `ttl = profile("user_profile")` | seconds, a duration (checked at compile time: not zero, not negative), or a TTL profile of the cache's configuration | the cache's default TTL |
+/// | `tags = ["users", "user:{id}"]` | tags of the entry (templates), for `#[invalidates(tags = ...)]` | none |
+/// | `cache_none`, `cache_none(ttl = "30s")` | for `-> Option<T>`: store `None` too (negative caching), optionally for a shorter TTL | `None` is not stored |
+/// | `cache = self.cache` | the [`Cache`] to use: any expression of type `Cache`, `&Cache` or `Arc<Cache>` (no `.await`) | the process-wide `cachette::default_cache()` |
+/// | `name = "users.get"` | the label in metrics and logs | the function's path |
+/// | `returns = plain \| result \| option` | overrides the detection of the return shape (for type aliases) | from the return type |
+/// | `crate = "::my_cachette"` | the path of a renamed `cachette` dependency | `::cachette` |
+///
+/// [`Cache`]: https://docs.rs/cachette/latest/cachette/struct.Cache.html
+///
+/// # Keys
+///
+/// A template is literal text with placeholders: an argument (`{id}`), a field path
+/// (`{user.id}`, `{self.tenant}`, `{pair.0}`), or a type or const parameter (`{T}`). Values
+/// are formatted with `Display` and escaped (`:` becomes `%3A`, glob characters and braces are
+/// encoded), so a value can neither forge a segment nor widen a pattern. `{{` and `}}` are
+/// literal braces. Each placeholder is checked at compile time against the function's
+/// parameters. The cache prefixes every key with its `namespace[:version]:`.
+///
+/// Without `key`, the key is `module::path::function:` followed by a stable 128-bit hash of
+/// the arguments (their canonical serialization), of the type and const parameters, and of
+/// `Self` for a method (the receiver itself is never hashed: use `{self.field}` in a template
+/// when it matters). Every hashed argument must be `serde::Serialize`; `skip` the others.
+/// `impl Trait` arguments must be skipped (or left out of the template): each caller picks
+/// their type, and values of different types can serialize alike.
+///
+/// In a template, a type parameter the return type depends on must appear (`{T}`), so that
+/// instantiations never read each other's entries.
+///
+/// # Return types
+///
+/// Detected from the last segment of the return type's path (override with `returns`):
+///
+/// * `T`: every value is stored.
+/// * `Result<T, E>` (any `...::Result`): only `Ok` is stored; an `Err` is returned untouched.
+/// * `Option<T>`: `Some` is stored; `None` only with `cache_none`.
+///
+/// The stored `T` must implement `Serialize` and `DeserializeOwned`: otherwise one error points
+/// at the return type.
+///
+/// # Shapes
+///
+/// Free functions, methods taking `&self`, `&mut self`, `self` or `self: Arc<Self>`, in inherent
+/// and trait `impl` blocks, generic functions, reference arguments. The function keeps its
+/// signature; its body runs inside the cache call. Argument names never collide with the
+/// generated code (`key`, `cache`, `value`, `ttl`, `opts` are fine).
+///
+/// # Acting on one entry
+///
+/// `cachette::key_of(call)`, `cachette::evict(call).await` and `cachette::refresh(call).await`
+/// take a call of the function (not awaited) and compute its key, remove its entry, or
+/// recompute and store it (cache warming). See the facade's documentation.
+///
+/// # Failure
+///
+/// The cache never fails the call: when the backend is slow, down or returns garbage, the body
+/// runs and its value is returned (logged and counted by the runtime). An argument whose
+/// `Serialize` fails runs the body without the cache (logged, counted as
+/// `cachette_key_errors_total`).
+#[proc_macro_attribute]
+pub fn cached(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand::expand(Kind::Cached, attr.into(), item.into()).into()
+}
+
+/// Invalidates entries after an `async fn` succeeds.
+///
+/// ```
+/// use cachette::{Cache, cached, invalidates};
+///
+/// struct Guilds {
+///     cache: Cache,
+/// }
+///
+/// impl Guilds {
+///     #[cached(key = "guild:{guild}:member:{member}", tags = ["guild:{guild}"], cache = self.cache)]
+///     async fn member(&self, guild: &str, member: u64) -> String {
+///         format!("{member}@{guild}")
+///     }
+///
+///     /// Runs after `Ok` only: an `Err` invalidates nothing.
+///     #[invalidates(tags = ["guild:{guild}"], cache = self.cache)]
+///     async fn rename(&self, guild: &str) -> Result<(), String> {
+///         Ok(())
+///     }
+///
+///     /// Patterns are SCAN-based; a `*` inside `guild`'s value matches only a literal `*`.
+///     #[invalidates(patterns = ["guild:{guild}:*"], keys = ["guild:{guild}"], cache = self.cache)]
+///     async fn purge(&self, guild: &str) {}
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let guilds = Guilds { cache: Cache::memory(16 << 20) };
+/// guilds.member("rust", 1).await;
+/// assert!(guilds.cache.exists("guild:rust:member:1").await?);
+/// guilds.rename("rust").await?;
+/// assert!(!guilds.cache.exists("guild:rust:member:1").await?);
+/// # Ok(()) }
+/// ```
+///
+/// # Options
+///
+/// * `tags = [...]`: tags to invalidate (race-free: no read returns a value computed before
+///   the invalidation started);
+/// * `keys = [...]`: exact keys to delete;
+/// * `patterns = [...]`: Redis glob patterns of keys to delete (SCAN + UNLINK, never `KEYS`);
+///   literal text is a pattern, interpolated values are escaped so they match only themselves.
+///
+/// At least one of the three is required; all are templates over the arguments, like
+/// `#[cached]`'s `key`, evaluated with the values the function was called with. Also `cache`,
+/// `name`, `returns` and `crate`, as for `#[cached]`.
+///
+/// # When and what if it fails
+///
+/// The invalidation runs after the body: after `Ok` for a function returning `Result`, always
+/// otherwise; tags first, then keys, then patterns. The function's own result is always
+/// returned: an invalidation that fails is retried by the runtime (three attempts), then logged
+/// and counted (`StatsSnapshot::invalidation_failures`, `cachette_invalidation_failures_total`).
+///
+/// Stacked attributes: the one written closest to the function runs first after the body.
+#[proc_macro_attribute]
+pub fn invalidates(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand::expand(Kind::Invalidates, attr.into(), item.into()).into()
+}
+
+/// Write-through: stores the value an `async fn` returns under a key, after it succeeds.
+///
+/// ```
+/// use cachette::{Cache, cache_put, cached};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// struct Item {
+///     id: u64,
+///     title: String,
+/// }
+///
+/// struct Items {
+///     cache: Cache,
+/// }
+///
+/// impl Items {
+///     #[cached(key = "item:{id}", cache = self.cache)]
+///     async fn get(&self, id: u64) -> Result<Item, String> {
+///         Err("not in this example's database".into())
+///     }
+///
+///     /// Writes the database, then the cache: the next `get` is a hit with the new value.
+///     #[cache_put(key = "item:{item.id}", ttl = "1h", cache = self.cache)]
+///     async fn update(&self, item: Item) -> Result<Item, String> {
+///         Ok(item)
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let items = Items { cache: Cache::memory(16 << 20) };
+/// let item = Item { id: 1, title: "new".into() };
+/// items.update(item.clone()).await?;
+/// assert_eq!(items.get(1).await?, item);
+/// # Ok(()) }
+/// ```
+///
+/// `key` is required (the template of the `#[cached]` function that reads the entry); `ttl`,
+/// `tags`, `name`, `cache`, `returns` and `crate` are as for `#[cached]`. What is stored: the
+/// value for `-> T`, the `Ok` value for `-> Result<T, E>` (nothing after `Err`), the `Some`
+/// value for `-> Option<T>` (nothing after `None`). The value must be serializable.
+///
+/// If the store fails, the function's result is still returned, and the entry is deleted
+/// instead (retried), so that readers do not keep the value the function just replaced; the
+/// failure is logged and counted (`cachette_put_failures_total`).
+#[proc_macro_attribute]
+pub fn cache_put(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand::expand(Kind::CachePut, attr.into(), item.into()).into()
+}

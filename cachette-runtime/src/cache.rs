@@ -120,6 +120,7 @@ impl Cache {
                 root_cert,
                 config.op_timeout,
                 Breaker::new(config.breaker, Arc::clone(&config.clock)),
+                config.redis_connections,
             )?),
             BackendChoice::Memory(bytes) => {
                 Backend::Memory(MemoryBackend::new(bytes, config.memory_max_tags))

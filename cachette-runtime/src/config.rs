@@ -27,6 +27,8 @@ pub const DEFAULT_TAG_TTL: Duration = Duration::from_secs(24 * 3600);
 pub const DEFAULT_JITTER: f64 = 0.1;
 /// Default β of probabilistic early refresh (XFetch).
 pub const DEFAULT_EARLY_REFRESH_BETA: f64 = 1.0;
+/// Default number of multiplexed Redis connections a cache uses, round-robin.
+pub const DEFAULT_REDIS_CONNECTIONS: usize = 4;
 /// Default lifetime of a distributed fill lock (see [`LockOptions`]).
 pub const DEFAULT_LOCK_TTL: Duration = Duration::from_secs(10);
 
@@ -238,6 +240,7 @@ pub(crate) struct Config {
     pub tag_ttl: Duration,
     pub memory_max_tags: u64,
     pub breaker: Option<crate::breaker::BreakerOptions>,
+    pub redis_connections: usize,
 }
 
 impl std::fmt::Debug for Config {
@@ -267,6 +270,7 @@ impl Config {
             tag_ttl: DEFAULT_TAG_TTL,
             memory_max_tags: 1_000_000,
             breaker: Some(crate::breaker::BreakerOptions::default()),
+            redis_connections: DEFAULT_REDIS_CONNECTIONS,
         }
     }
 }
@@ -468,6 +472,13 @@ impl CacheBuilder {
         self
     }
 
+    /// How many multiplexed Redis connections to use, round-robin (default
+    /// [`DEFAULT_REDIS_CONNECTIONS`]). Each is made on first use and re-made after a failure.
+    pub fn redis_connections(mut self, n: usize) -> Self {
+        self.config.redis_connections = n;
+        self
+    }
+
     /// The Redis circuit breaker (on by default: 5 consecutive failures open it for 1 s).
     /// `None` switches it off.
     pub fn breaker(mut self, breaker: Option<crate::breaker::BreakerOptions>) -> Self {
@@ -547,6 +558,12 @@ impl CacheBuilder {
             errors.push(
                 "circuit breaker needs at least 1 failure and a non-zero cool-down".to_owned(),
             );
+        }
+        if c.redis_connections == 0 || c.redis_connections > 64 {
+            errors.push(format!(
+                "redis_connections {} must be between 1 and 64",
+                c.redis_connections
+            ));
         }
         if c.tag_ttl.is_zero() {
             errors.push("tag TTL must be greater than zero".to_owned());

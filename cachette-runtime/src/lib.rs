@@ -35,6 +35,7 @@ mod flight;
 mod global;
 pub mod keys;
 mod lock;
+mod macro_support;
 pub mod observe;
 mod pending;
 mod policy;
@@ -45,7 +46,8 @@ pub use cache::Cache;
 pub use config::{
     CacheBuilder, DEFAULT_EARLY_REFRESH_BETA, DEFAULT_JITTER, DEFAULT_LOCK_TTL,
     DEFAULT_MAX_VALUE_BYTES, DEFAULT_MEMORY_BYTES, DEFAULT_NAMESPACE, DEFAULT_OP_TIMEOUT,
-    DEFAULT_TAG_TTL, DEFAULT_TTL, EarlyRefresh, LockOptions, Options, Ttl, parse_duration,
+    DEFAULT_REDIS_CONNECTIONS, DEFAULT_TAG_TTL, DEFAULT_TTL, EarlyRefresh, LockOptions, Options,
+    Ttl, parse_duration,
 };
 pub use error::{Error, Result};
 pub use global::{default_cache, install_default};
@@ -57,8 +59,12 @@ pub use stats::StatsSnapshot;
 /// API: it changes without notice.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::keys::hash::ArgsHasher;
+    pub use crate::keys::hash::{ArgsHasher, HashError};
     pub use crate::keys::{KeyBuilder, escape_into};
+    pub use crate::macro_support::*;
+    pub use crate::{Cache, CacheValue, Fallible, Optional, Options, Plain, ReturnPolicy, Ttl};
+    pub use std::borrow::Cow;
+    pub use std::time::Duration;
 
     /// Entry points for the fuzz targets in `fuzz/` and the property tests.
     pub mod fuzz {

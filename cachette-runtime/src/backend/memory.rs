@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 #[derive(Clone)]
 struct MemEntry {
-    bytes: Arc<[u8]>,
+    bytes: bytes::Bytes,
     ttl: Duration,
     expires_at: Instant,
 }
@@ -84,7 +84,7 @@ impl MemoryBackend {
 
     pub async fn fetch(&self, key: Option<&str>, tag_keys: &[String]) -> Fetched {
         let entry = match key {
-            Some(k) => self.entries.get(k).await.map(|e| e.bytes.to_vec()),
+            Some(k) => self.entries.get(k).await.map(|e| e.bytes),
             None => None,
         };
         Fetched {
@@ -120,7 +120,7 @@ impl MemoryBackend {
             .insert(
                 key.to_owned(),
                 MemEntry {
-                    bytes: Arc::from(bytes),
+                    bytes: bytes::Bytes::from(bytes),
                     ttl,
                     expires_at: Instant::now() + ttl,
                 },

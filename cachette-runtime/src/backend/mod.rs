@@ -13,10 +13,13 @@ use std::time::Duration;
 /// for (`None`: the tag key is missing, which makes entries carrying it invalid).
 #[derive(Debug, Default)]
 pub(crate) struct Fetched {
-    pub entry: Option<Vec<u8>>,
+    /// Shared, not copied: a memory hit hands out the stored bytes themselves.
+    pub entry: Option<bytes::Bytes>,
     pub versions: Vec<Option<String>>,
 }
 
+// One per cache, behind the cache's `Arc`: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Backend {
     Redis(redis::RedisBackend),
     Memory(memory::MemoryBackend),

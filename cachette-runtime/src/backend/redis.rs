@@ -4,9 +4,10 @@
 use super::{Fetched, new_version};
 use crate::breaker::{Admit, Breaker};
 use crate::error::{Error, Result, redact_url};
+use arc_swap::ArcSwapOption;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// Keys removed per `UNLINK` and asked for per `SCAN` step in pattern invalidation.
@@ -14,7 +15,12 @@ const SCAN_BATCH: usize = 1000;
 
 pub(crate) struct RedisBackend {
     client: redis::Client,
-    conn: OnceLock<ConnectionManager>,
+    /// A few multiplexed connections, used round-robin: under concurrency one socket (and
+    /// the one task that drives it) is the bottleneck, several are not.
+    /// A connection-level error empties every slot: after Redis went away, the next use of
+    /// each slot connects afresh instead of discovering its stale socket one call at a time.
+    conns: Box<[ArcSwapOption<ConnectionManager>]>,
+    next: AtomicUsize,
     op_timeout: Duration,
     round_trips: AtomicU64,
     redacted_url: String,
@@ -91,6 +97,7 @@ impl RedisBackend {
         root_cert: Option<Vec<u8>>,
         op_timeout: Duration,
         breaker: Breaker,
+        connections: usize,
     ) -> Result<Self> {
         let invalid = |reason: String| Error::InvalidUrl {
             url: redact_url(url),
@@ -108,7 +115,10 @@ impl RedisBackend {
         };
         Ok(RedisBackend {
             client,
-            conn: OnceLock::new(),
+            conns: (0..connections.max(1))
+                .map(|_| ArcSwapOption::empty())
+                .collect(),
+            next: AtomicUsize::new(0),
             op_timeout,
             round_trips: AtomicU64::new(0),
             redacted_url: redact_url(url),
@@ -129,8 +139,9 @@ impl RedisBackend {
     /// connects lazily and reconnects by itself after a failure; connection attempts are not
     /// retried inside a call, so a call against a dead server fails fast.
     fn conn(&self) -> Result<ConnectionManager> {
-        if let Some(c) = self.conn.get() {
-            return Ok(c.clone());
+        let slot = &self.conns[self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len()];
+        if let Some(c) = slot.load().as_ref() {
+            return Ok(ConnectionManager::clone(c));
         }
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(Error::Config(
@@ -142,7 +153,25 @@ impl RedisBackend {
             .set_connection_timeout(Some(self.op_timeout.max(Duration::from_millis(500))))
             .set_response_timeout(Some(self.op_timeout));
         let manager = ConnectionManager::new_lazy_with_config(self.client.clone(), config)?;
-        Ok(self.conn.get_or_init(|| manager).clone())
+        let manager = Arc::new(manager);
+        // Another task may have filled the slot meanwhile: use whichever won.
+        let prev =
+            slot.compare_and_swap(&None::<Arc<ConnectionManager>>, Some(Arc::clone(&manager)));
+        Ok(match prev.as_ref() {
+            Some(existing) => ConnectionManager::clone(existing),
+            None => ConnectionManager::clone(&manager),
+        })
+    }
+
+    /// Forgets every connection after a connection-level failure.
+    fn drop_connections(&self, e: &Error) {
+        if let Error::Backend(e) = e
+            && (e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal())
+        {
+            for slot in self.conns.iter() {
+                slot.store(None);
+            }
+        }
     }
 
     /// Runs one pipeline (one round trip) within the operation timeout, timing it into the
@@ -163,7 +192,10 @@ impl RedisBackend {
         };
         match &r {
             Ok(_) => self.breaker.success(&admit),
-            Err(_) => self.breaker.failure(&admit),
+            Err(e) => {
+                self.breaker.failure(&admit);
+                self.drop_connections(e);
+            }
         }
         r
     }
@@ -214,7 +246,7 @@ impl RedisBackend {
         }
         let mut replies: Vec<Option<Vec<u8>>> = self.run(Op::Fetch, &pipe).await?;
         let entry = match key {
-            Some(_) if !replies.is_empty() => replies.remove(0),
+            Some(_) if !replies.is_empty() => replies.remove(0).map(bytes::Bytes::from),
             _ => None,
         };
         Ok(Fetched {
@@ -334,7 +366,10 @@ impl RedisBackend {
             };
         match &r {
             Ok(_) => self.breaker.success(&admit),
-            Err(_) => self.breaker.failure(&admit),
+            Err(e) => {
+                self.breaker.failure(&admit);
+                self.drop_connections(e);
+            }
         }
         r
     }
@@ -378,7 +413,7 @@ impl RedisBackend {
             redis::Value::BulkString(b) => Some(b),
             _ => None,
         });
-        let entry = bytes.next().flatten();
+        let entry = bytes.next().flatten().map(bytes::Bytes::from);
         Ok((
             Fetched {
                 entry,

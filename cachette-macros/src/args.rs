@@ -1,0 +1,534 @@
+//! The options of the three attributes, read with darling's `NestedMeta` and error type.
+//!
+//! The top-level loop is written out (rather than derived) so that every mistake in one
+//! attribute is reported: an unknown option, a duplicate and a bad TTL in the same attribute
+//! give three errors, and the options that did parse are still checked against the function.
+
+use darling::Error;
+use darling::ast::NestedMeta;
+use darling::error::Accumulator;
+use proc_macro2::{Span, TokenStream};
+use std::time::Duration;
+use syn::spanned::Spanned;
+use syn::visit::Visit;
+use syn::{Expr, ExprLit, Ident, Lit, LitStr, Meta, Path, UnOp};
+
+/// Which attribute is being read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Cached,
+    Invalidates,
+    CachePut,
+}
+
+impl Kind {
+    pub fn attr(self) -> &'static str {
+        match self {
+            Kind::Cached => "#[cached]",
+            Kind::Invalidates => "#[invalidates]",
+            Kind::CachePut => "#[cache_put]",
+        }
+    }
+
+    fn options(self) -> &'static [&'static str] {
+        match self {
+            Kind::Cached => &[
+                "key",
+                "ttl",
+                "tags",
+                "name",
+                "cache",
+                "skip",
+                "cache_none",
+                "returns",
+                "crate",
+            ],
+            Kind::Invalidates => &[
+                "tags", "keys", "patterns", "name", "cache", "returns", "crate",
+            ],
+            Kind::CachePut => &["key", "ttl", "tags", "name", "cache", "returns", "crate"],
+        }
+    }
+}
+
+/// A TTL given in the attribute, validated.
+#[derive(Debug, Clone)]
+pub enum TtlSpec {
+    /// `ttl = 600` or `ttl = "10m"`.
+    Fixed(Duration),
+    /// `ttl = profile("user_profile")`.
+    Profile(String),
+}
+
+/// `cache_none` or `cache_none(ttl = ...)`.
+#[derive(Debug, Clone)]
+pub struct CacheNone {
+    pub span: Span,
+    pub ttl: Option<TtlSpec>,
+}
+
+/// `returns = plain | result | option`: overrides the detection from the return type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Returns {
+    Plain,
+    Result,
+    Option,
+}
+
+/// Everything the attributes can say; which options are allowed depends on the [`Kind`].
+#[derive(Default)]
+pub struct Args {
+    pub key: Option<LitStr>,
+    pub ttl: Option<TtlSpec>,
+    pub tags: Vec<LitStr>,
+    pub keys: Vec<LitStr>,
+    pub patterns: Vec<LitStr>,
+    pub name: Option<LitStr>,
+    pub cache: Option<Expr>,
+    pub skip: Vec<Ident>,
+    pub skip_span: Option<Span>,
+    pub cache_none: Option<CacheNone>,
+    pub returns: Option<(Returns, Span)>,
+    pub krate: Option<Path>,
+    /// Some option was unknown or did not parse: checks that depend on the set of options
+    /// given ("nothing to invalidate", "needs a key") stay quiet to avoid a cascade.
+    pub had_errors: bool,
+}
+
+/// Reads the attribute's tokens. Errors go to `errors`; what parsed is returned.
+pub fn parse(kind: Kind, tokens: TokenStream, errors: &mut Accumulator) -> Args {
+    let mut args = Args::default();
+    let items = match NestedMeta::parse_meta_list(tokens) {
+        Ok(items) => items,
+        Err(e) => {
+            errors.push(e.into());
+            args.had_errors = true;
+            return args;
+        }
+    };
+    let allowed = kind.options();
+    let mut seen: Vec<String> = Vec::new();
+    for item in &items {
+        let meta = match item {
+            NestedMeta::Meta(meta) => meta,
+            NestedMeta::Lit(lit) => {
+                errors.push(
+                    Error::custom(format!(
+                        "expected an option such as `key = \"...\"`, found a literal; the options of {} are: {}",
+                        kind.attr(),
+                        allowed.join(", ")
+                    ))
+                    .with_span(lit),
+                );
+                args.had_errors = true;
+                continue;
+            }
+            NestedMeta::NameValueInvalidExpr(invalid) => {
+                errors.push(invalid.error.clone().with_span(&invalid.value));
+                args.had_errors = true;
+                continue;
+            }
+        };
+        let path = meta.path();
+        let name = match path.get_ident() {
+            Some(ident) => ident.to_string(),
+            None => path_text(path),
+        };
+        if !allowed.contains(&name.as_str()) {
+            let msg = match other_attr_option(kind, &name) {
+                Some(other) => format!(
+                    "`{name}` is an option of {other}, not of {}; the options of {} are: {}",
+                    kind.attr(),
+                    kind.attr(),
+                    allowed.join(", ")
+                ),
+                None => format!(
+                    "unknown option `{name}` of {}{}; the options are: {}",
+                    kind.attr(),
+                    crate::suggest::did_you_mean(&name, allowed.iter().copied())
+                        .map(|s| format!(" (did you mean `{s}`?)"))
+                        .unwrap_or_default(),
+                    allowed.join(", ")
+                ),
+            };
+            errors.push(Error::custom(msg).with_span(path));
+            args.had_errors = true;
+            continue;
+        }
+        if seen.contains(&name) {
+            errors.push(
+                Error::custom(format!("duplicate option `{name}`: give it once")).with_span(path),
+            );
+            continue;
+        }
+        seen.push(name.clone());
+        let before = errors_len(errors);
+        match name.as_str() {
+            "key" => args.key = errors.handle(template_lit(meta, "key", "\"user:{id}\"")),
+            "name" => {
+                args.name = errors.handle(template_lit(meta, "name", "\"users::get\"").and_then(
+                    |lit| {
+                        if lit.value().trim().is_empty() {
+                            Err(Error::custom("`name` cannot be empty").with_span(&lit))
+                        } else {
+                            Ok(lit)
+                        }
+                    },
+                ))
+            }
+            "ttl" => args.ttl = errors.handle(ttl_option(meta)),
+            "tags" => args.tags = errors.handle(lit_list(meta, "tags")).unwrap_or_default(),
+            "keys" => args.keys = errors.handle(lit_list(meta, "keys")).unwrap_or_default(),
+            "patterns" => {
+                args.patterns = errors
+                    .handle(lit_list(meta, "patterns"))
+                    .unwrap_or_default()
+            }
+            "cache" => args.cache = errors.handle(cache_expr(meta)),
+            "skip" => {
+                args.skip_span = Some(meta.span());
+                args.skip = errors.handle(skip_list(meta)).unwrap_or_default();
+            }
+            "cache_none" => args.cache_none = errors.handle(cache_none(meta)),
+            "returns" => args.returns = errors.handle(returns(meta)),
+            "crate" => args.krate = errors.handle(crate_path(meta)),
+            _ => {
+                // `allowed` only lists the names matched above.
+                errors.push(Error::unknown_field(&name).with_span(path));
+            }
+        }
+        if errors_len(errors) != before {
+            args.had_errors = true;
+        }
+    }
+    args
+}
+
+/// How many errors `errors` holds (the accumulator has no `len`).
+fn errors_len(errors: &mut Accumulator) -> usize {
+    let inner = std::mem::replace(errors, Error::accumulator()).into_inner();
+    let n = inner.len();
+    for e in inner {
+        errors.push(e);
+    }
+    n
+}
+
+fn path_text(path: &Path) -> String {
+    path.segments
+        .iter()
+        .map(|s| s.ident.to_string())
+        .collect::<Vec<_>>()
+        .join("::")
+}
+
+/// Names the attribute an option belongs to, when it belongs to another one.
+fn other_attr_option(kind: Kind, name: &str) -> Option<&'static str> {
+    [Kind::Cached, Kind::Invalidates, Kind::CachePut]
+        .into_iter()
+        .filter(|k| *k != kind)
+        .find(|k| k.options().contains(&name))
+        .map(Kind::attr)
+}
+
+fn name_value<'a>(meta: &'a Meta, name: &str, example: &str) -> Result<&'a Expr, Error> {
+    match meta {
+        Meta::NameValue(nv) => Ok(strip_group(&nv.value)),
+        _ => Err(Error::custom(format!("expected `{name} = {example}`")).with_span(meta)),
+    }
+}
+
+fn strip_group(mut e: &Expr) -> &Expr {
+    while let Expr::Group(g) = e {
+        e = &g.expr;
+    }
+    e
+}
+
+fn template_lit(meta: &Meta, name: &str, example: &str) -> Result<LitStr, Error> {
+    match name_value(meta, name, example)? {
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(s), ..
+        }) => Ok(s.clone()),
+        other => Err(Error::custom(format!(
+            "`{name}` takes a string literal: `{name} = {example}`"
+        ))
+        .with_span(other)),
+    }
+}
+
+fn lit_list(meta: &Meta, name: &str) -> Result<Vec<LitStr>, Error> {
+    let example = "[\"users\", \"user:{id}\"]";
+    let expr = name_value(meta, name, example)?;
+    let Expr::Array(array) = expr else {
+        return Err(Error::custom(format!(
+            "`{name}` takes a list of string literals: `{name} = {example}`"
+        ))
+        .with_span(expr));
+    };
+    let mut errors = Error::accumulator();
+    let mut out = Vec::new();
+    for elem in &array.elems {
+        match strip_group(elem) {
+            Expr::Lit(ExprLit {
+                lit: Lit::Str(s), ..
+            }) => out.push(s.clone()),
+            other => errors.push(
+                Error::custom(format!(
+                    "`{name}` takes string literals (templates such as \"user:{{id}}\")"
+                ))
+                .with_span(other),
+            ),
+        }
+    }
+    errors.finish_with(out)
+}
+
+const TTL_FORMS: &str =
+    "expected `ttl = 600` (seconds), `ttl = \"10m\"` (a duration) or `ttl = profile(\"name\")`";
+
+fn ttl_option(meta: &Meta) -> Result<TtlSpec, Error> {
+    match meta {
+        Meta::NameValue(nv) => ttl_expr(&nv.value),
+        _ => Err(Error::custom(TTL_FORMS).with_span(meta)),
+    }
+}
+
+/// Validates a TTL expression at compile time.
+pub fn ttl_expr(expr: &Expr) -> Result<TtlSpec, Error> {
+    let expr = strip_group(expr);
+    match expr {
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(int), ..
+        }) => {
+            if int.base10_digits().starts_with('-') {
+                return Err(Error::custom("a TTL cannot be negative; give a positive number of seconds").with_span(int));
+            }
+            if !int.suffix().is_empty() {
+                return Err(Error::custom(
+                    "write the TTL in seconds without a suffix (`ttl = 600`), or as a duration (`ttl = \"10m\"`)",
+                )
+                .with_span(int));
+            }
+            let secs: u64 = int.base10_parse().map_err(|e| Error::from(e).with_span(int))?;
+            if secs == 0 {
+                return Err(Error::custom(
+                    "a TTL of zero would expire every entry at once; give a positive number of seconds, or leave `ttl` out for the cache's default",
+                )
+                .with_span(int));
+            }
+            Ok(TtlSpec::Fixed(Duration::from_secs(secs)))
+        }
+        Expr::Lit(ExprLit {
+            lit: Lit::Float(f), ..
+        }) if f.base10_digits().starts_with('-') => {
+            Err(Error::custom("a TTL cannot be negative; give a positive number of seconds").with_span(f))
+        }
+        Expr::Lit(ExprLit {
+            lit: Lit::Float(f), ..
+        }) => Err(Error::custom(
+            "TTL seconds must be a whole number; write fractions as a duration string such as `ttl = \"1500ms\"`",
+        )
+        .with_span(f)),
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(s), ..
+        }) => {
+            let text = s.value();
+            match humantime::parse_duration(text.trim()) {
+                Ok(d) if d.is_zero() => Err(Error::custom(format!(
+                    "a TTL of `{text}` would expire every entry at once; give a positive duration, or leave `ttl` out for the cache's default"
+                ))
+                .with_span(s)),
+                Ok(d) => Ok(TtlSpec::Fixed(d)),
+                Err(e) => {
+                    let hint = if text.trim_start().starts_with('-') {
+                        "a TTL cannot be negative".to_owned()
+                    } else {
+                        format!("`{text}` is not a duration ({e})")
+                    };
+                    Err(Error::custom(format!(
+                        "{hint}; write it like \"30s\", \"10m\", \"1h30m\" or \"250ms\""
+                    ))
+                    .with_span(s))
+                }
+            }
+        }
+        Expr::Unary(u) if matches!(u.op, UnOp::Neg(_)) => {
+            Err(Error::custom("a TTL cannot be negative; give a positive number of seconds").with_span(expr))
+        }
+        Expr::Call(call) => {
+            let func = strip_group(&call.func);
+            let fname = match func {
+                Expr::Path(p) => p.path.get_ident().map(ToString::to_string),
+                _ => None,
+            };
+            match fname.as_deref() {
+                Some("profile") => {}
+                Some(other) => {
+                    return Err(Error::custom(format!(
+                        "unknown TTL form `{other}(...)`; did you mean `profile(\"name\")`? {TTL_FORMS}"
+                    ))
+                    .with_span(func));
+                }
+                None => return Err(Error::custom(TTL_FORMS).with_span(expr)),
+            }
+            let mut args = call.args.iter();
+            match (args.next().map(strip_group), args.next()) {
+                (
+                    Some(Expr::Lit(ExprLit {
+                        lit: Lit::Str(name),
+                        ..
+                    })),
+                    None,
+                ) => {
+                    let value = name.value();
+                    if value.trim().is_empty() {
+                        Err(Error::custom(
+                            "the profile name is empty; name a TTL profile of the cache's configuration, such as `profile(\"user_profile\")`",
+                        )
+                        .with_span(name))
+                    } else {
+                        Ok(TtlSpec::Profile(value))
+                    }
+                }
+                _ => Err(Error::custom(
+                    "`profile` takes the profile's name as one string literal: `ttl = profile(\"user_profile\")`",
+                )
+                .with_span(&if call.args.is_empty() {
+                    call.span()
+                } else {
+                    call.args.span()
+                })),
+            }
+        }
+        _ => Err(Error::custom(TTL_FORMS).with_span(expr)),
+    }
+}
+
+/// Rejects `.await` in `cache = ...`: the expression is evaluated synchronously before the call
+/// starts (the call drivers rely on it).
+struct FindAwait(Option<Span>);
+
+impl<'ast> Visit<'ast> for FindAwait {
+    fn visit_expr_await(&mut self, e: &'ast syn::ExprAwait) {
+        if self.0.is_none() {
+            self.0 = Some(e.await_token.span);
+        }
+    }
+    fn visit_expr_async(&mut self, _: &'ast syn::ExprAsync) {}
+    fn visit_expr_closure(&mut self, _: &'ast syn::ExprClosure) {}
+}
+
+fn cache_expr(meta: &Meta) -> Result<Expr, Error> {
+    let expr = name_value(meta, "cache", "self.cache")?;
+    let mut find = FindAwait(None);
+    find.visit_expr(expr);
+    if let Some(span) = find.0 {
+        return Err(Error::custom(
+            "`cache = ...` cannot `.await`: it is evaluated before the call starts; keep the `Cache` in a field, a static or a function",
+        )
+        .with_span(&span));
+    }
+    Ok(expr.clone())
+}
+
+fn skip_list(meta: &Meta) -> Result<Vec<Ident>, Error> {
+    let Meta::List(list) = meta else {
+        return Err(
+            Error::custom("expected `skip(arg, ...)`: the arguments left out of the key")
+                .with_span(meta),
+        );
+    };
+    let items = NestedMeta::parse_meta_list(list.tokens.clone())?;
+    let mut errors = Error::accumulator();
+    let mut out = Vec::new();
+    if items.is_empty() {
+        errors.push(
+            Error::custom(
+                "`skip()` is empty; name the arguments to leave out of the key, or remove it",
+            )
+            .with_span(meta),
+        );
+    }
+    for item in &items {
+        match item {
+            NestedMeta::Meta(Meta::Path(p)) if p.get_ident().is_some() => {
+                if let Some(ident) = p.get_ident() {
+                    out.push(ident.clone());
+                }
+            }
+            other => errors.push(
+                Error::custom("`skip` takes argument names: `skip(db, client)`").with_span(other),
+            ),
+        }
+    }
+    errors.finish_with(out)
+}
+
+fn cache_none(meta: &Meta) -> Result<CacheNone, Error> {
+    let span = meta.span();
+    match meta {
+        Meta::Path(_) => Ok(CacheNone { span, ttl: None }),
+        Meta::List(list) => {
+            let items = NestedMeta::parse_meta_list(list.tokens.clone())?;
+            let mut errors = Error::accumulator();
+            let mut ttl = None;
+            for item in &items {
+                match item {
+                    NestedMeta::Meta(m @ Meta::NameValue(nv)) if nv.path.is_ident("ttl") => {
+                        if ttl.is_some() {
+                            errors.push(Error::custom("duplicate option `ttl`: give it once").with_span(&nv.path));
+                        } else {
+                            ttl = errors.handle(ttl_option(m));
+                        }
+                    }
+                    NestedMeta::Meta(m) => {
+                        errors.push(Error::unknown_field_with_alts(&path_text(m.path()), &["ttl"]).with_span(m.path()))
+                    }
+                    other => errors.push(Error::custom("expected `cache_none(ttl = ...)`").with_span(other)),
+                }
+            }
+            errors.finish_with(CacheNone { span, ttl })
+        }
+        Meta::NameValue(_) => Err(Error::custom(
+            "write `cache_none` to store `None` results, or `cache_none(ttl = \"30s\")` to store them for a shorter time",
+        )
+        .with_span(meta)),
+    }
+}
+
+fn returns(meta: &Meta) -> Result<(Returns, Span), Error> {
+    let expr = name_value(meta, "returns", "result")?;
+    let ident = match expr {
+        Expr::Path(p) => p.path.get_ident().map(ToString::to_string),
+        _ => None,
+    };
+    let forms = ["plain", "result", "option"];
+    match ident.as_deref() {
+        Some("plain") => Ok((Returns::Plain, expr.span())),
+        Some("result") => Ok((Returns::Result, expr.span())),
+        Some("option") => Ok((Returns::Option, expr.span())),
+        Some(other) => Err(Error::custom(format!(
+            "unknown return shape `{other}`{}; expected `returns = plain`, `returns = result` or `returns = option`",
+            crate::suggest::did_you_mean(other, forms.iter().copied())
+                .map(|s| format!(" (did you mean `{s}`?)"))
+                .unwrap_or_default()
+        ))
+        .with_span(expr)),
+        None => Err(Error::custom(
+            "expected `returns = plain`, `returns = result` or `returns = option`",
+        )
+        .with_span(expr)),
+    }
+}
+
+fn crate_path(meta: &Meta) -> Result<Path, Error> {
+    let lit = template_lit(meta, "crate", "\"::cachette\"")?;
+    lit.parse::<Path>().map_err(|_| {
+        Error::custom(format!(
+            "`crate = {:?}` is not a path; write the path of the renamed dependency, such as `crate = \"::my_cachette\"`",
+            lit.value()
+        ))
+        .with_span(&lit)
+    })
+}

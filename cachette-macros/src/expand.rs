@@ -1,0 +1,679 @@
+//! Code generation. The generated code builds the key, the tags and the options, and calls one
+//! function of `<crate>::__private`; behaviour lives in the runtime.
+
+use crate::args::{self, Args, Kind, TtlSpec};
+use crate::fallback;
+use crate::suggest::did_you_mean;
+use crate::template::{self, Part, Template};
+use crate::validate::{self, Func, Shape, has_impl_trait, mentions};
+use darling::Error;
+use darling::error::Accumulator;
+use proc_macro2::{Span, TokenStream};
+use quote::{ToTokens, quote, quote_spanned};
+use syn::spanned::Spanned;
+
+/// Names of the generated locals: mixed-site hygiene, so that they never collide with the
+/// user's arguments (`key`, `cache`, `value`, `ttl`, `opts`...).
+fn local(name: &str) -> syn::Ident {
+    syn::Ident::new(name, Span::mixed_site())
+}
+
+/// Entry point of the three attributes.
+pub fn expand(kind: Kind, attr: TokenStream, item: TokenStream) -> TokenStream {
+    let mut errors = Error::accumulator();
+    let args = args::parse(kind, attr, &mut errors);
+    let func = match validate::parse_item(kind, item, &mut errors) {
+        Ok(func) => func,
+        Err(tokens) => return fallback::emit(tokens, errors),
+    };
+    let plan = check(kind, &args, &func, &mut errors);
+    let errs = errors.into_inner();
+    match plan {
+        Some(plan) if errs.is_empty() => generate(kind, &args, &func, &plan),
+        _ => fallback::emit_errors(func.item.to_token_stream(), errs),
+    }
+}
+
+/// A template whose placeholders are resolved to expressions.
+struct Resolved {
+    template: Template,
+    /// One expression per placeholder, in order.
+    exprs: Vec<TokenStream>,
+}
+
+/// Everything checked, ready to generate.
+struct Plan {
+    shape: Shape,
+    key: Option<Resolved>,
+    tags: Vec<Resolved>,
+    keys: Vec<Resolved>,
+    patterns: Vec<Resolved>,
+    /// Hash mode: the arguments hashed into the key.
+    hashed: Vec<syn::Ident>,
+}
+
+fn check(kind: Kind, args: &Args, func: &Func, errors: &mut Accumulator) -> Option<Plan> {
+    let shape = func.shape(args.returns.map(|(r, _)| r));
+    let mut ok = true;
+    let mut resolve_all =
+        |lits: &[syn::LitStr], what: &str, errors: &mut Accumulator| -> Vec<Resolved> {
+            let mut out = Vec::new();
+            for lit in lits {
+                match resolve(lit, what, func, errors) {
+                    Some(r) => out.push(r),
+                    None => ok = false,
+                }
+            }
+            out
+        };
+    let key = args
+        .key
+        .as_ref()
+        .map(|lit| resolve_all(std::slice::from_ref(lit), "key", errors));
+    let tags = resolve_all(&args.tags, "tags", errors);
+    let keys = resolve_all(&args.keys, "keys", errors);
+    let patterns = resolve_all(&args.patterns, "patterns", errors);
+    let key = match key {
+        Some(mut v) => v.pop(),
+        None => None,
+    };
+    let mut hashed = Vec::new();
+
+    match kind {
+        Kind::Cached => {
+            check_return(kind, func, errors);
+            if args.key.is_some() {
+                if let Some(span) = args.skip_span {
+                    errors.push(
+                        Error::custom(
+                            "`skip` only applies to keys hashed from the arguments; with a `key` template only its placeholders are in the key, so remove `skip`",
+                        )
+                        .with_span(&span),
+                    );
+                }
+                if let Some(key) = &key {
+                    check_generics_in_key(func, key, errors);
+                }
+            } else {
+                hashed = hashed_args(args, func, errors);
+            }
+            if let Some(cn) = &args.cache_none
+                && shape != Shape::Option
+            {
+                errors.push(
+                    Error::custom(
+                        "`cache_none` applies to functions returning `Option<T>` (it stores `None` results); this function does not return an `Option`",
+                    )
+                    .with_span(&cn.span),
+                );
+            }
+        }
+        Kind::Invalidates => {
+            if args.tags.is_empty()
+                && args.keys.is_empty()
+                && args.patterns.is_empty()
+                && !args.had_errors
+            {
+                errors.push(
+                    Error::custom(
+                        "#[invalidates] needs something to invalidate: give `tags = [...]`, `keys = [...]` or `patterns = [...]`",
+                    )
+                    .with_span(&Span::call_site()),
+                );
+            }
+        }
+        Kind::CachePut => {
+            check_return(kind, func, errors);
+            if args.key.is_none() && !args.had_errors {
+                errors.push(
+                    Error::custom(
+                        "#[cache_put] needs `key = \"...\"`: the key of the entry it writes (the template of the #[cached] function that reads it)",
+                    )
+                    .with_span(&Span::call_site()),
+                );
+            }
+        }
+    }
+    if let Some((_, span)) = args.returns
+        && func.ret_type().is_none()
+    {
+        errors.push(Error::custom("`returns` needs a return type").with_span(&span));
+    }
+    ok.then_some(Plan {
+        shape,
+        key,
+        tags,
+        keys,
+        patterns,
+        hashed,
+    })
+}
+
+fn check_return(kind: Kind, func: &Func, errors: &mut Accumulator) {
+    match func.ret_type() {
+        None => errors.push(
+            Error::custom(format!(
+                "{} needs a return type: this function returns nothing to store",
+                kind.attr()
+            ))
+            .with_span(&func.ret_span()),
+        ),
+        Some(ty) if has_impl_trait(ty) => errors.push(
+            Error::custom(format!(
+                "{} cannot store an `impl Trait` return value: name the type, so that it can be read back",
+                kind.attr()
+            ))
+            .with_span(ty),
+        ),
+        Some(_) => {}
+    }
+}
+
+/// Template mode: a type or const parameter the return type depends on must be in the key,
+/// else two instantiations would read each other's entries.
+fn check_generics_in_key(func: &Func, key: &Resolved, errors: &mut Accumulator) {
+    let ret = func.ret_tokens();
+    for g in func.type_params.iter().chain(&func.const_params) {
+        let used = key.template.holes().any(|h| *g == h.root);
+        if !used && mentions(ret.clone(), g) {
+            errors.push(
+                Error::custom(format!(
+                    "the return type depends on `{g}`, so the key must tell its instantiations apart: add `{{{g}}}` to the key template"
+                ))
+                .with_span(g),
+            );
+        }
+    }
+}
+
+/// Hash mode: checks `skip` and returns the arguments hashed into the key.
+fn hashed_args(args: &Args, func: &Func, errors: &mut Accumulator) -> Vec<syn::Ident> {
+    let names: Vec<String> = func.params.iter().map(|p| p.ident.to_string()).collect();
+    let mut seen: Vec<&syn::Ident> = Vec::new();
+    for s in &args.skip {
+        if s == "self" {
+            errors.push(
+                Error::custom("the receiver is never hashed into the key (use `{self.field}` in a `key` template when it matters); remove `self` from `skip`")
+                    .with_span(s),
+            );
+        } else if func.param(&s.to_string()).is_none() {
+            let hint = did_you_mean(&s.to_string(), names.iter().map(String::as_str))
+                .map(|n| format!("; did you mean `{n}`?"))
+                .unwrap_or_default();
+            errors.push(
+                Error::custom(format!(
+                    "`skip({s})` names no argument of this function{hint} (the arguments are: {})",
+                    list(&names)
+                ))
+                .with_span(s),
+            );
+        } else if seen.contains(&s) {
+            errors.push(Error::custom(format!("`{s}` is skipped twice")).with_span(s));
+        }
+        seen.push(s);
+    }
+    let mut hashed = Vec::new();
+    for p in &func.params {
+        if args.skip.contains(&p.ident) {
+            continue;
+        }
+        if p.impl_trait {
+            errors.push(
+                Error::custom(format!(
+                    "argument `{}` is an `impl Trait`: each caller picks its type, and values of different types can hash alike; skip it (`skip({})`) or give a `key` template",
+                    p.ident, p.ident
+                ))
+                .with_span(&p.ident),
+            );
+            continue;
+        }
+        hashed.push(p.ident.clone());
+    }
+    hashed
+}
+
+fn list(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".to_owned()
+    } else {
+        names
+            .iter()
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Parses a template and resolves each placeholder against the function.
+fn resolve(
+    lit: &syn::LitStr,
+    what: &str,
+    func: &Func,
+    errors: &mut Accumulator,
+) -> Option<Resolved> {
+    let template = template::parse(lit, what, errors)?;
+    let mut exprs = Vec::new();
+    let mut ok = true;
+    for hole in template.holes() {
+        let fields: Vec<TokenStream> = hole
+            .fields
+            .iter()
+            .map(|f| match f.parse::<u32>() {
+                Ok(i) => syn::Index {
+                    index: i,
+                    span: hole.span,
+                }
+                .to_token_stream(),
+                Err(_) => syn::Ident::new(f, hole.span).to_token_stream(),
+            })
+            .collect();
+        let is_generic = |list: &[syn::Ident]| list.iter().find(|g| **g == hole.root).cloned();
+        if hole.root == "self" {
+            if !func.has_self {
+                errors.push(
+                    Error::custom(format!(
+                        "`{{self...}}` in the `{what}` template, but this function has no `self` receiver"
+                    ))
+                    .with_span(&hole.span),
+                );
+                ok = false;
+                continue;
+            }
+            let this = syn::token::SelfValue {
+                span: func.self_span,
+            };
+            exprs.push(quote!(#this #(.#fields)*));
+        } else if let Some(p) = func.param(&hole.root) {
+            if p.impl_trait {
+                errors.push(
+                    Error::custom(format!(
+                        "`{{{}}}`: argument `{}` is an `impl Trait`, whose type each caller picks; it cannot be part of the {what}. Convert it to a concrete type first, or leave it out",
+                        hole.root, p.ident
+                    ))
+                    .with_span(&hole.span),
+                );
+                ok = false;
+                continue;
+            }
+            let ident = &p.ident;
+            exprs.push(quote!(#ident #(.#fields)*));
+        } else if let Some(t) = is_generic(&func.type_params) {
+            if !fields.is_empty() {
+                errors.push(
+                    Error::custom(format!(
+                        "`{{{}}}` is a type parameter: it has no fields",
+                        hole.root
+                    ))
+                    .with_span(&hole.span),
+                );
+                ok = false;
+                continue;
+            }
+            exprs.push(quote!(::core::any::type_name::<#t>()));
+        } else if let Some(c) = is_generic(&func.const_params) {
+            if !fields.is_empty() {
+                errors.push(
+                    Error::custom(format!(
+                        "`{{{}}}` is a const parameter: it has no fields",
+                        hole.root
+                    ))
+                    .with_span(&hole.span),
+                );
+                ok = false;
+                continue;
+            }
+            exprs.push(quote!(#c));
+        } else {
+            let names = func.names();
+            let hint = did_you_mean(&hole.root, names.iter().map(String::as_str))
+                .map(|n| format!("; did you mean `{n}`?"))
+                .unwrap_or_default();
+            errors.push(
+                Error::custom(format!(
+                    "unknown placeholder `{{{}}}` in the `{what}` template: no argument is named `{}`{hint} (the arguments are: {})",
+                    hole.root,
+                    hole.root,
+                    list(&names)
+                ))
+                .with_span(&hole.span),
+            );
+            ok = false;
+        }
+    }
+    ok.then_some(Resolved { template, exprs })
+}
+
+/// `<crate>::__private`.
+fn private(args: &Args) -> TokenStream {
+    match &args.krate {
+        Some(path) => quote!(#path::__private),
+        None => quote!(::cachette::__private),
+    }
+}
+
+/// An expression of type `String` building the template.
+fn template_expr(r: &Resolved, p: &TokenStream) -> TokenStream {
+    let k = local("__cachette_k");
+    let mut exprs = r.exprs.iter();
+    let mut stmts = Vec::new();
+    let mut literal_only = String::new();
+    let mut has_holes = false;
+    for part in &r.template.parts {
+        match part {
+            Part::Lit(s) => {
+                literal_only.push_str(s);
+                stmts.push(quote!(#k.lit(#s);));
+            }
+            Part::Hole(h) => {
+                has_holes = true;
+                if let Some(e) = exprs.next() {
+                    stmts.push(quote_spanned!(h.span=> #p::key_arg(&mut #k, &(#e));));
+                }
+            }
+        }
+    }
+    if !has_holes {
+        return quote!(::std::string::String::from(#literal_only));
+    }
+    let cap = r.template.capacity();
+    quote!({
+        let mut #k = #p::KeyBuilder::with_capacity(#cap);
+        #(#stmts)*
+        #k.finish()
+    })
+}
+
+fn ttl_tokens(ttl: &TtlSpec, p: &TokenStream) -> TokenStream {
+    match ttl {
+        TtlSpec::Fixed(d) => {
+            let secs = d.as_secs();
+            let nanos = d.subsec_nanos();
+            quote!(#p::Ttl::Fixed(#p::Duration::new(#secs, #nanos)))
+        }
+        TtlSpec::Profile(name) => quote!(#p::Ttl::Profile(#p::Cow::Borrowed(#name))),
+    }
+}
+
+fn name_tokens(args: &Args, func: &Func) -> TokenStream {
+    match &args.name {
+        Some(lit) => quote!(#lit),
+        None => {
+            let fn_name = func.item.sig.ident.to_string();
+            quote!(::core::concat!(::core::module_path!(), "::", #fn_name))
+        }
+    }
+}
+
+fn cache_init(args: &Args, p: &TokenStream) -> TokenStream {
+    match &args.cache {
+        Some(expr) => quote_spanned!(expr.span()=> #p::cache_of(&(#expr))),
+        None => quote!(#p::default_cache()),
+    }
+}
+
+fn options_tokens(args: &Args, func: &Func, tags: &[Resolved], p: &TokenStream) -> TokenStream {
+    let name = name_tokens(args, func);
+    let ttl = args.ttl.as_ref().map(|t| {
+        let t = ttl_tokens(t, p);
+        quote!(.ttl(#t))
+    });
+    let tags = (!tags.is_empty()).then(|| {
+        let exprs = tags.iter().map(|t| template_expr(t, p));
+        quote!(.tags([#(#exprs),*]))
+    });
+    quote!(#p::Options::new() #ttl #tags .name(#name))
+}
+
+/// `if false { return <fake value of the return type>; }`: fixes the type of the async block
+/// the body is moved into (so that `?` and `return` type-check as in the original function).
+fn fake_return(func: &Func, p: &TokenStream) -> TokenStream {
+    match func.ret_type() {
+        Some(ty) if !has_impl_trait(ty) => quote_spanned!(ty.span()=>
+            if false {
+                return #p::fake_return::<#ty>();
+            }
+        ),
+        _ => TokenStream::new(),
+    }
+}
+
+/// `PhantomData::<Stored>` spanned at the stored type: the helpers the generated code calls
+/// bound the stored type through this marker argument, so that a type that is not cacheable is
+/// reported at the user's return type.
+fn stored_span(func: &Func, shape: Shape) -> Span {
+    func.stored_type(shape)
+        .map_or_else(|| func.ret_span(), Spanned::span)
+}
+
+/// `tokens` (a path) with every token at `span`.
+fn respan(tokens: &TokenStream, span: Span) -> TokenStream {
+    tokens
+        .clone()
+        .into_iter()
+        .map(|mut t| {
+            t.set_span(span);
+            t
+        })
+        .collect()
+}
+
+fn stored_marker(func: &Func, shape: Shape) -> TokenStream {
+    match func.stored_type(shape) {
+        Some(ty) => quote_spanned!(ty.span()=> ::core::marker::PhantomData::<#ty>),
+        None => quote!(::core::marker::PhantomData),
+    }
+}
+
+fn generate(kind: Kind, args: &Args, func: &Func, plan: &Plan) -> TokenStream {
+    let p = private(args);
+    let syn::ItemFn {
+        attrs,
+        vis,
+        sig,
+        block,
+        ..
+    } = &func.item;
+    let cache = local("__cachette_cache");
+    let ret = local("__cachette_ret");
+    let cache_init = cache_init(args, &p);
+    let fake = fake_return(func, &p);
+    let name = name_tokens(args, func);
+    let body = match kind {
+        Kind::Cached => {
+            let key = local("__cachette_key");
+            let opts = local("__cachette_opts");
+            let key_expr = match &plan.key {
+                Some(r) => {
+                    let t = template_expr(r, &p);
+                    quote!(::core::result::Result::Ok(#t))
+                }
+                None => hash_key(func, &plan.hashed, &p),
+            };
+            let options = options_tokens(args, func, &plan.tags, &p);
+            let marker = stored_marker(func, plan.shape);
+            let span = stored_span(func, plan.shape);
+            let ps = respan(&p, span);
+            let compute = quote! {
+                move || async move {
+                    #fake
+                    #block
+                }
+            };
+            let call = match plan.shape {
+                Shape::Plain => {
+                    quote_spanned!(span=> #ps::cached_plain(#marker, #cache, #key, #opts, #compute).await)
+                }
+                Shape::Result => {
+                    quote_spanned!(span=> #ps::cached_fallible(#marker, #cache, #key, #opts, #compute).await)
+                }
+                Shape::Option => {
+                    let cache_none = args.cache_none.is_some();
+                    let none_ttl = match args.cache_none.as_ref().and_then(|c| c.ttl.as_ref()) {
+                        Some(t) => {
+                            let t = ttl_tokens(t, &p);
+                            quote!(::core::option::Option::Some(#t))
+                        }
+                        None => quote!(::core::option::Option::None),
+                    };
+                    let policy =
+                        quote!(#p::Optional { cache_none: #cache_none, none_ttl: #none_ttl });
+                    quote_spanned!(span=> #ps::cached_optional(#marker, #cache, #key, #opts, #policy, #compute).await)
+                }
+            };
+            quote! {
+                let #cache = #cache_init;
+                let #key = #key_expr;
+                let #opts = #options;
+                #call
+            }
+        }
+        Kind::Invalidates => {
+            let arrays = [
+                (local("__cachette_tags"), &plan.tags),
+                (local("__cachette_keys"), &plan.keys),
+                (local("__cachette_patterns"), &plan.patterns),
+            ];
+            let lets = arrays.iter().map(|(ident, list)| {
+                let n = list.len();
+                let exprs = list.iter().map(|t| template_expr(t, &p));
+                quote!(let #ident: [::std::string::String; #n] = [#(#exprs),*];)
+            });
+            let [(tags, _), (keys, _), (patterns, _)] = &arrays;
+            let run = quote! {
+                #p::invalidate(&#cache, #name, #p::Invalidation {
+                    tags: &#tags,
+                    keys: &#keys,
+                    patterns: &#patterns,
+                })
+                .await;
+            };
+            let after = if plan.shape == Shape::Result {
+                quote!(if #p::is_ok(&#ret) { #run })
+            } else {
+                run
+            };
+            quote! {
+                #p::refuse_capture(#name).await;
+                let #cache = #cache_init;
+                #(#lets)*
+                let #ret = async move {
+                    #fake
+                    #block
+                }
+                .await;
+                #after
+                #ret
+            }
+        }
+        Kind::CachePut => {
+            let key = local("__cachette_key");
+            let opts = local("__cachette_opts");
+            let key_expr = plan
+                .key
+                .as_ref()
+                .map(|r| template_expr(r, &p))
+                .unwrap_or_default();
+            let options = options_tokens(args, func, &plan.tags, &p);
+            let marker = stored_marker(func, plan.shape);
+            let span = stored_span(func, plan.shape);
+            let which = match plan.shape {
+                Shape::Plain => syn::Ident::new("plain", span),
+                Shape::Result => syn::Ident::new("fallible", span),
+                Shape::Option => syn::Ident::new("optional", span),
+            };
+            let ps = respan(&p, span);
+            let put = quote_spanned!(span=>
+                #ps::Put::checked(#marker).#which(&#cache, &#key, &#ret, &#opts).await
+            );
+            quote! {
+                #p::refuse_capture(#name).await;
+                let #cache = #cache_init;
+                let #key: ::std::string::String = #key_expr;
+                let #opts = #options;
+                let #ret = async move {
+                    #fake
+                    #block
+                }
+                .await;
+                #put;
+                #ret
+            }
+        }
+    };
+    quote! {
+        #(#attrs)*
+        #vis #sig {
+            #body
+        }
+    }
+}
+
+/// Hash mode: `path:hash(Self, type params, const params, arguments)`.
+fn hash_key(func: &Func, hashed: &[syn::Ident], p: &TokenStream) -> TokenStream {
+    let h = local("__cachette_h");
+    let fn_name = func.item.sig.ident.to_string();
+    let this = func.has_self.then(|| quote!(#h.ty::<Self>();));
+    let types = func.type_params.iter().map(|t| quote!(#h.ty::<#t>();));
+    let consts = func.const_params.iter().map(|c| quote!(#h.arg(&#c);));
+    let args = hashed
+        .iter()
+        .map(|a| quote_spanned!(a.span()=> #p::HashKey::arg(&mut #h, &#a);));
+    quote!({
+        let mut #h = #p::HashKey::new(::core::concat!(::core::module_path!(), "::", #fn_name));
+        #this
+        #(#types)*
+        #(#consts)*
+        #(#args)*
+        #h.finish()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The generated code names nothing of cachette outside `__private`, and is printed for
+    /// review with `cargo test -p cachette-macros expansion -- --nocapture`.
+    #[test]
+    fn expansion_calls_only_private() {
+        let attr = quote!(
+            key = "{self.tenant}:user:{id}",
+            ttl = "10m",
+            tags = ["users", "user:{id}"],
+            cache = self.cache
+        );
+        let item = quote! {
+            async fn user(&self, id: u64) -> Result<User, AppError> {
+                Ok(User { id })
+            }
+        };
+        let out = expand(Kind::Cached, attr, item).to_string();
+        println!("{out}");
+        assert!(!out.contains("compile_error"));
+        let uses: Vec<&str> = out
+            .match_indices(":: cachette ::")
+            .map(|(i, _)| &out[i..])
+            .collect();
+        assert!(!uses.is_empty());
+        assert!(
+            uses.iter()
+                .all(|u| u.starts_with(":: cachette :: __private ::"))
+        );
+    }
+
+    #[test]
+    fn errors_keep_the_function() {
+        let out = expand(
+            Kind::Cached,
+            quote!(tll = 5),
+            quote!(
+                async fn f() -> u8 {
+                    1
+                }
+            ),
+        )
+        .to_string();
+        assert!(out.contains("compile_error"));
+        assert!(out.contains("async fn f () -> u8 { 1 }"));
+    }
+}

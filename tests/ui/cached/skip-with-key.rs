@@ -1,0 +1,11 @@
+use cachette::cached;
+
+struct Pool;
+
+#[cached(key = "users:{active}", skip(pool))]
+async fn count_users(pool: &Pool, active: bool) -> u64 {
+    let _ = pool;
+    u64::from(active)
+}
+
+fn main() {}

@@ -1,0 +1,12 @@
+use cachette::cached;
+
+struct Session {
+    token: String,
+}
+
+#[cached(key = "session:{id}")]
+async fn session(id: u64) -> Result<Session, std::io::Error> {
+    Ok(Session { token: format!("t{id}") })
+}
+
+fn main() {}
