@@ -121,3 +121,8 @@ pub async fn evict<F: Future>(call: F) -> Result<bool, CallError> {
 pub async fn refresh<F: Future>(call: F) -> F::Output {
     cachette_runtime::__private::refresh(call).await
 }
+
+/// The code blocks of `README.md`, run as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

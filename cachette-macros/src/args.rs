@@ -42,6 +42,12 @@ impl Kind {
                 "cache_none",
                 "returns",
                 "crate",
+                "stale",
+                "stale_if_error",
+                "jitter",
+                "early_refresh",
+                "lock",
+                "single_flight",
             ],
             Kind::Invalidates => &[
                 "tags", "keys", "patterns", "name", "cache", "returns", "crate",
@@ -90,9 +96,25 @@ pub struct Args {
     pub cache_none: Option<CacheNone>,
     pub returns: Option<(Returns, Span)>,
     pub krate: Option<Path>,
+    /// Freshness and stampede options of `#[cached]` (issue 4).
+    pub fresh: Freshness,
     /// Some option was unknown or did not parse: checks that depend on the set of options
     /// given ("nothing to invalidate", "needs a key") stay quiet to avoid a cascade.
     pub had_errors: bool,
+}
+
+/// `stale`, `stale_if_error`, `jitter`, `early_refresh`, `lock`, `single_flight`.
+#[derive(Debug, Clone, Default)]
+pub struct Freshness {
+    pub stale: Option<Duration>,
+    pub stale_if_error: Option<Duration>,
+    pub stale_if_error_span: Option<Span>,
+    pub jitter: Option<f64>,
+    /// `Some(None)`: off; `Some(Some(beta))`: on with β.
+    pub early_refresh: Option<Option<f64>>,
+    /// `(ttl, wait)` of the fill lock.
+    pub lock: Option<(Duration, Duration)>,
+    pub single_flight: Option<bool>,
 }
 
 /// Reads the attribute's tokens. Errors go to `errors`; what parsed is returned.
@@ -192,6 +214,17 @@ pub fn parse(kind: Kind, tokens: TokenStream, errors: &mut Accumulator) -> Args 
             "cache_none" => args.cache_none = errors.handle(cache_none(meta)),
             "returns" => args.returns = errors.handle(returns(meta)),
             "crate" => args.krate = errors.handle(crate_path(meta)),
+            "stale" => args.fresh.stale = errors.handle(window(meta, "stale")),
+            "stale_if_error" => {
+                args.fresh.stale_if_error_span = Some(path.span());
+                args.fresh.stale_if_error = errors.handle(window(meta, "stale_if_error"))
+            }
+            "jitter" => args.fresh.jitter = errors.handle(jitter(meta)),
+            "early_refresh" => args.fresh.early_refresh = errors.handle(early_refresh(meta)),
+            "lock" => args.fresh.lock = errors.handle(lock(meta)),
+            "single_flight" => {
+                args.fresh.single_flight = errors.handle(bool_value(meta, "single_flight"))
+            }
             _ => {
                 // `allowed` only lists the names matched above.
                 errors.push(Error::unknown_field(&name).with_span(path));
@@ -463,6 +496,118 @@ fn skip_list(meta: &Meta) -> Result<Vec<Ident>, Error> {
         }
     }
     errors.finish_with(out)
+}
+
+/// A duration option (`stale = "30s"`, `stale = 30`): validated like a TTL, profiles excluded.
+fn duration_of(expr: &Expr, name: &str) -> Result<Duration, Error> {
+    match ttl_expr(expr) {
+        Ok(TtlSpec::Fixed(d)) => Ok(d),
+        Ok(TtlSpec::Profile(_)) => Err(Error::custom(format!(
+            "`{name}` takes a duration (`{name} = \"30s\"` or seconds), not a TTL profile"
+        ))
+        .with_span(expr)),
+        Err(e) => Err(Error::custom(
+            e.to_string()
+                .replace("a TTL", &format!("`{name}`"))
+                .replace("TTL", name),
+        )
+        .with_span(expr)),
+    }
+}
+
+fn window(meta: &Meta, name: &str) -> Result<Duration, Error> {
+    duration_of(name_value(meta, name, "\"30s\"")?, name)
+}
+
+fn float_of(expr: &Expr) -> Option<f64> {
+    match strip_group(expr) {
+        Expr::Lit(ExprLit {
+            lit: Lit::Float(f), ..
+        }) => f.base10_parse().ok(),
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(i), ..
+        }) => i.base10_parse::<u32>().ok().map(f64::from),
+        _ => None,
+    }
+}
+
+fn jitter(meta: &Meta) -> Result<f64, Error> {
+    let expr = name_value(meta, "jitter", "0.1")?;
+    match float_of(expr) {
+        Some(j) if (0.0..=1.0).contains(&j) => Ok(j),
+        Some(j) => Err(Error::custom(format!(
+            "`jitter = {j}` is out of range: give a fraction of the TTL between 0 and 1 (`jitter = 0.1` shortens TTLs by up to 10%)"
+        ))
+        .with_span(expr)),
+        None => Err(Error::custom(
+            "`jitter` takes a number between 0 and 1: `jitter = 0.1`",
+        )
+        .with_span(expr)),
+    }
+}
+
+fn bool_value(meta: &Meta, name: &str) -> Result<bool, Error> {
+    let expr = name_value(meta, name, "false")?;
+    match expr {
+        Expr::Lit(ExprLit {
+            lit: Lit::Bool(b), ..
+        }) => Ok(b.value),
+        other => Err(Error::custom(format!("`{name}` takes `true` or `false`")).with_span(other)),
+    }
+}
+
+fn early_refresh(meta: &Meta) -> Result<Option<f64>, Error> {
+    let expr = name_value(meta, "early_refresh", "false")?;
+    if let Expr::Lit(ExprLit {
+        lit: Lit::Bool(b), ..
+    }) = expr
+    {
+        return Ok(b.value.then_some(1.0));
+    }
+    match float_of(expr) {
+        Some(beta) if beta > 0.0 && beta.is_finite() => Ok(Some(beta)),
+        _ => Err(Error::custom(
+            "`early_refresh` takes `false` (off), `true` (β = 1) or a positive β such as `early_refresh = 2.0` (earlier refreshes)",
+        )
+        .with_span(expr)),
+    }
+}
+
+/// `lock`, `lock = "10s"` (lifetime and wait), or `lock(ttl = "10s", wait = "5s")`.
+fn lock(meta: &Meta) -> Result<(Duration, Duration), Error> {
+    const DEFAULT: Duration = Duration::from_secs(10);
+    match meta {
+        Meta::Path(_) => Ok((DEFAULT, DEFAULT)),
+        Meta::NameValue(nv) => {
+            let d = duration_of(&nv.value, "lock")?;
+            Ok((d, d))
+        }
+        Meta::List(list) => {
+            let items = NestedMeta::parse_meta_list(list.tokens.clone())?;
+            let mut errors = Error::accumulator();
+            let (mut ttl, mut wait) = (None, None);
+            for item in &items {
+                match item {
+                    NestedMeta::Meta(Meta::NameValue(nv)) if nv.path.is_ident("ttl") => {
+                        ttl = errors.handle(duration_of(&nv.value, "ttl"));
+                    }
+                    NestedMeta::Meta(Meta::NameValue(nv)) if nv.path.is_ident("wait") => {
+                        wait = errors.handle(duration_of(&nv.value, "wait"));
+                    }
+                    NestedMeta::Meta(m) => errors.push(
+                        Error::unknown_field_with_alts(&path_text(m.path()), &["ttl", "wait"])
+                            .with_span(m.path()),
+                    ),
+                    other => errors.push(
+                        Error::custom("expected `lock(ttl = \"10s\", wait = \"5s\")`")
+                            .with_span(other),
+                    ),
+                }
+            }
+            let ttl = ttl.unwrap_or(DEFAULT);
+            errors.finish_with((ttl, wait.unwrap_or(ttl)))
+        }
+    }
 }
 
 fn cache_none(meta: &Meta) -> Result<CacheNone, Error> {

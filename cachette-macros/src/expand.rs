@@ -97,6 +97,16 @@ fn check(kind: Kind, args: &Args, func: &Func, errors: &mut Accumulator) -> Opti
             } else {
                 hashed = hashed_args(args, func, errors);
             }
+            if let Some(span) = args.fresh.stale_if_error_span
+                && shape != Shape::Result
+            {
+                errors.push(
+                    Error::custom(
+                        "`stale_if_error` serves the stale value when the function returns `Err`; this function does not return a `Result` (use `returns = result` for an alias)",
+                    )
+                    .with_span(&span),
+                );
+            }
             if let Some(cn) = &args.cache_none
                 && shape != Shape::Option
             {
@@ -421,7 +431,43 @@ fn options_tokens(args: &Args, func: &Func, tags: &[Resolved], p: &TokenStream) 
         let exprs = tags.iter().map(|t| template_expr(t, p));
         quote!(.tags([#(#exprs),*]))
     });
-    quote!(#p::Options::new() #ttl #tags .name(#name))
+    let fresh = freshness_tokens(&args.fresh, p);
+    quote!(#p::Options::new() #ttl #tags #fresh .name(#name))
+}
+
+fn duration_tokens(d: std::time::Duration, p: &TokenStream) -> TokenStream {
+    let secs = d.as_secs();
+    let nanos = d.subsec_nanos();
+    quote!(#p::Duration::new(#secs, #nanos))
+}
+
+/// The freshness and stampede options, as `Options` builder calls.
+fn freshness_tokens(f: &crate::args::Freshness, p: &TokenStream) -> TokenStream {
+    let mut out = TokenStream::new();
+    if let Some(d) = f.stale {
+        let d = duration_tokens(d, p);
+        out.extend(quote!(.stale(#d)));
+    }
+    if let Some(d) = f.stale_if_error {
+        let d = duration_tokens(d, p);
+        out.extend(quote!(.stale_if_error(#d)));
+    }
+    if let Some(j) = f.jitter {
+        out.extend(quote!(.jitter(#j)));
+    }
+    match f.early_refresh {
+        Some(None) => out.extend(quote!(.early_refresh(#p::EarlyRefresh::Off))),
+        Some(Some(beta)) => out.extend(quote!(.early_refresh(#p::EarlyRefresh::Beta(#beta)))),
+        None => {}
+    }
+    if let Some((ttl, wait)) = f.lock {
+        let (ttl, wait) = (duration_tokens(ttl, p), duration_tokens(wait, p));
+        out.extend(quote!(.lock(#p::LockOptions { ttl: #ttl, wait: #wait })));
+    }
+    if let Some(on) = f.single_flight {
+        out.extend(quote!(.single_flight(#on)));
+    }
+    out
 }
 
 /// `if false { return <fake value of the return type>; }`: fixes the type of the async block

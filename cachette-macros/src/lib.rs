@@ -68,6 +68,12 @@ use proc_macro::TokenStream;
 /// | `name = "users.get"` | the label in metrics and logs | the function's path |
 /// | `returns = plain \| result \| option` | overrides the detection of the return shape (for type aliases) | from the return type |
 /// | `crate = "::my_cachette"` | the path of a renamed `cachette` dependency | `::cachette` |
+/// | `stale = "30s"` | stale-while-revalidate: after the TTL, the first caller refreshes and the others get the old value at once (never an invalidated one) | off |
+/// | `stale_if_error = "5m"` | for `-> Result`: an `Err` within this window after the TTL returns the stale `Ok` value instead (counted) | off |
+/// | `jitter = 0.1` | shortens each stored TTL by a random fraction up to this (0 to 1), so that entries filled together do not expire together | the cache's (10%) |
+/// | `early_refresh = 2.0` / `true` / `false` | probabilistic early refresh (XFetch) with this β; `true` is β = 1 | the cache's (β = 1) |
+/// | `lock`, `lock = "10s"`, `lock(ttl = "10s", wait = "5s")` | a distributed fill lock: one process computes a missing entry, the others wait for it (at most `wait`, then compute) | off |
+/// | `single_flight = false` | switch off the sharing of concurrent misses of one key in this process | on |
 ///
 /// [`Cache`]: https://docs.rs/cachette/latest/cachette/struct.Cache.html
 ///

@@ -62,7 +62,10 @@ pub mod __private {
     pub use crate::keys::hash::{ArgsHasher, HashError};
     pub use crate::keys::{KeyBuilder, escape_into};
     pub use crate::macro_support::*;
-    pub use crate::{Cache, CacheValue, Fallible, Optional, Options, Plain, ReturnPolicy, Ttl};
+    pub use crate::{
+        Cache, CacheValue, EarlyRefresh, Fallible, LockOptions, Optional, Options, Plain,
+        ReturnPolicy, Ttl,
+    };
     pub use std::borrow::Cow;
     pub use std::time::Duration;
 
