@@ -63,7 +63,11 @@ async fn main() {
                 x ^= x >> 7;
                 x ^= x << 17;
                 // Skewed: half the calls on 1,000 hot keys, half spread over 1,000,000.
-                let id = if x.is_multiple_of(2) { x % 1_000 } else { x % 1_000_000 };
+                let id = if x.is_multiple_of(2) {
+                    x % 1_000
+                } else {
+                    x % 1_000_000
+                };
                 if x.is_multiple_of(100) {
                     let _ = cache.invalidate_tags([format!("row:{id}")]).await;
                     continue;
