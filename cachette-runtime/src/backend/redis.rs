@@ -312,20 +312,26 @@ impl RedisBackend {
         Ok(n > 0)
     }
 
+    /// One `SCAN cursor MATCH pattern COUNT 1000` step: the next cursor and the keys found.
+    async fn scan_step(&self, pattern: &str, cursor: u64) -> Result<(u64, Vec<Vec<u8>>)> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(SCAN_BATCH);
+        let (step,): ((u64, Vec<Vec<u8>>),) = self.run(Op::Scan, &pipe).await?;
+        Ok(step)
+    }
+
     /// `SCAN MATCH` + `UNLINK` in batches; never `KEYS`. Each step is one round trip with its
     /// own timeout, so a large keyspace takes several timeouts' worth in total.
     pub async fn delete_matching(&self, pattern: &str) -> Result<u64> {
         let mut cursor: u64 = 0;
         let mut deleted = 0u64;
         loop {
-            let mut pipe = redis::pipe();
-            pipe.cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(pattern)
-                .arg("COUNT")
-                .arg(SCAN_BATCH);
-            let ((next, keys),): ((u64, Vec<Vec<u8>>),) = self.run(Op::Scan, &pipe).await?;
+            let (next, keys) = self.scan_step(pattern, cursor).await?;
             for chunk in keys.chunks(SCAN_BATCH) {
                 let mut pipe = redis::pipe();
                 pipe.cmd("UNLINK").arg(chunk);
@@ -474,14 +480,7 @@ impl RedisBackend {
         let mut out = Vec::new();
         let mut cursor: u64 = 0;
         loop {
-            let mut pipe = redis::pipe();
-            pipe.cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(pattern)
-                .arg("COUNT")
-                .arg(SCAN_BATCH);
-            let ((next, keys),): ((u64, Vec<Vec<u8>>),) = self.run(Op::Scan, &pipe).await?;
+            let (next, keys) = self.scan_step(pattern, cursor).await?;
             for k in keys {
                 if out.len() >= limit {
                     return Ok(out);
