@@ -12,6 +12,11 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+#[cachette::cache_put(key = "put:{id}", cache = cache)]
+async fn put_user(cache: &Cache, id: u64) -> u64 {
+    id
+}
+
 /// The metric names of the table in `cachette-runtime/src/stats.rs`.
 fn documented() -> BTreeSet<String> {
     let doc = include_str!("../cachette-runtime/src/stats.rs");
@@ -116,8 +121,13 @@ async fn every_documented_metric_is_emitted() {
     cache.invalidate_tags(["t"]).await.unwrap();
     cache.invalidate_pattern("a*").await.unwrap();
     cache.delete("a").await.unwrap();
-    // errors, backend errors by kind, failed invalidations
+    // errors, backend errors by kind, failed invalidations, a failed write-through
     server.stop();
+    let failed_put = put_user(&cache, 1).await;
+    assert_eq!(
+        failed_put, 1,
+        "the function's value, whatever the cache did"
+    );
     cache.get_or_compute("down", &o, || async { 1u8 }).await;
     assert!(cache.invalidate_tags(["t"]).await.is_err());
     // Five consecutive failures open the breaker; the calls after that skip Redis.
@@ -125,6 +135,8 @@ async fn every_documented_metric_is_emitted() {
         cache.get_or_compute("down2", &o, || async { 1u8 }).await;
     }
     assert!(cache.breaker_open());
+    // refresh of a call that is not a cached one
+    assert_eq!(cachette::refresh(async { 5 }).await, 5);
     // config errors: the default cache from a malformed environment
     // SAFETY: single test in this binary.
     unsafe { std::env::set_var("CACHETTE_REDIS_URL", "redis://[bad") };

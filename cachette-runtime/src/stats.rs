@@ -27,6 +27,8 @@
 //! | `cachette_invalidations_total` | counter | `cache` (`invalidate_tags`, `invalidate_pattern`, `delete`) | invalidations that succeeded |
 //! | `cachette_invalidation_failures_total` | counter | `cache` (as above) | invalidations that failed after their retries |
 //! | `cachette_config_errors_total` | counter | | a malformed environment disabled the default cache |
+//! | `cachette_put_failures_total` | counter | `cache` | `#[cache_put]` writes that failed (the key was then deleted) |
+//! | `cachette_refresh_not_cached_total` | counter | | `cachette::refresh` given a call that is not `#[cached]` |
 //! | `cachette_breaker_opened_total` | counter | | times the Redis circuit breaker opened |
 //! | `cachette_breaker_rejected_total` | counter | | round trips skipped while it was open |
 //! | `cachette_breaker_open` | gauge | | 1 while it is open, 0 once closed |
