@@ -27,8 +27,10 @@ pub const DEFAULT_TAG_TTL: Duration = Duration::from_secs(24 * 3600);
 pub const DEFAULT_JITTER: f64 = 0.1;
 /// Default β of probabilistic early refresh (XFetch).
 pub const DEFAULT_EARLY_REFRESH_BETA: f64 = 1.0;
-/// Default number of multiplexed Redis connections a cache uses, round-robin.
-pub const DEFAULT_REDIS_CONNECTIONS: usize = 4;
+/// Default number of multiplexed Redis connections a cache uses, round-robin. One: on the
+/// 2-core machines measured (BENCHMARKS.md), more connections meant less pipelining per
+/// socket write and 38% less throughput at 64 tasks; raise it where cores are plentiful.
+pub const DEFAULT_REDIS_CONNECTIONS: usize = 1;
 /// Default lifetime of a distributed fill lock (see [`LockOptions`]).
 pub const DEFAULT_LOCK_TTL: Duration = Duration::from_secs(10);
 
