@@ -142,27 +142,30 @@ pub(crate) fn decode_value<T: DeserializeOwned>(
 mod tests {
     use super::*;
 
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
     #[test]
-    fn round_trip_and_readable() {
+    fn round_trip_and_readable() -> TestResult {
         let tags = vec![("users".to_owned(), "v1".to_owned())];
         let meta = Meta {
             created_ms: 5,
             fresh_until_ms: 9,
             compute_us: 7,
         };
-        let bytes = encode(&vec![1, 2, 3], &tags, meta).unwrap();
+        let bytes = encode(&vec![1, 2, 3], &tags, meta)?;
         assert_eq!(
-            std::str::from_utf8(&bytes).unwrap(),
+            std::str::from_utf8(&bytes)?,
             r#"{"v":1,"tags":[["users","v1"]],"created_ms":5,"fresh_until_ms":9,"compute_us":7,"value":[1,2,3]}"#
         );
-        let env = decode_header(&bytes).unwrap();
+        let env = decode_header(&bytes).map_err(|e| e.to_string())?;
         assert_eq!(env.tags[0].0, "users");
-        assert_eq!(decode_value::<Vec<u32>>(&env).unwrap(), vec![1, 2, 3]);
+        assert_eq!(decode_value::<Vec<u32>>(&env)?, vec![1, 2, 3]);
         assert!(decode_value::<String>(&env).is_err());
+        Ok(())
     }
 
     #[test]
-    fn rejects_garbage_and_other_versions() {
+    fn rejects_garbage_and_other_versions() -> TestResult {
         assert!(matches!(
             decode_header(b"\xff\x00"),
             Err(DecodeError::Malformed(_))
@@ -175,7 +178,9 @@ mod tests {
             decode_header(br#"{"v":2,"value":1}"#),
             Err(DecodeError::Version(2))
         ));
-        let env = decode_header(br#"{"v":1,"value":1,"future":true}"#).unwrap();
+        let env =
+            decode_header(br#"{"v":1,"value":1,"future":true}"#).map_err(|e| e.to_string())?;
         assert!(env.tags.is_empty());
+        Ok(())
     }
 }
