@@ -177,19 +177,32 @@ impl RedisBackend {
     /// Runs one pipeline (one round trip) within the operation timeout, timing it into the
     /// `cachette_backend_seconds{backend="redis",op}` histogram.
     async fn run<T: redis::FromRedisValue>(&self, op: Op, pipe: &redis::Pipeline) -> Result<T> {
+        self.guarded(op, |mut conn| async move {
+            pipe.query_async::<T>(&mut conn).await
+        })
+        .await
+    }
+
+    /// Every round trip goes through here: the circuit breaker, one connection of the pool,
+    /// the round-trip counter, the operation timeout, the timing histogram, and on failure the
+    /// breaker's count and the pool's reset.
+    async fn guarded<T, F, Fut>(&self, op: Op, attempt: F) -> Result<T>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
         let admit = self.breaker.admit();
         if admit == Admit::No {
             return Err(Error::CircuitOpen);
         }
-        let mut conn = self.conn()?;
+        let conn = self.conn()?;
         self.round_trips.fetch_add(1, Ordering::Relaxed);
         let started = std::time::Instant::now();
-        let r = tokio::time::timeout(self.op_timeout, pipe.query_async::<T>(&mut conn)).await;
-        self.timers.record(op, started.elapsed());
-        let r = match r {
+        let r = match tokio::time::timeout(self.op_timeout, attempt(conn)).await {
             Ok(r) => r.map_err(Error::from),
             Err(_) => Err(Error::Timeout(self.op_timeout)),
         };
+        self.timers.record(op, started.elapsed());
         match &r {
             Ok(_) => self.breaker.success(&admit),
             Err(e) => {
@@ -354,41 +367,20 @@ impl RedisBackend {
         key: &str,
         args: &[&str],
     ) -> Result<i64> {
-        let admit = self.breaker.admit();
-        if admit == Admit::No {
-            return Err(Error::CircuitOpen);
-        }
-        let mut conn = self.conn()?;
-        self.round_trips.fetch_add(1, Ordering::Relaxed);
-        let _timer = ScopedTimer(&self.timers, op, std::time::Instant::now());
-        let mut inv = script.key(key);
-        for a in args {
-            inv.arg(*a);
-        }
-        let r =
-            match tokio::time::timeout(self.op_timeout, inv.invoke_async::<i64>(&mut conn)).await {
-                Ok(r) => r.map_err(Error::from),
-                Err(_) => Err(Error::Timeout(self.op_timeout)),
-            };
-        match &r {
-            Ok(_) => self.breaker.success(&admit),
-            Err(e) => {
-                self.breaker.failure(&admit);
-                self.drop_connections(e);
+        self.guarded(op, |mut conn| async move {
+            let mut inv = script.key(key);
+            for a in args {
+                inv.arg(*a);
             }
-        }
-        r
+            inv.invoke_async::<i64>(&mut conn).await
+        })
+        .await
     }
 
     /// `SET lock token NX PX ttl`: whether the lock was taken.
     pub async fn try_lock(&self, lock_key: &str, token: &str, ttl: Duration) -> Result<bool> {
         let mut pipe = redis::pipe();
-        pipe.cmd("SET")
-            .arg(lock_key)
-            .arg(token)
-            .arg("NX")
-            .arg("PX")
-            .arg(millis(ttl));
+        push_lock(&mut pipe, lock_key, token, ttl);
         let (ok,): (Option<String>,) = self.run(Op::Lock, &pipe).await?;
         Ok(ok.is_some())
     }
@@ -403,12 +395,7 @@ impl RedisBackend {
         ttl: Duration,
     ) -> Result<(Fetched, bool)> {
         let mut pipe = redis::pipe();
-        pipe.cmd("SET")
-            .arg(lock_key)
-            .arg(token)
-            .arg("NX")
-            .arg("PX")
-            .arg(millis(ttl));
+        push_lock(&mut pipe, lock_key, token, ttl);
         pipe.get(key);
         for t in tag_keys {
             pipe.get(t);
@@ -456,14 +443,6 @@ impl RedisBackend {
             .run_script(Op::Lock, script, lock_key, &[token, &ms])
             .await?
             == 1)
-    }
-}
-
-struct ScopedTimer<'a>(&'a OpTimers, Op, std::time::Instant);
-
-impl Drop for ScopedTimer<'_> {
-    fn drop(&mut self) {
-        self.0.record(self.1, self.2.elapsed());
     }
 }
 
@@ -524,6 +503,16 @@ fn tls_client(
     _root_cert: Option<Vec<u8>>,
 ) -> std::result::Result<redis::Client, String> {
     Err("rediss:// needs cachette's `tls` feature".to_owned())
+}
+
+/// `SET lock token NX PX ttl`: takes the lock only if nobody holds it.
+fn push_lock(pipe: &mut redis::Pipeline, lock_key: &str, token: &str, ttl: Duration) {
+    pipe.cmd("SET")
+        .arg(lock_key)
+        .arg(token)
+        .arg("NX")
+        .arg("PX")
+        .arg(millis(ttl));
 }
 
 fn millis(d: Duration) -> u64 {
