@@ -9,7 +9,8 @@
 //!    spread over 64 tasks, divided by the number of hits. CPU per hit, unlike ops/s, does not
 //!    depend on what else the machine runs.
 //!
-//! Not a criterion bench: it prints two tables. `cargo bench --bench hit_costs`. Linux only
+//! Not a criterion bench: it prints two tables. `cargo bench --bench hit_costs`
+//! (`HIT_COSTS_ONLY=raw_get,cachette_0_tags cargo bench --bench hit_costs` for some). Linux only
 //! (reads `/proc`); elsewhere the second table is empty.
 
 #[path = "../tests/support/redis_server.rs"]
@@ -211,11 +212,19 @@ fn main() {
     let memory = MemoryContenders::new();
     rt.block_on(memory.prefill());
 
+    // `HIT_COSTS_ONLY=raw_get,cachette_0_tags` measures only the contenders named.
+    let only: Option<Vec<String>> = std::env::var("HIT_COSTS_ONLY")
+        .ok()
+        .map(|v| v.split(',').map(str::to_owned).collect());
+    let wanted = |name: &str| only.as_ref().is_none_or(|o| o.iter().any(|w| w == name));
     let redis_names: Vec<&'static str> = REDIS_HITS
         .iter()
         .chain(REDIS_LAYERS.iter())
         .copied()
+        .filter(|n| wanted(n))
         .collect();
+    let memory_names: Vec<&'static str> =
+        MEMORY_HITS.iter().copied().filter(|n| wanted(n)).collect();
 
     let mut allocs = Vec::new();
     for &name in &redis_names {
@@ -230,7 +239,7 @@ fn main() {
             },
         ));
     }
-    for name in MEMORY_HITS {
+    for &name in &memory_names {
         let c = memory.clone();
         allocs.push(allocs_per_hit(
             &rt,
@@ -257,7 +266,7 @@ fn main() {
             },
         ));
     }
-    for name in MEMORY_HITS {
+    for &name in &memory_names {
         let c = memory.clone();
         costs.push(costs_at_64_tasks(
             &rt,

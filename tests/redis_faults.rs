@@ -161,18 +161,16 @@ async fn round_trips_per_operation() {
         .await;
     assert_eq!(rt(&cache) - before, 3, "miss, new tags");
     let calls = server.command_calls();
-    assert_eq!(
-        calls.get("get"),
-        Some(&(3 + 2)),
-        "lookup GETs 3, tag creation GETs 2: {calls:?}"
-    );
+    assert_eq!(calls.get("mget"), Some(&1), "the lookup: {calls:?}");
+    assert_eq!(calls.get("get"), Some(&2), "tag creation GETs 2: {calls:?}");
     assert_eq!(
         calls.get("set"),
         Some(&(2 + 1)),
         "2 SET NX + 1 store: {calls:?}"
     );
 
-    // Hit with two tags: one round trip, three GETs, nothing else.
+    // Hit with two tags: one round trip, one MGET (of the entry and the two tag keys),
+    // nothing else.
     server.reset_stats();
     let before = rt(&cache);
     cache
@@ -180,8 +178,8 @@ async fn round_trips_per_operation() {
         .await;
     assert_eq!(rt(&cache) - before, 1, "hit with 2 tags");
     let calls = server.command_calls();
-    assert_eq!(calls.get("get"), Some(&3), "{calls:?}");
-    assert_eq!(calls.len(), 2, "only GET (and the stats reset): {calls:?}");
+    assert_eq!(calls.get("mget"), Some(&1), "{calls:?}");
+    assert_eq!(calls.len(), 2, "only MGET (and the stats reset): {calls:?}");
 
     // Hit without tags: one round trip.
     let before = rt(&cache);
@@ -350,4 +348,106 @@ async fn concurrent_fills_and_invalidations_never_serve_pre_invalidation_values(
     writer.await.unwrap();
     tasks.join_all().await;
     assert!(cache.stats().hits > 0, "the run exercised hits");
+}
+
+/// Lookups made while others are in flight leave together as one `MGET`: with Redis paused,
+/// 200 concurrent hits queue behind the first lookups and go out in a few batches; each caller
+/// still gets its own value, and a tag shared by all is sent once per batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_lookups_are_batched_and_each_gets_its_own_value() {
+    const N: u64 = 200;
+    let server = RedisServer::start();
+    let cache = Cache::builder()
+        .redis(server.url())
+        .op_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let opts = |id: u64| Options::new().tags(["users".to_owned(), format!("user:{id}")]);
+    for id in 0..N {
+        cache
+            .get_or_compute(&format!("u:{id}"), &opts(id), || async move { id })
+            .await;
+    }
+    server.reset_stats();
+    server.pause();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..N)
+        .map(|id| {
+            let (cache, runs) = (cache.clone(), Arc::clone(&runs));
+            tokio::spawn(async move {
+                let v = cache
+                    .get_or_compute(&format!("u:{id}"), &opts(id), || async move {
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        id + 1_000_000
+                    })
+                    .await;
+                (id, v)
+            })
+        })
+        .collect();
+    // Let the calls reach the backend while Redis cannot answer (not a timing assertion: a
+    // slower machine only makes more, smaller batches).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.resume();
+    for t in tasks {
+        let (id, v) = tokio::time::timeout(HANG_GUARD, t).await.unwrap().unwrap();
+        assert_eq!(v, id, "call {id} got another caller's value");
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 0, "every call was a hit");
+    let calls = server.command_calls();
+    let mgets = calls.get("mget").copied().unwrap_or(0);
+    assert!(
+        (1..=N / 4).contains(&mgets),
+        "{N} lookups should share a few MGETs: {calls:?}"
+    );
+    assert!(
+        !calls.contains_key("get"),
+        "no lookup went alone: {calls:?}"
+    );
+}
+
+/// A batch's callers do not depend on its sender: aborting half of the callers (those first
+/// in line, which send the batches) while Redis is paused leaves the others answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_of_a_dropped_batch_still_get_their_values() {
+    let server = RedisServer::start();
+    let cache = Cache::builder()
+        .redis(server.url())
+        .op_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let opts = Options::new().tags(["users"]);
+    for id in 0..40u64 {
+        cache
+            .get_or_compute(&format!("u:{id}"), &opts, || async move { id })
+            .await;
+    }
+    server.pause();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let mut tasks: Vec<_> = (0..40u64)
+        .map(|id| {
+            let (cache, opts, runs) = (cache.clone(), opts.clone(), Arc::clone(&runs));
+            tokio::spawn(async move {
+                cache
+                    .get_or_compute(&format!("u:{id}"), &opts, || async move {
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        id + 1_000_000
+                    })
+                    .await
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let kept = tasks.split_off(20);
+    for t in &tasks {
+        t.abort();
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    server.resume();
+    for (i, t) in kept.into_iter().enumerate() {
+        let id = 20 + i as u64;
+        let v = tokio::time::timeout(HANG_GUARD, t).await.unwrap().unwrap();
+        assert_eq!(v, id);
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 0, "every kept call was a hit");
 }

@@ -1,8 +1,10 @@
-//! Storage backends. Each operation here is one round trip for Redis.
+//! Storage backends. Each operation here is one round trip for Redis (lookups of concurrent
+//! callers may share theirs: `batch.rs`).
 //!
 //! The [`Cache`](crate::Cache) holds the logic (envelopes, tag checks, degradation); a backend
 //! only moves bytes and tag versions, so that both backends behave alike by construction.
 
+mod batch;
 pub(crate) mod memory;
 pub(crate) mod redis;
 

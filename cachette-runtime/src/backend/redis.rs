@@ -1,6 +1,7 @@
 //! The Redis backend: one multiplexed, self-reconnecting connection, every round trip bounded
 //! by the operation timeout.
 
+use super::batch::{Batch, Batcher, Entry, Msg, Replies};
 use super::{Fetched, new_version};
 use crate::breaker::{Admit, Breaker};
 use crate::error::{Error, Result, redact_url};
@@ -26,6 +27,8 @@ pub(crate) struct RedisBackend {
     redacted_url: String,
     timers: OpTimers,
     breaker: Breaker,
+    /// Lookups sent while others are in flight leave together, as one `MGET`.
+    batcher: Arc<Batcher>,
 }
 
 /// The kinds of round trip, as the `op` label of `cachette_backend_seconds`.
@@ -124,6 +127,7 @@ impl RedisBackend {
             redacted_url: redact_url(url),
             timers: OpTimers::default(),
             breaker,
+            batcher: Arc::default(),
         })
     }
 
@@ -151,7 +155,9 @@ impl RedisBackend {
         let config = ConnectionManagerConfig::new()
             .set_number_of_retries(0)
             .set_connection_timeout(Some(self.op_timeout.max(Duration::from_millis(500))))
-            .set_response_timeout(Some(self.op_timeout));
+            // Every round trip is bounded by `guarded`'s timeout; a second timer per request
+            // inside the connection would only cost time.
+            .set_response_timeout(None);
         let manager = ConnectionManager::new_lazy_with_config(self.client.clone(), config)?;
         let manager = Arc::new(manager);
         // Another task may have filled the slot meanwhile: use whichever won.
@@ -246,26 +252,60 @@ impl RedisBackend {
         self.breaker.is_open()
     }
 
+    /// The entry at `key` (if any) and the versions of `tag_keys`: one `MGET`, alone or
+    /// batched with the lookups of other callers (see [`super::batch`]).
     pub async fn fetch(&self, key: Option<&str>, tag_keys: &[String]) -> Result<Fetched> {
-        let mut pipe = redis::pipe();
-        if let Some(key) = key {
-            pipe.get(key);
-        }
-        for t in tag_keys {
-            pipe.get(t);
-        }
-        if key.is_none() && tag_keys.is_empty() {
+        let mut keys: Vec<&str> = Vec::with_capacity(1 + tag_keys.len());
+        keys.extend(key);
+        keys.extend(tag_keys.iter().map(String::as_str));
+        if keys.is_empty() {
             return Ok(Fetched::default());
         }
-        let mut replies: Vec<Option<Vec<u8>>> = self.run(Op::Fetch, &pipe).await?;
+        let replies = match self
+            .batcher
+            .enter(|| keys.iter().map(|k| (*k).to_owned()).collect())
+        {
+            Entry::Lead(slot, waiters) => {
+                let r = self.mget(&keys, waiters).await;
+                drop(slot);
+                r?
+            }
+            Entry::Wait(rx) => match rx.await {
+                Ok(Msg::Done(r)) => r?,
+                Ok(Msg::Lead(slot, waiters)) => {
+                    let r = self.mget(&keys, waiters).await;
+                    drop(slot);
+                    r?
+                }
+                // The batch carrying this lookup was dropped before it answered: send alone.
+                Err(_) => self.mget(&keys, Vec::new()).await?,
+            },
+        };
+        let mut replies = replies.into_iter();
         let entry = match key {
-            Some(_) if !replies.is_empty() => replies.remove(0).map(bytes::Bytes::from),
-            _ => None,
+            Some(_) => replies.next().flatten(),
+            None => None,
         };
         Ok(Fetched {
             entry,
-            versions: replies.into_iter().map(version_from_bytes).collect(),
+            versions: replies.map(version_from_bytes).collect(),
         })
+    }
+
+    /// One `MGET` of `keys` and of every waiter's keys; delivers the waiters' replies and
+    /// returns those of `keys`.
+    async fn mget(&self, keys: &[&str], waiters: Vec<super::batch::Waiter>) -> Result<Replies> {
+        let mut cmd = redis::cmd("MGET");
+        let batch = Batch::new(keys, &waiters, |k| {
+            cmd.arg(k);
+        });
+        let replies = self
+            .guarded(Op::Fetch, |mut conn| async move {
+                let v: redis::Value = cmd.query_async(&mut conn).await?;
+                Ok(bulk_strings(v))
+            })
+            .await;
+        batch.deliver(waiters, replies)
     }
 
     pub async fn ensure_tags(
@@ -521,6 +561,24 @@ fn millis(d: Duration) -> u64 {
 
 /// A tag key's value as a version. A value that is not UTF-8 (planted by someone else) is read
 /// as a version no entry can carry, so entries under it are invalid.
-fn version_from_bytes(v: Option<Vec<u8>>) -> Option<String> {
-    v.map(|b| String::from_utf8(b).unwrap_or_else(|_| "\u{fffd}invalid".to_owned()))
+fn version_from_bytes<B: AsRef<[u8]>>(v: Option<B>) -> Option<String> {
+    v.map(|b| match std::str::from_utf8(b.as_ref()) {
+        Ok(s) => s.to_owned(),
+        Err(_) => "\u{fffd}invalid".to_owned(),
+    })
+}
+
+/// The elements of an array reply (`MGET`) as bytes, without copying them; anything but a bulk
+/// string (nil, or a type no cachette key holds) is `None`.
+fn bulk_strings(v: redis::Value) -> Replies {
+    match v {
+        redis::Value::Array(items) => items
+            .into_iter()
+            .map(|item| match item {
+                redis::Value::BulkString(b) => Some(bytes::Bytes::from(b)),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
 }
