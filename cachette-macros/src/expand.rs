@@ -39,6 +39,8 @@ struct Resolved {
     template: Template,
     /// One expression per placeholder, in order.
     exprs: Vec<TokenStream>,
+    /// Per placeholder: it is an argument of a primitive integer type.
+    ints: Vec<bool>,
 }
 
 /// Everything checked, ready to generate.
@@ -263,6 +265,7 @@ fn resolve(
 ) -> Option<Resolved> {
     let template = template::parse(lit, what, errors)?;
     let mut exprs = Vec::new();
+    let mut ints = Vec::new();
     let mut ok = true;
     for hole in template.holes() {
         let fields: Vec<TokenStream> = hole
@@ -293,6 +296,7 @@ fn resolve(
                 span: func.self_span,
             };
             exprs.push(quote!(#this #(.#fields)*));
+            ints.push(false);
         } else if let Some(p) = func.param(&hole.root) {
             if p.impl_trait {
                 errors.push(
@@ -307,6 +311,7 @@ fn resolve(
             }
             let ident = &p.ident;
             exprs.push(quote!(#ident #(.#fields)*));
+            ints.push(p.int && fields.is_empty());
         } else if let Some(t) = is_generic(&func.type_params) {
             if !fields.is_empty() {
                 errors.push(
@@ -320,6 +325,7 @@ fn resolve(
                 continue;
             }
             exprs.push(quote!(::core::any::type_name::<#t>()));
+            ints.push(false);
         } else if let Some(c) = is_generic(&func.const_params) {
             if !fields.is_empty() {
                 errors.push(
@@ -333,6 +339,7 @@ fn resolve(
                 continue;
             }
             exprs.push(quote!(#c));
+            ints.push(false);
         } else {
             let names = func.names();
             let hint = did_you_mean(&hole.root, names.iter().map(String::as_str))
@@ -350,7 +357,11 @@ fn resolve(
             ok = false;
         }
     }
-    ok.then_some(Resolved { template, exprs })
+    ok.then_some(Resolved {
+        template,
+        exprs,
+        ints,
+    })
 }
 
 /// `<crate>::__private`.
@@ -363,8 +374,14 @@ fn private(args: &Args) -> TokenStream {
 
 /// An expression of type `String` building the template.
 fn template_expr(r: &Resolved, p: &TokenStream) -> TokenStream {
+    template_expr_in(r, p, None)
+}
+
+/// [`template_expr`]; `for_cache`: a cached call's full key, built after the prefix of that
+/// cache (an expression of type `&Cache`).
+fn template_expr_in(r: &Resolved, p: &TokenStream, for_cache: Option<&TokenStream>) -> TokenStream {
     let k = local("__cachette_k");
-    let mut exprs = r.exprs.iter();
+    let mut exprs = r.exprs.iter().zip(&r.ints);
     let mut stmts = Vec::new();
     let mut literal_only = String::new();
     let mut has_holes = false;
@@ -376,18 +393,26 @@ fn template_expr(r: &Resolved, p: &TokenStream) -> TokenStream {
             }
             Part::Hole(h) => {
                 has_holes = true;
-                if let Some(e) = exprs.next() {
-                    stmts.push(quote_spanned!(h.span=> #p::key_arg(&mut #k, &(#e));));
+                match exprs.next() {
+                    Some((e, true)) => {
+                        stmts.push(quote_spanned!(h.span=> #p::key_int(&mut #k, &(#e));));
+                    }
+                    Some((e, false)) => {
+                        stmts.push(quote_spanned!(h.span=> #p::key_arg(&mut #k, &(#e));));
+                    }
+                    None => {}
                 }
             }
         }
     }
-    if !has_holes {
-        return quote!(::std::string::String::from(#literal_only));
-    }
     let cap = r.template.capacity();
+    let new = match for_cache {
+        Some(cache) => quote!(for_cache(#cache, #cap)),
+        None if !has_holes => return quote!(::std::string::String::from(#literal_only)),
+        None => quote!(with_capacity(#cap)),
+    };
     quote!({
-        let mut #k = #p::KeyBuilder::with_capacity(#cap);
+        let mut #k = #p::KeyBuilder::#new;
         #(#stmts)*
         #k.finish()
     })
@@ -418,6 +443,34 @@ fn cache_init(args: &Args, p: &TokenStream) -> TokenStream {
     match &args.cache {
         Some(expr) => quote_spanned!(expr.span()=> #p::cache_of(&(#expr))),
         None => quote!(#p::default_cache()),
+    }
+}
+
+/// Statements binding `cache` to the cache of a `#[cached]` call, as a `&Cache`-like value:
+/// borrowed when that cannot conflict with the body's moves (`validate::cache_borrowable`;
+/// a temporary, such as the result of `current()`, is kept alive by a `let`), an `Arc`
+/// clone otherwise.
+fn cached_cache_init(args: &Args, func: &Func, cache: &syn::Ident, p: &TokenStream) -> TokenStream {
+    match &args.cache {
+        Some(expr) if validate::cache_borrowable(expr, func) => {
+            let src = local("__cachette_cache_src");
+            // The same local, located at the expression: a cache of the wrong type is
+            // reported there.
+            let src_at = syn::Ident::new(
+                "__cachette_cache_src",
+                Span::mixed_site().located_at(expr.span()),
+            );
+            let borrow = quote_spanned!(expr.span()=> #p::cache_ref(#src_at));
+            quote! {
+                let #src = &(#expr);
+                let #cache = #borrow;
+            }
+        }
+        Some(expr) => {
+            let init = quote_spanned!(expr.span()=> #p::cache_of(&(#expr)));
+            quote!(let #cache = #init;)
+        }
+        None => quote!(let #cache = #p::default_cache_ref();),
     }
 }
 
@@ -510,6 +563,28 @@ fn stored_marker(func: &Func, shape: Shape) -> TokenStream {
     }
 }
 
+/// `Some(DecodedCopy)` when the stored type is `Clone` (found out by the runtime's
+/// `CloneProbe`), `None` when it is not or cannot be probed (`validate::probe_clone`). For
+/// `-> Option<T>` the stored type is `Option<T>`.
+fn decoded_copy(func: &Func, shape: Shape, p: &TokenStream) -> TokenStream {
+    let none = quote!(::core::option::Option::None);
+    let Some(ty) = func.stored_type(shape) else {
+        return none;
+    };
+    if !validate::probe_clone(ty, func) {
+        return none;
+    }
+    let stored = match shape {
+        Shape::Option => quote!(::core::option::Option<#ty>),
+        Shape::Plain | Shape::Result => quote!(#ty),
+    };
+    quote!({
+        #[allow(unused_imports)]
+        use #p::{ProbeClone as _, ProbeFallback as _};
+        (&&#p::CloneProbe::<#stored>::new()).decoded_copy()
+    })
+}
+
 fn generate(kind: Kind, args: &Args, func: &Func, plan: &Plan) -> TokenStream {
     let p = private(args);
     let syn::ItemFn {
@@ -528,15 +603,41 @@ fn generate(kind: Kind, args: &Args, func: &Func, plan: &Plan) -> TokenStream {
         Kind::Cached => {
             let key = local("__cachette_key");
             let opts = local("__cachette_opts");
+            let cache_ref = quote!(#p::AsCache::as_cache(&#cache));
             let key_expr = match &plan.key {
                 Some(r) => {
-                    let t = template_expr(r, &p);
+                    let t = template_expr_in(r, &p, Some(&cache_ref));
                     quote!(::core::result::Result::Ok(#t))
                 }
-                None => hash_key(func, &plan.hashed, &p),
+                None => hash_key(func, &plan.hashed, &p, &cache_ref),
             };
             let options = options_tokens(args, func, &plan.tags, &p);
+            // Options that do not depend on the arguments (no tag interpolates one) are built
+            // once per call site.
+            let constant = plan.tags.iter().all(|t| {
+                !t.template
+                    .parts
+                    .iter()
+                    .any(|part| matches!(part, Part::Hole(_)))
+            });
+            let opts_init = if constant {
+                quote! {
+                    let #opts: &#p::Options = {
+                        static __CACHETTE_OPTIONS: ::std::sync::LazyLock<#p::Options> =
+                            ::std::sync::LazyLock::new(|| #options);
+                        &__CACHETTE_OPTIONS
+                    };
+                }
+            } else {
+                let owned = local("__cachette_opts_owned");
+                quote! {
+                    let #owned = #options;
+                    let #opts: &#p::Options = &#owned;
+                }
+            };
             let marker = stored_marker(func, plan.shape);
+            let decoded = local("__cachette_decoded");
+            let decoded_init = decoded_copy(func, plan.shape, &p);
             let span = stored_span(func, plan.shape);
             let ps = respan(&p, span);
             let compute = quote! {
@@ -547,10 +648,10 @@ fn generate(kind: Kind, args: &Args, func: &Func, plan: &Plan) -> TokenStream {
             };
             let call = match plan.shape {
                 Shape::Plain => {
-                    quote_spanned!(span=> #ps::cached_plain(#marker, #cache, #key, #opts, #compute).await)
+                    quote_spanned!(span=> #ps::cached_plain(#marker, #decoded, #p::AsCache::as_cache(&#cache), #key, #opts, #compute).await)
                 }
                 Shape::Result => {
-                    quote_spanned!(span=> #ps::cached_fallible(#marker, #cache, #key, #opts, #compute).await)
+                    quote_spanned!(span=> #ps::cached_fallible(#marker, #decoded, #p::AsCache::as_cache(&#cache), #key, #opts, #compute).await)
                 }
                 Shape::Option => {
                     let cache_none = args.cache_none.is_some();
@@ -563,13 +664,15 @@ fn generate(kind: Kind, args: &Args, func: &Func, plan: &Plan) -> TokenStream {
                     };
                     let policy =
                         quote!(#p::Optional { cache_none: #cache_none, none_ttl: #none_ttl });
-                    quote_spanned!(span=> #ps::cached_optional(#marker, #cache, #key, #opts, #policy, #compute).await)
+                    quote_spanned!(span=> #ps::cached_optional(#marker, #decoded, #p::AsCache::as_cache(&#cache), #key, #opts, #policy, #compute).await)
                 }
             };
+            let cache_init = cached_cache_init(args, func, &cache, &p);
             quote! {
-                let #cache = #cache_init;
+                #cache_init
                 let #key = #key_expr;
-                let #opts = #options;
+                #opts_init
+                let #decoded = #decoded_init;
                 #call
             }
         }
@@ -655,7 +758,12 @@ fn generate(kind: Kind, args: &Args, func: &Func, plan: &Plan) -> TokenStream {
 }
 
 /// Hash mode: `path:hash(Self, type params, const params, arguments)`.
-fn hash_key(func: &Func, hashed: &[syn::Ident], p: &TokenStream) -> TokenStream {
+fn hash_key(
+    func: &Func,
+    hashed: &[syn::Ident],
+    p: &TokenStream,
+    cache: &TokenStream,
+) -> TokenStream {
     let h = local("__cachette_h");
     let fn_name = func.item.sig.ident.to_string();
     let this = func.has_self.then(|| quote!(#h.ty::<Self>();));
@@ -670,7 +778,7 @@ fn hash_key(func: &Func, hashed: &[syn::Ident], p: &TokenStream) -> TokenStream 
         #(#types)*
         #(#consts)*
         #(#args)*
-        #h.finish()
+        #h.finish_for(#cache)
     })
 }
 

@@ -17,6 +17,9 @@ pub struct Param {
     pub ident: Ident,
     /// The argument's type contains `impl Trait`.
     pub impl_trait: bool,
+    /// The argument is a plain binding of a primitive integer type (or a reference to one):
+    /// a placeholder naming it is written as digits, without the formatting machinery.
+    pub int: bool,
 }
 
 /// Which of the runtime's return policies applies.
@@ -33,6 +36,8 @@ pub struct Func {
     pub has_self: bool,
     pub self_span: Span,
     pub params: Vec<Param>,
+    /// The receiver is `&self` (shared, not `mut`, not typed).
+    pub shared_self: bool,
     pub type_params: Vec<Ident>,
     pub const_params: Vec<Ident>,
 }
@@ -115,6 +120,7 @@ pub fn parse_item(
     }
 
     let mut has_self = false;
+    let mut shared_self = false;
     let mut self_span = Span::call_site();
     let mut params = Vec::new();
     for input in &sig.inputs {
@@ -122,16 +128,21 @@ pub fn parse_item(
             FnArg::Receiver(r) => {
                 has_self = true;
                 self_span = r.self_token.span;
+                shared_self = r.mutability.is_none()
+                    && matches!(r.kind, syn::ReceiverKind::Reference(_, _, None));
             }
             FnArg::Typed(pt) => {
                 let mut impl_trait = FindImpl(false);
                 impl_trait.visit_type(&pt.ty);
                 let mut bindings = Vec::new();
                 collect_bindings(&pt.pat, &mut bindings);
+                let int =
+                    matches!(&*pt.pat, Pat::Ident(p) if p.subpat.is_none()) && is_int_type(&pt.ty);
                 for ident in bindings {
                     params.push(Param {
                         ident,
                         impl_trait: impl_trait.0,
+                        int,
                     });
                 }
             }
@@ -151,6 +162,7 @@ pub fn parse_item(
         has_self,
         self_span,
         params,
+        shared_self,
         type_params,
         const_params,
     })
@@ -191,11 +203,142 @@ impl<'ast> Visit<'ast> for FindImpl {
     }
 }
 
+/// Whether a type is written as a primitive integer type, or a shared reference to one.
+fn is_int_type(ty: &Type) -> bool {
+    match strip_parens(ty) {
+        Type::Reference(r) if r.mutability.is_none() => is_int_type(&r.elem),
+        Type::Path(p) if p.qself.is_none() => {
+            let segs = &p.path.segments;
+            let last = match segs.last() {
+                Some(seg) if seg.arguments.is_empty() => seg,
+                _ => return false,
+            };
+            // `u64`, or `core::primitive::u64` / `std::primitive::u64`.
+            let prefix_ok = match segs.len() {
+                1 => p.path.leading_colon.is_none(),
+                3 => {
+                    (segs[0].ident == "core" || segs[0].ident == "std")
+                        && segs[1].ident == "primitive"
+                }
+                _ => false,
+            };
+            prefix_ok
+                && matches!(
+                    last.ident.to_string().as_str(),
+                    "u8" | "u16"
+                        | "u32"
+                        | "u64"
+                        | "u128"
+                        | "usize"
+                        | "i8"
+                        | "i16"
+                        | "i32"
+                        | "i64"
+                        | "i128"
+                        | "isize"
+                )
+        }
+        _ => false,
+    }
+}
+
 /// Whether a type mentions `impl Trait`.
 pub fn has_impl_trait(ty: &Type) -> bool {
     let mut f = FindImpl(false);
     f.visit_type(ty);
     f.0
+}
+
+/// Whether a stored type can be probed for `Clone` (see `CloneProbe` in the runtime's
+/// `macro_support.rs`): the probe's method resolution ignores lifetimes, so a type that might
+/// not be `'static` must not be probed (it would not compile). Rejected: lifetimes other than
+/// `'static` and references, `Self`, `impl` and `dyn` types, `_`, macros, function pointers,
+/// the function's type parameters, names that look like a type parameter of an enclosing
+/// `impl` (one capital letter, then digits: `T`, `U`, `K2`), and a `Cow` without `'static`
+/// (its lifetime may be elided). A type that is not probed is still cached; its memory hits
+/// decode the stored bytes.
+pub fn probe_clone(ty: &Type, func: &Func) -> bool {
+    struct Probe<'a> {
+        ok: bool,
+        type_params: &'a [Ident],
+    }
+    impl<'ast> Visit<'ast> for Probe<'_> {
+        fn visit_lifetime(&mut self, l: &'ast syn::Lifetime) {
+            if l.ident != "static" {
+                self.ok = false;
+            }
+        }
+        fn visit_type_reference(&mut self, _: &'ast syn::TypeReference) {
+            self.ok = false;
+        }
+        fn visit_type_impl_trait(&mut self, _: &'ast syn::TypeImplTrait) {
+            self.ok = false;
+        }
+        fn visit_type_trait_object(&mut self, _: &'ast syn::TypeTraitObject) {
+            self.ok = false;
+        }
+        fn visit_type_infer(&mut self, _: &'ast syn::TypeInfer) {
+            self.ok = false;
+        }
+        fn visit_type_macro(&mut self, _: &'ast syn::TypeMacro) {
+            self.ok = false;
+        }
+        fn visit_type_fn_ptr(&mut self, _: &'ast syn::TypeFnPtr) {
+            self.ok = false;
+        }
+        fn visit_type_never(&mut self, _: &'ast syn::TypeNever) {
+            self.ok = false;
+        }
+        fn visit_type(&mut self, ty: &'ast Type) {
+            match ty {
+                Type::Verbatim(_) | Type::Ptr(_) => self.ok = false,
+                _ => syn::visit::visit_type(self, ty),
+            }
+        }
+        fn visit_path_segment(&mut self, seg: &'ast syn::PathSegment) {
+            if seg.ident == "Cow" {
+                let has_static = match &seg.arguments {
+                    syn::PathArguments::AngleBracketed(a) => a.args.iter().any(|arg| {
+                        matches!(arg, syn::GenericArgument::Lifetime(l) if l.ident == "static")
+                    }),
+                    _ => false,
+                };
+                if !has_static {
+                    self.ok = false;
+                }
+            }
+            syn::visit::visit_path_segment(self, seg);
+        }
+        fn visit_ident(&mut self, ident: &'ast Ident) {
+            let name = ident.to_string();
+            let mut chars = name.chars();
+            let looks_generic = chars.next().is_some_and(|c| c.is_ascii_uppercase())
+                && chars.all(|c| c.is_ascii_digit());
+            if name == "Self" || looks_generic || self.type_params.iter().any(|t| t == ident) {
+                self.ok = false;
+            }
+        }
+    }
+    let mut p = Probe {
+        ok: true,
+        type_params: &func.type_params,
+    };
+    p.visit_type(ty);
+    p.ok
+}
+
+/// Whether the `cache = ...` expression of a `#[cached]` function may be borrowed for the whole
+/// call: the function's body is moved into a closure while the call runs, so the expression
+/// must not borrow anything that closure may move: it names no argument, and names `self` only
+/// when the receiver is `&self` (the closure then copies a shared reference).
+pub fn cache_borrowable(expr: &syn::Expr, func: &Func) -> bool {
+    let tokens = expr.to_token_stream();
+    let self_ident = Ident::new("self", Span::call_site());
+    !func
+        .params
+        .iter()
+        .any(|p| mentions(tokens.clone(), &p.ident))
+        && (func.shared_self || !mentions(tokens, &self_ident))
 }
 
 /// Whether `ident` occurs anywhere in `tokens`.
@@ -292,5 +435,145 @@ fn strip_parens(mut ty: &Type) -> &Type {
             Type::Group(g) => ty = &g.elem,
             _ => return ty,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn func(tokens: TokenStream) -> Func {
+        let mut errors = Error::accumulator();
+        let func = parse_item(Kind::Cached, tokens, &mut errors).ok();
+        let _ = errors.finish();
+        func.unwrap_or_else(|| panic!("a function"))
+    }
+
+    fn ret(f: &Func) -> &Type {
+        f.ret_type().unwrap_or_else(|| panic!("a return type"))
+    }
+
+    #[test]
+    fn probes_only_types_that_are_surely_static() {
+        let probed = |item: TokenStream| {
+            let f = func(item);
+            probe_clone(ret(&f), &f)
+        };
+        assert!(probed(quote::quote!(
+            async fn f(id: u64) -> User {}
+        )));
+        assert!(probed(quote::quote!(
+            async fn f() -> Vec<model::User> {}
+        )));
+        assert!(probed(quote::quote!(
+            async fn f() -> Option<(u8, String)> {}
+        )));
+        assert!(probed(quote::quote!(
+            async fn f() -> Cow<'static, str> {}
+        )));
+        assert!(probed(quote::quote!(
+            async fn f() -> HashMap<String, Vec<u64>> {}
+        )));
+        // The function's own type parameters, names that look like an impl's, `Self`,
+        // lifetimes, references, elided `Cow` lifetimes, `impl` and `dyn` types.
+        assert!(!probed(quote::quote!(
+            async fn f<Item>() -> Vec<Item> {}
+        )));
+        assert!(!probed(quote::quote!(
+            async fn f() -> T {}
+        )));
+        assert!(!probed(quote::quote!(
+            async fn f() -> Vec<K2> {}
+        )));
+        assert!(!probed(quote::quote!(
+            async fn f() -> <T as Tr>::Out {}
+        )));
+        assert!(!probed(quote::quote!(
+            async fn f(&self) -> Self {}
+        )));
+        assert!(!probed(quote::quote!(
+            async fn f<'a>(x: &'a str) -> Cow<'a, str> {}
+        )));
+        assert!(!probed(quote::quote!(
+            async fn f(x: &str) -> Cow<str> {}
+        )));
+        assert!(!probed(quote::quote!(
+            async fn f() -> Wrapper<'_> {}
+        )));
+        assert!(!probed(quote::quote!(
+            async fn f() -> &'static str {}
+        )));
+        assert!(!probed(quote::quote!(
+            async fn f() -> impl Serialize {}
+        )));
+        assert!(!probed(quote::quote!(
+            async fn f() -> Box<dyn Tr> {}
+        )));
+        assert!(!probed(quote::quote!(
+            async fn f() -> my_type!() {}
+        )));
+    }
+
+    #[test]
+    fn borrows_the_cache_only_when_the_body_cannot_move_what_it_borrows() {
+        let borrowable = |item: TokenStream, expr: TokenStream| {
+            let f = func(item);
+            let expr: syn::Expr = syn::parse2(expr).unwrap_or_else(|e| panic!("{e}"));
+            cache_borrowable(&expr, &f)
+        };
+        let by_ref = quote::quote!(
+            async fn f(&self, id: u64) -> u64 {}
+        );
+        assert!(borrowable(by_ref.clone(), quote::quote!(self.cache)));
+        assert!(borrowable(
+            by_ref.clone(),
+            quote::quote!(self.inner.cache())
+        ));
+        assert!(borrowable(by_ref.clone(), quote::quote!(current())));
+        assert!(borrowable(by_ref.clone(), quote::quote!(CACHE)));
+        // An argument may be moved into the body.
+        assert!(!borrowable(by_ref, quote::quote!(pick(id))));
+        let db = quote::quote!(
+            async fn f(db: Db, id: u64) -> u64 {}
+        );
+        assert!(!borrowable(db, quote::quote!(db.cache)));
+        // `self` by value, `&mut self` or typed: the body may move or use it mutably.
+        for item in [
+            quote::quote!(
+                async fn f(self) -> u64 {}
+            ),
+            quote::quote!(
+                async fn f(&mut self) -> u64 {}
+            ),
+            quote::quote!(
+                async fn f(self: Arc<Self>) -> u64 {}
+            ),
+        ] {
+            assert!(!borrowable(item.clone(), quote::quote!(self.cache)));
+            assert!(borrowable(item, quote::quote!(current())));
+        }
+    }
+
+    #[test]
+    fn integer_arguments_are_recognised() {
+        let f = func(quote::quote!(
+            async fn f(
+                a: u64,
+                b: &i32,
+                c: core::primitive::usize,
+                d: String,
+                (e, g): (u8, u8),
+                h: &mut u8,
+            ) -> u64 {
+            }
+        ));
+        let int = |name: &str| f.param(name).map(|p| p.int);
+        assert_eq!(int("a"), Some(true));
+        assert_eq!(int("b"), Some(true));
+        assert_eq!(int("c"), Some(true));
+        assert_eq!(int("d"), Some(false));
+        assert_eq!(int("e"), Some(false));
+        assert_eq!(int("g"), Some(false));
+        assert_eq!(int("h"), Some(false));
     }
 }

@@ -2,7 +2,7 @@
 //! clearing a namespace. Everything is bounded (`SCAN`, never `KEYS`; never `FLUSHDB`).
 
 use crate::Cache;
-use crate::backend::Backend;
+use crate::backend::{Backend, Versions};
 use crate::call::Check;
 use crate::codec;
 use crate::error::Result;
@@ -71,7 +71,7 @@ impl Cache {
                 }
             }
             Backend::Memory(m) => {
-                let (entries, bytes) = m.usage().await;
+                let (entries, bytes) = m.usage();
                 BackendStats {
                     backend: "memory",
                     used_memory_bytes: Some(bytes),
@@ -109,7 +109,7 @@ impl Cache {
         let full = self.full_key(key);
         let found = match &self.inner.backend {
             Backend::Redis(r) => r.inspect(&full).await?,
-            Backend::Memory(m) => m.inspect(&full).await,
+            Backend::Memory(m) => m.inspect(&full),
             Backend::Disabled => None,
         };
         let Some((bytes, ttl)) = found else {
@@ -128,7 +128,7 @@ impl Cache {
         };
         let valid = value.is_some()
             && matches!(
-                self.check::<serde::de::IgnoredAny>(&bytes, &[], &[])
+                self.check::<serde::de::IgnoredAny>(&bytes, &[], &Versions::Owned(Vec::new()))
                     .await?,
                 Check::Valid(..)
             );
@@ -153,7 +153,7 @@ impl Cache {
                 let internal = r.delete_matching(&format!("{ns}#*")).await?;
                 Ok(entries + internal)
             }
-            Backend::Memory(m) => Ok(m.clear().await),
+            Backend::Memory(m) => Ok(m.clear()),
             Backend::Disabled => Ok(0),
         }
     }

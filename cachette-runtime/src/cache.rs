@@ -162,6 +162,18 @@ impl Cache {
         k
     }
 
+    /// The `namespace[:version]:` prefix of entry keys.
+    pub(crate) fn key_prefix(&self) -> &str {
+        &self.inner.prefix
+    }
+
+    /// The body of a full key (the full key itself if it lacks the prefix).
+    pub(crate) fn key_body<'k>(&self, full_key: &'k str) -> &'k str {
+        full_key
+            .strip_prefix(self.inner.prefix.as_str())
+            .unwrap_or(full_key)
+    }
+
     /// The backend key holding the current version of `tag`: `namespace#tag:tag`.
     pub fn tag_key(&self, tag: &str) -> String {
         let mut k = String::with_capacity(self.inner.tag_prefix.len() + tag.len());
@@ -209,7 +221,11 @@ impl Cache {
         self.inner.stats.by_name()
     }
 
+    #[inline]
     pub(crate) fn tag_keys(&self, tags: &[String]) -> Vec<String> {
+        if tags.is_empty() {
+            return Vec::new();
+        }
         tags.iter().map(|t| self.tag_key(t)).collect()
     }
 
@@ -249,12 +265,15 @@ impl Cache {
             self.inner.stats.record(Event::Miss, &name);
             return Ok(None);
         }
-        let fetched = self.inner.backend.fetch(&full_key, &[]).await?;
-        let Some(bytes) = fetched.entry else {
+        let found = self.inner.backend.lookup(&full_key, &[]).await?;
+        let Some(entry) = found.entry else {
             self.inner.stats.record(Event::Miss, &name);
             return Ok(None);
         };
-        match self.check::<T>(&bytes, &[], &[]).await? {
+        match self
+            .check_stored::<T>(&entry, &[], &found.versions, None)
+            .await?
+        {
             Check::Valid(v, meta) if self.is_fresh(meta) => {
                 self.inner.stats.record(Event::Hit, &name);
                 Ok(Some(v))
@@ -277,12 +296,12 @@ impl Cache {
         if self.inner.pending.blocks(&full_key, &[]) {
             return Ok(false);
         }
-        let fetched = self.inner.backend.fetch(&full_key, &[]).await?;
-        let Some(bytes) = fetched.entry else {
+        let found = self.inner.backend.lookup(&full_key, &[]).await?;
+        let Some(entry) = found.entry else {
             return Ok(false);
         };
         Ok(matches!(
-            self.check::<serde::de::IgnoredAny>(&bytes, &[], &[])
+            self.check_stored::<serde::de::IgnoredAny>(&entry, &[], &found.versions, None)
                 .await?,
             Check::Valid(_, meta) if self.is_fresh(meta)
         ))
@@ -321,7 +340,7 @@ impl Cache {
             ));
         };
         let raw = codec::encode_value(value)?;
-        self.store_raw(&full_key, &raw, &versions, ttl, opts, 0)
+        self.store_raw(&full_key, &raw, &versions, ttl, opts, 0, false)
             .await
     }
 

@@ -10,13 +10,14 @@
 #![allow(clippy::ptr_arg)]
 
 use crate::Cache;
-use crate::backend::{Fetched, new_version};
+use crate::backend::memory::{MemEntry, MemoryBackend};
+use crate::backend::{Backend, Found, Stored, Versions, new_version};
 use crate::codec::{self, DecodeError, Meta};
 use crate::config::{EarlyRefresh, LockOptions, Options};
 use crate::error::{Error, Result};
 use crate::flight::{self, LeaderGuard, Outcome, Role};
 use crate::observe::{CallOutcome, report};
-use crate::policy::{CacheValue, Fallible, Plain, ReturnPolicy};
+use crate::policy::{CacheValue, DecodedCopy, Fallible, Plain, ReturnPolicy};
 use crate::stats::Event;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
@@ -53,7 +54,38 @@ enum State<S> {
 struct Lookup<S> {
     state: State<S>,
     /// The tag versions the lookup read (`None`: the backend failed: do not store).
-    fetched: Option<Vec<Option<String>>>,
+    fetched: Option<Versions>,
+    /// Cachette's clock when the entry was classified.
+    now_ms: u64,
+}
+
+/// What a call's first look (the memory fast path) hands to the full path when it was not a
+/// plain fresh hit, so that nothing is looked up, decided or counted twice.
+struct Prepared<S> {
+    full_key: String,
+    tag_keys: Vec<String>,
+    ttl: Duration,
+    /// The flight epoch read before the lookup, and the lookup.
+    first: (u64, Lookup<S>),
+    /// For a fresh lookup: that it is refreshed early (XFetch is rolled once per lookup).
+    refresh_early: Option<bool>,
+}
+
+/// Where [`run`](Cache::run) starts.
+enum Start<S> {
+    /// From the lookup, at this full key.
+    Key(String),
+    /// From what the memory fast path found.
+    Looked(Box<Prepared<S>>),
+}
+
+/// Whether the tags of an entry let it be served, before the versions of tags it carries
+/// beyond the call's are known.
+enum TagCheck<'a> {
+    Valid,
+    Invalid,
+    /// Valid if each of these tags still has the version it was stored with.
+    Extra(Vec<(&'a str, &'a str)>),
 }
 
 /// A computation about to run, with everything its fill needs.
@@ -64,6 +96,8 @@ pub(crate) struct Fill<F> {
     ttl: Duration,
     compute: F,
     guard: Option<LeaderGuard>,
+    /// The memory store may keep a decoded copy of the value (the caller can use one).
+    keep_decoded: bool,
 }
 
 /// What the call path decided.
@@ -148,18 +182,106 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = R>,
     {
+        self.cached_full(self.full_key(key), opts, policy, None, compute)
+            .await
+    }
+
+    /// [`cached_with`](Self::cached_with) of a full key (namespace included), letting the
+    /// memory store keep a decoded copy of the value when `decoded` is given (what
+    /// `#[cached]` calls).
+    pub(crate) async fn cached_full<R, P, F, Fut>(
+        &self,
+        full_key: String,
+        opts: &Options,
+        policy: P,
+        decoded: Option<DecodedCopy<P::Stored>>,
+        compute: F,
+    ) -> R
+    where
+        P: ReturnPolicy<R>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = R>,
+    {
         let span = call_span(opts);
-        async {
-            match self.run(key, opts, &policy, compute).await {
-                Step::Done(r) => r,
-                Step::Revalidate { stale, fill } => {
-                    self.fill(fill, &policy, opts, Some(stale), Some(CallOutcome::Stale))
-                        .await
+        let start = match &self.inner.backend {
+            Backend::Memory(m) => {
+                let _entered = span.enter();
+                match self.memory_fast(m, full_key, opts, &policy, decoded) {
+                    Ok(r) => return r,
+                    Err(prepared) => Start::Looked(prepared),
                 }
             }
-        }
-        .instrument(span)
+            _ => Start::Key(full_key),
+        };
+        // Boxed: the path beyond a memory hit is a large future, which would otherwise make
+        // every call's future (moved on each call) as large.
+        Box::pin(
+            async {
+                match self.run(start, opts, &policy, decoded, compute).await {
+                    Step::Done(r) => r,
+                    Step::Revalidate { stale, fill } => {
+                        self.fill(fill, &policy, opts, Some(stale), Some(CallOutcome::Stale))
+                            .await
+                    }
+                }
+            }
+            .instrument(span),
+        )
         .await
+    }
+
+    /// A call's first look at the memory store, without an `.await`: a fresh hit that is not
+    /// refreshed early is served here (counted and reported as by [`run`](Self::run));
+    /// anything else is handed to `run` with what was found.
+    fn memory_fast<R, P>(
+        &self,
+        m: &MemoryBackend,
+        full_key: String,
+        opts: &Options,
+        policy: &P,
+        decoded: Option<DecodedCopy<P::Stored>>,
+    ) -> std::result::Result<R, Box<Prepared<P::Stored>>>
+    where
+        P: ReturnPolicy<R>,
+    {
+        let tag_keys = self.tag_keys(&opts.tags);
+        // A profile is resolved on every call (an unknown one is counted per call); a fixed
+        // TTL only when a fill may follow.
+        let profile_ttl = matches!(opts.ttl, crate::config::Ttl::Profile(_))
+            .then(|| self.ttl_for(&opts.ttl, &opts.name));
+        let epoch = self.inner.flights.epoch(&full_key);
+        let Lookup {
+            state,
+            fetched,
+            now_ms,
+        } = self.lookup_memory(m, &full_key, &tag_keys, opts, decoded);
+        let (state, refresh_early) = match state {
+            State::Fresh(value, meta) => {
+                if !self.refresh_early(opts, meta, now_ms) {
+                    self.inner.stats.record(Event::Hit, &opts.name);
+                    tracing::debug!(cache = %opts.name, key = %full_key, "cache hit");
+                    report(CallOutcome::Hit);
+                    return Ok(policy.restore(value));
+                }
+                (State::Fresh(value, meta), Some(true))
+            }
+            other => (other, None),
+        };
+        let ttl = profile_ttl.unwrap_or_else(|| self.ttl_for(&opts.ttl, &opts.name));
+        Err(Box::new(Prepared {
+            full_key,
+            tag_keys,
+            ttl,
+            first: (
+                epoch,
+                Lookup {
+                    state,
+                    fetched,
+                    now_ms,
+                },
+            ),
+            refresh_early,
+        }))
     }
 
     /// Like [`cached_with`](Self::cached_with), but a stale-while-revalidate refresh runs in
@@ -180,7 +302,7 @@ impl Cache {
         Fut: Future<Output = R> + Send + 'static,
     {
         let step = self
-            .run(key, opts, &policy, compute)
+            .run(Start::Key(self.full_key(key)), opts, &policy, None, compute)
             .instrument(call_span(opts))
             .await;
         match step {
@@ -216,6 +338,25 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = R>,
     {
+        self.refresh_decoded(key, opts, policy, false, compute)
+            .await
+    }
+
+    /// [`refresh`](Self::refresh); `keep_decoded`: the memory store may keep a decoded copy of
+    /// the value.
+    pub(crate) async fn refresh_decoded<R, P, F, Fut>(
+        &self,
+        key: &str,
+        opts: &Options,
+        policy: P,
+        keep_decoded: bool,
+        compute: F,
+    ) -> R
+    where
+        P: ReturnPolicy<R>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = R>,
+    {
         if self.is_disabled() {
             return compute().await;
         }
@@ -223,14 +364,23 @@ impl Cache {
         let tag_keys = self.tag_keys(&opts.tags);
         let ttl = self.ttl_for(&opts.ttl, &opts.name);
         let fetched = match self.inner.backend.versions(&tag_keys).await {
-            Ok(v) => Some(v),
+            Ok(v) => Some(Versions::Owned(v)),
             Err(e) => {
                 self.log_error(&self.inner.stats.log_backend, &opts.name, "fetch_tags", &e);
                 None
             }
         };
         let fill = self
-            .prepare_fill(&full_key, &tag_keys, opts, ttl, fetched, None, compute)
+            .prepare_fill(
+                &full_key,
+                &tag_keys,
+                opts,
+                ttl,
+                fetched,
+                None,
+                keep_decoded,
+                compute,
+            )
             .await;
         self.fill(fill, &policy, opts, None, None).await
     }
@@ -241,9 +391,10 @@ impl Cache {
 
     async fn run<R, P, F, Fut>(
         &self,
-        key: &str,
+        start: Start<P::Stored>,
         opts: &Options,
         policy: &P,
+        decoded: Option<DecodedCopy<P::Stored>>,
         compute: F,
     ) -> Step<R, P::Stored, F>
     where
@@ -252,32 +403,67 @@ impl Cache {
         Fut: Future<Output = R>,
     {
         let stats = &self.inner.stats;
-        let counters = stats.name(&opts.name);
         if self.is_disabled() {
-            stats.record_in(Event::Miss, &counters);
+            stats.record(Event::Miss, &opts.name);
             report(CallOutcome::Bypass);
             return Step::Done(compute().await);
         }
-        let full_key = self.full_key(key);
-        let tag_keys = self.tag_keys(&opts.tags);
-        let ttl = self.ttl_for(&opts.ttl, &opts.name);
+        let (full_key, tag_keys, ttl, mut first, mut refresh_first) = match start {
+            Start::Looked(p) => {
+                let p = *p;
+                (
+                    p.full_key,
+                    p.tag_keys,
+                    p.ttl,
+                    Some(p.first),
+                    p.refresh_early,
+                )
+            }
+            Start::Key(full_key) => (
+                full_key,
+                self.tag_keys(&opts.tags),
+                self.ttl_for(&opts.ttl, &opts.name),
+                None,
+                None,
+            ),
+        };
         let flights = &self.inner.flights;
         let mut counted_miss = false;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let epoch = flights.epoch(&full_key);
-            let lookup = self.lookup::<P::Stored>(&full_key, &tag_keys, opts).await;
+            let (epoch, lookup) = match first.take() {
+                Some(first) => first,
+                None => {
+                    let epoch = flights.epoch(&full_key);
+                    let lookup = self
+                        .lookup::<P::Stored>(&full_key, &tag_keys, opts, decoded)
+                        .await;
+                    (epoch, lookup)
+                }
+            };
+            let keep_decoded = decoded.is_some();
             let fill = |fetched, guard, compute| {
-                self.prepare_fill(&full_key, &tag_keys, opts, ttl, fetched, guard, compute)
+                self.prepare_fill(
+                    &full_key,
+                    &tag_keys,
+                    opts,
+                    ttl,
+                    fetched,
+                    guard,
+                    keep_decoded,
+                    compute,
+                )
             };
             match lookup.state {
                 State::Fresh(value, meta) => {
-                    stats.record_in(Event::Hit, &counters);
+                    stats.record(Event::Hit, &opts.name);
                     tracing::debug!(cache = %opts.name, key = %full_key, "cache hit");
-                    if self.refresh_early(opts, meta)
-                        && let Role::Leader(guard) = flights.join(&full_key)
-                    {
+                    let refresh = match refresh_first.take() {
+                        Some(decided) => decided,
+                        None => self.refresh_early(opts, meta, lookup.now_ms),
+                    };
+                    if refresh && let Role::Leader(guard) = flights.join(&full_key) {
                         stats.record(Event::EarlyRefresh, &opts.name);
                         report(CallOutcome::Miss);
                         let fill = fill(lookup.fetched, Some(guard), compute).await;
@@ -310,7 +496,7 @@ impl Cache {
                 State::Missing { fallback } => {
                     if !counted_miss {
                         counted_miss = true;
-                        stats.record_in(Event::Miss, &counters);
+                        stats.record(Event::Miss, &opts.name);
                         report(CallOutcome::Miss);
                         tracing::debug!(cache = %opts.name, key = %full_key, "cache miss");
                     }
@@ -329,8 +515,8 @@ impl Cache {
                             if let Some(lock) = opts.lock {
                                 let r = self
                                     .locked_fill(
-                                        &full_key, &tag_keys, opts, ttl, lock, policy, guard,
-                                        compute, fallback,
+                                        &full_key, &tag_keys, opts, ttl, lock, policy, decoded,
+                                        guard, compute, fallback,
                                     )
                                     .await;
                                 return Step::Done(r);
@@ -375,12 +561,19 @@ impl Cache {
         tag_keys: &[String],
         opts: &Options,
         ttl: Duration,
-        fetched: Option<Vec<Option<String>>>,
+        fetched: Option<Versions>,
         guard: Option<LeaderGuard>,
+        keep_decoded: bool,
         compute: F,
     ) -> Fill<F> {
         let versions = self
-            .fill_versions(&opts.tags, tag_keys, fetched, ttl, &opts.name)
+            .fill_versions(
+                &opts.tags,
+                tag_keys,
+                fetched.map(Versions::into_owned),
+                ttl,
+                &opts.name,
+            )
             .await;
         Fill {
             full_key: full_key.to_owned(),
@@ -388,11 +581,12 @@ impl Cache {
             ttl,
             compute,
             guard,
+            keep_decoded,
         }
     }
 
-    /// Whether a fresh hit should be recomputed now (XFetch).
-    fn refresh_early(&self, opts: &Options, meta: Meta) -> bool {
+    /// Whether a fresh hit should be recomputed now (XFetch); `now` is cachette's clock.
+    fn refresh_early(&self, opts: &Options, meta: Meta, now: u64) -> bool {
         let beta = match opts.early_refresh {
             EarlyRefresh::Default => self.inner.config.early_refresh_beta,
             EarlyRefresh::Off => None,
@@ -404,11 +598,11 @@ impl Cache {
         if meta.fresh_until_ms == 0 || meta.compute_us == 0 {
             return false;
         }
-        let now = self.inner.config.clock.now_ms();
         let left_ms = meta.fresh_until_ms.saturating_sub(now) as f64;
         let delta_ms = meta.compute_us as f64 / 1000.0;
-        let p = (-left_ms / (beta * delta_ms)).exp();
-        self.inner.config.random.next_f64() < p
+        let exponent = -left_ms / (beta * delta_ms);
+        // Below -746, `exp` is 0 and no number in [0, 1) is under it: no draw (most hits).
+        exponent >= -746.0 && self.inner.config.random.next_f64() < exponent.exp()
     }
 
     /// One round trip: the entry and the versions of the call's tags; then the entry is
@@ -418,42 +612,94 @@ impl Cache {
         full_key: &str,
         tag_keys: &[String],
         opts: &Options,
+        decoded: Option<DecodedCopy<S>>,
     ) -> Lookup<S> {
-        let fetched = match self.inner.backend.fetch(full_key, tag_keys).await {
+        if let Backend::Memory(m) = &self.inner.backend {
+            return self.lookup_memory(m, full_key, tag_keys, opts, decoded);
+        }
+        let found = match self.inner.backend.lookup(full_key, tag_keys).await {
             Ok(f) => f,
             Err(e) => {
                 self.log_error(&self.inner.stats.log_backend, &opts.name, "fetch", &e);
                 return Lookup {
                     state: State::Missing { fallback: None },
                     fetched: None,
+                    now_ms: 0,
                 };
             }
         };
-        let state = if self.inner.pending.blocks(full_key, tag_keys) {
-            State::Missing { fallback: None }
+        let (state, now_ms) = if self.inner.pending.blocks(full_key, tag_keys) {
+            (State::Missing { fallback: None }, 0)
         } else {
-            self.classify(full_key, &fetched, opts).await
+            self.classify(full_key, &found, opts, decoded).await
         };
         Lookup {
             state,
-            fetched: Some(fetched.versions),
+            fetched: Some(found.versions),
+            now_ms,
         }
     }
 
+    /// [`lookup`](Self::lookup) in the memory store: no `.await`.
+    fn lookup_memory<S: DeserializeOwned>(
+        &self,
+        m: &MemoryBackend,
+        full_key: &str,
+        tag_keys: &[String],
+        opts: &Options,
+        decoded: Option<DecodedCopy<S>>,
+    ) -> Lookup<S> {
+        let looked = m.lookup(full_key, tag_keys);
+        let versions = Versions::Shared(looked.versions);
+        let (state, now_ms) = match looked.entry {
+            Some(entry) if !self.inner.pending.blocks(full_key, tag_keys) => {
+                let checked = self.check_memory(m, &entry, &opts.tags, &versions, decoded);
+                self.state_of(full_key, opts, checked, looked.read_at)
+            }
+            _ => (State::Missing { fallback: None }, 0),
+        };
+        Lookup {
+            state,
+            fetched: Some(versions),
+            now_ms,
+        }
+    }
+
+    /// Classifies a found entry by validity and freshness; with the clock's time.
     async fn classify<S: DeserializeOwned>(
         &self,
         full_key: &str,
-        fetched: &Fetched,
+        found: &Found,
         opts: &Options,
-    ) -> State<S> {
-        let Some(bytes) = &fetched.entry else {
-            return State::Missing { fallback: None };
+        decoded: Option<DecodedCopy<S>>,
+    ) -> (State<S>, u64) {
+        let Some(entry) = &found.entry else {
+            return (State::Missing { fallback: None }, 0);
         };
-        match self.check::<S>(bytes, &opts.tags, &fetched.versions).await {
+        let checked = self
+            .check_stored::<S>(entry, &opts.tags, &found.versions, decoded)
+            .await;
+        self.state_of(full_key, opts, checked, None)
+    }
+
+    /// Where a checked entry leaves the call, by freshness; with the clock's time (at
+    /// `read_at`, the instant the backend read the entry, when it knows it).
+    fn state_of<S>(
+        &self,
+        full_key: &str,
+        opts: &Options,
+        checked: Result<Check<S>>,
+        read_at: Option<std::time::Instant>,
+    ) -> (State<S>, u64) {
+        match checked {
             Ok(Check::Valid(v, meta)) => {
-                let now = self.inner.config.clock.now_ms();
+                let clock = &self.inner.config.clock;
+                let now = match read_at {
+                    Some(at) => clock.now_ms_at(at),
+                    None => clock.now_ms(),
+                };
                 let fresh_until = meta.fresh_until_ms;
-                if fresh_until == 0 || now < fresh_until {
+                let state = if fresh_until == 0 || now < fresh_until {
                     State::Fresh(v, meta)
                 } else if now < fresh_until.saturating_add(millis(opts.stale)) {
                     State::Stale(v)
@@ -461,16 +707,17 @@ impl Cache {
                     State::Missing { fallback: Some(v) }
                 } else {
                     State::Missing { fallback: None }
-                }
+                };
+                (state, now)
             }
-            Ok(Check::Invalid) => State::Missing { fallback: None },
+            Ok(Check::Invalid) => (State::Missing { fallback: None }, 0),
             Ok(Check::Undecodable(why)) => {
                 self.decode_failure(&opts.name, full_key, &why);
-                State::Missing { fallback: None }
+                (State::Missing { fallback: None }, 0)
             }
             Err(e) => {
                 self.log_error(&self.inner.stats.log_backend, &opts.name, "fetch_tags", &e);
-                State::Missing { fallback: None }
+                (State::Missing { fallback: None }, 0)
             }
         }
     }
@@ -487,6 +734,7 @@ impl Cache {
         ttl: Duration,
         lock: LockOptions,
         policy: &P,
+        decoded: Option<DecodedCopy<P::Stored>>,
         guard: LeaderGuard,
         compute: F,
         fallback: Option<P::Stored>,
@@ -506,12 +754,13 @@ impl Cache {
             match self
                 .inner
                 .backend
-                .fetch_and_lock(full_key, tag_keys, &lock_key, &token, lock.ttl)
+                .lookup_and_lock(full_key, tag_keys, &lock_key, &token, lock.ttl)
                 .await
             {
                 Ok((fetched, locked)) => {
-                    if let State::Fresh(v, _) =
-                        self.classify::<P::Stored>(full_key, &fetched, opts).await
+                    if let (State::Fresh(v, _), _) = self
+                        .classify::<P::Stored>(full_key, &fetched, opts, decoded)
+                        .await
                     {
                         if locked {
                             self.release_quietly(&lock_key, &token, &opts.name).await;
@@ -531,6 +780,7 @@ impl Cache {
                                 ttl,
                                 Some(fetched.versions),
                                 Some(guard),
+                                decoded.is_some(),
                                 compute,
                             )
                             .await;
@@ -565,6 +815,7 @@ impl Cache {
                 ttl,
                 last_versions,
                 Some(guard),
+                decoded.is_some(),
                 compute,
             )
             .await;
@@ -599,6 +850,7 @@ impl Cache {
             ttl,
             compute,
             guard,
+            keep_decoded,
         } = fill;
         let started = Instant::now();
         let result = compute().await;
@@ -644,7 +896,15 @@ impl Cache {
                 None => ttl,
             };
             if let Err(e) = self
-                .store_raw(&full_key, raw, &versions, ttl, opts, compute_us)
+                .store_raw(
+                    &full_key,
+                    raw,
+                    &versions,
+                    ttl,
+                    opts,
+                    compute_us,
+                    keep_decoded,
+                )
                 .await
                 && !matches!(e, Error::TooLarge { .. })
             {
@@ -698,16 +958,36 @@ impl Cache {
             .collect()
     }
 
+    /// Checks a stored entry against the current tag versions and decodes its value.
+    pub(crate) async fn check_stored<T: DeserializeOwned>(
+        &self,
+        entry: &Stored,
+        tags: &[String],
+        versions: &Versions,
+        decoded: Option<DecodedCopy<T>>,
+    ) -> Result<Check<T>> {
+        match (entry, &self.inner.backend) {
+            (Stored::Memory(entry), Backend::Memory(m)) => {
+                self.check_memory::<T>(m, entry, tags, versions, decoded)
+            }
+            (Stored::Memory(entry), _) => Ok(Check::Undecodable(format!(
+                "a memory entry outside the memory store ({} bytes)",
+                entry.value().len()
+            ))),
+            (Stored::Bytes(bytes), _) => self.check::<T>(bytes, tags, versions).await,
+        }
+    }
+
     /// Checks stored bytes against the current tag versions and decodes the value.
     ///
-    /// `versions[i]` is the current version of `tags[i]`. The entry is valid only if it
+    /// `versions.get(i)` is the current version of `tags[i]`. The entry is valid only if it
     /// carries every tag in `tags` and each of its tags still has the version it was stored
     /// with; tags the entry carries beyond `tags` are fetched (one more round trip).
     pub(crate) async fn check<T: DeserializeOwned>(
         &self,
         bytes: &[u8],
         tags: &[String],
-        versions: &[Option<String>],
+        versions: &Versions,
     ) -> Result<Check<T>> {
         let env = match codec::decode_header(bytes) {
             Ok(env) => env,
@@ -715,46 +995,105 @@ impl Cache {
                 return Ok(Check::Undecodable(e.to_string()));
             }
         };
-        if !tags
-            .iter()
-            .all(|t| env.tags.iter().any(|(et, _)| et.as_ref() == t.as_str()))
-        {
-            return Ok(Check::Invalid);
-        }
-        if self.inner.pending.any()
-            && env
-                .tags
-                .iter()
-                .any(|(t, _)| self.inner.pending.blocks_tag(&self.tag_key(t)))
-        {
-            return Ok(Check::Invalid);
-        }
-        let mut extra_tags = Vec::new();
-        for (tag, stored) in &env.tags {
-            match tags.iter().position(|t| t.as_str() == tag.as_ref()) {
-                Some(i) => {
-                    if versions.get(i).and_then(Option::as_deref) != Some(stored.as_ref()) {
-                        return Ok(Check::Invalid);
-                    }
-                }
-                None => extra_tags.push((tag, stored)),
-            }
-        }
-        if !extra_tags.is_empty() {
-            let keys: Vec<String> = extra_tags.iter().map(|(t, _)| self.tag_key(t)).collect();
-            let current = self.inner.backend.versions(&keys).await?;
-            for ((_, stored), cur) in extra_tags.iter().zip(current) {
-                if cur.as_deref() != Some(stored.as_ref()) {
+        match self.check_tags(&env.tags, tags, versions) {
+            TagCheck::Valid => {}
+            TagCheck::Invalid => return Ok(Check::Invalid),
+            TagCheck::Extra(extra) => {
+                let keys: Vec<String> = extra.iter().map(|(t, _)| self.tag_key(t)).collect();
+                let current = self.inner.backend.versions(&keys).await?;
+                if !extra_still_valid(&extra, current.iter().map(Option::as_deref)) {
                     return Ok(Check::Invalid);
                 }
             }
         }
         Ok(match codec::decode_value::<T>(&env) {
             Ok(v) => Check::Valid(v, env.meta()),
-            Err(e) => {
-                Check::Undecodable(format!("value does not decode as the expected type: {e}"))
-            }
+            Err(e) => Check::Undecodable(wrong_type(&e)),
         })
+    }
+
+    /// [`check`](Self::check) for a memory entry, whose header was parsed when it was stored:
+    /// no parsing, no `.await`. With `decoded`, the entry's decoded copy is cloned instead of
+    /// decoding the bytes, and the first value decoded is kept as that copy. The tag versions
+    /// are checked either way, before the value is touched.
+    fn check_memory<T: DeserializeOwned>(
+        &self,
+        m: &MemoryBackend,
+        entry: &MemEntry,
+        tags: &[String],
+        versions: &Versions,
+        decoded: Option<DecodedCopy<T>>,
+    ) -> Result<Check<T>> {
+        let header = match entry.header() {
+            Ok(h) => h,
+            Err(why) => return Ok(Check::Undecodable(why.to_owned())),
+        };
+        match self.check_tags(&header.tags, tags, versions) {
+            TagCheck::Valid => {}
+            TagCheck::Invalid => return Ok(Check::Invalid),
+            TagCheck::Extra(extra) => {
+                let current = extra.iter().map(|(t, _)| m.version(&self.tag_key(t)));
+                if !extra_still_valid(&extra, current) {
+                    return Ok(Check::Invalid);
+                }
+            }
+        }
+        if let Some(copy) = decoded
+            && let Some(v) = entry.decoded().and_then(|kept| copy.take(kept.as_ref()))
+        {
+            return Ok(Check::Valid(v, header.meta));
+        }
+        Ok(match serde_json::from_slice::<T>(entry.value()) {
+            Ok(v) => {
+                if let Some(copy) = decoded {
+                    entry.keep_decoded(|| copy.keep(&v));
+                }
+                Check::Valid(v, header.meta)
+            }
+            Err(e) => Check::Undecodable(wrong_type(&e)),
+        })
+    }
+
+    /// Whether an entry carrying `entry_tags` (each with the version it was stored with) is
+    /// valid for a call asking for `tags`, whose current versions are `versions`: it must
+    /// carry every tag asked for, and each of its tags must still have its stored version
+    /// (for tags beyond the call's, the caller fetches the current versions). An entry
+    /// carrying a tag whose invalidation is kept (`pending.rs`) is not valid.
+    fn check_tags<'a, S: AsRef<str>>(
+        &self,
+        entry_tags: &'a [(S, S)],
+        tags: &[String],
+        versions: &Versions,
+    ) -> TagCheck<'a> {
+        if !tags
+            .iter()
+            .all(|t| entry_tags.iter().any(|(et, _)| et.as_ref() == t.as_str()))
+        {
+            return TagCheck::Invalid;
+        }
+        if self.inner.pending.any()
+            && entry_tags
+                .iter()
+                .any(|(t, _)| self.inner.pending.blocks_tag(&self.tag_key(t.as_ref())))
+        {
+            return TagCheck::Invalid;
+        }
+        let mut extra = Vec::new();
+        for (tag, stored) in entry_tags {
+            match tags.iter().position(|t| t.as_str() == tag.as_ref()) {
+                Some(i) => {
+                    if versions.get(i) != Some(stored.as_ref()) {
+                        return TagCheck::Invalid;
+                    }
+                }
+                None => extra.push((tag.as_ref(), stored.as_ref())),
+            }
+        }
+        if extra.is_empty() {
+            TagCheck::Valid
+        } else {
+            TagCheck::Extra(extra)
+        }
     }
 
     pub(crate) fn decode_failure(&self, name: &Cow<'static, str>, full_key: &str, why: &str) {
@@ -770,6 +1109,7 @@ impl Cache {
 
     /// Stores a serialized value: fresh for `ttl` shortened by jitter, kept by the backend
     /// for the stale windows beyond that.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn store_raw(
         &self,
         full_key: &str,
@@ -778,6 +1118,7 @@ impl Cache {
         ttl: Duration,
         opts: &Options,
         compute_us: u64,
+        keep_decoded: bool,
     ) -> Result<()> {
         let config = &self.inner.config;
         let jitter = opts.jitter.unwrap_or(config.jitter).clamp(0.0, 1.0);
@@ -809,7 +1150,10 @@ impl Cache {
             });
         }
         let keep = ttl + opts.stale.max(opts.stale_if_error);
-        self.inner.backend.store(full_key, bytes, keep).await?;
+        self.inner
+            .backend
+            .store(full_key, bytes, keep, keep_decoded)
+            .await?;
         self.inner.stats.record(Event::Store, &opts.name);
         Ok(())
     }
@@ -823,6 +1167,25 @@ impl Cache {
 /// The span of one cached call: `cachette.call{cache, outcome}` at debug level.
 fn call_span(opts: &Options) -> tracing::Span {
     tracing::debug_span!("cachette.call", cache = %opts.name, outcome = tracing::field::Empty)
+}
+
+/// Whether each extra tag (with its stored version) still has that version; `current` gives
+/// their current versions, in order.
+fn extra_still_valid<V: AsRef<str>>(
+    extra: &[(&str, &str)],
+    current: impl IntoIterator<Item = Option<V>>,
+) -> bool {
+    let mut current = current.into_iter();
+    extra.iter().all(|(_, stored)| {
+        current
+            .next()
+            .flatten()
+            .is_some_and(|cur| cur.as_ref() == *stored)
+    })
+}
+
+fn wrong_type(e: &serde_json::Error) -> String {
+    format!("value does not decode as the expected type: {e}")
 }
 
 fn millis(d: Duration) -> u64 {

@@ -10,14 +10,22 @@
 //! assert_eq!(clock.now_ms(), 3_000);
 //! ```
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Wall-clock milliseconds since the Unix epoch, as cachette sees them.
 pub trait Clock: Send + Sync + 'static {
     /// Now, in milliseconds since the Unix epoch.
     fn now_ms(&self) -> u64;
+
+    /// The time at `at`, a monotonic instant read a moment ago (the embedded store reads one
+    /// on every lookup): lets a clock answer without reading the time again. By default,
+    /// [`now_ms`](Self::now_ms).
+    fn now_ms_at(&self, at: Instant) -> u64 {
+        let _ = at;
+        self.now_ms()
+    }
 }
 
 /// Uniform random numbers in `[0, 1)`.
@@ -34,8 +42,74 @@ impl Clock for SystemClock {
     fn now_ms(&self) -> u64 {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .map(millis)
             .unwrap_or(0)
+    }
+
+    /// The wall clock at `at`: the monotonic instant plus the offset between the two clocks,
+    /// read again once `at` is more than a second past the last reading (so a step of
+    /// the wall clock shows within that long). Reading the wall clock costs tens of
+    /// nanoseconds on some machines, a good part of a memory hit.
+    fn now_ms_at(&self, at: Instant) -> u64 {
+        wall_anchor().wall_ms(at)
+    }
+}
+
+/// Milliseconds of a duration, in 64 bits (`Duration::as_millis` works in 128).
+fn millis(d: Duration) -> u64 {
+    d.as_secs()
+        .saturating_mul(1000)
+        .saturating_add(u64::from(d.subsec_millis()))
+}
+
+/// How long an offset between the monotonic and the wall clock is used before it is read
+/// again.
+const WALL_RESYNC: Duration = Duration::from_secs(1);
+
+/// The offset between the wall clock and a monotonic origin, re-read every [`WALL_RESYNC`].
+struct WallAnchor {
+    origin: Instant,
+    /// Wall-clock ms minus monotonic ms since `origin`.
+    offset_ms: AtomicI64,
+    /// Monotonic ms since `origin` when `offset_ms` was read.
+    read_at_ms: AtomicI64,
+}
+
+fn wall_anchor() -> &'static WallAnchor {
+    static ANCHOR: OnceLock<WallAnchor> = OnceLock::new();
+    ANCHOR.get_or_init(|| {
+        let origin = Instant::now();
+        WallAnchor {
+            origin,
+            offset_ms: AtomicI64::new(SystemClock.now_ms().try_into().unwrap_or(i64::MAX)),
+            read_at_ms: AtomicI64::new(0),
+        }
+    })
+}
+
+impl WallAnchor {
+    /// Monotonic milliseconds since `origin` (negative before it).
+    fn mono_ms(&self, at: Instant) -> i64 {
+        match at.checked_duration_since(self.origin) {
+            Some(d) => i64::try_from(millis(d)).unwrap_or(i64::MAX),
+            None => -i64::try_from(millis(self.origin.duration_since(at))).unwrap_or(i64::MAX),
+        }
+    }
+
+    fn wall_ms(&self, at: Instant) -> u64 {
+        let mono = self.mono_ms(at);
+        let read_at = self.read_at_ms.load(Ordering::Acquire);
+        let offset = if mono.saturating_sub(read_at).unsigned_abs() > millis(WALL_RESYNC) {
+            let mono_now = self.mono_ms(Instant::now());
+            let wall_now = i64::try_from(SystemClock.now_ms()).unwrap_or(i64::MAX);
+            let offset = wall_now.saturating_sub(mono_now);
+            self.offset_ms.store(offset, Ordering::Release);
+            self.read_at_ms.store(mono_now, Ordering::Release);
+            offset
+        } else {
+            self.offset_ms.load(Ordering::Acquire)
+        };
+        u64::try_from(mono.saturating_add(offset)).unwrap_or(0)
     }
 }
 
@@ -115,5 +189,31 @@ impl RandomSource for ScriptedRandom {
     fn next_f64(&self) -> f64 {
         let queued = self.queue.lock().ok().and_then(|mut q| q.pop_front());
         queued.unwrap_or_else(|| f64::from_bits(self.fallback.load(Ordering::SeqCst)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wall_clock_at_an_instant_is_the_wall_clock_then() {
+        let before = SystemClock.now_ms();
+        let at = SystemClock.now_ms_at(Instant::now());
+        let after = SystemClock.now_ms();
+        assert!(
+            at + 2 >= before && at <= after + 2,
+            "{before} <= {at} <= {after}, give or take rounding"
+        );
+        if let Some(earlier) = Instant::now().checked_sub(Duration::from_secs(3)) {
+            let then = SystemClock.now_ms_at(earlier);
+            let now = SystemClock.now_ms();
+            assert!(
+                now.abs_diff(then + 3_000) <= 5,
+                "3 s ago: {then}, now: {now}"
+            );
+        }
+        // Other clocks ignore the instant.
+        assert_eq!(ManualClock::new(5).now_ms_at(Instant::now()), 5);
     }
 }

@@ -508,7 +508,9 @@ impl CacheBuilder {
     }
 
     /// The random source used for early refresh and jitter. Tests use
-    /// [`ScriptedRandom`](crate::clock::ScriptedRandom).
+    /// [`ScriptedRandom`](crate::clock::ScriptedRandom). A number is drawn for each store
+    /// with jitter, and for each fresh hit whose early-refresh probability is not zero (not
+    /// for hits far from expiry, where it is).
     pub fn random(mut self, random: Arc<dyn RandomSource>) -> Self {
         self.config.random = random;
         self

@@ -8,7 +8,6 @@
 
 use std::any::Any;
 use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
@@ -39,7 +38,8 @@ struct Shard {
 
 pub(crate) struct Flights {
     shards: Vec<Shard>,
-    hasher: RandomState,
+    /// Seeds the shard choice, so that which keys share a shard differs between processes.
+    seed: u64,
 }
 
 pub(crate) enum Role {
@@ -56,12 +56,14 @@ impl Flights {
                     completed: AtomicU64::new(0),
                 })
                 .collect(),
-            hasher: RandomState::new(),
+            seed: rand::random(),
         })
     }
 
+    /// The shard of `key`: XXH3, a few nanoseconds for a key (every call reads its shard's
+    /// epoch before its lookup). A shard only groups keys; its map hashes keys on its own.
     fn shard_index(&self, key: &str) -> usize {
-        (self.hasher.hash_one(key) as usize) % SHARDS
+        (xxhash_rust::xxh3::xxh3_64_with_seed(key.as_bytes(), self.seed) as usize) % SHARDS
     }
 
     /// The completion counter of `key`'s shard (read before a lookup).

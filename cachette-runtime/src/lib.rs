@@ -62,6 +62,7 @@ pub mod __private {
     pub use crate::keys::hash::{ArgsHasher, HashError};
     pub use crate::keys::{KeyBuilder, escape_into};
     pub use crate::macro_support::*;
+    pub use crate::policy::DecodedCopy;
     pub use crate::{
         Cache, CacheValue, EarlyRefresh, Fallible, LockOptions, Optional, Options, Plain,
         ReturnPolicy, Ttl,
@@ -106,7 +107,7 @@ pub mod __private {
         pub async fn memory_put_raw(cache: &Cache, full_key: &str, bytes: Vec<u8>) -> bool {
             match cache.memory_backend() {
                 Some(m) => {
-                    m.put_raw(full_key, bytes, Duration::from_secs(300)).await;
+                    m.put_raw(full_key, bytes, Duration::from_secs(300));
                     true
                 }
                 None => false,
@@ -125,10 +126,7 @@ pub mod __private {
 
         /// Entry count and weighted size of the memory store.
         pub async fn memory_usage(cache: &Cache) -> Option<(u64, u64)> {
-            match cache.memory_backend() {
-                Some(m) => Some(m.usage().await),
-                None => None,
-            }
+            cache.memory_backend().map(|m| m.usage())
         }
     }
 }

@@ -25,7 +25,7 @@ use crate::config::Options;
 use crate::error::Error;
 use crate::keys::KeyBuilder;
 use crate::keys::hash::{ArgsHasher, HashError};
-use crate::policy::ReturnPolicy;
+use crate::policy::{DecodedCopy, ReturnPolicy};
 use crate::stats::LogLimiter;
 use crate::{Cache, CacheValue};
 use serde::Serialize;
@@ -75,14 +75,26 @@ impl<T: AsCache + ?Sized> AsCache for &mut T {
 }
 
 /// A handle on the cache named by `cache = ...` (an `Arc` clone, so that the function's body
-/// may move `self`).
+/// may move what the expression borrows).
 pub fn cache_of<C: AsCache + ?Sized>(cache: &C) -> Cache {
     cache.as_cache().clone()
+}
+
+/// The cache named by `cache = ...`, borrowed: what the generated code uses when the
+/// expression borrows nothing the function's body may move (it names no argument, and `self`
+/// only through `&self`), sparing a reference count update per call.
+pub fn cache_ref<C: AsCache + ?Sized>(cache: &C) -> &Cache {
+    cache.as_cache()
 }
 
 /// A handle on the process-wide default cache.
 pub fn default_cache() -> Cache {
     crate::default_cache().clone()
+}
+
+/// The process-wide default cache, borrowed.
+pub fn default_cache_ref() -> &'static Cache {
+    crate::default_cache()
 }
 
 /// A value interpolated into a key, tag or pattern template.
@@ -119,6 +131,83 @@ pub fn fake_return<T>() -> T {
 #[inline]
 pub fn key_arg<T: KeyPart + ?Sized>(key: &mut KeyBuilder, value: &T) {
     key.arg(value);
+}
+
+/// A primitive integer interpolated into a template: written as its decimal digits (which
+/// need no escaping) without the formatting machinery; the same text as its `Display`.
+pub trait KeyInt {
+    /// Appends the decimal digits.
+    fn key_digits(&self, key: &mut KeyBuilder);
+}
+
+impl<T: KeyInt + ?Sized> KeyInt for &T {
+    #[inline]
+    fn key_digits(&self, key: &mut KeyBuilder) {
+        (**self).key_digits(key);
+    }
+}
+
+/// Appends `n` (negated when `negative`) in decimal.
+fn push_decimal(key: &mut KeyBuilder, n: u128, negative: bool) {
+    // Written from the end of the buffer, most significant digit first at `at`.
+    let mut buf = [0u8; 40];
+    let mut at = buf.len();
+    let mut put = |b: u8| {
+        at -= 1;
+        if let Some(slot) = buf.get_mut(at) {
+            *slot = b;
+        }
+    };
+    match u64::try_from(n) {
+        // Below 2^64, 64-bit arithmetic (128-bit division is slow).
+        Ok(mut m) => loop {
+            put(b'0' + (m % 10) as u8);
+            m /= 10;
+            if m == 0 {
+                break;
+            }
+        },
+        Err(_) => {
+            let mut m = n;
+            loop {
+                put(b'0' + (m % 10) as u8);
+                m /= 10;
+                if m == 0 {
+                    break;
+                }
+            }
+        }
+    }
+    if negative {
+        put(b'-');
+    }
+    key.push_digits(buf.get(at..).unwrap_or_default());
+}
+
+macro_rules! key_int {
+    (unsigned: $($t:ty),*; signed: $($s:ty),*) => {
+        $(impl KeyInt for $t {
+            #[inline]
+            fn key_digits(&self, key: &mut KeyBuilder) {
+                push_decimal(key, *self as u128, false);
+            }
+        })*
+        $(impl KeyInt for $s {
+            #[inline]
+            fn key_digits(&self, key: &mut KeyBuilder) {
+                push_decimal(key, self.unsigned_abs() as u128, *self < 0);
+            }
+        })*
+    };
+}
+
+key_int!(unsigned: u8, u16, u32, u64, u128, usize; signed: i8, i16, i32, i64, i128, isize);
+
+/// Appends an integer argument interpolated into a template (the generated code calls it for
+/// arguments declared with a primitive integer type).
+#[inline]
+pub fn key_int<T: KeyInt + ?Sized>(key: &mut KeyBuilder, value: &T) {
+    value.key_digits(key);
 }
 
 /// The key of a call without a key template: `path:` and the stable hash of the arguments
@@ -159,15 +248,81 @@ impl HashKey {
 
     /// `path:hash`, or the first error.
     pub fn finish(&mut self) -> Result<String, HashError> {
+        self.finish_after("")
+    }
+
+    /// The full key of a call of `cache`: its `namespace[:version]:` prefix, then
+    /// `path:hash`; or the first error.
+    pub fn finish_for(&mut self, cache: &Cache) -> Result<String, HashError> {
+        self.finish_after(cache.key_prefix())
+    }
+
+    fn finish_after(&mut self, prefix: &str) -> Result<String, HashError> {
         if let Some(e) = self.error.take() {
             return Err(e);
         }
         let hex = self.hasher.finish_hex();
-        let mut key = String::with_capacity(self.path.len() + 1 + hex.len());
+        let mut key = String::with_capacity(prefix.len() + self.path.len() + 1 + hex.len());
+        key.push_str(prefix);
         key.push_str(self.path);
         key.push(':');
         key.push_str(&hex);
         Ok(key)
+    }
+}
+
+// ----- decoded copies for `Clone` values --------------------------------------------------------
+
+/// Finds out, where the stored type `T` is concrete, whether it is `Clone` (and `Send`, `Sync`,
+/// `'static`), without requiring it: the generated code calls
+/// `(&&CloneProbe::<T>::new()).decoded_copy()` with both [`ProbeClone`] and [`ProbeFallback`]
+/// in scope. Method resolution picks `ProbeClone` (on `&CloneProbe<T>`, one autoref less) when
+/// its bounds hold, and `ProbeFallback` otherwise, which gives `None`: a memory hit then
+/// decodes the stored bytes as before. In a generic context the bounds are not known to hold,
+/// so the fallback is taken.
+///
+/// Method resolution does not look at lifetimes: for a type that is `Clone`, `Send` and `Sync`
+/// but not `'static` (a type with a borrowed lifetime, a type parameter without a `'static`
+/// bound) it would pick `ProbeClone` and fail to compile. The macro therefore probes only
+/// stored types that name no lifetime, reference, `Self`, `impl` type or type parameter.
+pub struct CloneProbe<T>(PhantomData<fn() -> T>);
+
+impl<T> CloneProbe<T> {
+    /// A probe of `T`.
+    pub fn new() -> Self {
+        CloneProbe(PhantomData)
+    }
+}
+
+impl<T> Default for CloneProbe<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// [`CloneProbe`] of a `Clone` type: a decoded copy can be kept.
+pub trait ProbeClone<T> {
+    /// `Some`.
+    fn decoded_copy(&self) -> Option<DecodedCopy<T>>;
+}
+
+impl<T: Clone + Send + Sync + 'static> ProbeClone<T> for &CloneProbe<T> {
+    #[inline]
+    fn decoded_copy(&self) -> Option<DecodedCopy<T>> {
+        Some(DecodedCopy::new())
+    }
+}
+
+/// [`CloneProbe`] of any other type: no decoded copy.
+pub trait ProbeFallback<T> {
+    /// `None`.
+    fn decoded_copy(&self) -> Option<DecodedCopy<T>>;
+}
+
+impl<T> ProbeFallback<T> for CloneProbe<T> {
+    #[inline]
+    fn decoded_copy(&self) -> Option<DecodedCopy<T>> {
+        None
     }
 }
 
@@ -252,7 +407,11 @@ fn capture<F: Future>(call: F) -> Result<(Cache, String), CallError> {
     let captured = CAPTURED.with(|c| c.borrow_mut().take());
     drop(guard);
     match captured {
-        Some(Captured::Key { cache, key }) => Ok((cache, key?)),
+        Some(Captured::Key { cache, key }) => {
+            let full = key?;
+            let body = cache.key_body(&full).to_owned();
+            Ok((cache, body))
+        }
         Some(Captured::NotCached(name)) => Err(CallError::NotCached(name)),
         None => Err(CallError::NotCached("")),
     }
@@ -314,14 +473,17 @@ pub async fn refuse_capture(name: &'static str) {
 
 // ----- #[cached] -------------------------------------------------------------------------------
 
-/// The body of a `#[cached]` function: looks `key` up in `cache` or runs `compute`, following
-/// the call mode. A key that could not be built (an argument's `Serialize` failed) runs the
-/// computation without the cache, logged and counted.
+/// The body of a `#[cached]` function: looks `key` (a full key, built with
+/// [`KeyBuilder::for_cache`] or [`HashKey::finish_for`]) up in `cache` or runs `compute`,
+/// following the call mode. A key that could not be built (an argument's `Serialize` failed) runs the
+/// computation without the cache, logged and counted. With `decoded` (the stored type is
+/// `Clone`), the memory store keeps a decoded copy of the value for later hits.
 pub async fn cached<R, P, F, Fut>(
-    cache: Cache,
+    cache: &Cache,
     key: Result<String, HashError>,
-    opts: Options,
+    opts: &Options,
     policy: P,
+    decoded: Option<DecodedCopy<P::Stored>>,
     compute: F,
 ) -> R
 where
@@ -331,69 +493,79 @@ where
 {
     let mode = take_mode();
     if mode == Mode::Capture {
-        CAPTURED.with(|c| *c.borrow_mut() = Some(Captured::Key { cache, key }));
+        CAPTURED.with(|c| {
+            *c.borrow_mut() = Some(Captured::Key {
+                cache: cache.clone(),
+                key,
+            })
+        });
         return std::future::pending::<R>().await;
     }
+    // The rare paths are boxed: their futures would make every call's future larger.
     let key = match key {
         Ok(key) => key,
         Err(e) => {
-            key_failure(&opts, &e);
-            return compute().await;
+            key_failure(opts, &e);
+            return Box::pin(compute()).await;
         }
     };
     if mode == Mode::Refresh {
-        cache.refresh(&key, &opts, policy, compute).await
+        let body = cache.key_body(&key);
+        Box::pin(cache.refresh_decoded(body, opts, policy, decoded.is_some(), compute)).await
     } else {
-        cache.cached_with(&key, &opts, policy, compute).await
+        cache.cached_full(key, opts, policy, decoded, compute).await
     }
 }
 
 /// [`cached`] for `-> T`. The bound sits on `T` itself and `T` is named by the marker
 /// argument, which the generated code spans at the return type: a type that is not cacheable
 /// gives a readable error there (one per missing trait), instead of a page of serde bounds.
-pub async fn cached_plain<T: CacheValue, F, Fut>(
+pub fn cached_plain<T: CacheValue, F, Fut>(
     _stored: PhantomData<T>,
-    cache: Cache,
+    decoded: Option<DecodedCopy<T>>,
+    cache: &Cache,
     key: Result<String, HashError>,
-    opts: Options,
+    opts: &Options,
     compute: F,
-) -> T
+) -> impl Future<Output = T>
 where
     F: FnOnce() -> Fut,
     Fut: Future<Output = T>,
 {
-    cached(cache, key, opts, crate::Plain, compute).await
+    cached(cache, key, opts, crate::Plain, decoded, compute)
 }
 
 /// [`cached`] for `-> Result<T, E>`: only `Ok` is stored.
-pub async fn cached_fallible<T: CacheValue, E, F, Fut>(
+pub fn cached_fallible<T: CacheValue, E, F, Fut>(
     _stored: PhantomData<T>,
-    cache: Cache,
+    decoded: Option<DecodedCopy<T>>,
+    cache: &Cache,
     key: Result<String, HashError>,
-    opts: Options,
+    opts: &Options,
     compute: F,
-) -> Result<T, E>
+) -> impl Future<Output = Result<T, E>>
 where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
-    cached(cache, key, opts, crate::Fallible, compute).await
+    cached(cache, key, opts, crate::Fallible, decoded, compute)
 }
 
 /// [`cached`] for `-> Option<T>`: `None` is stored only with `policy.cache_none`.
-pub async fn cached_optional<T: CacheValue, F, Fut>(
+pub fn cached_optional<T: CacheValue, F, Fut>(
     _stored: PhantomData<T>,
-    cache: Cache,
+    decoded: Option<DecodedCopy<Option<T>>>,
+    cache: &Cache,
     key: Result<String, HashError>,
-    opts: Options,
+    opts: &Options,
     policy: crate::Optional,
     compute: F,
-) -> Option<T>
+) -> impl Future<Output = Option<T>>
 where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    cached(cache, key, opts, policy, compute).await
+    cached(cache, key, opts, policy, decoded, compute)
 }
 
 fn key_failure(opts: &Options, e: &HashError) {
@@ -528,14 +700,15 @@ mod tests {
     use super::*;
 
     async fn cached_call(cache: Cache, id: u32) -> u32 {
-        let mut key = KeyBuilder::new();
+        let mut key = KeyBuilder::for_cache(&cache, 8);
         key.lit("n:");
         key_arg(&mut key, &id);
         cached(
-            cache,
+            &cache,
             Ok(key.finish()),
-            Options::new(),
+            &Options::new(),
             crate::Plain,
+            None,
             move || async move { id * 2 },
         )
         .await
@@ -572,10 +745,47 @@ mod tests {
     }
 
     #[test]
+    fn integers_are_written_as_display_writes_them() {
+        fn digits<T: KeyInt + Display>(v: T) {
+            let mut fast = KeyBuilder::new();
+            key_int(&mut fast, &v);
+            let mut slow = KeyBuilder::new();
+            key_arg(&mut slow, &v);
+            assert_eq!(fast.finish(), slow.finish());
+        }
+        for v in [0u64, 1, 9, 10, 99, 100, 12345, u64::MAX] {
+            digits(v);
+            // A reference (an argument declared `&u64`).
+            let r: &u64 = &v;
+            digits(r);
+        }
+        for v in [0i64, -1, 1, -10, i64::MIN, i64::MAX] {
+            digits(v);
+        }
+        for v in [0u128, u128::from(u64::MAX) + 1, u128::MAX] {
+            digits(v);
+        }
+        for v in [i128::MIN, i128::MAX, -1, 0] {
+            digits(v);
+        }
+        digits(u8::MAX);
+        digits(i8::MIN);
+        digits(usize::MAX);
+        digits(isize::MIN);
+    }
+
+    #[test]
     fn hash_key_includes_types() {
         let a = HashKey::new("p").arg(&1u32).ty::<u8>().finish().ok();
         let b = HashKey::new("p").arg(&1u32).ty::<u16>().finish().ok();
         assert!(a.as_deref().is_some_and(|k| k.starts_with("p:")));
         assert_ne!(a, b);
+        let cache = Cache::memory(1 << 20);
+        let full = HashKey::new("p")
+            .arg(&1u32)
+            .ty::<u8>()
+            .finish_for(&cache)
+            .ok();
+        assert_eq!(full, a.map(|a| cache.full_key(&a)));
     }
 }

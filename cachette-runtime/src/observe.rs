@@ -81,7 +81,10 @@ pub async fn capture_outcome<F: Future>(fut: F) -> (F::Output, Option<CallOutcom
 /// Records the outcome for [`capture_outcome`] and on the current `cachette.call` span.
 pub(crate) fn report(outcome: CallOutcome) {
     let _ = OUTCOME.try_with(|c| c.set(Some(outcome)));
-    tracing::Span::current().record("outcome", outcome.as_str());
+    // With every level off (no subscriber), no span is enabled: nothing to record on.
+    if tracing::level_filters::LevelFilter::current() != tracing::level_filters::LevelFilter::OFF {
+        tracing::Span::current().record("outcome", outcome.as_str());
+    }
 }
 
 /// A strong HTTP entity tag for `value`: the stable 128-bit hash of its canonical

@@ -17,6 +17,64 @@ pub trait CacheValue: Serialize + DeserializeOwned {}
 
 impl<T: Serialize + DeserializeOwned> CacheValue for T {}
 
+/// How a decoded copy of a stored value of type `T` is kept by the embedded memory store and
+/// handed out again, for a `T` that is `Clone` (`Send`, `Sync` and `'static` too).
+///
+/// A memory hit normally decodes the stored JSON into a new `T`. A call that passes a
+/// `DecodedCopy` lets the store keep the first value it decodes for an entry (beside the
+/// bytes, counted in the entry's weight); later hits of the same entry by the same type then
+/// clone that value instead of decoding. The entry's tag versions are still checked on every
+/// hit, so an invalidated entry is never served, decoded copy or not. A hit by another type
+/// decodes the bytes as usual. `#[cached]` passes one for every stored type it can see is
+/// `Clone`; the Redis backend ignores it.
+#[doc(hidden)]
+pub struct DecodedCopy<T> {
+    keep: fn(&T) -> Arc<dyn Any + Send + Sync>,
+    take: fn(&(dyn Any + Send + Sync)) -> Option<T>,
+}
+
+impl<T> Clone for DecodedCopy<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for DecodedCopy<T> {}
+
+impl<T> std::fmt::Debug for DecodedCopy<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DecodedCopy")
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static> DecodedCopy<T> {
+    /// Decoded copies of a `T`.
+    pub fn new() -> Self {
+        DecodedCopy {
+            keep: |v| Arc::new(v.clone()),
+            take: |any| any.downcast_ref::<T>().cloned(),
+        }
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static> Default for DecodedCopy<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> DecodedCopy<T> {
+    /// A copy of `value` to keep.
+    pub(crate) fn keep(&self, value: &T) -> Arc<dyn Any + Send + Sync> {
+        (self.keep)(value)
+    }
+
+    /// A clone of a kept copy, when it is a `T`.
+    pub(crate) fn take(&self, kept: &(dyn Any + Send + Sync)) -> Option<T> {
+        (self.take)(kept)
+    }
+}
+
 /// Maps a computation's return type `R` to what is stored.
 pub trait ReturnPolicy<R> {
     /// The stored type.

@@ -39,8 +39,9 @@
 #![allow(clippy::ptr_arg)]
 
 use std::borrow::Cow;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
@@ -159,9 +160,52 @@ impl Event {
     }
 }
 
+/// Stripes of a set of counters: threads count in their own stripe (its own cache line), so
+/// that threads counting hits at the same time do not contend for one line; a read sums them.
+const STRIPES: usize = 8;
+
+#[derive(Default)]
+#[repr(align(128))]
+struct Stripe([AtomicU64; EVENTS]);
+
+/// One counter per event, striped.
+#[derive(Default)]
+struct Counts(Box<[Stripe; STRIPES]>);
+
+impl Counts {
+    fn add(&self, event: Event) {
+        self.0[stripe()].0[event as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn get(&self, event: Event) -> u64 {
+        self.0.iter().fold(0u64, |n, s| {
+            n.wrapping_add(s.0[event as usize].load(Ordering::Relaxed))
+        })
+    }
+}
+
+/// This thread's stripe (threads take stripes in turn).
+fn stripe() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static STRIPE: Cell<usize> = const { Cell::new(usize::MAX) };
+    }
+    STRIPE
+        .try_with(|s| {
+            let mut i = s.get();
+            if i == usize::MAX {
+                i = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES;
+                s.set(i);
+            }
+            i
+        })
+        .unwrap_or(0)
+        % STRIPES
+}
+
 /// The counters of one call name, with the `metrics` handles registered once for it.
 pub(crate) struct NameCounters {
-    counts: [AtomicU64; EVENTS],
+    counts: Counts,
     metrics: [metrics::Counter; EVENTS],
     pub compute_seconds: metrics::Histogram,
 }
@@ -169,14 +213,14 @@ pub(crate) struct NameCounters {
 impl NameCounters {
     fn new(name: &Cow<'static, str>) -> NameCounters {
         NameCounters {
-            counts: Default::default(),
+            counts: Counts::default(),
             metrics: Event::ALL.map(|e| metrics::counter!(e.metric(), "cache" => label(name))),
             compute_seconds: metrics::histogram!("cachette_compute_seconds", "cache" => label(name)),
         }
     }
 
     fn snapshot(&self) -> StatsSnapshot {
-        snapshot_of(|e| self.counts[e as usize].load(Ordering::Relaxed), 0)
+        snapshot_of(|e| self.counts.get(e), 0)
     }
 }
 
@@ -205,9 +249,26 @@ fn snapshot_of(g: impl Fn(Event) -> u64, round_trips: u64) -> StatsSnapshot {
 /// function paths, a bounded set; this keeps a dynamic name from growing the map forever).
 const MAX_NAMES: usize = 10_000;
 
-#[derive(Default)]
+/// A recently used name's counters, cached per thread: a static name (what `#[cached]` and
+/// the manual API use) is found by its address, without a lock or a hash of the name.
+struct RecentName {
+    stats: u64,
+    ptr: usize,
+    len: usize,
+    counters: Arc<NameCounters>,
+}
+
+const RECENT_NAMES: usize = 32;
+
+thread_local! {
+    static RECENT: RefCell<[Option<RecentName>; RECENT_NAMES]> =
+        const { RefCell::new([const { None }; RECENT_NAMES]) };
+}
+
 pub(crate) struct Stats {
-    totals: [AtomicU64; EVENTS],
+    /// Unique among the caches of the process (keys the per-thread name cache).
+    id: u64,
+    totals: Counts,
     by_name: RwLock<HashMap<Cow<'static, str>, Arc<NameCounters>>>,
     pub log_backend: LogLimiter,
     pub log_decode: LogLimiter,
@@ -215,7 +276,67 @@ pub(crate) struct Stats {
     pub log_profile: LogLimiter,
 }
 
+impl Default for Stats {
+    fn default() -> Self {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        Stats {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            totals: Counts::default(),
+            by_name: RwLock::default(),
+            log_backend: LogLimiter::default(),
+            log_decode: LogLimiter::default(),
+            log_oversize: LogLimiter::default(),
+            log_profile: LogLimiter::default(),
+        }
+    }
+}
+
 impl Stats {
+    /// Runs `f` with the counters of `name`: for a static name, from this thread's cache of
+    /// recent names when it is there (no lock, no hash of the name, no reference count
+    /// touched); otherwise from [`name`](Self::name), then cached.
+    fn with_name(&self, name: &Cow<'static, str>, f: impl FnOnce(&NameCounters)) {
+        let Cow::Borrowed(s) = name else {
+            return f(&self.name(name));
+        };
+        let (ptr, len) = (s.as_ptr() as usize, s.len());
+        let slot = (ptr ^ (ptr >> 7) ^ (self.id as usize).wrapping_mul(0x9E37_79B9)) % RECENT_NAMES;
+        let mut f = Some(f);
+        let found = RECENT
+            .try_with(|recent| {
+                let Ok(recent) = recent.try_borrow() else {
+                    return false;
+                };
+                match &recent[slot] {
+                    Some(r) if r.stats == self.id && r.ptr == ptr && r.len == len => {
+                        if let Some(f) = f.take() {
+                            f(&r.counters);
+                        }
+                        true
+                    }
+                    _ => false,
+                }
+            })
+            .unwrap_or(false);
+        if found {
+            return;
+        }
+        let counters = self.name(name);
+        let _ = RECENT.try_with(|recent| {
+            if let Ok(mut recent) = recent.try_borrow_mut() {
+                recent[slot] = Some(RecentName {
+                    stats: self.id,
+                    ptr,
+                    len,
+                    counters: Arc::clone(&counters),
+                });
+            }
+        });
+        if let Some(f) = f.take() {
+            f(&counters);
+        }
+    }
+
     /// The counters of `name`, registered on first use.
     pub fn name(&self, name: &Cow<'static, str>) -> Arc<NameCounters> {
         if let Ok(map) = self.by_name.read()
@@ -237,18 +358,15 @@ impl Stats {
 
     /// Counts `event` for `name`: the cache's total, the name's counter, the `metrics` counter.
     pub fn record(&self, event: Event, name: &Cow<'static, str>) {
-        self.record_in(event, &self.name(name));
-    }
-
-    /// Like [`record`](Self::record) with the name's counters at hand.
-    pub fn record_in(&self, event: Event, counters: &NameCounters) {
-        self.totals[event as usize].fetch_add(1, Ordering::Relaxed);
-        counters.counts[event as usize].fetch_add(1, Ordering::Relaxed);
-        counters.metrics[event as usize].increment(1);
+        self.totals.add(event);
+        self.with_name(name, |counters| {
+            counters.counts.add(event);
+            counters.metrics[event as usize].increment(1);
+        });
     }
 
     pub fn get(&self, event: Event) -> u64 {
-        self.totals[event as usize].load(Ordering::Relaxed)
+        self.totals.get(event)
     }
 
     pub fn snapshot(&self, round_trips: u64) -> StatsSnapshot {

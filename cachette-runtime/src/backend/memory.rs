@@ -1,31 +1,149 @@
 //! The embedded memory backend, on `moka`: entries bounded by a byte budget, each with its own
 //! TTL; tag versions in a second, LRU-bounded map. A dropped tag version makes entries that
 //! carry the tag invalid, exactly like an evicted tag key in Redis.
+//!
+//! An entry keeps its envelope bytes and, parsed once when it is stored, its header (tags with
+//! their versions, metadata, where the value lies in the bytes): a hit checks the tag versions
+//! without parsing anything. An entry stored by a call whose value type is `Clone` (see
+//! [`DecodedCopy`](crate::policy::DecodedCopy)) also has room for one decoded copy of its
+//! value, filled by the first hit that decodes it; later hits of that type clone it instead of
+//! decoding the bytes.
 
-use super::Fetched;
+use crate::codec::{self, Meta};
 use crate::keys::glob_match;
 use moka::Expiry;
-use std::sync::Arc;
+use std::any::Any;
+use std::cell::Cell;
+use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-#[derive(Clone)]
-struct MemEntry {
+/// A decoded value kept beside its bytes.
+pub(crate) type Decoded = Arc<dyn Any + Send + Sync>;
+
+/// One stored entry (shared by every hit: moka hands out clones of the `Arc`).
+pub(crate) struct MemEntry {
     bytes: bytes::Bytes,
+    /// The envelope's header, parsed when the entry was stored; `Err`: why the bytes are not
+    /// a readable envelope (every lookup of it is then an undecodable entry, as in Redis).
+    header: Result<MemHeader, Box<str>>,
     ttl: Duration,
     expires_at: Instant,
+    /// Room for a decoded copy of the value (counted in the entry's weight), for entries
+    /// stored by a call that can use one.
+    decoded: Option<OnceLock<Decoded>>,
+}
+
+/// A parsed envelope header.
+pub(crate) struct MemHeader {
+    /// Each tag with the version it was stored with.
+    pub tags: Box<[(Box<str>, Box<str>)]>,
+    pub meta: Meta,
+    /// Where the serialized value lies in the entry's bytes.
+    value: Range<usize>,
+}
+
+impl MemEntry {
+    fn new(bytes: bytes::Bytes, ttl: Duration, keep_decoded: bool) -> MemEntry {
+        let header = match codec::decode_header(&bytes) {
+            Ok(env) => {
+                let raw = env.value.get().as_bytes();
+                // `raw` borrows from `bytes`: its offset locates the value.
+                let start = (raw.as_ptr() as usize).wrapping_sub(bytes.as_ptr() as usize);
+                let value = start..start.saturating_add(raw.len());
+                if bytes.get(value.clone()) == Some(raw) {
+                    Ok(MemHeader {
+                        tags: env
+                            .tags
+                            .iter()
+                            .map(|(t, v)| (Box::from(t.as_ref()), Box::from(v.as_ref())))
+                            .collect(),
+                        meta: env.meta(),
+                        value,
+                    })
+                } else {
+                    Err(Box::from("the value is not part of the entry"))
+                }
+            }
+            Err(e) => Err(e.to_string().into_boxed_str()),
+        };
+        let decoded = (keep_decoded && header.is_ok()).then(OnceLock::new);
+        MemEntry {
+            bytes,
+            header,
+            ttl,
+            expires_at: Instant::now() + ttl,
+            decoded,
+        }
+    }
+
+    /// The parsed header, or why there is none.
+    pub fn header(&self) -> Result<&MemHeader, &str> {
+        self.header.as_ref().map_err(|e| &**e)
+    }
+
+    /// The serialized value (empty when the entry has no readable header).
+    pub fn value(&self) -> &[u8] {
+        match &self.header {
+            Ok(h) => self.bytes.get(h.value.clone()).unwrap_or_default(),
+            Err(_) => &[],
+        }
+    }
+
+    /// The decoded copy of the value, if one was kept.
+    pub fn decoded(&self) -> Option<&Decoded> {
+        self.decoded.as_ref().and_then(OnceLock::get)
+    }
+
+    /// Keeps `make()` as the decoded copy when the entry has room for one and has none yet.
+    pub fn keep_decoded(&self, make: impl FnOnce() -> Decoded) {
+        if let Some(slot) = &self.decoded {
+            let _ = slot.get_or_init(make);
+        }
+    }
+
+    /// What the entry counts against the byte budget besides its key: its bytes, the
+    /// bookkeeping, and, when it has room for a decoded copy, an estimate of that copy (the
+    /// serialized size of the value again).
+    fn weight(&self) -> usize {
+        let decoded = match (&self.decoded, &self.header) {
+            (Some(_), Ok(h)) => h.value.len() + ENTRY_OVERHEAD,
+            _ => 0,
+        };
+        self.bytes.len() + ENTRY_OVERHEAD + decoded
+    }
 }
 
 struct PerEntryTtl;
 
-impl Expiry<String, MemEntry> for PerEntryTtl {
-    fn expire_after_create(&self, _: &String, v: &MemEntry, _: Instant) -> Option<Duration> {
+thread_local! {
+    /// The instant moka read the time at during this thread's last lookup (see
+    /// [`MemoryBackend::lookup`]).
+    static READ_AT: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+impl Expiry<String, Arc<MemEntry>> for PerEntryTtl {
+    /// Keeps the entry's expiry as it is, and notes the time of the read: moka reads the
+    /// clock on every lookup, so the caller need not read it again.
+    fn expire_after_read(
+        &self,
+        _: &String,
+        _: &Arc<MemEntry>,
+        read_at: Instant,
+        duration_until_expiry: Option<Duration>,
+        _: Instant,
+    ) -> Option<Duration> {
+        let _ = READ_AT.try_with(|r| r.set(Some(read_at)));
+        duration_until_expiry
+    }
+    fn expire_after_create(&self, _: &String, v: &Arc<MemEntry>, _: Instant) -> Option<Duration> {
         Some(v.ttl)
     }
     fn expire_after_update(
         &self,
         _: &String,
-        v: &MemEntry,
+        v: &Arc<MemEntry>,
         _: Instant,
         _: Option<Duration>,
     ) -> Option<Duration> {
@@ -33,11 +151,19 @@ impl Expiry<String, MemEntry> for PerEntryTtl {
     }
 }
 
+/// What [`MemoryBackend::lookup`] found.
+pub(crate) struct Looked {
+    pub entry: Option<Arc<MemEntry>>,
+    pub versions: Vec<Option<Arc<str>>>,
+    /// When the entry was read (monotonic), if moka reported it.
+    pub read_at: Option<Instant>,
+}
+
 /// Bookkeeping bytes counted per entry besides its key and value.
 const ENTRY_OVERHEAD: usize = 64;
 
 pub(crate) struct MemoryBackend {
-    entries: moka::future::Cache<String, MemEntry>,
+    entries: moka::sync::Cache<String, Arc<MemEntry>>,
     evictions: Arc<AtomicU64>,
     tags: moka::sync::Cache<String, Arc<str>>,
     /// Versions are unique within the process: a counter, never reused.
@@ -49,15 +175,15 @@ impl MemoryBackend {
     pub fn new(max_bytes: u64, max_tags: u64) -> Self {
         let evictions = Arc::new(AtomicU64::new(0));
         let counter = Arc::clone(&evictions);
-        let entries = moka::future::Cache::builder()
+        let entries = moka::sync::Cache::builder()
             .eviction_listener(move |_k, _v, cause| {
                 if cause == moka::notification::RemovalCause::Size {
                     counter.fetch_add(1, Ordering::Relaxed);
                 }
             })
             .max_capacity(max_bytes)
-            .weigher(|k: &String, v: &MemEntry| {
-                u32::try_from(k.len() + v.bytes.len() + ENTRY_OVERHEAD).unwrap_or(u32::MAX)
+            .weigher(|k: &String, v: &Arc<MemEntry>| {
+                u32::try_from(k.len() + v.weight()).unwrap_or(u32::MAX)
             })
             .expire_after(PerEntryTtl)
             .build();
@@ -82,18 +208,17 @@ impl MemoryBackend {
         )
     }
 
-    pub async fn fetch(&self, key: Option<&str>, tag_keys: &[String]) -> Fetched {
-        let entry = match key {
-            Some(k) => self.entries.get(k).await.map(|e| e.bytes),
-            None => None,
-        };
-        Fetched {
-            entry,
-            versions: tag_keys
-                .iter()
-                .map(|t| self.tags.get(t).map(|v| v.to_string()))
-                .collect(),
-        }
+    /// The current versions of `tag_keys`, copied.
+    pub fn versions(&self, tag_keys: &[String]) -> Vec<Option<String>> {
+        tag_keys
+            .iter()
+            .map(|t| self.tags.get(t).map(|v| v.to_string()))
+            .collect()
+    }
+
+    /// The current version of `tag_key`.
+    pub fn version(&self, tag_key: &str) -> Option<Arc<str>> {
+        self.tags.get(tag_key)
     }
 
     pub fn ensure_tags(&self, tag_keys: &[String]) -> Vec<Option<String>> {
@@ -115,24 +240,39 @@ impl MemoryBackend {
         }
     }
 
-    pub async fn store(&self, key: &str, bytes: Vec<u8>, ttl: Duration) {
-        self.entries
-            .insert(
-                key.to_owned(),
-                MemEntry {
-                    bytes: bytes::Bytes::from(bytes),
-                    ttl,
-                    expires_at: Instant::now() + ttl,
-                },
-            )
-            .await;
+    /// The entry at `key`, the current version of each of `tag_keys` (shared, not copied),
+    /// and, when moka told it, the monotonic instant at which it read the entry.
+    pub fn lookup(&self, key: &str, tag_keys: &[String]) -> Looked {
+        let _ = READ_AT.try_with(|r| r.set(None));
+        let entry = self.entries.get(key);
+        let read_at = match entry {
+            Some(_) => READ_AT.try_with(Cell::take).ok().flatten(),
+            None => None,
+        };
+        let versions = if tag_keys.is_empty() {
+            Vec::new()
+        } else {
+            tag_keys.iter().map(|t| self.tags.get(t)).collect()
+        };
+        Looked {
+            entry,
+            versions,
+            read_at,
+        }
     }
 
-    pub async fn delete(&self, key: &str) -> bool {
-        self.entries.remove(key).await.is_some()
+    /// Stores `bytes` at `key` for `ttl`; with `keep_decoded`, the entry has room for a
+    /// decoded copy of its value (and is weighed with it).
+    pub fn store(&self, key: &str, bytes: Vec<u8>, ttl: Duration, keep_decoded: bool) {
+        let entry = MemEntry::new(bytes::Bytes::from(bytes), ttl, keep_decoded);
+        self.entries.insert(key.to_owned(), Arc::new(entry));
     }
 
-    pub async fn delete_matching(&self, pattern: &str) -> u64 {
+    pub fn delete(&self, key: &str) -> bool {
+        self.entries.remove(key).is_some()
+    }
+
+    pub fn delete_matching(&self, pattern: &str) -> u64 {
         let matching: Vec<Arc<String>> = self
             .entries
             .iter()
@@ -141,7 +281,7 @@ impl MemoryBackend {
             .collect();
         let mut n = 0;
         for k in matching {
-            if self.entries.remove(k.as_str()).await.is_some() {
+            if self.entries.remove(k.as_str()).is_some() {
                 n += 1;
             }
         }
@@ -159,8 +299,8 @@ impl MemoryBackend {
     }
 
     /// The raw bytes at `key` and the time it has left.
-    pub async fn inspect(&self, key: &str) -> Option<(Vec<u8>, Duration)> {
-        self.entries.get(key).await.map(|e| {
+    pub fn inspect(&self, key: &str) -> Option<(Vec<u8>, Duration)> {
+        self.entries.get(key).map(|e| {
             (
                 e.bytes.to_vec(),
                 e.expires_at.saturating_duration_since(Instant::now()),
@@ -169,12 +309,12 @@ impl MemoryBackend {
     }
 
     /// Drops every entry and tag version.
-    pub async fn clear(&self) -> u64 {
-        self.entries.run_pending_tasks().await;
+    pub fn clear(&self) -> u64 {
+        self.entries.run_pending_tasks();
         let n = self.entries.entry_count();
         self.entries.invalidate_all();
         self.tags.invalidate_all();
-        self.entries.run_pending_tasks().await;
+        self.entries.run_pending_tasks();
         n
     }
 
@@ -189,13 +329,66 @@ impl MemoryBackend {
     }
 
     /// Test hook: writes raw bytes under a key, as a foreign writer would.
-    pub async fn put_raw(&self, key: &str, bytes: Vec<u8>, ttl: Duration) {
-        self.store(key, bytes, ttl).await;
+    pub fn put_raw(&self, key: &str, bytes: Vec<u8>, ttl: Duration) {
+        self.store(key, bytes, ttl, false);
     }
 
     /// Entry count and weighted size, after pending maintenance.
-    pub async fn usage(&self) -> (u64, u64) {
-        self.entries.run_pending_tasks().await;
+    pub fn usage(&self) -> (u64, u64) {
+        self.entries.run_pending_tasks();
         (self.entries.entry_count(), self.entries.weighted_size())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(bytes: &[u8], keep_decoded: bool) -> MemEntry {
+        MemEntry::new(
+            bytes::Bytes::copy_from_slice(bytes),
+            Duration::from_secs(60),
+            keep_decoded,
+        )
+    }
+
+    #[test]
+    fn the_header_is_parsed_once_when_stored() {
+        let bytes = br#"{"v":1,"tags":[["users","v7"]],"created_ms":5,"fresh_until_ms":9,"compute_us":3,"value":{"a":[1,2]}}"#;
+        let e = entry(bytes, false);
+        let Ok(h) = e.header() else {
+            panic!("a readable envelope");
+        };
+        assert_eq!(h.meta.fresh_until_ms, 9);
+        assert_eq!(h.meta.compute_us, 3);
+        assert_eq!(h.tags.len(), 1);
+        assert_eq!((&*h.tags[0].0, &*h.tags[0].1), ("users", "v7"));
+        assert_eq!(e.value(), br#"{"a":[1,2]}"#);
+        assert!(e.decoded().is_none());
+        e.keep_decoded(|| Arc::new(1u8));
+        assert!(e.decoded().is_none(), "no room for a copy");
+    }
+
+    #[test]
+    fn garbage_has_no_header_and_no_value() {
+        for bytes in [&b"not json"[..], br#"{"v":2,"value":1}"#, b""] {
+            let e = entry(bytes, true);
+            assert!(e.header().is_err());
+            assert!(e.value().is_empty());
+            e.keep_decoded(|| Arc::new(1u8));
+            assert!(e.decoded().is_none());
+        }
+    }
+
+    #[test]
+    fn room_for_a_decoded_copy_is_weighed_and_kept_once() {
+        let bytes = br#"{"v":1,"value":"abcdefgh"}"#;
+        let plain = entry(bytes, false);
+        let roomy = entry(bytes, true);
+        assert_eq!(roomy.weight(), plain.weight() + 10 + ENTRY_OVERHEAD);
+        roomy.keep_decoded(|| Arc::new(String::from("abcdefgh")));
+        roomy.keep_decoded(|| Arc::new(String::from("other")));
+        let kept = roomy.decoded().and_then(|d| d.downcast_ref::<String>());
+        assert_eq!(kept.map(String::as_str), Some("abcdefgh"));
     }
 }

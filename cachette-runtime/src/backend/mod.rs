@@ -9,6 +9,7 @@ pub(crate) mod memory;
 pub(crate) mod redis;
 
 use crate::error::Result;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What one lookup brings back: the entry's bytes and the current version of each tag asked
@@ -18,6 +19,57 @@ pub(crate) struct Fetched {
     /// Shared, not copied: a memory hit hands out the stored bytes themselves.
     pub entry: Option<bytes::Bytes>,
     pub versions: Vec<Option<String>>,
+}
+
+/// What a lookup of the cached-call path brings back: the entry, in the form its backend
+/// keeps it, and the current version of each tag asked for.
+pub(crate) struct Found {
+    pub entry: Option<Stored>,
+    pub versions: Versions,
+}
+
+/// A stored entry as a backend hands it out.
+pub(crate) enum Stored {
+    /// Envelope bytes (Redis), parsed by the caller.
+    Bytes(bytes::Bytes),
+    /// A memory entry, its header parsed when it was stored.
+    Memory(Arc<memory::MemEntry>),
+}
+
+/// Current tag versions (`None`: the tag key is missing).
+pub(crate) enum Versions {
+    Owned(Vec<Option<String>>),
+    /// The memory store's own versions, shared rather than copied.
+    Shared(Vec<Option<Arc<str>>>),
+}
+
+impl Versions {
+    /// The version of the `i`-th tag asked for.
+    pub fn get(&self, i: usize) -> Option<&str> {
+        match self {
+            Versions::Owned(v) => v.get(i).and_then(Option::as_deref),
+            Versions::Shared(v) => v.get(i).and_then(Option::as_deref),
+        }
+    }
+
+    pub fn into_owned(self) -> Vec<Option<String>> {
+        match self {
+            Versions::Owned(v) => v,
+            Versions::Shared(v) => v
+                .into_iter()
+                .map(|v| v.map(|v| String::from(&*v)))
+                .collect(),
+        }
+    }
+}
+
+impl From<Fetched> for Found {
+    fn from(f: Fetched) -> Found {
+        Found {
+            entry: f.entry.map(Stored::Bytes),
+            versions: Versions::Owned(f.versions),
+        }
+    }
 }
 
 // One per cache, behind the cache's `Arc`: the variants' sizes do not matter.
@@ -37,14 +89,21 @@ impl Backend {
         }
     }
 
-    /// The entry at `key` and the versions of `tag_keys`, in one round trip.
-    pub async fn fetch(&self, key: &str, tag_keys: &[String]) -> Result<Fetched> {
+    /// The entry at `key` and the versions of `tag_keys`, in one round trip, in the form the
+    /// backend keeps them (what the cached-call path reads).
+    pub async fn lookup(&self, key: &str, tag_keys: &[String]) -> Result<Found> {
         match self {
-            Backend::Redis(r) => r.fetch(Some(key), tag_keys).await,
-            Backend::Memory(m) => Ok(m.fetch(Some(key), tag_keys).await),
-            Backend::Disabled => Ok(Fetched {
+            Backend::Redis(r) => Ok(r.fetch(Some(key), tag_keys).await?.into()),
+            Backend::Memory(m) => {
+                let looked = m.lookup(key, tag_keys);
+                Ok(Found {
+                    entry: looked.entry.map(Stored::Memory),
+                    versions: Versions::Shared(looked.versions),
+                })
+            }
+            Backend::Disabled => Ok(Found {
                 entry: None,
-                versions: vec![None; tag_keys.len()],
+                versions: Versions::Owned(vec![None; tag_keys.len()]),
             }),
         }
     }
@@ -53,7 +112,7 @@ impl Backend {
     pub async fn versions(&self, tag_keys: &[String]) -> Result<Vec<Option<String>>> {
         Ok(match self {
             Backend::Redis(r) => r.fetch(None, tag_keys).await?.versions,
-            Backend::Memory(m) => m.fetch(None, tag_keys).await.versions,
+            Backend::Memory(m) => m.versions(tag_keys),
             Backend::Disabled => vec![None; tag_keys.len()],
         })
     }
@@ -84,11 +143,19 @@ impl Backend {
         }
     }
 
-    pub async fn store(&self, key: &str, bytes: Vec<u8>, ttl: Duration) -> Result<()> {
+    /// Stores an entry; `keep_decoded`: the memory store gives it room for a decoded copy of
+    /// its value (the caller can use one).
+    pub async fn store(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        ttl: Duration,
+        keep_decoded: bool,
+    ) -> Result<()> {
         match self {
             Backend::Redis(r) => r.store(key, bytes, ttl).await,
             Backend::Memory(m) => {
-                m.store(key, bytes, ttl).await;
+                m.store(key, bytes, ttl, keep_decoded);
                 Ok(())
             }
             Backend::Disabled => Ok(()),
@@ -99,7 +166,7 @@ impl Backend {
     pub async fn delete(&self, key: &str) -> Result<bool> {
         match self {
             Backend::Redis(r) => r.delete(key).await,
-            Backend::Memory(m) => Ok(m.delete(key).await),
+            Backend::Memory(m) => Ok(m.delete(key)),
             Backend::Disabled => Ok(false),
         }
     }
@@ -108,7 +175,7 @@ impl Backend {
     pub async fn delete_matching(&self, pattern: &str) -> Result<u64> {
         match self {
             Backend::Redis(r) => r.delete_matching(pattern).await,
-            Backend::Memory(m) => Ok(m.delete_matching(pattern).await),
+            Backend::Memory(m) => Ok(m.delete_matching(pattern)),
             Backend::Disabled => Ok(0),
         }
     }
@@ -122,19 +189,24 @@ impl Backend {
     }
 
     /// A lookup and a lock attempt, in one round trip.
-    pub async fn fetch_and_lock(
+    pub async fn lookup_and_lock(
         &self,
         key: &str,
         tag_keys: &[String],
         lock_key: &str,
         token: &str,
         ttl: Duration,
-    ) -> Result<(Fetched, bool)> {
+    ) -> Result<(Found, bool)> {
         match self {
-            Backend::Redis(r) => r.fetch_and_lock(key, tag_keys, lock_key, token, ttl).await,
+            Backend::Redis(r) => {
+                let (fetched, locked) = r
+                    .fetch_and_lock(key, tag_keys, lock_key, token, ttl)
+                    .await?;
+                Ok((fetched.into(), locked))
+            }
             _ => {
                 let locked = self.try_lock(lock_key, token, ttl).await?;
-                Ok((self.fetch(key, tag_keys).await?, locked))
+                Ok((self.lookup(key, tag_keys).await?, locked))
             }
         }
     }

@@ -55,8 +55,22 @@ fn needs_escape(c: char) -> bool {
     ) || c.is_control()
 }
 
+/// Whether a byte may start something [`needs_escape`] accepts: every such character is
+/// ASCII or a C1 control (`U+0080`–`U+009F`, encoded `0xC2 0x80`–`0xC2 0x9F`).
+fn may_need_escape(b: u8) -> bool {
+    matches!(
+        b,
+        b'%' | b':' | b'*' | b'?' | b'[' | b']' | b'\\' | b'{' | b'}' | b' ' | 0x7F | 0xC2
+    ) || b < 0x20
+}
+
 /// Appends `value` to `out`, escaped as described in the [module docs](self).
 pub fn escape_into(out: &mut String, value: &str) {
+    // Most values (numbers, ids, words) need no escaping: one pass over the bytes.
+    if !value.bytes().any(may_need_escape) {
+        out.push_str(value);
+        return;
+    }
     let mut rest = value;
     while let Some(pos) = rest.find(needs_escape) {
         out.push_str(&rest[..pos]);
@@ -121,6 +135,27 @@ impl KeyBuilder {
     pub fn with_capacity(capacity: usize) -> Self {
         Self {
             buf: String::with_capacity(capacity),
+        }
+    }
+
+    /// A builder of the full key of a call of `cache`: it starts with the cache's
+    /// `namespace[:version]:` prefix, with room for `capacity` more bytes (what `#[cached]`
+    /// generates; [`finish`](Self::finish) then gives the full key, not a body).
+    #[doc(hidden)]
+    pub fn for_cache(cache: &crate::Cache, capacity: usize) -> Self {
+        let prefix = cache.key_prefix();
+        let mut buf = String::with_capacity(prefix.len().saturating_add(capacity));
+        buf.push_str(prefix);
+        Self { buf }
+    }
+
+    /// Appends ASCII digits (and `-`), which need no escaping; other bytes are skipped.
+    pub(crate) fn push_digits(&mut self, digits: &[u8]) {
+        self.buf.reserve(digits.len());
+        for &d in digits {
+            if d.is_ascii_digit() || d == b'-' {
+                self.buf.push(char::from(d));
+            }
         }
     }
 
