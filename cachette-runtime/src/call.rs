@@ -119,6 +119,11 @@ impl Cache {
     /// (entry and tag versions together); on a miss, that lookup, one more if a tag key had to
     /// be created, and one store. Concurrent misses of one key in this process share one
     /// computation (see [`Options::single_flight`]).
+    ///
+    /// With the memory store, a hit parses nothing (the envelope's header is parsed when the
+    /// entry is stored) but decodes the value from its JSON each time: `T` need not be
+    /// `Clone`. `#[cached]` on a `Clone` type goes further and keeps one decoded copy per
+    /// entry, cloned by later hits.
     pub async fn get_or_compute<T, F, Fut>(&self, key: &str, opts: &Options, compute: F) -> T
     where
         T: CacheValue,
