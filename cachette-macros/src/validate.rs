@@ -442,101 +442,103 @@ fn strip_parens(mut ty: &Type) -> &Type {
 mod tests {
     use super::*;
 
-    fn func(tokens: TokenStream) -> Func {
+    fn func(tokens: TokenStream) -> Result<Func, String> {
         let mut errors = Error::accumulator();
-        let func = parse_item(Kind::Cached, tokens, &mut errors).ok();
+        let func = parse_item(Kind::Cached, tokens, &mut errors);
+        // Only the parsed function matters here; each test asserts on it.
         let _ = errors.finish();
-        func.unwrap_or_else(|| panic!("a function"))
+        func.map_err(|_| "not a function".to_owned())
     }
 
-    fn ret(f: &Func) -> &Type {
-        f.ret_type().unwrap_or_else(|| panic!("a return type"))
+    fn ret(f: &Func) -> Result<&Type, String> {
+        f.ret_type().ok_or_else(|| "no return type".to_owned())
     }
 
     #[test]
-    fn probes_only_types_that_are_surely_static() {
-        let probed = |item: TokenStream| {
-            let f = func(item);
-            probe_clone(ret(&f), &f)
+    fn probes_only_types_that_are_surely_static() -> Result<(), String> {
+        let probed = |item: TokenStream| -> Result<bool, String> {
+            let f = func(item)?;
+            Ok(probe_clone(ret(&f)?, &f))
         };
         assert!(probed(quote::quote!(
             async fn f(id: u64) -> User {}
-        )));
+        ))?);
         assert!(probed(quote::quote!(
             async fn f() -> Vec<model::User> {}
-        )));
+        ))?);
         assert!(probed(quote::quote!(
             async fn f() -> Option<(u8, String)> {}
-        )));
+        ))?);
         assert!(probed(quote::quote!(
             async fn f() -> Cow<'static, str> {}
-        )));
+        ))?);
         assert!(probed(quote::quote!(
             async fn f() -> HashMap<String, Vec<u64>> {}
-        )));
+        ))?);
         // The function's own type parameters, names that look like an impl's, `Self`,
         // lifetimes, references, elided `Cow` lifetimes, `impl` and `dyn` types.
         assert!(!probed(quote::quote!(
             async fn f<Item>() -> Vec<Item> {}
-        )));
+        ))?);
         assert!(!probed(quote::quote!(
             async fn f() -> T {}
-        )));
+        ))?);
         assert!(!probed(quote::quote!(
             async fn f() -> Vec<K2> {}
-        )));
+        ))?);
         assert!(!probed(quote::quote!(
             async fn f() -> <T as Tr>::Out {}
-        )));
+        ))?);
         assert!(!probed(quote::quote!(
             async fn f(&self) -> Self {}
-        )));
+        ))?);
         assert!(!probed(quote::quote!(
             async fn f<'a>(x: &'a str) -> Cow<'a, str> {}
-        )));
+        ))?);
         assert!(!probed(quote::quote!(
             async fn f(x: &str) -> Cow<str> {}
-        )));
+        ))?);
         assert!(!probed(quote::quote!(
             async fn f() -> Wrapper<'_> {}
-        )));
+        ))?);
         assert!(!probed(quote::quote!(
             async fn f() -> &'static str {}
-        )));
+        ))?);
         assert!(!probed(quote::quote!(
             async fn f() -> impl Serialize {}
-        )));
+        ))?);
         assert!(!probed(quote::quote!(
             async fn f() -> Box<dyn Tr> {}
-        )));
+        ))?);
         assert!(!probed(quote::quote!(
             async fn f() -> my_type!() {}
-        )));
+        ))?);
+        Ok(())
     }
 
     #[test]
-    fn borrows_the_cache_only_when_the_body_cannot_move_what_it_borrows() {
-        let borrowable = |item: TokenStream, expr: TokenStream| {
-            let f = func(item);
-            let expr: syn::Expr = syn::parse2(expr).unwrap_or_else(|e| panic!("{e}"));
-            cache_borrowable(&expr, &f)
+    fn borrows_the_cache_only_when_the_body_cannot_move_what_it_borrows() -> Result<(), String> {
+        let borrowable = |item: TokenStream, expr: TokenStream| -> Result<bool, String> {
+            let f = func(item)?;
+            let expr: syn::Expr = syn::parse2(expr).map_err(|e| e.to_string())?;
+            Ok(cache_borrowable(&expr, &f))
         };
         let by_ref = quote::quote!(
             async fn f(&self, id: u64) -> u64 {}
         );
-        assert!(borrowable(by_ref.clone(), quote::quote!(self.cache)));
+        assert!(borrowable(by_ref.clone(), quote::quote!(self.cache))?);
         assert!(borrowable(
             by_ref.clone(),
             quote::quote!(self.inner.cache())
-        ));
-        assert!(borrowable(by_ref.clone(), quote::quote!(current())));
-        assert!(borrowable(by_ref.clone(), quote::quote!(CACHE)));
+        )?);
+        assert!(borrowable(by_ref.clone(), quote::quote!(current()))?);
+        assert!(borrowable(by_ref.clone(), quote::quote!(CACHE))?);
         // An argument may be moved into the body.
-        assert!(!borrowable(by_ref, quote::quote!(pick(id))));
+        assert!(!borrowable(by_ref, quote::quote!(pick(id)))?);
         let db = quote::quote!(
             async fn f(db: Db, id: u64) -> u64 {}
         );
-        assert!(!borrowable(db, quote::quote!(db.cache)));
+        assert!(!borrowable(db, quote::quote!(db.cache))?);
         // `self` by value, `&mut self` or typed: the body may move or use it mutably.
         for item in [
             quote::quote!(
@@ -549,13 +551,14 @@ mod tests {
                 async fn f(self: Arc<Self>) -> u64 {}
             ),
         ] {
-            assert!(!borrowable(item.clone(), quote::quote!(self.cache)));
-            assert!(borrowable(item, quote::quote!(current())));
+            assert!(!borrowable(item.clone(), quote::quote!(self.cache))?);
+            assert!(borrowable(item, quote::quote!(current()))?);
         }
+        Ok(())
     }
 
     #[test]
-    fn integer_arguments_are_recognised() {
+    fn integer_arguments_are_recognised() -> Result<(), String> {
         let f = func(quote::quote!(
             async fn f(
                 a: u64,
@@ -566,7 +569,7 @@ mod tests {
                 h: &mut u8,
             ) -> u64 {
             }
-        ));
+        ))?;
         let int = |name: &str| f.param(name).map(|p| p.int);
         assert_eq!(int("a"), Some(true));
         assert_eq!(int("b"), Some(true));
@@ -575,5 +578,6 @@ mod tests {
         assert_eq!(int("e"), Some(false));
         assert_eq!(int("g"), Some(false));
         assert_eq!(int("h"), Some(false));
+        Ok(())
     }
 }

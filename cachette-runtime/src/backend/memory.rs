@@ -353,12 +353,12 @@ mod tests {
     }
 
     #[test]
-    fn the_header_is_parsed_once_when_stored() {
+    fn the_header_is_parsed_once_when_stored() -> Result<(), String> {
         let bytes = br#"{"v":1,"tags":[["users","v7"]],"created_ms":5,"fresh_until_ms":9,"compute_us":3,"value":{"a":[1,2]}}"#;
         let e = entry(bytes, false);
-        let Ok(h) = e.header() else {
-            panic!("a readable envelope");
-        };
+        let h = e
+            .header()
+            .map_err(|err| format!("a readable envelope: {err}"))?;
         assert_eq!(h.meta.fresh_until_ms, 9);
         assert_eq!(h.meta.compute_us, 3);
         assert_eq!(h.tags.len(), 1);
@@ -367,6 +367,7 @@ mod tests {
         assert!(e.decoded().is_none());
         e.keep_decoded(|| Arc::new(1u8));
         assert!(e.decoded().is_none(), "no room for a copy");
+        Ok(())
     }
 
     #[test]
