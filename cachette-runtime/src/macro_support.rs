@@ -134,7 +134,8 @@ pub fn key_arg<T: KeyPart + ?Sized>(key: &mut KeyBuilder, value: &T) {
 }
 
 /// A primitive integer interpolated into a template: written as its decimal digits (which
-/// need no escaping) without the formatting machinery; the same text as its `Display`.
+/// need no escaping) by `itoa`, without the formatting machinery; the same text as its
+/// `Display`.
 pub trait KeyInt {
     /// Appends the decimal digits.
     fn key_digits(&self, key: &mut KeyBuilder);
@@ -147,61 +148,21 @@ impl<T: KeyInt + ?Sized> KeyInt for &T {
     }
 }
 
-/// Appends `n` (negated when `negative`) in decimal.
-fn push_decimal(key: &mut KeyBuilder, n: u128, negative: bool) {
-    // Written from the end of the buffer, most significant digit first at `at`.
-    let mut buf = [0u8; 40];
-    let mut at = buf.len();
-    let mut put = |b: u8| {
-        at -= 1;
-        if let Some(slot) = buf.get_mut(at) {
-            *slot = b;
-        }
-    };
-    match u64::try_from(n) {
-        // Below 2^64, 64-bit arithmetic (128-bit division is slow).
-        Ok(mut m) => loop {
-            put(b'0' + (m % 10) as u8);
-            m /= 10;
-            if m == 0 {
-                break;
-            }
-        },
-        Err(_) => {
-            let mut m = n;
-            loop {
-                put(b'0' + (m % 10) as u8);
-                m /= 10;
-                if m == 0 {
-                    break;
-                }
-            }
-        }
-    }
-    if negative {
-        put(b'-');
-    }
-    key.push_digits(buf.get(at..).unwrap_or_default());
-}
-
 macro_rules! key_int {
-    (unsigned: $($t:ty),*; signed: $($s:ty),*) => {
+    ($($t:ty),*) => {
         $(impl KeyInt for $t {
             #[inline]
             fn key_digits(&self, key: &mut KeyBuilder) {
-                push_decimal(key, *self as u128, false);
-            }
-        })*
-        $(impl KeyInt for $s {
-            #[inline]
-            fn key_digits(&self, key: &mut KeyBuilder) {
-                push_decimal(key, self.unsigned_abs() as u128, *self < 0);
+                // Digits and `-` only: nothing to escape.
+                key.lit(itoa::Buffer::new().format(*self));
             }
         })*
     };
 }
 
-key_int!(unsigned: u8, u16, u32, u64, u128, usize; signed: i8, i16, i32, i64, i128, isize);
+key_int!(
+    u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize
+);
 
 /// Appends an integer argument interpolated into a template (the generated code calls it for
 /// arguments declared with a primitive integer type).

@@ -261,35 +261,23 @@ impl RedisBackend {
         if keys.is_empty() {
             return Ok(Fetched::default());
         }
-        let replies = match self
+        // Who sends this lookup: itself (with a place on the wire, and the queue it took), or
+        // the caller whose batch carried it.
+        let (slot, waiters) = match self
             .batcher
             .enter(|| keys.iter().map(|k| (*k).to_owned()).collect())
         {
-            Entry::Lead(slot, waiters) => {
-                let r = self.mget(&keys, waiters).await;
-                drop(slot);
-                r?
-            }
+            Entry::Lead(slot, waiters) => (Some(slot), waiters),
             Entry::Wait(rx) => match rx.await {
-                Ok(Msg::Done(r)) => r?,
-                Ok(Msg::Lead(slot, waiters)) => {
-                    let r = self.mget(&keys, waiters).await;
-                    drop(slot);
-                    r?
-                }
+                Ok(Msg::Done(r)) => return Ok(fetched(key.is_some(), r?)),
+                Ok(Msg::Lead(slot, waiters)) => (Some(slot), waiters),
                 // The batch carrying this lookup was dropped before it answered: send alone.
-                Err(_) => self.mget(&keys, Vec::new()).await?,
+                Err(_) => (None, Vec::new()),
             },
         };
-        let mut replies = replies.into_iter();
-        let entry = match key {
-            Some(_) => replies.next().flatten(),
-            None => None,
-        };
-        Ok(Fetched {
-            entry,
-            versions: replies.map(version_from_bytes).collect(),
-        })
+        let replies = self.mget(&keys, waiters).await;
+        drop(slot);
+        Ok(fetched(key.is_some(), replies?))
     }
 
     /// One `MGET` of `keys` and of every waiter's keys; delivers the waiters' replies and
@@ -566,6 +554,20 @@ fn version_from_bytes<B: AsRef<[u8]>>(v: Option<B>) -> Option<String> {
         Ok(s) => s.to_owned(),
         Err(_) => "\u{fffd}invalid".to_owned(),
     })
+}
+
+/// A lookup's replies: the entry first when there is an entry key, then the tag versions.
+fn fetched(has_entry: bool, replies: Replies) -> Fetched {
+    let mut replies = replies.into_iter();
+    let entry = if has_entry {
+        replies.next().flatten()
+    } else {
+        None
+    };
+    Fetched {
+        entry,
+        versions: replies.map(version_from_bytes).collect(),
+    }
 }
 
 /// The elements of an array reply (`MGET`) as bytes, without copying them; anything but a bulk

@@ -149,16 +149,6 @@ impl KeyBuilder {
         Self { buf }
     }
 
-    /// Appends ASCII digits (and `-`), which need no escaping; other bytes are skipped.
-    pub(crate) fn push_digits(&mut self, digits: &[u8]) {
-        self.buf.reserve(digits.len());
-        for &d in digits {
-            if d.is_ascii_digit() || d == b'-' {
-                self.buf.push(char::from(d));
-            }
-        }
-    }
-
     /// Appends literal text, unescaped.
     pub fn lit(&mut self, text: &str) -> &mut Self {
         self.buf.push_str(text);
