@@ -21,7 +21,7 @@ mod common;
 use common::contenders::{
     MEMORY_HITS, MemoryContenders, REDIS_HITS, REDIS_LAYERS, REDIS_URL, RedisContenders,
 };
-use common::{IDS, run_tasks};
+use common::{Contenders, IDS, hit, run_tasks};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -193,6 +193,40 @@ where
     }
 }
 
+/// Allocations, then costs at 64 tasks, of each of `names`: `n.0` sequential hits, `n.1`
+/// spread over the tasks.
+#[allow(clippy::too_many_arguments)]
+fn measure<C: Contenders>(
+    rt: &tokio::runtime::Runtime,
+    backend: &str,
+    names: &[&'static str],
+    c: &C,
+    n: (u64, u64),
+    server_pid: Option<u32>,
+    allocs: &mut Vec<Allocs>,
+    costs: &mut Vec<Costs>,
+) {
+    for &name in names {
+        let c = c.clone();
+        allocs.push(allocs_per_hit(
+            rt,
+            format!("{backend}/{name}"),
+            n.0,
+            move |id| hit(&c, name, id),
+        ));
+    }
+    for &name in names {
+        let c = c.clone();
+        costs.push(costs_at_64_tasks(
+            rt,
+            format!("{backend}/{name}"),
+            n.1,
+            server_pid,
+            move |i| hit(&c, name, i % IDS),
+        ));
+    }
+}
+
 fn main() {
     let bench = common::bench_mode();
     let (n_seq, n_par) = if bench {
@@ -227,58 +261,28 @@ fn main() {
         MEMORY_HITS.iter().copied().filter(|n| wanted(n)).collect();
 
     let mut allocs = Vec::new();
-    for &name in &redis_names {
-        let c = redis.clone();
-        allocs.push(allocs_per_hit(
-            &rt,
-            format!("redis/{name}"),
-            n_seq,
-            move |id| {
-                let c = c.clone();
-                async move { c.run(name, id).await }
-            },
-        ));
-    }
-    for &name in &memory_names {
-        let c = memory.clone();
-        allocs.push(allocs_per_hit(
-            &rt,
-            format!("memory/{name}"),
-            n_seq,
-            move |id| {
-                let c = c.clone();
-                async move { c.run(name, id).await }
-            },
-        ));
-    }
-
     let mut costs = Vec::new();
-    for &name in &redis_names {
-        let c = redis.clone();
-        costs.push(costs_at_64_tasks(
-            &rt,
-            format!("redis/{name}"),
-            n_par,
-            pid,
-            move |i| {
-                let c = c.clone();
-                async move { c.run(name, i % IDS).await }
-            },
-        ));
-    }
-    for &name in &memory_names {
-        let c = memory.clone();
-        costs.push(costs_at_64_tasks(
-            &rt,
-            format!("memory/{name}"),
-            n_par * 10,
-            None,
-            move |i| {
-                let c = c.clone();
-                async move { c.run(name, i % IDS).await }
-            },
-        ));
-    }
+    // Redis (with redis-server's CPU) and the embedded store (10× the hits: they are short).
+    measure(
+        &rt,
+        "redis",
+        &redis_names,
+        &redis,
+        (n_seq, n_par),
+        pid,
+        &mut allocs,
+        &mut costs,
+    );
+    measure(
+        &rt,
+        "memory",
+        &memory_names,
+        &memory,
+        (n_seq, n_par * 10),
+        None,
+        &mut allocs,
+        &mut costs,
+    );
 
     println!("\n### Allocations per hit ({n_seq} sequential hits each, all threads counted)\n");
     println!("| contender | allocations/hit | bytes allocated/hit |");

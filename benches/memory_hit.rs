@@ -9,42 +9,8 @@
 mod common;
 
 use common::contenders::{MEMORY_HITS, MemoryContenders};
-use common::{IDS, row, run_tasks};
-use criterion::{Criterion, Throughput};
+use common::row;
 use std::time::SystemTime;
-
-fn latency(cr: &mut Criterion, rt: &tokio::runtime::Runtime, c: &MemoryContenders) {
-    let mut g = cr.benchmark_group("memory_hit");
-    g.throughput(Throughput::Elements(1));
-    for name in MEMORY_HITS {
-        let mut i = 0u64;
-        g.bench_function(name, |b| {
-            b.to_async(rt).iter(|| {
-                i += 1;
-                let c = c.clone();
-                async move { c.run(name, i % IDS).await }
-            })
-        });
-    }
-    g.finish();
-}
-
-fn throughput(cr: &mut Criterion, rt: &tokio::runtime::Runtime, c: &MemoryContenders) {
-    let mut g = cr.benchmark_group("memory_hit_64_tasks");
-    g.throughput(Throughput::Elements(1));
-    for name in MEMORY_HITS {
-        g.bench_function(name, |b| {
-            b.iter_custom(|iters| {
-                let c = c.clone();
-                run_tasks(rt, iters, move |i| {
-                    let c = c.clone();
-                    async move { c.run(name, i % IDS).await }
-                })
-            })
-        });
-    }
-    g.finish();
-}
 
 fn main() {
     let since = SystemTime::now();
@@ -53,8 +19,14 @@ fn main() {
     let contenders = MemoryContenders::new();
     rt.block_on(contenders.prefill());
 
-    latency(&mut cr, &rt, &contenders);
-    throughput(&mut cr, &rt, &contenders);
+    common::latency_group(&mut cr, &rt, "memory_hit", &MEMORY_HITS, &contenders);
+    common::throughput_group(
+        &mut cr,
+        &rt,
+        "memory_hit_64_tasks",
+        &MEMORY_HITS,
+        &contenders,
+    );
     cr.final_summary();
 
     for (title, group) in [

@@ -14,45 +14,12 @@ mod redis_server;
 mod common;
 
 use common::contenders::{REDIS_HITS, REDIS_URL, RedisContenders, cached_crate_redis_miss};
-use common::{IDS, make_user, row, run_tasks};
+use common::{make_user, row};
 use criterion::{Criterion, Throughput};
 use redis::AsyncCommands;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
-
-fn hit_latency(cr: &mut Criterion, rt: &tokio::runtime::Runtime, c: &RedisContenders) {
-    let mut g = cr.benchmark_group("redis_hit");
-    g.throughput(Throughput::Elements(1));
-    for name in REDIS_HITS {
-        let mut i = 0u64;
-        g.bench_function(name, |b| {
-            b.to_async(rt).iter(|| {
-                i += 1;
-                let c = c.clone();
-                async move { c.run(name, i % IDS).await }
-            })
-        });
-    }
-    g.finish();
-}
-
-fn hit_throughput(cr: &mut Criterion, rt: &tokio::runtime::Runtime, c: &RedisContenders) {
-    let mut g = cr.benchmark_group("redis_hit_64_tasks");
-    g.throughput(Throughput::Elements(1));
-    for name in REDIS_HITS {
-        g.bench_function(name, |b| {
-            b.iter_custom(|iters| {
-                let c = c.clone();
-                run_tasks(rt, iters, move |i| {
-                    let c = c.clone();
-                    async move { c.run(name, i % IDS).await }
-                })
-            })
-        });
-    }
-    g.finish();
-}
 
 /// Misses: every call is a new id (lookup, computation, store).
 fn miss(cr: &mut Criterion, rt: &tokio::runtime::Runtime, c: &RedisContenders, envelope: &[u8]) {
@@ -138,8 +105,8 @@ fn main() {
         envelope.len()
     );
 
-    hit_latency(&mut cr, &rt, &contenders);
-    hit_throughput(&mut cr, &rt, &contenders);
+    common::latency_group(&mut cr, &rt, "redis_hit", &REDIS_HITS, &contenders);
+    common::throughput_group(&mut cr, &rt, "redis_hit_64_tasks", &REDIS_HITS, &contenders);
     miss(&mut cr, &rt, &contenders, &envelope);
     cr.final_summary();
 

@@ -125,7 +125,25 @@ impl RedisContenders {
         }
     }
 
-    pub async fn run(&self, which: &str, id: u64) {
+    pub async fn prefill(&self) {
+        // cachette first: the raw GET reads its entries.
+        super::prefill(self, REDIS_HITS.iter().rev().copied()).await;
+    }
+}
+
+/// A one-`GET` pipeline (as cachette sent its lookups before `MGET`) of the entry cachette
+/// stored for `id`, on `conn`.
+async fn pipelined_get<C: redis::aio::ConnectionLike>(conn: &mut C, id: u64) -> Option<Vec<u8>> {
+    let (b,): (Option<Vec<u8>>,) = redis::pipe()
+        .get(format!("bench:t0:{id}"))
+        .query_async(conn)
+        .await
+        .expect("GET");
+    b
+}
+
+impl super::Contenders for RedisContenders {
+    async fn run(&self, which: &'static str, id: u64) {
         let u = match which {
             "raw_get" => {
                 // The bytes cachette stored for this id (the same value, its envelope).
@@ -135,33 +153,19 @@ impl RedisContenders {
                 return;
             }
             "raw_pipe" => {
-                let mut conn = self.raw.clone();
-                let (b,): (Option<Vec<u8>>,) = redis::pipe()
-                    .get(format!("bench:t0:{id}"))
-                    .query_async(&mut conn)
-                    .await
-                    .expect("GET");
-                assert!(b.is_some());
+                assert!(pipelined_get(&mut self.raw.clone(), id).await.is_some());
                 return;
             }
             "raw_cm" => {
-                let mut conn = self.cm.clone();
-                let (b,): (Option<Vec<u8>>,) = redis::pipe()
-                    .get(format!("bench:t0:{id}"))
-                    .query_async(&mut conn)
-                    .await
-                    .expect("GET");
-                assert!(b.is_some());
+                assert!(pipelined_get(&mut self.cm.clone(), id).await.is_some());
                 return;
             }
             "raw_cm_timeout" => {
                 let mut conn = self.cm.clone();
-                let pipe = redis::pipe().get(format!("bench:t0:{id}")).clone();
-                let (b,): (Option<Vec<u8>>,) =
-                    tokio::time::timeout(Duration::from_millis(200), pipe.query_async(&mut conn))
+                let b =
+                    tokio::time::timeout(Duration::from_millis(200), pipelined_get(&mut conn, id))
                         .await
-                        .expect("t")
-                        .expect("GET");
+                        .expect("t");
                 assert!(b.is_some());
                 return;
             }
@@ -174,19 +178,6 @@ impl RedisContenders {
             other => panic!("no contender {other}"),
         };
         debug_assert_eq!(u.id, id);
-    }
-
-    /// Fills every contender (cachette first: the raw GET reads its entries) and checks that
-    /// calling again is a hit.
-    pub async fn prefill(&self) {
-        for name in REDIS_HITS.iter().rev() {
-            let c = self.clone();
-            super::prefill_and_check(name, move |id| {
-                let c = c.clone();
-                async move { c.run(name, id).await }
-            })
-            .await;
-        }
     }
 }
 
@@ -216,7 +207,13 @@ impl MemoryContenders {
         }
     }
 
-    pub async fn run(&self, which: &str, id: u64) {
+    pub async fn prefill(&self) {
+        super::prefill(self, MEMORY_HITS).await;
+    }
+}
+
+impl super::Contenders for MemoryContenders {
+    async fn run(&self, which: &'static str, id: u64) {
         let u = match which {
             "moka_get_with" => self.moka.get_with(id, async move { compute(id) }).await,
             "cached_crate" => cached_crate_mem_user(id).await,
@@ -226,16 +223,5 @@ impl MemoryContenders {
             other => panic!("no contender {other}"),
         };
         debug_assert_eq!(u.id, id);
-    }
-
-    pub async fn prefill(&self) {
-        for name in MEMORY_HITS {
-            let c = self.clone();
-            super::prefill_and_check(name, move |id| {
-                let c = c.clone();
-                async move { c.run(name, id).await }
-            })
-            .await;
-        }
     }
 }

@@ -5,7 +5,7 @@
 
 pub mod contenders;
 
-use criterion::Criterion;
+use criterion::{Criterion, Throughput};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::future::Future;
@@ -97,6 +97,73 @@ where
         }
         started.elapsed()
     })
+}
+
+/// A bench binary's contenders, each run by name (`REDIS_HITS`, `MEMORY_HITS`, ...).
+pub trait Contenders: Clone + Send + Sync + 'static {
+    /// One call of contender `which` for `id` (a hit once the contenders are filled).
+    fn run(&self, which: &'static str, id: u64) -> impl Future<Output = ()> + Send;
+}
+
+/// One call of `which` for `id`, owning its handle on the contenders (what the drivers spawn).
+pub fn hit<C: Contenders>(
+    c: &C,
+    which: &'static str,
+    id: u64,
+) -> impl Future<Output = ()> + Send + use<C> {
+    let c = c.clone();
+    async move { c.run(which, id).await }
+}
+
+/// Fills ids `0..IDS` for every contender in `names`, in that order, checking that a second
+/// call computes nothing.
+pub async fn prefill<C: Contenders>(c: &C, names: impl IntoIterator<Item = &'static str>) {
+    for name in names {
+        prefill_and_check(name, |id| hit(c, name, id)).await;
+    }
+}
+
+/// The latency group `group`: one call at a time from the runtime, cycling through the ids.
+pub fn latency_group<C: Contenders>(
+    cr: &mut Criterion,
+    rt: &tokio::runtime::Runtime,
+    group: &str,
+    names: &[&'static str],
+    c: &C,
+) {
+    let mut g = cr.benchmark_group(group);
+    g.throughput(Throughput::Elements(1));
+    for &name in names {
+        let mut i = 0u64;
+        g.bench_function(name, |b| {
+            b.to_async(rt).iter(|| {
+                i += 1;
+                hit(c, name, i % IDS)
+            })
+        });
+    }
+    g.finish();
+}
+
+/// The throughput group `group`: calls spread over [`TASKS`] tasks ([`run_tasks`]).
+pub fn throughput_group<C: Contenders>(
+    cr: &mut Criterion,
+    rt: &tokio::runtime::Runtime,
+    group: &str,
+    names: &[&'static str],
+    c: &C,
+) {
+    let mut g = cr.benchmark_group(group);
+    g.throughput(Throughput::Elements(1));
+    for &name in names {
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let c = c.clone();
+                run_tasks(rt, iters, move |i| hit(&c, name, i % IDS))
+            })
+        });
+    }
+    g.finish();
 }
 
 /// One row of a ratio table: a measured bench and the bench it is compared with.
