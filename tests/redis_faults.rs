@@ -33,6 +33,46 @@ async fn compute_counted(
     (v, t.elapsed())
 }
 
+/// A cache on `server` whose every round trip is bounded by `timeout`.
+fn cache_with_timeout(server: &RedisServer, timeout: Duration) -> Cache {
+    Cache::builder()
+        .redis(server.url())
+        .op_timeout(timeout)
+        .build()
+        .unwrap()
+}
+
+/// Fills `u:{id}` with `id` under `opts(id)` for each of `ids`.
+async fn fill_ids(cache: &Cache, ids: std::ops::Range<u64>, opts: impl Fn(u64) -> Options) {
+    for id in ids {
+        cache
+            .get_or_compute(&format!("u:{id}"), &opts(id), || async move { id })
+            .await;
+    }
+}
+
+/// Spawns a call of `u:{id}` under `opts(id)` for each of `ids`; a computation (a miss)
+/// counts in `runs` and returns a value no hit can.
+fn spawn_calls(
+    cache: &Cache,
+    ids: std::ops::Range<u64>,
+    opts: impl Fn(u64) -> Options,
+    runs: &Arc<AtomicUsize>,
+) -> Vec<tokio::task::JoinHandle<u64>> {
+    ids.map(|id| {
+        let (cache, opts, runs) = (cache.clone(), opts(id), Arc::clone(runs));
+        tokio::spawn(async move {
+            cache
+                .get_or_compute(&format!("u:{id}"), &opts, || async move {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    id + 1_000_000
+                })
+                .await
+        })
+    })
+    .collect()
+}
+
 /// Waits (bounded) until a call is served from the cache again: a call right after another
 /// one on the same key does not compute.
 async fn until_cached(cache: &Cache, key: &str, opts: &Options) -> bool {
@@ -51,11 +91,7 @@ async fn until_cached(cache: &Cache, key: &str, opts: &Options) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopped_mid_test_then_restarted() {
     let mut server = RedisServer::start();
-    let cache = Cache::builder()
-        .redis(server.url())
-        .op_timeout(Duration::from_millis(200))
-        .build()
-        .unwrap();
+    let cache = cache_with_timeout(&server, Duration::from_millis(200));
     let opts = Options::new().tags(["users"]);
     let runs = AtomicUsize::new(0);
     assert_eq!(compute_counted(&cache, "k", &opts, &runs, 1).await.0, 1);
@@ -115,11 +151,7 @@ async fn starts_while_redis_is_unreachable() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paused_redis_costs_at_most_the_timeout() {
     let server = RedisServer::start();
-    let cache = Cache::builder()
-        .redis(server.url())
-        .op_timeout(Duration::from_millis(100))
-        .build()
-        .unwrap();
+    let cache = cache_with_timeout(&server, Duration::from_millis(100));
     let opts = Options::new();
     let runs = AtomicUsize::new(0);
     compute_counted(&cache, "warm", &opts, &runs, 1).await;
@@ -357,40 +389,19 @@ async fn concurrent_fills_and_invalidations_never_serve_pre_invalidation_values(
 async fn concurrent_lookups_are_batched_and_each_gets_its_own_value() {
     const N: u64 = 200;
     let server = RedisServer::start();
-    let cache = Cache::builder()
-        .redis(server.url())
-        .op_timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
+    let cache = cache_with_timeout(&server, Duration::from_secs(5));
     let opts = |id: u64| Options::new().tags(["users".to_owned(), format!("user:{id}")]);
-    for id in 0..N {
-        cache
-            .get_or_compute(&format!("u:{id}"), &opts(id), || async move { id })
-            .await;
-    }
+    fill_ids(&cache, 0..N, opts).await;
     server.reset_stats();
     server.pause();
     let runs = Arc::new(AtomicUsize::new(0));
-    let tasks: Vec<_> = (0..N)
-        .map(|id| {
-            let (cache, runs) = (cache.clone(), Arc::clone(&runs));
-            tokio::spawn(async move {
-                let v = cache
-                    .get_or_compute(&format!("u:{id}"), &opts(id), || async move {
-                        runs.fetch_add(1, Ordering::SeqCst);
-                        id + 1_000_000
-                    })
-                    .await;
-                (id, v)
-            })
-        })
-        .collect();
+    let tasks = spawn_calls(&cache, 0..N, opts, &runs);
     // Let the calls reach the backend while Redis cannot answer (not a timing assertion: a
     // slower machine only makes more, smaller batches).
     tokio::time::sleep(Duration::from_millis(300)).await;
     server.resume();
-    for t in tasks {
-        let (id, v) = tokio::time::timeout(HANG_GUARD, t).await.unwrap().unwrap();
+    for (id, t) in (0..N).zip(tasks) {
+        let v = tokio::time::timeout(HANG_GUARD, t).await.unwrap().unwrap();
         assert_eq!(v, id, "call {id} got another caller's value");
     }
     assert_eq!(runs.load(Ordering::SeqCst), 0, "every call was a hit");
@@ -411,32 +422,12 @@ async fn concurrent_lookups_are_batched_and_each_gets_its_own_value() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn callers_of_a_dropped_batch_still_get_their_values() {
     let server = RedisServer::start();
-    let cache = Cache::builder()
-        .redis(server.url())
-        .op_timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
-    let opts = Options::new().tags(["users"]);
-    for id in 0..40u64 {
-        cache
-            .get_or_compute(&format!("u:{id}"), &opts, || async move { id })
-            .await;
-    }
+    let cache = cache_with_timeout(&server, Duration::from_secs(5));
+    let opts = |_| Options::new().tags(["users"]);
+    fill_ids(&cache, 0..40, opts).await;
     server.pause();
     let runs = Arc::new(AtomicUsize::new(0));
-    let mut tasks: Vec<_> = (0..40u64)
-        .map(|id| {
-            let (cache, opts, runs) = (cache.clone(), opts.clone(), Arc::clone(&runs));
-            tokio::spawn(async move {
-                cache
-                    .get_or_compute(&format!("u:{id}"), &opts, || async move {
-                        runs.fetch_add(1, Ordering::SeqCst);
-                        id + 1_000_000
-                    })
-                    .await
-            })
-        })
-        .collect();
+    let mut tasks = spawn_calls(&cache, 0..40, opts, &runs);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let kept = tasks.split_off(20);
     for t in &tasks {
