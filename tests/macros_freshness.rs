@@ -150,31 +150,41 @@ async fn scenario(redis: bool) {
     let n = n + 3;
 
     // lock: concurrent callers compute once (the lock path, single process).
-    let tasks: Vec<_> = (0..20)
-        .map(|_| {
-            let s = f.svc.clone();
-            tokio::spawn(async move { s.locked(1).await })
-        })
-        .collect();
-    for t in tasks {
-        assert_eq!(t.await.unwrap(), n + 1);
+    for v in concurrently(20, || {
+        let s = f.svc.clone();
+        async move { s.locked(1).await }
+    })
+    .await
+    {
+        assert_eq!(v, n + 1);
     }
     let n = n + 1;
 
     // single_flight = false: concurrent cold misses each compute.
-    let tasks: Vec<_> = (0..5)
-        .map(|_| {
-            let s = f.svc.clone();
-            tokio::spawn(async move { s.unshared(1).await })
-        })
-        .collect();
-    for t in tasks {
-        t.await.unwrap();
-    }
+    concurrently(5, || {
+        let s = f.svc.clone();
+        async move { s.unshared(1).await }
+    })
+    .await;
     assert!(
         s.calls.load(Ordering::SeqCst) > n + 1,
         "no single-flight: several computations"
     );
+}
+
+/// Runs `n` calls made by `call` as concurrent tasks; their results.
+async fn concurrently<T, F, Fut>(n: usize, call: F) -> Vec<T>
+where
+    T: Send + 'static,
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+{
+    let tasks: Vec<_> = (0..n).map(|_| tokio::spawn(call())).collect();
+    let mut out = Vec::with_capacity(n);
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
