@@ -268,30 +268,17 @@ pub fn probe_clone(ty: &Type, func: &Func) -> bool {
                 self.ok = false;
             }
         }
-        fn visit_type_reference(&mut self, _: &'ast syn::TypeReference) {
-            self.ok = false;
-        }
-        fn visit_type_impl_trait(&mut self, _: &'ast syn::TypeImplTrait) {
-            self.ok = false;
-        }
-        fn visit_type_trait_object(&mut self, _: &'ast syn::TypeTraitObject) {
-            self.ok = false;
-        }
-        fn visit_type_infer(&mut self, _: &'ast syn::TypeInfer) {
-            self.ok = false;
-        }
-        fn visit_type_macro(&mut self, _: &'ast syn::TypeMacro) {
-            self.ok = false;
-        }
-        fn visit_type_fn_ptr(&mut self, _: &'ast syn::TypeFnPtr) {
-            self.ok = false;
-        }
-        fn visit_type_never(&mut self, _: &'ast syn::TypeNever) {
-            self.ok = false;
-        }
         fn visit_type(&mut self, ty: &'ast Type) {
             match ty {
-                Type::Verbatim(_) | Type::Ptr(_) => self.ok = false,
+                Type::Reference(_)
+                | Type::ImplTrait(_)
+                | Type::TraitObject(_)
+                | Type::Infer(_)
+                | Type::Macro(_)
+                | Type::FnPtr(_)
+                | Type::Never(_)
+                | Type::Verbatim(_)
+                | Type::Ptr(_) => self.ok = false,
                 _ => syn::visit::visit_type(self, ty),
             }
         }
