@@ -10,7 +10,8 @@
 //!    depend on what else the machine runs.
 //!
 //! Not a criterion bench: it prints two tables. `cargo bench --bench hit_costs`
-//! (`HIT_COSTS_ONLY=raw_get,cachette_0_tags cargo bench --bench hit_costs` for some). Linux only
+//! (`HIT_COSTS_ONLY=raw_get,cachette_0_tags cargo bench --bench hit_costs` for some,
+//! `HIT_COSTS_ONLY=redis/cachette_0_tags` for one store's). Linux only
 //! (reads `/proc`); elsewhere the second table is empty.
 
 #[path = "../tests/support/redis_server.rs"]
@@ -246,19 +247,28 @@ fn main() {
     let memory = MemoryContenders::new();
     rt.block_on(memory.prefill());
 
-    // `HIT_COSTS_ONLY=raw_get,cachette_0_tags` measures only the contenders named.
+    // `HIT_COSTS_ONLY=raw_get,cachette_0_tags` measures only the contenders named, in both
+    // stores; `redis/cachette_0_tags` names one in one store.
     let only: Option<Vec<String>> = std::env::var("HIT_COSTS_ONLY")
         .ok()
         .map(|v| v.split(',').map(str::to_owned).collect());
-    let wanted = |name: &str| only.as_ref().is_none_or(|o| o.iter().any(|w| w == name));
+    let wanted = |store: &str, name: &str| {
+        only.as_ref().is_none_or(|o| {
+            o.iter()
+                .any(|w| w == name || w.strip_prefix(store) == Some(name))
+        })
+    };
     let redis_names: Vec<&'static str> = REDIS_HITS
         .iter()
         .chain(REDIS_LAYERS.iter())
         .copied()
-        .filter(|n| wanted(n))
+        .filter(|n| wanted("redis/", n))
         .collect();
-    let memory_names: Vec<&'static str> =
-        MEMORY_HITS.iter().copied().filter(|n| wanted(n)).collect();
+    let memory_names: Vec<&'static str> = MEMORY_HITS
+        .iter()
+        .copied()
+        .filter(|n| wanted("memory/", n))
+        .collect();
 
     let mut allocs = Vec::new();
     let mut costs = Vec::new();

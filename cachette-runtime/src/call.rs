@@ -12,7 +12,7 @@
 use crate::Cache;
 use crate::backend::memory::{MemEntry, MemoryBackend};
 use crate::backend::{Backend, Found, Stored, Versions, new_version};
-use crate::codec::{self, DecodeError, Meta};
+use crate::codec::{self, Meta, WholeError};
 use crate::config::{EarlyRefresh, LockOptions, Options};
 use crate::error::{Error, Result};
 use crate::flight::{self, LeaderGuard, Outcome, Role};
@@ -994,10 +994,20 @@ impl Cache {
         tags: &[String],
         versions: &Versions,
     ) -> Result<Check<T>> {
-        let env = match codec::decode_header(bytes) {
+        let env = match codec::decode_whole::<T>(bytes) {
             Ok(env) => env,
-            Err(e @ (DecodeError::Malformed(_) | DecodeError::Version(_))) => {
-                return Ok(Check::Undecodable(e.to_string()));
+            Err(WholeError::Envelope(e)) => return Ok(Check::Undecodable(e.to_string())),
+            Err(WholeError::Value(e)) => {
+                // Rare: an entry whose value is of another type is still only `Invalid` (not
+                // a decode failure) when its tags say it was invalidated anyway.
+                let invalid = codec::decode_header(bytes).is_ok_and(|h| {
+                    matches!(self.check_tags(&h.tags, tags, versions), TagCheck::Invalid)
+                });
+                return Ok(if invalid {
+                    Check::Invalid
+                } else {
+                    Check::Undecodable(wrong_type(&e))
+                });
             }
         };
         match self.check_tags(&env.tags, tags, versions) {
@@ -1011,10 +1021,8 @@ impl Cache {
                 }
             }
         }
-        Ok(match codec::decode_value::<T>(&env) {
-            Ok(v) => Check::Valid(v, env.meta()),
-            Err(e) => Check::Undecodable(wrong_type(&e)),
-        })
+        let meta = env.meta();
+        Ok(Check::Valid(env.value, meta))
     }
 
     /// [`check`](Self::check) for a memory entry, whose header was parsed when it was stored:

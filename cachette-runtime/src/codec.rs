@@ -131,6 +131,57 @@ impl Envelope<'_> {
     }
 }
 
+/// A whole envelope, its value decoded in the same pass as its header (the Redis hit path:
+/// one parse instead of a header scan and then a value parse).
+#[derive(Deserialize)]
+#[serde(bound(deserialize = "T: DeserializeOwned"))]
+pub(crate) struct Whole<'a, T> {
+    v: u32,
+    #[serde(borrow, default)]
+    pub tags: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    #[serde(default)]
+    created_ms: u64,
+    #[serde(default)]
+    fresh_until_ms: u64,
+    #[serde(default)]
+    compute_us: u64,
+    pub value: T,
+}
+
+impl<T> Whole<'_, T> {
+    pub fn meta(&self) -> Meta {
+        Meta {
+            created_ms: self.created_ms,
+            fresh_until_ms: self.fresh_until_ms,
+            compute_us: self.compute_us,
+        }
+    }
+}
+
+/// Why stored bytes did not decode as an envelope of `T`.
+#[derive(Debug)]
+pub(crate) enum WholeError {
+    /// Not an envelope of this format ([`decode_header`]'s error).
+    Envelope(DecodeError),
+    /// An envelope whose value is not a `T`.
+    Value(serde_json::Error),
+}
+
+/// Decodes an envelope and its value in one pass. Only when that fails are the bytes parsed
+/// again, header first, to tell a foreign or corrupt entry from a value of another type.
+pub(crate) fn decode_whole<T: DeserializeOwned>(bytes: &[u8]) -> Result<Whole<'_, T>, WholeError> {
+    match serde_json::from_slice::<Whole<'_, T>>(bytes) {
+        Ok(whole) if whole.v == ENVELOPE_VERSION => Ok(whole),
+        Ok(whole) => Err(WholeError::Envelope(DecodeError::Version(whole.v))),
+        Err(one_pass) => match decode_header(bytes) {
+            Err(e) => Err(WholeError::Envelope(e)),
+            Ok(env) => Err(WholeError::Value(
+                decode_value::<T>(&env).err().unwrap_or(one_pass),
+            )),
+        },
+    }
+}
+
 /// Decodes the value of a checked envelope.
 pub(crate) fn decode_value<T: DeserializeOwned>(
     env: &Envelope<'_>,
@@ -181,6 +232,36 @@ mod tests {
         let env =
             decode_header(br#"{"v":1,"value":1,"future":true}"#).map_err(|e| e.to_string())?;
         assert!(env.tags.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn one_pass_decode_tells_its_failures_apart() -> TestResult {
+        let tags = vec![("users".to_owned(), "v1".to_owned())];
+        let bytes = encode(&vec![1, 2, 3], &tags, Meta::default())?;
+        let whole = decode_whole::<Vec<u32>>(&bytes).map_err(|e| format!("{e:?}"))?;
+        assert_eq!(whole.value, vec![1, 2, 3]);
+        assert_eq!(whole.tags, vec![("users".into(), "v1".into())]);
+        assert!(matches!(
+            decode_whole::<String>(&bytes),
+            Err(WholeError::Value(_))
+        ));
+        assert!(matches!(
+            decode_whole::<u32>(br#"{"v":2,"value":1}"#),
+            Err(WholeError::Envelope(DecodeError::Version(2)))
+        ));
+        assert!(matches!(
+            decode_whole::<String>(br#"{"v":2,"value":1}"#),
+            Err(WholeError::Envelope(DecodeError::Version(2)))
+        ));
+        assert!(matches!(
+            decode_whole::<u32>(b"{\"v\":1,"),
+            Err(WholeError::Envelope(DecodeError::Malformed(_)))
+        ));
+        assert!(matches!(
+            decode_whole::<u32>(br#"{"v":1,"value":7,"future":[1]}"#),
+            Ok(Whole { value: 7, .. })
+        ));
         Ok(())
     }
 }

@@ -140,17 +140,25 @@ pub(crate) struct Batch {
 
 impl Batch {
     /// Passes each distinct key to `send`, in order, and remembers who asked for what.
-    pub fn new<'a>(leader: &[&'a str], waiters: &'a [Waiter], mut send: impl FnMut(&str)) -> Self {
+    pub fn new<'k: 'w, 'w, L>(leader: L, waiters: &'w [Waiter], mut send: impl FnMut(&str)) -> Self
+    where
+        L: IntoIterator<Item = &'k str>,
+    {
+        let leader = leader.into_iter();
         if waiters.is_empty() {
-            leader.iter().for_each(|k| send(k));
+            let mut sent = 0;
+            leader.for_each(|k| {
+                send(k);
+                sent += 1;
+            });
             return Batch {
-                sent: leader.len(),
+                sent,
                 positions: Vec::new(),
             };
         }
-        let mut index: HashMap<&'a str, usize> =
-            HashMap::with_capacity(leader.len() * (waiters.len() + 1));
-        let mut place = |k: &'a str| {
+        let mut index: HashMap<&'w str, usize> =
+            HashMap::with_capacity(leader.size_hint().0 * (waiters.len() + 1));
+        let mut place = |k: &'w str| {
             let next = index.len();
             *index.entry(k).or_insert_with(|| {
                 send(k);
@@ -158,7 +166,12 @@ impl Batch {
             })
         };
         let mut positions = Vec::with_capacity(waiters.len() + 1);
-        positions.push(leader.iter().map(|k| place(k)).collect());
+        // A loop, not `map(&mut place)`: the leader's keys may outlive the waiters' borrow.
+        let mut own = Vec::with_capacity(leader.size_hint().0);
+        for k in leader {
+            own.push(place(k));
+        }
+        positions.push(own);
         for w in waiters {
             positions.push(w.keys.iter().map(|k| place(k)).collect());
         }
@@ -182,20 +195,39 @@ impl Batch {
         if self.positions.is_empty() {
             return replies;
         }
-        let pick = |r: &Replies, pos: &[usize]| -> Replies {
-            pos.iter().map(|&i| r.get(i).cloned().flatten()).collect()
+        let mut replies = match replies {
+            Ok(r) => r,
+            Err(e) => {
+                for w in waiters {
+                    // A waiter that is gone does not need the error.
+                    let _ = w.tx.send(Msg::Done(Err(duplicate(&e))));
+                }
+                return Err(e);
+            }
+        };
+        // Each reply is moved to the last caller that asked for it and cloned for the others
+        // (a key several callers share), so an unshared reply is never copied or re-counted.
+        let mut uses = vec![0u32; replies.len()];
+        self.positions.iter().flatten().for_each(|&i| uses[i] += 1);
+        let mut pick = |pos: &[usize]| -> Replies {
+            pos.iter()
+                .map(|&i| {
+                    uses[i] -= 1;
+                    if uses[i] == 0 {
+                        replies[i].take()
+                    } else {
+                        replies[i].clone()
+                    }
+                })
+                .collect()
         };
         let mut positions = self.positions.into_iter();
         let leader = positions.next().unwrap_or_default();
         for (w, pos) in waiters.into_iter().zip(positions) {
-            let msg = match &replies {
-                Ok(r) => Ok(pick(r, &pos)),
-                Err(e) => Err(duplicate(e)),
-            };
             // A waiter that is gone does not need its replies.
-            let _ = w.tx.send(Msg::Done(msg));
+            let _ = w.tx.send(Msg::Done(Ok(pick(&pos))));
         }
-        replies.map(|r| pick(&r, &leader))
+        Ok(pick(&leader))
     }
 }
 
@@ -240,7 +272,7 @@ mod tests {
         let (w2, rx2) = waiter(&["t", "c", "a"]);
         let waiters = vec![w1, w2];
         let mut sent = Vec::new();
-        let batch = Batch::new(&["a", "t"], &waiters, |k| sent.push(k.to_owned()));
+        let batch = Batch::new(["a", "t"], &waiters, |k| sent.push(k.to_owned()));
         assert_eq!(sent, ["a", "t", "b", "c"]);
         let leader = batch.deliver(waiters, Ok(vec![b("A"), b("T"), None, b("C")]))?;
         assert_eq!(leader, vec![b("A"), b("T")]);
@@ -252,7 +284,7 @@ mod tests {
     #[test]
     fn a_lone_leader_sends_its_keys_as_they_are() -> Result<()> {
         let mut sent = Vec::new();
-        let batch = Batch::new(&["a", "t", "a"], &[], |k| sent.push(k.to_owned()));
+        let batch = Batch::new(["a", "t", "a"], &[], |k| sent.push(k.to_owned()));
         assert_eq!(sent, ["a", "t", "a"]);
         assert_eq!(
             batch.deliver(Vec::new(), Ok(vec![b("A"), None, b("A")]))?,
@@ -265,14 +297,14 @@ mod tests {
     fn an_error_or_a_short_reply_reaches_every_caller() {
         let (w1, rx1) = waiter(&["b"]);
         let waiters = vec![w1];
-        let batch = Batch::new(&["a"], &waiters, |_| {});
+        let batch = Batch::new(["a"], &waiters, |_| {});
         let leader = batch.deliver(waiters, Ok(vec![b("A")]));
         assert!(matches!(leader, Err(Error::Backend(_))));
         assert!(matches!(done(rx1), Err(Error::Backend(_))));
 
         let (w1, rx1) = waiter(&["b"]);
         let waiters = vec![w1];
-        let batch = Batch::new(&["a"], &waiters, |_| {});
+        let batch = Batch::new(["a"], &waiters, |_| {});
         let d = std::time::Duration::from_millis(7);
         let leader = batch.deliver(waiters, Err(Error::Timeout(d)));
         assert!(matches!(leader, Err(Error::Timeout(x)) if x == d));

@@ -255,18 +255,13 @@ impl RedisBackend {
     /// The entry at `key` (if any) and the versions of `tag_keys`: one `MGET`, alone or
     /// batched with the lookups of other callers (see [`super::batch`]).
     pub async fn fetch(&self, key: Option<&str>, tag_keys: &[String]) -> Result<Fetched> {
-        let mut keys: Vec<&str> = Vec::with_capacity(1 + tag_keys.len());
-        keys.extend(key);
-        keys.extend(tag_keys.iter().map(String::as_str));
-        if keys.is_empty() {
+        if key.is_none() && tag_keys.is_empty() {
             return Ok(Fetched::default());
         }
+        let keys = || key.into_iter().chain(tag_keys.iter().map(String::as_str));
         // Who sends this lookup: itself (with a place on the wire, and the queue it took), or
         // the caller whose batch carried it.
-        let (slot, waiters) = match self
-            .batcher
-            .enter(|| keys.iter().map(|k| (*k).to_owned()).collect())
-        {
+        let (slot, waiters) = match self.batcher.enter(|| keys().map(str::to_owned).collect()) {
             Entry::Lead(slot, waiters) => (Some(slot), waiters),
             Entry::Wait(rx) => match rx.await {
                 Ok(Msg::Done(r)) => return Ok(fetched(key.is_some(), r?)),
@@ -275,14 +270,18 @@ impl RedisBackend {
                 Err(_) => (None, Vec::new()),
             },
         };
-        let replies = self.mget(&keys, waiters).await;
+        let replies = self.mget(keys(), waiters).await;
         drop(slot);
         Ok(fetched(key.is_some(), replies?))
     }
 
     /// One `MGET` of `keys` and of every waiter's keys; delivers the waiters' replies and
     /// returns those of `keys`.
-    async fn mget(&self, keys: &[&str], waiters: Vec<super::batch::Waiter>) -> Result<Replies> {
+    async fn mget<'a>(
+        &self,
+        keys: impl Iterator<Item = &'a str>,
+        waiters: Vec<super::batch::Waiter>,
+    ) -> Result<Replies> {
         let mut cmd = redis::cmd("MGET");
         let batch = Batch::new(keys, &waiters, |k| {
             cmd.arg(k);
@@ -564,10 +563,14 @@ fn fetched(has_entry: bool, replies: Replies) -> Fetched {
     } else {
         None
     };
-    Fetched {
-        entry,
-        versions: replies.map(version_from_bytes).collect(),
+    // Not collected in place: that would shrink the replies' allocation (a reallocation) even
+    // when no tag version is left.
+    let mut versions = Vec::new();
+    if replies.len() > 0 {
+        versions.reserve_exact(replies.len());
+        versions.extend(replies.map(version_from_bytes));
     }
+    Fetched { entry, versions }
 }
 
 /// The elements of an array reply (`MGET`) as bytes, without copying them; anything but a bulk
