@@ -345,6 +345,16 @@ mod suite {
         fx.plant("future", br#"{"v":99,"value":1}"#).await;
         assert_eq!(c.get::<u64>("future").await.unwrap(), None);
         assert_eq!(c.stats().decode_failures, 3);
+
+        // An entry its tag invalidated is invalid, not a decode failure, whatever its type.
+        let tagged = Options::new().tags(["retyped"]);
+        c.set("retyped", &"text", &tagged).await.unwrap();
+        c.invalidate_tags(["retyped"]).await.unwrap();
+        let n: u64 = c
+            .get_or_compute("retyped", &tagged, || counter.compute(7u64))
+            .await;
+        assert_eq!(n, 7);
+        assert_eq!(c.stats().decode_failures, 3, "invalid, not undecodable");
     }
 
     pub async fn errors_and_oversize(fx: Fixture) {

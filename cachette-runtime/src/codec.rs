@@ -43,8 +43,8 @@ pub(crate) struct Meta {
     pub compute_us: u64,
 }
 
-/// The header of a stored entry, borrowed from its bytes; the value is decoded only after the
-/// tags have been checked.
+/// The header of a stored entry, borrowed from its bytes, its value left undecoded (the memory
+/// store's parse at store time, the admin API, and telling decode failures apart).
 #[derive(Deserialize)]
 pub(crate) struct Envelope<'a> {
     pub v: u32,
