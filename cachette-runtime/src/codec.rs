@@ -43,13 +43,61 @@ pub(crate) struct Meta {
     pub compute_us: u64,
 }
 
+/// A string of the envelope borrowed from the stored bytes, or owned when JSON escapes in it
+/// had to be undone. (serde's own `Cow<str>` is always owned inside a `Vec` or a tuple: two
+/// allocations per tag and hit.)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Text<'a>(Cow<'a, str>);
+
+impl std::ops::Deref for Text<'_> {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for Text<'_> {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+
+        impl<'de> serde::de::Visitor<'de> for TextVisitor {
+            type Value = Text<'de>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+
+            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(v.to_owned())))
+            }
+
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(v)))
+            }
+        }
+
+        d.deserialize_str(TextVisitor)
+    }
+}
+
 /// The header of a stored entry, borrowed from its bytes, its value left undecoded (the memory
 /// store's parse at store time, the admin API, and telling decode failures apart).
 #[derive(Deserialize)]
 pub(crate) struct Envelope<'a> {
     pub v: u32,
     #[serde(borrow, default)]
-    pub tags: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    pub tags: Vec<(Text<'a>, Text<'a>)>,
     #[serde(default)]
     pub created_ms: u64,
     #[serde(default)]
@@ -138,7 +186,7 @@ impl Envelope<'_> {
 pub(crate) struct Whole<'a, T> {
     v: u32,
     #[serde(borrow, default)]
-    pub tags: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    pub tags: Vec<(Text<'a>, Text<'a>)>,
     #[serde(default)]
     created_ms: u64,
     #[serde(default)]
@@ -209,7 +257,7 @@ mod tests {
             r#"{"v":1,"tags":[["users","v1"]],"created_ms":5,"fresh_until_ms":9,"compute_us":7,"value":[1,2,3]}"#
         );
         let env = decode_header(&bytes).map_err(|e| e.to_string())?;
-        assert_eq!(env.tags[0].0, "users");
+        assert_eq!(&*env.tags[0].0, "users");
         assert_eq!(decode_value::<Vec<u32>>(&env)?, vec![1, 2, 3]);
         assert!(decode_value::<String>(&env).is_err());
         Ok(())
@@ -241,7 +289,18 @@ mod tests {
         let bytes = encode(&vec![1, 2, 3], &tags, Meta::default())?;
         let whole = decode_whole::<Vec<u32>>(&bytes).map_err(|e| format!("{e:?}"))?;
         assert_eq!(whole.value, vec![1, 2, 3]);
-        assert_eq!(whole.tags, vec![("users".into(), "v1".into())]);
+        assert_eq!(whole.tags.len(), 1);
+        assert_eq!((&*whole.tags[0].0, &*whole.tags[0].1), ("users", "v1"));
+        assert!(matches!(whole.tags[0].0, Text(Cow::Borrowed(_))));
+        // A tag with a JSON escape in it is decoded (owned), not refused.
+        let escaped = encode(
+            &1u8,
+            &[("a\"b".to_owned(), "v".to_owned())],
+            Meta::default(),
+        )?;
+        let whole = decode_whole::<u8>(&escaped).map_err(|e| format!("{e:?}"))?;
+        assert_eq!(&*whole.tags[0].0, "a\"b");
+        assert!(matches!(whole.tags[0].0, Text(Cow::Owned(_))));
         assert!(matches!(
             decode_whole::<String>(&bytes),
             Err(WholeError::Value(_))
