@@ -343,15 +343,16 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = R>,
     {
-        self.refresh_decoded(key, opts, policy, false, compute)
+        self.refresh_full(self.full_key(key), opts, policy, false, compute)
             .await
     }
 
-    /// [`refresh`](Self::refresh); `keep_decoded`: the memory store may keep a decoded copy of
-    /// the value.
-    pub(crate) async fn refresh_decoded<R, P, F, Fut>(
+    /// [`refresh`](Self::refresh) of a full key (namespace included, as
+    /// [`cached_full`](Self::cached_full)); `keep_decoded`: the memory store may keep a
+    /// decoded copy of the value.
+    pub(crate) async fn refresh_full<R, P, F, Fut>(
         &self,
-        key: &str,
+        full_key: String,
         opts: &Options,
         policy: P,
         keep_decoded: bool,
@@ -365,7 +366,6 @@ impl Cache {
         if self.is_disabled() {
             return compute().await;
         }
-        let full_key = self.full_key(key);
         let tag_keys = self.tag_keys(&opts.tags);
         let ttl = self.ttl_for(&opts.ttl, &opts.name);
         let fetched = match self.inner.backend.versions(&tag_keys).await {
@@ -997,12 +997,13 @@ impl Cache {
         let env = match codec::decode_whole::<T>(bytes) {
             Ok(env) => env,
             Err(WholeError::Envelope(e)) => return Ok(Check::Undecodable(e.to_string())),
-            Err(WholeError::Value(e)) => {
+            Err(WholeError::Value(header, e)) => {
                 // Rare: an entry whose value is of another type is still only `Invalid` (not
                 // a decode failure) when its tags say it was invalidated anyway.
-                let invalid = codec::decode_header(bytes).is_ok_and(|h| {
-                    matches!(self.check_tags(&h.tags, tags, versions), TagCheck::Invalid)
-                });
+                let invalid = matches!(
+                    self.check_tags(&header.tags, tags, versions),
+                    TagCheck::Invalid
+                );
                 return Ok(if invalid {
                     Check::Invalid
                 } else {

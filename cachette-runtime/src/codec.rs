@@ -93,7 +93,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
 
 /// The header of a stored entry, borrowed from its bytes, its value left undecoded (the memory
 /// store's parse at store time, the admin API, and telling decode failures apart).
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 pub(crate) struct Envelope<'a> {
     pub v: u32,
     #[serde(borrow, default)]
@@ -208,24 +208,27 @@ impl<T> Whole<'_, T> {
 
 /// Why stored bytes did not decode as an envelope of `T`.
 #[derive(Debug)]
-pub(crate) enum WholeError {
+pub(crate) enum WholeError<'a> {
     /// Not an envelope of this format ([`decode_header`]'s error).
     Envelope(DecodeError),
-    /// An envelope whose value is not a `T`.
-    Value(serde_json::Error),
+    /// An envelope (its header, parsed) whose value is not a `T`.
+    Value(Envelope<'a>, serde_json::Error),
 }
 
 /// Decodes an envelope and its value in one pass. Only when that fails are the bytes parsed
 /// again, header first, to tell a foreign or corrupt entry from a value of another type.
-pub(crate) fn decode_whole<T: DeserializeOwned>(bytes: &[u8]) -> Result<Whole<'_, T>, WholeError> {
+pub(crate) fn decode_whole<T: DeserializeOwned>(
+    bytes: &[u8],
+) -> Result<Whole<'_, T>, WholeError<'_>> {
     match serde_json::from_slice::<Whole<'_, T>>(bytes) {
         Ok(whole) if whole.v == ENVELOPE_VERSION => Ok(whole),
         Ok(whole) => Err(WholeError::Envelope(DecodeError::Version(whole.v))),
         Err(one_pass) => match decode_header(bytes) {
             Err(e) => Err(WholeError::Envelope(e)),
-            Ok(env) => Err(WholeError::Value(
-                decode_value::<T>(&env).err().unwrap_or(one_pass),
-            )),
+            Ok(env) => {
+                let e = decode_value::<T>(&env).err().unwrap_or(one_pass);
+                Err(WholeError::Value(env, e))
+            }
         },
     }
 }
@@ -303,7 +306,7 @@ mod tests {
         assert!(matches!(whole.tags[0].0, Text(Cow::Owned(_))));
         assert!(matches!(
             decode_whole::<String>(&bytes),
-            Err(WholeError::Value(_))
+            Err(WholeError::Value(..))
         ));
         assert!(matches!(
             decode_whole::<u32>(br#"{"v":2,"value":1}"#),

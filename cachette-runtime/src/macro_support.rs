@@ -471,8 +471,7 @@ where
         }
     };
     if mode == Mode::Refresh {
-        let body = cache.key_body(&key);
-        Box::pin(cache.refresh_decoded(body, opts, policy, decoded.is_some(), compute)).await
+        Box::pin(cache.refresh_full(key, opts, policy, decoded.is_some(), compute)).await
     } else {
         cache.cached_full(key, opts, policy, decoded, compute).await
     }
