@@ -295,46 +295,35 @@ impl Stats {
     /// Runs `f` with the counters of `name`: for a static name, from this thread's cache of
     /// recent names when it is there (no lock, no hash of the name, no reference count
     /// touched); otherwise from [`name`](Self::name), then cached.
-    fn with_name(&self, name: &Cow<'static, str>, f: impl FnOnce(&NameCounters)) {
+    fn with_name(&self, name: &Cow<'static, str>, f: impl Fn(&NameCounters)) {
         let Cow::Borrowed(s) = name else {
             return f(&self.name(name));
         };
         let (ptr, len) = (s.as_ptr() as usize, s.len());
         let slot = (ptr ^ (ptr >> 7) ^ (self.id as usize).wrapping_mul(0x9E37_79B9)) % RECENT_NAMES;
-        let mut f = Some(f);
-        let found = RECENT
-            .try_with(|recent| {
-                let Ok(recent) = recent.try_borrow() else {
-                    return false;
-                };
-                match &recent[slot] {
-                    Some(r) if r.stats == self.id && r.ptr == ptr && r.len == len => {
-                        if let Some(f) = f.take() {
-                            f(&r.counters);
-                        }
-                        true
-                    }
-                    _ => false,
-                }
-            })
-            .unwrap_or(false);
-        if found {
+        let cached = RECENT.try_with(|recent| {
+            let recent = recent.try_borrow().ok()?;
+            let r = recent[slot]
+                .as_ref()
+                .filter(|r| r.stats == self.id && r.ptr == ptr && r.len == len)?;
+            f(&r.counters);
+            Some(())
+        });
+        if let Ok(Some(())) = cached {
             return;
         }
         let counters = self.name(name);
+        f(&counters);
         let _ = RECENT.try_with(|recent| {
             if let Ok(mut recent) = recent.try_borrow_mut() {
                 recent[slot] = Some(RecentName {
                     stats: self.id,
                     ptr,
                     len,
-                    counters: Arc::clone(&counters),
+                    counters,
                 });
             }
         });
-        if let Some(f) = f.take() {
-            f(&counters);
-        }
     }
 
     /// The counters of `name`, registered on first use.
