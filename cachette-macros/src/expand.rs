@@ -37,10 +37,9 @@ pub fn expand(kind: Kind, attr: TokenStream, item: TokenStream) -> TokenStream {
 /// A template whose placeholders are resolved to expressions.
 struct Resolved {
     template: Template,
-    /// One expression per placeholder, in order.
-    exprs: Vec<TokenStream>,
-    /// Per placeholder: it is an argument of a primitive integer type.
-    ints: Vec<bool>,
+    /// One expression per placeholder, in order, and whether it is an argument of a primitive
+    /// integer type.
+    exprs: Vec<(TokenStream, bool)>,
 }
 
 /// Everything checked, ready to generate.
@@ -265,7 +264,6 @@ fn resolve(
 ) -> Option<Resolved> {
     let template = template::parse(lit, what, errors)?;
     let mut exprs = Vec::new();
-    let mut ints = Vec::new();
     let mut ok = true;
     for hole in template.holes() {
         let fields: Vec<TokenStream> = hole
@@ -295,8 +293,7 @@ fn resolve(
             let this = syn::token::SelfValue {
                 span: func.self_span,
             };
-            exprs.push(quote!(#this #(.#fields)*));
-            ints.push(false);
+            exprs.push((quote!(#this #(.#fields)*), false));
         } else if let Some(p) = func.param(&hole.root) {
             if p.impl_trait {
                 errors.push(
@@ -310,8 +307,7 @@ fn resolve(
                 continue;
             }
             let ident = &p.ident;
-            exprs.push(quote!(#ident #(.#fields)*));
-            ints.push(p.int && fields.is_empty());
+            exprs.push((quote!(#ident #(.#fields)*), p.int && fields.is_empty()));
         } else if let Some(t) = is_generic(&func.type_params) {
             if !fields.is_empty() {
                 errors.push(
@@ -324,8 +320,7 @@ fn resolve(
                 ok = false;
                 continue;
             }
-            exprs.push(quote!(::core::any::type_name::<#t>()));
-            ints.push(false);
+            exprs.push((quote!(::core::any::type_name::<#t>()), false));
         } else if let Some(c) = is_generic(&func.const_params) {
             if !fields.is_empty() {
                 errors.push(
@@ -338,8 +333,7 @@ fn resolve(
                 ok = false;
                 continue;
             }
-            exprs.push(quote!(#c));
-            ints.push(false);
+            exprs.push((quote!(#c), false));
         } else {
             let names = func.names();
             let hint = did_you_mean(&hole.root, names.iter().map(String::as_str))
@@ -357,11 +351,7 @@ fn resolve(
             ok = false;
         }
     }
-    ok.then_some(Resolved {
-        template,
-        exprs,
-        ints,
-    })
+    ok.then_some(Resolved { template, exprs })
 }
 
 /// `<crate>::__private`.
@@ -381,7 +371,7 @@ fn template_expr(r: &Resolved, p: &TokenStream) -> TokenStream {
 /// cache (an expression of type `&Cache`).
 fn template_expr_in(r: &Resolved, p: &TokenStream, for_cache: Option<&TokenStream>) -> TokenStream {
     let k = local("__cachette_k");
-    let mut exprs = r.exprs.iter().zip(&r.ints);
+    let mut exprs = r.exprs.iter();
     let mut stmts = Vec::new();
     let mut literal_only = String::new();
     let mut has_holes = false;
@@ -614,12 +604,10 @@ fn generate(kind: Kind, args: &Args, func: &Func, plan: &Plan) -> TokenStream {
             let options = options_tokens(args, func, &plan.tags, &p);
             // Options that do not depend on the arguments (no tag interpolates one) are built
             // once per call site.
-            let constant = plan.tags.iter().all(|t| {
-                !t.template
-                    .parts
-                    .iter()
-                    .any(|part| matches!(part, Part::Hole(_)))
-            });
+            let constant = plan
+                .tags
+                .iter()
+                .all(|t| t.template.holes().next().is_none());
             let opts_init = if constant {
                 quote! {
                     let #opts: &#p::Options = {
