@@ -123,6 +123,21 @@ pub async fn prefill<C: Contenders>(c: &C, names: impl IntoIterator<Item = &'sta
     }
 }
 
+/// A group of hit benches, one per contender of `names`, each timed by `bench`.
+fn hit_group(
+    cr: &mut Criterion,
+    group: &str,
+    names: &[&'static str],
+    mut bench: impl FnMut(&mut criterion::Bencher<'_>, &'static str),
+) {
+    let mut g = cr.benchmark_group(group);
+    g.throughput(Throughput::Elements(1));
+    for &name in names {
+        g.bench_function(name, |b| bench(b, name));
+    }
+    g.finish();
+}
+
 /// The latency group `group`: one call at a time from the runtime, cycling through the ids.
 pub fn latency_group<C: Contenders>(
     cr: &mut Criterion,
@@ -131,18 +146,14 @@ pub fn latency_group<C: Contenders>(
     names: &[&'static str],
     c: &C,
 ) {
-    let mut g = cr.benchmark_group(group);
-    g.throughput(Throughput::Elements(1));
-    for &name in names {
-        let mut i = 0u64;
-        g.bench_function(name, |b| {
-            b.to_async(rt).iter(|| {
-                i += 1;
-                hit(c, name, i % IDS)
-            })
-        });
-    }
-    g.finish();
+    // One running id across samples (criterion calls the routine once per sample).
+    let mut i = 0u64;
+    hit_group(cr, group, names, |b, name| {
+        b.to_async(rt).iter(|| {
+            i += 1;
+            hit(c, name, i % IDS)
+        })
+    });
 }
 
 /// The throughput group `group`: calls spread over [`TASKS`] tasks ([`run_tasks`]).
@@ -153,17 +164,12 @@ pub fn throughput_group<C: Contenders>(
     names: &[&'static str],
     c: &C,
 ) {
-    let mut g = cr.benchmark_group(group);
-    g.throughput(Throughput::Elements(1));
-    for &name in names {
-        g.bench_function(name, |b| {
-            b.iter_custom(|iters| {
-                let c = c.clone();
-                run_tasks(rt, iters, move |i| hit(&c, name, i % IDS))
-            })
-        });
-    }
-    g.finish();
+    hit_group(cr, group, names, |b, name| {
+        b.iter_custom(|iters| {
+            let c = c.clone();
+            run_tasks(rt, iters, move |i| hit(&c, name, i % IDS))
+        })
+    });
 }
 
 /// One row of a ratio table: a measured bench and the bench it is compared with.
