@@ -221,6 +221,25 @@ impl Cache {
         self.inner.stats.by_name()
     }
 
+    /// The backend keys of a call's tags, built once per options value and cache: the options
+    /// of a `#[cached]` call site whose tags interpolate no argument live in a static, so its
+    /// calls build no tag key. Options built per call pay what they did before.
+    pub(crate) fn call_tag_keys<'o>(&self, opts: &'o Options) -> Cow<'o, [String]> {
+        if opts.tags.is_empty() {
+            return Cow::Borrowed(&[]);
+        }
+        let id = self.inner.stats.id();
+        let (built_for, keys) = opts
+            .tag_keys
+            .get_or_init(|| (id, self.tag_keys(&opts.tags).into_boxed_slice()));
+        if *built_for == id {
+            Cow::Borrowed(keys)
+        } else {
+            // Options shared by calls of several caches: the first cache's keys are kept.
+            Cow::Owned(self.tag_keys(&opts.tags))
+        }
+    }
+
     #[inline]
     pub(crate) fn tag_keys(&self, tags: &[String]) -> Vec<String> {
         if tags.is_empty() {
@@ -324,7 +343,7 @@ impl Cache {
             return Ok(());
         }
         let full_key = self.full_key(key);
-        let tag_keys = self.tag_keys(&opts.tags);
+        let tag_keys = self.call_tag_keys(opts);
         let ttl = self.ttl_for(&opts.ttl, &opts.name);
         let tag_ttl = self.inner.config.tag_ttl.max(ttl);
         let versions = self.inner.backend.ensure_tags(&tag_keys, tag_ttl).await?;
@@ -605,4 +624,32 @@ impl Cache {
 fn default_config() -> Config {
     // Only reached if the defaults failed to validate, which they do not.
     Config::defaults()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::borrow::Cow;
+
+    #[test]
+    fn call_tag_keys_are_built_once_per_cache_and_follow_the_tags() -> Result<()> {
+        let a = Cache::builder().memory(1 << 20).namespace("a").build()?;
+        let b = Cache::builder().memory(1 << 20).namespace("b").build()?;
+        let opts = Options::new().tags(["users", "user:1"]);
+        let expect = |c: &Cache| vec![c.tag_key("users"), c.tag_key("user:1")];
+        assert!(matches!(a.call_tag_keys(&opts), Cow::Borrowed(_)));
+        assert_eq!(a.call_tag_keys(&opts).to_vec(), expect(&a));
+        // A clone of the cache is the same cache; another cache gets its own keys.
+        assert!(matches!(a.clone().call_tag_keys(&opts), Cow::Borrowed(_)));
+        assert_eq!(b.call_tag_keys(&opts).to_vec(), expect(&b));
+        assert_eq!(a.call_tag_keys(&opts).to_vec(), expect(&a));
+        // New tags, new keys (also on a clone of options already used).
+        let retagged = opts.clone().tags(["posts"]);
+        assert_eq!(
+            a.call_tag_keys(&retagged).to_vec(),
+            vec![a.tag_key("posts")]
+        );
+        assert!(a.call_tag_keys(&Options::new()).is_empty());
+        Ok(())
+    }
 }

@@ -61,9 +61,9 @@ struct Lookup<S> {
 
 /// What a call's first look (the memory fast path) hands to the full path when it was not a
 /// plain fresh hit, so that nothing is looked up, decided or counted twice.
-struct Prepared<S> {
+struct Prepared<'o, S> {
     full_key: String,
-    tag_keys: Vec<String>,
+    tag_keys: Cow<'o, [String]>,
     ttl: Duration,
     /// The flight epoch read before the lookup, and the lookup.
     first: (u64, Lookup<S>),
@@ -72,11 +72,11 @@ struct Prepared<S> {
 }
 
 /// Where [`run`](Cache::run) starts.
-enum Start<S> {
+enum Start<'o, S> {
     /// From the lookup, at this full key.
     Key(String),
     /// From what the memory fast path found.
-    Looked(Box<Prepared<S>>),
+    Looked(Box<Prepared<'o, S>>),
 }
 
 /// Whether the tags of an entry let it be served, before the versions of tags it carries
@@ -238,18 +238,18 @@ impl Cache {
     /// A call's first look at the memory store, without an `.await`: a fresh hit that is not
     /// refreshed early is served here (counted and reported as by [`run`](Self::run));
     /// anything else is handed to `run` with what was found.
-    fn memory_fast<R, P>(
+    fn memory_fast<'o, R, P>(
         &self,
         m: &MemoryBackend,
         full_key: String,
-        opts: &Options,
+        opts: &'o Options,
         policy: &P,
         decoded: Option<DecodedCopy<P::Stored>>,
-    ) -> std::result::Result<R, Box<Prepared<P::Stored>>>
+    ) -> std::result::Result<R, Box<Prepared<'o, P::Stored>>>
     where
         P: ReturnPolicy<R>,
     {
-        let tag_keys = self.tag_keys(&opts.tags);
+        let tag_keys = self.call_tag_keys(opts);
         // A profile is resolved on every call (an unknown one is counted per call); a fixed
         // TTL only when a fill may follow.
         let profile_ttl = matches!(opts.ttl, crate::config::Ttl::Profile(_))
@@ -366,7 +366,7 @@ impl Cache {
         if self.is_disabled() {
             return compute().await;
         }
-        let tag_keys = self.tag_keys(&opts.tags);
+        let tag_keys = self.call_tag_keys(opts);
         let ttl = self.ttl_for(&opts.ttl, &opts.name);
         let fetched = match self.inner.backend.versions(&tag_keys).await {
             Ok(v) => Some(Versions::Owned(v)),
@@ -394,10 +394,10 @@ impl Cache {
         matches!(self.inner.backend, crate::backend::Backend::Disabled)
     }
 
-    async fn run<R, P, F, Fut>(
+    async fn run<'o, R, P, F, Fut>(
         &self,
-        start: Start<P::Stored>,
-        opts: &Options,
+        start: Start<'o, P::Stored>,
+        opts: &'o Options,
         policy: &P,
         decoded: Option<DecodedCopy<P::Stored>>,
         compute: F,
@@ -426,7 +426,7 @@ impl Cache {
             }
             Start::Key(full_key) => (
                 full_key,
-                self.tag_keys(&opts.tags),
+                self.call_tag_keys(opts),
                 self.ttl_for(&opts.ttl, &opts.name),
                 None,
                 None,

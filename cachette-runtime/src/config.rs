@@ -5,7 +5,7 @@ use crate::error::{Error, Result, redact_url};
 use crate::keys::valid_segment;
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// Default namespace prefix of every key.
@@ -109,6 +109,9 @@ pub struct Options {
     pub(crate) early_refresh: EarlyRefresh,
     pub(crate) lock: Option<LockOptions>,
     pub(crate) single_flight: bool,
+    /// The backend keys of `tags` in the cache with this id, built by the first call that
+    /// needed them (see `Cache::call_tag_keys`); reset when the tags change.
+    pub(crate) tag_keys: OnceLock<(u64, Box<[String]>)>,
 }
 
 impl Options {
@@ -124,6 +127,7 @@ impl Options {
             early_refresh: EarlyRefresh::Default,
             lock: None,
             single_flight: true,
+            tag_keys: OnceLock::new(),
         }
     }
 
@@ -187,6 +191,7 @@ impl Options {
         S: Into<String>,
     {
         self.tags.clear();
+        self.tag_keys = OnceLock::new();
         for t in tags {
             let t = t.into();
             if !self.tags.contains(&t) {

@@ -292,6 +292,11 @@ impl Default for Stats {
 }
 
 impl Stats {
+    /// This cache's id, unique in the process.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
     /// Runs `f` with the counters of `name`: for a static name, from this thread's cache of
     /// recent names when it is there (no lock, no hash of the name, no reference count
     /// touched); otherwise from [`name`](Self::name), then cached.
