@@ -171,9 +171,13 @@ pub fn cached(attr: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// * `tags = [...]`: tags to invalidate (race-free: no read returns a value computed before
 ///   the invalidation started);
-/// * `keys = [...]`: exact keys to delete;
+/// * `keys = [...]`: exact keys to delete (race-free too: the key keeps a tombstone for a
+///   while, so a computation that began before cannot store its value afterwards);
 /// * `patterns = [...]`: Redis glob patterns of keys to delete (SCAN + UNLINK, never `KEYS`);
 ///   literal text is a pattern, interpolated values are escaped so they match only themselves.
+///   **Not fully race-free: prefer tags.** A computation of a key that did not exist when the
+///   pattern was scanned, begun before the invalidation, may still store its value afterwards
+///   (`SCAN` cannot fence a key that is not there yet); see `Cache::invalidate_pattern`.
 ///
 /// At least one of the three is required; all are templates over the arguments, like
 /// `#[cached]`'s `key`, evaluated with the values the function was called with. Also `cache`,

@@ -330,9 +330,11 @@ impl Cache {
         meta.fresh_until_ms == 0 || self.inner.config.clock.now_ms() < meta.fresh_until_ms
     }
 
-    /// Stores `value` at `key` with the options' TTL and tags. The tag versions are read
-    /// before the write, so an invalidation that returns after this call started may or may
-    /// not cover the value; one that starts after it returns always does.
+    /// Stores `value` at `key` with the options' TTL and tags (what `#[cache_put]` calls). The
+    /// tag versions are read before the write, so an invalidation that returns after this call
+    /// started may or may not cover the value; one that starts after it returns always does.
+    /// A computation of the key that began before this call cannot overwrite the value: fills
+    /// store only if the key is still as their lookup saw it.
     pub async fn set<T: Serialize + ?Sized>(
         &self,
         key: &str,
@@ -359,18 +361,26 @@ impl Cache {
             ));
         };
         let raw = codec::encode_value(value)?;
-        self.store_raw(&full_key, &raw, &versions, ttl, opts, 0, false)
+        self.store_raw(&full_key, &raw, &versions, ttl, opts, 0, false, None)
             .await
+            .map(|_| ())
     }
 
     /// Removes the entry at `key`; whether there was one. Retried like invalidations.
     ///
-    /// A computation that started before this call may still store its value afterwards;
-    /// tags are the race-free way to invalidate (see ARCHITECTURE.md).
+    /// Race-free like a tag invalidation: once this returns `Ok`, no read returns a value
+    /// whose computation started before it. The key keeps a small tombstone for the fence TTL
+    /// ([`CacheBuilder::fence_ttl`](crate::CacheBuilder::fence_ttl), 10 min by default), so
+    /// that a computation that began before cannot store its value afterwards (every fill
+    /// stores only if its key is still as its lookup saw it).
     pub async fn delete(&self, key: &str) -> Result<bool> {
         let full_key = self.full_key(key);
         let r = self
-            .retrying("delete", || self.inner.backend.delete(&full_key))
+            .retrying("delete", || {
+                self.inner
+                    .backend
+                    .delete(&full_key, self.inner.config.fence_ttl)
+            })
             .await;
         if r.is_err() {
             self.defer([Item::Key(full_key)]);
@@ -406,7 +416,13 @@ impl Cache {
     /// Removes every entry whose body matches the Redis glob `pattern` (`user:*`), with
     /// `SCAN` + `UNLINK` (never `KEYS`); how many were removed. Build patterns with
     /// [`KeyBuilder`](crate::keys::KeyBuilder) so that interpolated values cannot widen them.
-    /// Like [`delete`](Self::delete), not race-free against fills already running.
+    ///
+    /// **Not fully race-free; prefer tags.** A computation whose lookup found a matching entry
+    /// cannot store over this invalidation (its store compares the key with what it read). But
+    /// a computation whose key was *absent* when this ran is not fenced: `SCAN` cannot see a
+    /// key that does not exist yet, so such a computation, begun before this call, may store
+    /// its value after it returns, and that value is served until its TTL. Give the entries
+    /// a tag and call [`invalidate_tags`](Self::invalidate_tags) when this matters.
     pub async fn invalidate_pattern(&self, pattern: &str) -> Result<u64> {
         let full = self.full_key(pattern);
         let r = self
@@ -495,7 +511,12 @@ impl Cache {
             for entry in &snapshot {
                 let ok = match &entry.0 {
                     Item::Tag(_) => continue,
-                    Item::Key(k) => self.inner.backend.delete(k).await.is_ok(),
+                    Item::Key(k) => self
+                        .inner
+                        .backend
+                        .delete(k, self.inner.config.fence_ttl)
+                        .await
+                        .is_ok(),
                     Item::Pattern(p) => self.inner.backend.delete_matching(p).await.is_ok(),
                     Item::All => self.clear().await.is_ok(),
                 };

@@ -11,11 +11,11 @@
 
 use crate::Cache;
 use crate::backend::memory::{MemEntry, MemoryBackend};
-use crate::backend::{Backend, Found, Stored, Versions, new_version};
+use crate::backend::{Backend, Found, Seen, Stored, Versions, new_version};
 use crate::codec::{self, Meta, WholeError};
 use crate::config::{EarlyRefresh, LockOptions, Options};
 use crate::error::{Error, Result};
-use crate::flight::{self, LeaderGuard, Outcome, Role};
+use crate::flight::{self, Basis, LeaderGuard, Mark, Outcome, Role, View};
 use crate::observe::{CallOutcome, report};
 use crate::policy::{CacheValue, DecodedCopy, Fallible, Plain, ReturnPolicy};
 use crate::stats::Event;
@@ -27,7 +27,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::Instrument;
 
-/// How often a caller looks again (instead of computing) before it gives up on sharing.
+/// How often a caller looks again (instead of computing) before it gives up on sharing: after
+/// an abandoned flight, or a flight whose value was not fresh for it.
 const MAX_ATTEMPTS: u32 = 8;
 /// First and largest pause between two looks of a process waiting for another's fill lock.
 const LOCK_POLL_MIN: Duration = Duration::from_millis(5);
@@ -55,6 +56,8 @@ struct Lookup<S> {
     state: State<S>,
     /// The tag versions the lookup read (`None`: the backend failed: do not store).
     fetched: Option<Versions>,
+    /// The state of the key the lookup read (`None`: the backend failed).
+    seen: Option<Seen>,
     /// Cachette's clock when the entry was classified.
     now_ms: u64,
 }
@@ -65,8 +68,8 @@ struct Prepared<'o, S> {
     full_key: String,
     tag_keys: Cow<'o, [String]>,
     ttl: Duration,
-    /// The flight epoch read before the lookup, and the lookup.
-    first: (u64, Lookup<S>),
+    /// The shard's mark read before the lookup, and the lookup.
+    first: (Mark, Lookup<S>),
     /// For a fresh lookup: that it is refreshed early (XFetch is rolled once per lookup).
     refresh_early: Option<bool>,
 }
@@ -93,6 +96,12 @@ pub(crate) struct Fill<F> {
     full_key: String,
     /// Tag versions read before the computation (`None`: do not store).
     versions: Option<Vec<(String, String)>>,
+    /// The state of the key read before the computation: the value is stored only if the key
+    /// is still in it (`None`: do not store).
+    seen: Option<Seen>,
+    /// When that state was read: a fill that found the key absent and outlasted half the
+    /// fence TTL is not stored (a delete's tombstone may have expired meanwhile).
+    looked_at: Instant,
     ttl: Duration,
     compute: F,
     guard: Option<LeaderGuard>,
@@ -254,10 +263,11 @@ impl Cache {
         // TTL only when a fill may follow.
         let profile_ttl = matches!(opts.ttl, crate::config::Ttl::Profile(_))
             .then(|| self.ttl_for(&opts.ttl, &opts.name));
-        let epoch = self.inner.flights.epoch(&full_key);
+        let mark = self.inner.flights.mark(&full_key);
         let Lookup {
             state,
             fetched,
+            seen,
             now_ms,
         } = self.lookup_memory(m, &full_key, &tag_keys, opts, decoded);
         let (state, refresh_early) = match state {
@@ -278,10 +288,11 @@ impl Cache {
             tag_keys,
             ttl,
             first: (
-                epoch,
+                mark,
                 Lookup {
                     state,
                     fetched,
+                    seen,
                     now_ms,
                 },
             ),
@@ -368,11 +379,16 @@ impl Cache {
         }
         let tag_keys = self.call_tag_keys(opts);
         let ttl = self.ttl_for(&opts.ttl, &opts.name);
-        let fetched = match self.inner.backend.versions(&tag_keys).await {
-            Ok(v) => Some(Versions::Owned(v)),
+        // The key's state too, not only the tag versions: the refreshed value is stored only
+        // if nothing was written or deleted at the key meanwhile.
+        let (fetched, seen) = match self.inner.backend.lookup(&full_key, &tag_keys).await {
+            Ok(found) => {
+                let seen = Seen::of(found.entry.as_ref());
+                (Some(found.versions), Some(seen))
+            }
             Err(e) => {
                 self.log_error(&self.inner.stats.log_backend, &opts.name, "fetch_tags", &e);
-                None
+                (None, None)
             }
         };
         let fill = self
@@ -381,7 +397,7 @@ impl Cache {
                 &tag_keys,
                 opts,
                 ttl,
-                fetched,
+                (fetched, seen),
                 None,
                 keep_decoded,
                 compute,
@@ -433,45 +449,51 @@ impl Cache {
             ),
         };
         let flights = &self.inner.flights;
+        let keep_decoded = decoded.is_some();
+        let fill = |looked, guard, compute| {
+            self.prepare_fill(
+                &full_key,
+                &tag_keys,
+                opts,
+                ttl,
+                looked,
+                guard,
+                keep_decoded,
+                compute,
+            )
+        };
         let mut counted_miss = false;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let (epoch, lookup) = match first.take() {
+            let (mark, lookup) = match first.take() {
                 Some(first) => first,
                 None => {
-                    let epoch = flights.epoch(&full_key);
+                    let mark = flights.mark(&full_key);
                     let lookup = self
                         .lookup::<P::Stored>(&full_key, &tag_keys, opts, decoded)
                         .await;
-                    (epoch, lookup)
+                    (mark, lookup)
                 }
             };
-            let keep_decoded = decoded.is_some();
-            let fill = |fetched, guard, compute| {
-                self.prepare_fill(
-                    &full_key,
-                    &tag_keys,
-                    opts,
-                    ttl,
-                    fetched,
-                    guard,
-                    keep_decoded,
-                    compute,
-                )
-            };
-            match lookup.state {
+            let Lookup {
+                state,
+                fetched,
+                seen,
+                now_ms,
+            } = lookup;
+            match state {
                 State::Fresh(value, meta) => {
                     stats.record(Event::Hit, &opts.name);
                     tracing::debug!(cache = %opts.name, key = %full_key, "cache hit");
                     let refresh = match refresh_first.take() {
                         Some(decided) => decided,
-                        None => self.refresh_early(opts, meta, lookup.now_ms),
+                        None => self.refresh_early(opts, meta, now_ms),
                     };
                     if refresh && let Role::Leader(guard) = flights.join(&full_key) {
                         stats.record(Event::EarlyRefresh, &opts.name);
                         report(CallOutcome::Miss);
-                        let fill = fill(lookup.fetched, Some(guard), compute).await;
+                        let fill = fill((fetched, seen), Some(guard), compute).await;
                         return Step::Done(
                             self.fill(fill, policy, opts, Some(value), Some(CallOutcome::Hit))
                                 .await,
@@ -486,7 +508,8 @@ impl Cache {
                     let guard = if opts.single_flight {
                         match flights.join(&full_key) {
                             Role::Leader(g) => Some(g),
-                            // Someone is refreshing already.
+                            // Someone is refreshing already. The stale value was checked
+                            // against this call's own lookup: it is this call's to serve.
                             Role::Follower(_) => {
                                 report(CallOutcome::Stale);
                                 return Step::Done(policy.restore(value));
@@ -495,7 +518,7 @@ impl Cache {
                     } else {
                         None
                     };
-                    let fill = fill(lookup.fetched, guard, compute).await;
+                    let fill = fill((fetched, seen), guard, compute).await;
                     return Step::Revalidate { stale: value, fill };
                 }
                 State::Missing { fallback } => {
@@ -506,17 +529,64 @@ impl Cache {
                         tracing::debug!(cache = %opts.name, key = %full_key, "cache miss");
                     }
                     if !opts.single_flight || attempt >= MAX_ATTEMPTS {
-                        let fill = fill(lookup.fetched, None, compute).await;
+                        let fill = fill((fetched, seen), None, compute).await;
                         return Step::Done(self.fill(fill, policy, opts, fallback, None).await);
                     }
                     match flights.join(&full_key) {
                         Role::Leader(guard) => {
-                            if flights.epoch(&full_key) != epoch {
-                                // A flight of this shard ended after our lookup began: its
-                                // value may be stored now. Look again.
-                                drop(guard);
-                                continue;
-                            }
+                            // A flight of this shard ended after the lookup began: its value
+                            // may be stored now. Look again, still leading (callers arriving
+                            // meanwhile wait for this flight; nothing is handed over).
+                            let (fetched, seen, fallback) = if flights.ended_since(&full_key, mark)
+                            {
+                                match self
+                                    .relook(&full_key, &tag_keys, opts, decoded, guard)
+                                    .await
+                                {
+                                    Relook::Found(v) => {
+                                        stats.record(Event::Hit, &opts.name);
+                                        return Step::Done(policy.restore(v));
+                                    }
+                                    Relook::Missing(again, guard) => {
+                                        let Lookup {
+                                            state,
+                                            fetched,
+                                            seen,
+                                            ..
+                                        } = again;
+                                        let newer = match state {
+                                            State::Stale(v) => Some(v),
+                                            State::Missing { fallback } => fallback,
+                                            State::Fresh(v, _) => Some(v),
+                                        };
+                                        if let Some(lock) = opts.lock {
+                                            let r = self
+                                                .locked_fill(
+                                                    &full_key,
+                                                    &tag_keys,
+                                                    opts,
+                                                    ttl,
+                                                    lock,
+                                                    policy,
+                                                    decoded,
+                                                    guard,
+                                                    compute,
+                                                    newer.or(fallback),
+                                                )
+                                                .await;
+                                            return Step::Done(r);
+                                        }
+                                        let fill =
+                                            fill((fetched, seen), Some(guard), compute).await;
+                                        return Step::Done(
+                                            self.fill(fill, policy, opts, newer.or(fallback), None)
+                                                .await,
+                                        );
+                                    }
+                                }
+                            } else {
+                                (fetched, seen, fallback)
+                            };
                             if let Some(lock) = opts.lock {
                                 let r = self
                                     .locked_fill(
@@ -526,19 +596,32 @@ impl Cache {
                                     .await;
                                 return Step::Done(r);
                             }
-                            let fill = fill(lookup.fetched, Some(guard), compute).await;
+                            let fill = fill((fetched, seen), Some(guard), compute).await;
                             return Step::Done(self.fill(fill, policy, opts, fallback, None).await);
                         }
                         Role::Follower(rx) => {
                             stats.record(Event::Coalesced, &opts.name);
+                            let view = View {
+                                mark,
+                                versions: fetched.as_ref(),
+                                seen: seen.as_ref(),
+                            };
                             match flight::wait(rx).await {
-                                Outcome::Value(bytes) => {
+                                Outcome::Value(bytes, basis) => {
+                                    if !basis.serves(&view) {
+                                        stats.record(Event::ShareRefused, &opts.name);
+                                        continue;
+                                    }
                                     if let Ok(v) = serde_json::from_slice::<P::Stored>(&bytes) {
                                         report(CallOutcome::Coalesced);
                                         return Step::Done(policy.restore(v));
                                     }
                                 }
-                                Outcome::Shared(shared) => {
+                                Outcome::Shared(shared, basis) => {
+                                    if !basis.serves(&view) {
+                                        stats.record(Event::ShareRefused, &opts.name);
+                                        continue;
+                                    }
                                     if let Some(r) = policy.restore_error(shared.as_ref()) {
                                         report(CallOutcome::Coalesced);
                                         return Step::Done(r);
@@ -549,12 +632,43 @@ impl Cache {
                                 Outcome::Unshareable | Outcome::Pending => {}
                             }
                             // Each follower runs its own computation.
-                            let fill = fill(lookup.fetched, None, compute).await;
+                            let fill = fill((fetched, seen), None, compute).await;
                             return Step::Done(self.fill(fill, policy, opts, fallback, None).await);
                         }
                     }
                 }
             }
+        }
+    }
+
+    /// A leader's second look, taken when a flight of its shard ended after its first lookup
+    /// began: a fresh value found is shared with the flight's followers (with the basis of
+    /// this read) and returned; otherwise the leader goes on to compute with what it read.
+    async fn relook<S: DeserializeOwned + serde::Serialize>(
+        &self,
+        full_key: &str,
+        tag_keys: &[String],
+        opts: &Options,
+        decoded: Option<DecodedCopy<S>>,
+        guard: LeaderGuard,
+    ) -> Relook<S> {
+        let started = guard.tick();
+        let again = self.lookup::<S>(full_key, tag_keys, opts, decoded).await;
+        match again.state {
+            State::Fresh(v, _) => {
+                let basis = Basis {
+                    started,
+                    versions: again
+                        .fetched
+                        .as_ref()
+                        .and_then(|f| basis_versions(f, tag_keys.len())),
+                    seen: again.seen,
+                };
+                share_found(guard, &v, basis);
+                report(CallOutcome::Hit);
+                Relook::Found(v)
+            }
+            state => Relook::Missing(Lookup { state, ..again }, guard),
         }
     }
 
@@ -566,11 +680,12 @@ impl Cache {
         tag_keys: &[String],
         opts: &Options,
         ttl: Duration,
-        fetched: Option<Versions>,
+        (fetched, seen): (Option<Versions>, Option<Seen>),
         guard: Option<LeaderGuard>,
         keep_decoded: bool,
         compute: F,
     ) -> Fill<F> {
+        let looked_at = Instant::now();
         let versions = self
             .fill_versions(
                 &opts.tags,
@@ -583,6 +698,8 @@ impl Cache {
         Fill {
             full_key: full_key.to_owned(),
             versions,
+            seen,
+            looked_at,
             ttl,
             compute,
             guard,
@@ -629,6 +746,7 @@ impl Cache {
                 return Lookup {
                     state: State::Missing { fallback: None },
                     fetched: None,
+                    seen: None,
                     now_ms: 0,
                 };
             }
@@ -640,6 +758,7 @@ impl Cache {
         };
         Lookup {
             state,
+            seen: Some(Seen::of(found.entry.as_ref())),
             fetched: Some(found.versions),
             now_ms,
         }
@@ -656,9 +775,9 @@ impl Cache {
     ) -> Lookup<S> {
         let looked = m.lookup(full_key, tag_keys);
         let versions = Versions::Shared(looked.versions);
-        let (state, now_ms) = match looked.entry {
+        let (state, now_ms) = match &looked.entry {
             Some(entry) if !self.inner.pending.blocks(full_key, tag_keys) => {
-                let checked = self.check_memory(m, &entry, &opts.tags, &versions, decoded);
+                let checked = self.check_memory(m, entry, &opts.tags, &versions, decoded);
                 self.state_of(full_key, opts, checked, looked.read_at)
             }
             _ => (State::Missing { fallback: None }, 0),
@@ -666,6 +785,10 @@ impl Cache {
         Lookup {
             state,
             fetched: Some(versions),
+            seen: Some(match looked.entry {
+                Some(entry) => Seen::Memory(entry),
+                None => Seen::Absent,
+            }),
             now_ms,
         }
     }
@@ -754,8 +877,11 @@ impl Cache {
         let deadline = Instant::now() + lock.wait;
         let mut pause = LOCK_POLL_MIN;
         let mut waited = false;
-        let mut last_versions = None;
+        let mut last = (None, None);
         loop {
+            // The basis of a value this poll finds, should it be shared with this flight's
+            // followers: the poll's own read.
+            let started = guard.tick();
             match self
                 .inner
                 .backend
@@ -763,6 +889,7 @@ impl Cache {
                 .await
             {
                 Ok((fetched, locked)) => {
+                    let seen = Seen::of(fetched.entry.as_ref());
                     if let (State::Fresh(v, _), _) = self
                         .classify::<P::Stored>(full_key, &fetched, opts, decoded)
                         .await
@@ -770,10 +897,12 @@ impl Cache {
                         if locked {
                             self.release_quietly(&lock_key, &token, &opts.name).await;
                         }
-                        let outcome = codec::encode_value(&v)
-                            .map(|raw| Outcome::Value(Arc::from(raw.get().as_bytes())))
-                            .unwrap_or(Outcome::Unshareable);
-                        guard.finish(outcome);
+                        let basis = Basis {
+                            started,
+                            versions: basis_versions(&fetched.versions, tag_keys.len()),
+                            seen: Some(seen),
+                        };
+                        share_found(guard, &v, basis);
                         return policy.restore(v);
                     }
                     if locked {
@@ -783,7 +912,7 @@ impl Cache {
                                 tag_keys,
                                 opts,
                                 ttl,
-                                Some(fetched.versions),
+                                (Some(fetched.versions), Some(seen)),
                                 Some(guard),
                                 decoded.is_some(),
                                 compute,
@@ -793,7 +922,7 @@ impl Cache {
                         self.release_quietly(&lock_key, &token, &opts.name).await;
                         return r;
                     }
-                    last_versions = Some(fetched.versions);
+                    last = (Some(fetched.versions), Some(seen));
                     if !waited {
                         waited = true;
                         self.inner.stats.record(Event::LockWait, &opts.name);
@@ -818,7 +947,7 @@ impl Cache {
                 tag_keys,
                 opts,
                 ttl,
-                last_versions,
+                last,
                 Some(guard),
                 decoded.is_some(),
                 compute,
@@ -852,11 +981,23 @@ impl Cache {
         let Fill {
             full_key,
             versions,
+            seen,
+            looked_at,
             ttl,
             compute,
             guard,
             keep_decoded,
         } = fill;
+        // What the computation is made under, for the flight's followers (see `flight.rs`).
+        let basis = guard.as_ref().map(|g| {
+            Arc::new(Basis {
+                started: g.tick(),
+                versions: versions
+                    .as_ref()
+                    .map(|v| v.iter().map(|(_, v)| Box::from(v.as_str())).collect()),
+                seen: seen.clone(),
+            })
+        });
         let started = Instant::now();
         let result = compute().await;
         let elapsed = started.elapsed();
@@ -875,11 +1016,15 @@ impl Cache {
                 tracing::debug!(cache = %opts.name, key = %full_key, "computation failed; serving the stale value");
             }
             report(fallback_on_error.unwrap_or(CallOutcome::Stale));
-            if let Some(guard) = guard {
-                let outcome = codec::encode_value(&stale)
-                    .map(|raw| Outcome::Value(Arc::from(raw.get().as_bytes())))
-                    .unwrap_or(Outcome::Unshareable);
-                guard.finish(outcome);
+            if let (Some(guard), Some(basis)) = (guard, basis) {
+                // The fallback was checked by the leader's lookup, not computed: it serves
+                // only followers that read the same versions and key state.
+                let basis = Basis {
+                    started: 0,
+                    versions: basis.versions.clone(),
+                    seen: basis.seen.clone(),
+                };
+                share_found(guard, &stale, basis);
             }
             return policy.restore(stale);
         }
@@ -900,27 +1045,43 @@ impl Cache {
                 Some(t) => self.ttl_for(t, &opts.name),
                 None => ttl,
             };
-            if let Err(e) = self
-                .store_raw(
-                    &full_key,
-                    raw,
-                    &versions,
-                    ttl,
-                    opts,
-                    compute_us,
-                    keep_decoded,
-                )
-                .await
-                && !matches!(e, Error::TooLarge { .. })
-            {
-                self.log_error(&self.inner.stats.log_backend, &opts.name, "store", &e);
+            let fence_ttl = self.inner.config.fence_ttl;
+            let outlived_fence =
+                matches!(seen, Some(Seen::Absent)) && looked_at.elapsed() >= fence_ttl / 2;
+            let stored = match (&seen, outlived_fence) {
+                (Some(seen), false) => self
+                    .store_raw(
+                        &full_key,
+                        raw,
+                        &versions,
+                        ttl,
+                        opts,
+                        compute_us,
+                        keep_decoded,
+                        Some(seen),
+                    )
+                    .await
+                    .map(Some),
+                _ => Ok(None),
+            };
+            match stored {
+                Ok(Some(true)) => {}
+                Ok(Some(false) | None) => {
+                    self.inner.stats.record(Event::FillFenced, &opts.name);
+                    tracing::debug!(
+                        cache = %opts.name, key = %full_key,
+                        "the key was written or deleted since the computation began; not stored"
+                    );
+                }
+                Err(Error::TooLarge { .. }) => {}
+                Err(e) => self.log_error(&self.inner.stats.log_backend, &opts.name, "store", &e),
             }
         }
-        if let Some(guard) = guard {
+        if let (Some(guard), Some(basis)) = (guard, basis) {
             let outcome = match raw {
-                Some(raw) => Outcome::Value(Arc::from(raw.get().as_bytes())),
+                Some(raw) => Outcome::Value(Arc::from(raw.get().as_bytes()), basis),
                 None => match policy.share_error(&result) {
-                    Some(shared) => Outcome::Shared(shared),
+                    Some(shared) => Outcome::Shared(shared, basis),
                     None => Outcome::Unshareable,
                 },
             };
@@ -996,6 +1157,10 @@ impl Cache {
     ) -> Result<Check<T>> {
         let env = match codec::decode_whole::<T>(bytes) {
             Ok(env) => env,
+            // A deleted key: a miss, not a decode failure.
+            Err(WholeError::Envelope(_)) if codec::is_tombstone(bytes) => {
+                return Ok(Check::Invalid);
+            }
             Err(WholeError::Envelope(e)) => return Ok(Check::Undecodable(e.to_string())),
             Err(WholeError::Value(header, e)) => {
                 // Rare: an entry whose value is of another type is still only `Invalid` (not
@@ -1040,6 +1205,7 @@ impl Cache {
     ) -> Result<Check<T>> {
         let header = match entry.header() {
             Ok(h) => h,
+            Err(_) if entry.is_tombstone() => return Ok(Check::Invalid),
             Err(why) => return Ok(Check::Undecodable(why.to_owned())),
         };
         match self.check_tags(&header.tags, tags, versions) {
@@ -1123,6 +1289,8 @@ impl Cache {
 
     /// Stores a serialized value: fresh for `ttl` shortened by jitter, kept by the backend
     /// for the stale windows beyond that.
+    /// With `expect`, only if the key is still in that state (see [`Seen`]); whether it was
+    /// stored.
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn store_raw(
         &self,
@@ -1133,7 +1301,8 @@ impl Cache {
         opts: &Options,
         compute_us: u64,
         keep_decoded: bool,
-    ) -> Result<()> {
+        expect: Option<&Seen>,
+    ) -> Result<bool> {
         let config = &self.inner.config;
         let jitter = opts.jitter.unwrap_or(config.jitter).clamp(0.0, 1.0);
         let ttl = if jitter > 0.0 {
@@ -1164,12 +1333,15 @@ impl Cache {
             });
         }
         let keep = ttl + opts.stale.max(opts.stale_if_error);
-        self.inner
+        let stored = self
+            .inner
             .backend
-            .store(full_key, bytes, keep, keep_decoded)
+            .store(full_key, bytes, keep, keep_decoded, expect)
             .await?;
-        self.inner.stats.record(Event::Store, &opts.name);
-        Ok(())
+        if stored {
+            self.inner.stats.record(Event::Store, &opts.name);
+        }
+        Ok(stored)
     }
 
     /// The backend key of a fill lock or a user lock: `namespace#lock:name`.
@@ -1204,4 +1376,26 @@ fn wrong_type(e: &serde_json::Error) -> String {
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// What a leader's second look found.
+enum Relook<S> {
+    /// A fresh value, already shared with the flight's followers.
+    Found(S),
+    /// Nothing fresh: what the look read, and the flight, still led.
+    Missing(Lookup<S>, LeaderGuard),
+}
+
+/// The versions of a lookup as a flight's basis: `None` unless every tag had one.
+fn basis_versions(versions: &Versions, tags: usize) -> Option<Box<[Box<str>]>> {
+    (0..tags).map(|i| versions.get(i).map(Box::from)).collect()
+}
+
+/// Ends a flight with a value read from the store (not computed by the flight), under the
+/// basis of that read.
+fn share_found<S: serde::Serialize>(guard: LeaderGuard, value: &S, basis: Basis) {
+    let outcome = codec::encode_value(value)
+        .map(|raw| Outcome::Value(Arc::from(raw.get().as_bytes()), Arc::new(basis)))
+        .unwrap_or(Outcome::Unshareable);
+    guard.finish(outcome);
 }

@@ -142,6 +142,23 @@ pub(crate) fn encode<T: Serialize + ?Sized>(
     encode_raw(&encode_value(value)?, tags, meta)
 }
 
+/// What a tombstone starts with: the bytes a delete leaves under a key (see
+/// [`tombstone`]). Not JSON, so no envelope is ever mistaken for one.
+pub(crate) const TOMBSTONE_PREFIX: &[u8] = b"#tombstone:";
+
+/// A fresh tombstone: the prefix and 128 random bits, unique, so that a fill that saw one
+/// tombstone never mistakes another for it.
+pub(crate) fn tombstone() -> Vec<u8> {
+    let mut t = TOMBSTONE_PREFIX.to_vec();
+    t.extend_from_slice(crate::backend::new_version().as_bytes());
+    t
+}
+
+/// Whether stored bytes are a tombstone (a deleted key: a miss, not a decode failure).
+pub(crate) fn is_tombstone(bytes: &[u8]) -> bool {
+    bytes.starts_with(TOMBSTONE_PREFIX)
+}
+
 /// Why stored bytes could not be used.
 #[derive(Debug)]
 pub(crate) enum DecodeError {

@@ -33,6 +33,9 @@ pub const DEFAULT_EARLY_REFRESH_BETA: f64 = 1.0;
 pub const DEFAULT_REDIS_CONNECTIONS: usize = 1;
 /// Default lifetime of a distributed fill lock (see [`LockOptions`]).
 pub const DEFAULT_LOCK_TTL: Duration = Duration::from_secs(10);
+/// Default lifetime of a key fence, the tombstone a delete leaves (see
+/// [`CacheBuilder::fence_ttl`]).
+pub const DEFAULT_FENCE_TTL: Duration = Duration::from_secs(600);
 
 /// Probabilistic early refresh (XFetch, Vattani et al., VLDB 2015): a hit with `Δ` left
 /// before expiry recomputes early with probability `exp(-Δ / (β·δ))`, `δ` being how long the
@@ -245,6 +248,7 @@ pub(crate) struct Config {
     pub op_timeout: Duration,
     pub max_value_bytes: usize,
     pub tag_ttl: Duration,
+    pub fence_ttl: Duration,
     pub memory_max_tags: u64,
     pub breaker: Option<crate::breaker::BreakerOptions>,
     pub redis_connections: usize,
@@ -275,6 +279,7 @@ impl Config {
             op_timeout: DEFAULT_OP_TIMEOUT,
             max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
             tag_ttl: DEFAULT_TAG_TTL,
+            fence_ttl: DEFAULT_FENCE_TTL,
             memory_max_tags: 1_000_000,
             breaker: Some(crate::breaker::BreakerOptions::default()),
             redis_connections: DEFAULT_REDIS_CONNECTIONS,
@@ -472,6 +477,17 @@ impl CacheBuilder {
         self
     }
 
+    /// Lifetime of a key fence (default 10 min). [`Cache::delete`](crate::Cache::delete)
+    /// leaves a small tombstone under the key for this long, so that a computation that
+    /// began before the delete cannot store its value afterwards. A computation that found
+    /// its key absent and ran for more than half of this is not stored (counted in
+    /// [`StatsSnapshot::fills_fenced`](crate::StatsSnapshot::fills_fenced)): its fence may
+    /// have expired meanwhile.
+    pub fn fence_ttl(mut self, ttl: Duration) -> Self {
+        self.config.fence_ttl = ttl;
+        self
+    }
+
     /// How many tag versions the memory store keeps (default 1,000,000); the least recently
     /// used are dropped first, which invalidates the entries carrying them.
     pub fn memory_max_tags(mut self, max: u64) -> Self {
@@ -576,6 +592,9 @@ impl CacheBuilder {
         }
         if c.tag_ttl.is_zero() {
             errors.push("tag TTL must be greater than zero".to_owned());
+        }
+        if c.fence_ttl < Duration::from_secs(1) {
+            errors.push("fence TTL must be at least 1 s".to_owned());
         }
         if !errors.is_empty() {
             return Err(Error::Config(errors.join("; ")));

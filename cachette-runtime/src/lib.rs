@@ -44,7 +44,7 @@ pub mod stats;
 pub use breaker::BreakerOptions;
 pub use cache::Cache;
 pub use config::{
-    CacheBuilder, DEFAULT_EARLY_REFRESH_BETA, DEFAULT_JITTER, DEFAULT_LOCK_TTL,
+    CacheBuilder, DEFAULT_EARLY_REFRESH_BETA, DEFAULT_FENCE_TTL, DEFAULT_JITTER, DEFAULT_LOCK_TTL,
     DEFAULT_MAX_VALUE_BYTES, DEFAULT_MEMORY_BYTES, DEFAULT_NAMESPACE, DEFAULT_OP_TIMEOUT,
     DEFAULT_REDIS_CONNECTIONS, DEFAULT_TAG_TTL, DEFAULT_TTL, EarlyRefresh, LockOptions, Options,
     Ttl, parse_duration,

@@ -19,6 +19,8 @@
 //! | `cachette_coalesced_total` | counter | `cache` | calls that waited for another call's computation |
 //! | `cachette_lock_waits_total` | counter | `cache` | misses that waited for another process's fill lock |
 //! | `cachette_lock_timeouts_total` | counter | `cache` | lock waits that gave up and computed |
+//! | `cachette_fills_fenced_total` | counter | `cache` | computed values not stored: their key was written or deleted after the lookup that started them |
+//! | `cachette_shares_refused_total` | counter | `cache` | shared computations a call did not take because they may predate an invalidation it saw |
 //! | `cachette_decode_failures_total` | counter | `cache` | stored entries that did not decode |
 //! | `cachette_oversize_total` | counter | `cache` | values not stored for their size |
 //! | `cachette_unknown_profile_total` | counter | `cache` | calls naming an unconfigured TTL profile |
@@ -80,6 +82,14 @@ pub struct StatsSnapshot {
     pub lock_waits: u64,
     /// Lock waits that timed out (the waiter then computed itself).
     pub lock_timeouts: u64,
+    /// Computed values not stored because their key was written, deleted or refilled after
+    /// the lookup that started the computation (the fill's compare-and-set lost), or because
+    /// the computation outlasted the key fence's lifetime. The value was still returned.
+    pub fills_fenced: u64,
+    /// Values of another call's computation (single-flight, a refresh, a fill lock) that a
+    /// call did not take because that computation may have begun before an invalidation this
+    /// call had seen; the call looked again instead.
+    pub shares_refused: u64,
     /// Round trips made to Redis (0 for the other backends).
     pub round_trips: u64,
 }
@@ -115,9 +125,11 @@ pub(crate) enum Event {
     Coalesced,
     LockWait,
     LockTimeout,
+    FillFenced,
+    ShareRefused,
 }
 
-const EVENTS: usize = 15;
+const EVENTS: usize = 17;
 
 impl Event {
     const ALL: [Event; EVENTS] = [
@@ -136,6 +148,8 @@ impl Event {
         Event::Coalesced,
         Event::LockWait,
         Event::LockTimeout,
+        Event::FillFenced,
+        Event::ShareRefused,
     ];
 
     /// The `metrics` counter this event increments.
@@ -156,6 +170,8 @@ impl Event {
             Event::Coalesced => "cachette_coalesced_total",
             Event::LockWait => "cachette_lock_waits_total",
             Event::LockTimeout => "cachette_lock_timeouts_total",
+            Event::FillFenced => "cachette_fills_fenced_total",
+            Event::ShareRefused => "cachette_shares_refused_total",
         }
     }
 }
@@ -241,6 +257,8 @@ fn snapshot_of(g: impl Fn(Event) -> u64, round_trips: u64) -> StatsSnapshot {
         coalesced: g(Event::Coalesced),
         lock_waits: g(Event::LockWait),
         lock_timeouts: g(Event::LockTimeout),
+        fills_fenced: g(Event::FillFenced),
+        shares_refused: g(Event::ShareRefused),
         round_trips,
     }
 }

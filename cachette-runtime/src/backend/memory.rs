@@ -9,9 +9,11 @@
 //! value, filled by the first hit that decodes it; later hits of that type clone it instead of
 //! decoding the bytes.
 
+use super::Seen;
 use crate::codec::{self, Meta};
 use crate::keys::glob_match;
 use moka::Expiry;
+use moka::ops::compute::{CompResult, Op};
 use std::any::Any;
 use std::cell::Cell;
 use std::ops::Range;
@@ -76,6 +78,11 @@ impl MemEntry {
             expires_at: Instant::now() + ttl,
             decoded,
         }
+    }
+
+    /// Whether this is a tombstone (what a delete leaves: a miss, not a decode failure).
+    pub fn is_tombstone(&self) -> bool {
+        self.header.is_err() && codec::is_tombstone(&self.bytes)
     }
 
     /// The parsed header, or why there is none.
@@ -261,17 +268,51 @@ impl MemoryBackend {
         }
     }
 
-    /// Stores `bytes` at `key` for `ttl`; with `keep_decoded`, the entry has room for a
-    /// decoded copy of its value (and is weighed with it).
-    pub fn store(&self, key: &str, bytes: Vec<u8>, ttl: Duration, keep_decoded: bool) {
-        let entry = MemEntry::new(bytes::Bytes::from(bytes), ttl, keep_decoded);
-        self.entries.insert(key.to_owned(), Arc::new(entry));
+    /// Stores `bytes` at `key` for `ttl`: unconditionally (`expect` is `None`), or only if the
+    /// key still holds what `expect` saw; whether it was stored. With `keep_decoded`, the entry
+    /// has room for a decoded copy of its value (and is weighed with it). Every write of an
+    /// entry goes through moka's per-key compute lock, so a compare-and-set never interleaves
+    /// with another write of the key.
+    pub fn store(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        ttl: Duration,
+        keep_decoded: bool,
+        expect: Option<&Seen>,
+    ) -> bool {
+        let entry = Arc::new(MemEntry::new(bytes::Bytes::from(bytes), ttl, keep_decoded));
+        let result = self.entries.entry_by_ref(key).and_compute_with(|current| {
+            let current = current.map(|e| e.into_value());
+            let unchanged = match expect {
+                None => true,
+                Some(Seen::Absent) => current.is_none(),
+                Some(Seen::Memory(seen)) => current.is_some_and(|c| Arc::ptr_eq(&c, seen)),
+                Some(Seen::Bytes(_)) => false,
+            };
+            if unchanged { Op::Put(entry) } else { Op::Nop }
+        });
+        !matches!(result, CompResult::Unchanged(_) | CompResult::StillNone(_))
     }
 
-    pub fn delete(&self, key: &str) -> bool {
-        self.entries.remove(key).is_some()
+    /// Replaces the entry at `key` by a tombstone living `fence_ttl`; whether an entry (not a
+    /// tombstone) was there.
+    pub fn delete(&self, key: &str, fence_ttl: Duration) -> bool {
+        let tomb = Arc::new(MemEntry::new(
+            bytes::Bytes::from(codec::tombstone()),
+            fence_ttl,
+            false,
+        ));
+        let mut existed = false;
+        self.entries.entry_by_ref(key).and_compute_with(|current| {
+            existed = current.is_some_and(|e| !e.value().is_tombstone());
+            Op::Put(tomb)
+        });
+        existed
     }
 
+    /// Removes every entry whose key matches `pattern` (each under its key's compute lock, so
+    /// that a fill's compare-and-set cannot interleave); how many.
     pub fn delete_matching(&self, pattern: &str) -> u64 {
         let matching: Vec<Arc<String>> = self
             .entries
@@ -281,7 +322,14 @@ impl MemoryBackend {
             .collect();
         let mut n = 0;
         for k in matching {
-            if self.entries.remove(k.as_str()).is_some() {
+            let removed = self
+                .entries
+                .entry_by_ref(k.as_str())
+                .and_compute_with(|current| match current {
+                    Some(e) if !e.value().is_tombstone() => Op::Remove,
+                    _ => Op::Nop,
+                });
+            if matches!(removed, CompResult::Removed(_)) {
                 n += 1;
             }
         }
@@ -330,7 +378,7 @@ impl MemoryBackend {
 
     /// Test hook: writes raw bytes under a key, as a foreign writer would.
     pub fn put_raw(&self, key: &str, bytes: Vec<u8>, ttl: Duration) {
-        self.store(key, bytes, ttl, false);
+        self.store(key, bytes, ttl, false, None);
     }
 
     /// Entry count and weighted size, after pending maintenance.

@@ -36,6 +36,41 @@ pub(crate) enum Stored {
     Memory(Arc<memory::MemEntry>),
 }
 
+/// The state of an entry's key as a lookup saw it. A fill stores its value only if the key
+/// is still in that state (compare-and-set), so that a computation that began before a write,
+/// a delete (which leaves a tombstone) or another fill of the key never overwrites it; and a
+/// caller compares it with a flight's to know that nothing was written between two reads.
+#[derive(Clone)]
+pub(crate) enum Seen {
+    /// Nothing was stored under the key.
+    Absent,
+    /// These bytes were (Redis): an entry, a tombstone or anything else.
+    Bytes(bytes::Bytes),
+    /// This memory entry was (held, so its address cannot be reused while compared).
+    Memory(Arc<memory::MemEntry>),
+}
+
+impl Seen {
+    /// The state a lookup's entry shows.
+    pub fn of(entry: Option<&Stored>) -> Seen {
+        match entry {
+            None => Seen::Absent,
+            Some(Stored::Bytes(b)) => Seen::Bytes(b.clone()),
+            Some(Stored::Memory(e)) => Seen::Memory(Arc::clone(e)),
+        }
+    }
+
+    /// Whether two reads saw the key in the same state.
+    pub fn same(&self, other: &Seen) -> bool {
+        match (self, other) {
+            (Seen::Absent, Seen::Absent) => true,
+            (Seen::Bytes(a), Seen::Bytes(b)) => a == b,
+            (Seen::Memory(a), Seen::Memory(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
 /// Current tag versions (`None`: the tag key is missing).
 pub(crate) enum Versions {
     Owned(Vec<Option<String>>),
@@ -143,30 +178,30 @@ impl Backend {
         }
     }
 
-    /// Stores an entry; `keep_decoded`: the memory store gives it room for a decoded copy of
-    /// its value (the caller can use one).
+    /// Stores an entry: unconditionally (`expect` is `None`), or only if the key is still in
+    /// the state `expect` (compare-and-set); whether it was stored. `keep_decoded`: the memory
+    /// store gives it room for a decoded copy of its value (the caller can use one).
     pub async fn store(
         &self,
         key: &str,
         bytes: Vec<u8>,
         ttl: Duration,
         keep_decoded: bool,
-    ) -> Result<()> {
+        expect: Option<&Seen>,
+    ) -> Result<bool> {
         match self {
-            Backend::Redis(r) => r.store(key, bytes, ttl).await,
-            Backend::Memory(m) => {
-                m.store(key, bytes, ttl, keep_decoded);
-                Ok(())
-            }
-            Backend::Disabled => Ok(()),
+            Backend::Redis(r) => r.store(key, bytes, ttl, expect).await,
+            Backend::Memory(m) => Ok(m.store(key, bytes, ttl, keep_decoded, expect)),
+            Backend::Disabled => Ok(false),
         }
     }
 
-    /// Removes `key`; whether it existed.
-    pub async fn delete(&self, key: &str) -> Result<bool> {
+    /// Replaces what is stored at `key` by a tombstone living `fence_ttl` (a fence against
+    /// computations that began before); whether an entry was there.
+    pub async fn delete(&self, key: &str, fence_ttl: Duration) -> Result<bool> {
         match self {
-            Backend::Redis(r) => r.delete(key).await,
-            Backend::Memory(m) => Ok(m.delete(key)),
+            Backend::Redis(r) => r.delete(key, fence_ttl).await,
+            Backend::Memory(m) => Ok(m.delete(key, fence_ttl)),
             Backend::Disabled => Ok(false),
         }
     }

@@ -2,7 +2,7 @@
 //! by the operation timeout.
 
 use super::batch::{Batch, Batcher, Entry, Msg, Replies};
-use super::{Fetched, new_version};
+use super::{Fetched, Seen, new_version};
 use crate::breaker::{Admit, Breaker};
 use crate::error::{Error, Result, redact_url};
 use arc_swap::ArcSwapOption;
@@ -334,22 +334,86 @@ impl RedisBackend {
         self.run::<()>(Op::Invalidate, &pipe).await
     }
 
-    pub async fn store(&self, key: &str, bytes: Vec<u8>, ttl: Duration) -> Result<()> {
-        let mut pipe = redis::pipe();
-        pipe.cmd("SET")
-            .arg(key)
-            .arg(bytes)
-            .arg("PX")
-            .arg(millis(ttl))
-            .ignore();
-        self.run::<()>(Op::Store, &pipe).await
+    /// `SET key bytes PX ttl`, unconditionally (`expect` is `None`) or only if the key still
+    /// holds what `expect` saw: `NX` when it was absent, a compare-and-set script otherwise.
+    /// Whether it was stored.
+    pub async fn store(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        ttl: Duration,
+        expect: Option<&Seen>,
+    ) -> Result<bool> {
+        match expect {
+            Some(Seen::Bytes(old)) => {
+                static SCRIPT: OnceLock<redis::Script> = OnceLock::new();
+                let script = SCRIPT.get_or_init(|| {
+                    redis::Script::new(
+                        "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+                         redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 \
+                         else return 0 end",
+                    )
+                });
+                let ms = millis(ttl);
+                let stored = self
+                    .guarded(Op::Store, |mut conn| async move {
+                        script
+                            .key(key)
+                            .arg(&old[..])
+                            .arg(bytes)
+                            .arg(ms)
+                            .invoke_async::<i64>(&mut conn)
+                            .await
+                    })
+                    .await?;
+                Ok(stored == 1)
+            }
+            // A memory entry is never seen in Redis: nothing to compare with.
+            Some(Seen::Memory(_)) => Ok(false),
+            Some(Seen::Absent) | None => {
+                let mut pipe = redis::pipe();
+                let set = pipe
+                    .cmd("SET")
+                    .arg(key)
+                    .arg(bytes)
+                    .arg("PX")
+                    .arg(millis(ttl));
+                if expect.is_some() {
+                    set.arg("NX");
+                }
+                let (reply,): (Option<String>,) = self.run(Op::Store, &pipe).await?;
+                Ok(reply.is_some())
+            }
+        }
     }
 
-    pub async fn delete(&self, key: &str) -> Result<bool> {
-        let mut pipe = redis::pipe();
-        pipe.cmd("UNLINK").arg(key);
-        let (n,): (u64,) = self.run(Op::Delete, &pipe).await?;
-        Ok(n > 0)
+    /// Replaces what is at `key` by a tombstone living `fence_ttl` (one script, one round
+    /// trip); whether an entry (not a tombstone) was there.
+    pub async fn delete(&self, key: &str, fence_ttl: Duration) -> Result<bool> {
+        static SCRIPT: OnceLock<redis::Script> = OnceLock::new();
+        let script = SCRIPT.get_or_init(|| {
+            redis::Script::new(
+                "local old = redis.call('GET', KEYS[1]) \
+                 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) \
+                 if old and string.sub(old, 1, string.len(ARGV[3])) ~= ARGV[3] then return 1 end \
+                 return 0",
+            )
+        });
+        let tomb = crate::codec::tombstone();
+        let prefix = crate::codec::TOMBSTONE_PREFIX;
+        let ms = millis(fence_ttl);
+        let existed = self
+            .guarded(Op::Delete, |mut conn| async move {
+                script
+                    .key(key)
+                    .arg(tomb)
+                    .arg(ms)
+                    .arg(prefix)
+                    .invoke_async::<i64>(&mut conn)
+                    .await
+            })
+            .await?;
+        Ok(existed == 1)
     }
 
     /// One `SCAN cursor MATCH pattern COUNT 1000` step: the next cursor and the keys found.
