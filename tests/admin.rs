@@ -57,7 +57,7 @@ async fn admin_operations_on_redis() {
 
     // Clearing a namespace removes its entries, tag keys and locks, and nothing else.
     let removed = app.clear().await.unwrap();
-    assert_eq!(removed, 31 + 1, "31 entries and the tag key");
+    assert_eq!(removed, 31 + 2, "31 entries, the tag key and the epoch key");
     assert!(app.keys("*", 100).await.unwrap().is_empty());
     assert_eq!(
         other.get::<String>("user:1").await.unwrap().as_deref(),

@@ -79,8 +79,10 @@ async fn every_documented_metric_is_emitted() {
         .get_or_try_compute("e", &sie, || async { Err("down".into()) })
         .await;
     // early refresh: δ = 1 s planted, 1 ms left, random 0
+    // (stored under the epoch, as every Redis entry is)
+    let epoch: String = server.cmd(&["GET", "cachette#epoch"]);
     let planted = format!(
-        r#"{{"v":1,"tags":[],"created_ms":0,"fresh_until_ms":{},"compute_us":1000000,"value":1}}"#,
+        r##"{{"v":1,"tags":[["#epoch","{epoch}"]],"created_ms":0,"fresh_until_ms":{},"compute_us":1000000,"value":1}}"##,
         clock.now_ms() + 1
     );
     let _: () = server.cmd(&["SET", "cachette:early", &planted]);
@@ -103,6 +105,33 @@ async fn every_documented_metric_is_emitted() {
         }
     );
     assert_eq!((a, b), (1, 1));
+    // a fill fenced by a delete that landed while it computed
+    let fenced = name("fenced");
+    let (f, ()) = tokio::join!(
+        cache.get_or_compute("f", &fenced, || async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            1u8
+        }),
+        async {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            cache.delete("f").await.unwrap();
+        }
+    );
+    assert_eq!(f, 1);
+    // a shared computation refused: it began before an invalidation the second call saw
+    let refused = name("refused").tags(["refused"]);
+    let (a, b) = tokio::join!(
+        cache.get_or_compute("r", &refused, || async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            1u8
+        }),
+        async {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            cache.invalidate_tags(["refused"]).await.unwrap();
+            cache.get_or_compute("r", &refused, || async { 2u8 }).await
+        }
+    );
+    assert_eq!((a, b), (1, 2));
     // lock wait and lock timeout: another holder keeps the fill lock
     let other = cache
         .try_lock("cachette:locked", Duration::from_secs(30))

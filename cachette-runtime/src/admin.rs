@@ -36,7 +36,8 @@ pub struct EntryInfo {
     pub key: String,
     /// The value as JSON, or `None` when the stored bytes are not a readable envelope.
     pub value: Option<serde_json::Value>,
-    /// The tags and the versions the entry was stored with.
+    /// The tags and the versions the entry was stored with (on Redis, the epoch too, as the
+    /// tag `#epoch`: see ARCHITECTURE.md).
     pub tags: Vec<(String, String)>,
     /// Whether the tags are still current (the entry is not invalidated).
     pub valid: bool,
@@ -126,9 +127,16 @@ impl Cache {
             ),
             Err(_) => (None, Vec::new(), 0),
         };
+        // The epoch too, on Redis (an entry of an older server life is not valid).
+        let base = Versions::Owned(
+            self.inner
+                .backend
+                .versions(&self.inner.base_tag_keys)
+                .await?,
+        );
         let valid = value.is_some()
             && matches!(
-                self.check::<serde::de::IgnoredAny>(&bytes, &[], &Versions::Owned(Vec::new()))
+                self.check::<serde::de::IgnoredAny>(&bytes, &[], &base)
                     .await?,
                 Check::Valid(..)
             );

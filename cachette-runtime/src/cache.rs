@@ -64,6 +64,10 @@ pub(crate) struct Inner {
     pub prefix: String,
     /// `namespace#tag:`
     pub tag_prefix: String,
+    /// Keys every lookup reads besides the call's tags: the epoch key on Redis (its version
+    /// comes after the tags' in a lookup's versions, and is stored in every entry under
+    /// `#epoch`), nothing on the other backends.
+    pub base_tag_keys: Box<[String]>,
     pub stats: Stats,
     pub flights: Arc<Flights>,
     pub pending: Pending,
@@ -121,6 +125,8 @@ impl Cache {
                 config.op_timeout,
                 Breaker::new(config.breaker, Arc::clone(&config.clock)),
                 config.redis_connections,
+                epoch_key(&config.namespace),
+                config.wait_replicas,
             )?),
             BackendChoice::Memory(bytes) => {
                 Backend::Memory(MemoryBackend::new(bytes, config.memory_max_tags))
@@ -136,12 +142,17 @@ impl Cache {
             None => format!("{}:", config.namespace),
         };
         let tag_prefix = format!("{}#tag:", config.namespace);
+        let base_tag_keys = match backend {
+            Backend::Redis(_) => vec![epoch_key(&config.namespace)].into_boxed_slice(),
+            _ => Box::default(),
+        };
         Cache {
             inner: Arc::new(Inner {
                 backend,
                 config,
                 prefix,
                 tag_prefix,
+                base_tag_keys,
                 stats: Stats::default(),
                 flights: Flights::new(),
                 pending: Pending::default(),
@@ -224,20 +235,27 @@ impl Cache {
     /// The backend keys of a call's tags, built once per options value and cache: the options
     /// of a `#[cached]` call site whose tags interpolate no argument live in a static, so its
     /// calls build no tag key. Options built per call pay what they did before.
-    pub(crate) fn call_tag_keys<'o>(&self, opts: &'o Options) -> Cow<'o, [String]> {
+    pub(crate) fn call_tag_keys<'o>(&'o self, opts: &'o Options) -> Cow<'o, [String]> {
         if opts.tags.is_empty() {
-            return Cow::Borrowed(&[]);
+            return Cow::Borrowed(&self.inner.base_tag_keys);
         }
         let id = self.inner.stats.id();
         let (built_for, keys) = opts
             .tag_keys
-            .get_or_init(|| (id, self.tag_keys(&opts.tags).into_boxed_slice()));
+            .get_or_init(|| (id, self.lookup_keys(&opts.tags).into_boxed_slice()));
         if *built_for == id {
             Cow::Borrowed(keys)
         } else {
             // Options shared by calls of several caches: the first cache's keys are kept.
-            Cow::Owned(self.tag_keys(&opts.tags))
+            Cow::Owned(self.lookup_keys(&opts.tags))
         }
+    }
+
+    /// The keys a lookup of an entry carrying `tags` reads: the tag keys, then the base keys.
+    fn lookup_keys(&self, tags: &[String]) -> Vec<String> {
+        let mut keys = self.tag_keys(tags);
+        keys.extend(self.inner.base_tag_keys.iter().cloned());
+        keys
     }
 
     #[inline]
@@ -284,7 +302,11 @@ impl Cache {
             self.inner.stats.record(Event::Miss, &name);
             return Ok(None);
         }
-        let found = self.inner.backend.lookup(&full_key, &[]).await?;
+        let found = self
+            .inner
+            .backend
+            .lookup(&full_key, &self.inner.base_tag_keys)
+            .await?;
         let Some(entry) = found.entry else {
             self.inner.stats.record(Event::Miss, &name);
             return Ok(None);
@@ -315,7 +337,11 @@ impl Cache {
         if self.inner.pending.blocks(&full_key, &[]) {
             return Ok(false);
         }
-        let found = self.inner.backend.lookup(&full_key, &[]).await?;
+        let found = self
+            .inner
+            .backend
+            .lookup(&full_key, &self.inner.base_tag_keys)
+            .await?;
         let Some(entry) = found.entry else {
             return Ok(false);
         };
@@ -349,12 +375,7 @@ impl Cache {
         let ttl = self.ttl_for(&opts.ttl, &opts.name);
         let tag_ttl = self.inner.config.tag_ttl.max(ttl);
         let versions = self.inner.backend.ensure_tags(&tag_keys, tag_ttl).await?;
-        let versions: Option<Vec<(String, String)>> = opts
-            .tags
-            .iter()
-            .zip(versions)
-            .map(|(t, v)| v.map(|v| (t.clone(), v)))
-            .collect();
+        let versions = crate::call::named_versions(&opts.tags, versions);
         let Some(versions) = versions else {
             return Err(Error::Config(
                 "a tag key vanished while it was being created; nothing was stored".to_owned(),
@@ -640,6 +661,11 @@ impl Cache {
             _ => None,
         }
     }
+}
+
+/// The epoch key of a namespace (see `backend/redis.rs`).
+fn epoch_key(namespace: &str) -> String {
+    format!("{namespace}#epoch")
 }
 
 fn default_config() -> Config {

@@ -11,6 +11,7 @@
 
 use crate::Cache;
 use crate::backend::memory::{MemEntry, MemoryBackend};
+use crate::backend::redis::EPOCH_TAG;
 use crate::backend::{Backend, Found, Seen, Stored, Versions, new_version};
 use crate::codec::{self, Meta, WholeError};
 use crate::config::{EarlyRefresh, LockOptions, Options};
@@ -248,7 +249,7 @@ impl Cache {
     /// refreshed early is served here (counted and reported as by [`run`](Self::run));
     /// anything else is handed to `run` with what was found.
     fn memory_fast<'o, R, P>(
-        &self,
+        &'o self,
         m: &MemoryBackend,
         full_key: String,
         opts: &'o Options,
@@ -411,7 +412,7 @@ impl Cache {
     }
 
     async fn run<'o, R, P, F, Fut>(
-        &self,
+        &'o self,
         start: Start<'o, P::Stored>,
         opts: &'o Options,
         policy: &P,
@@ -1101,8 +1102,10 @@ impl Cache {
         name: &Cow<'static, str>,
     ) -> Option<Vec<(String, String)>> {
         let mut versions = fetched?;
-        versions.resize(tags.len(), None);
-        let missing: Vec<usize> = (0..tags.len()).filter(|&i| versions[i].is_none()).collect();
+        versions.resize(tag_keys.len(), None);
+        let missing: Vec<usize> = (0..tag_keys.len())
+            .filter(|&i| versions[i].is_none())
+            .collect();
         if !missing.is_empty() {
             let keys: Vec<String> = missing.iter().map(|&i| tag_keys[i].clone()).collect();
             let ttl = self.inner.config.tag_ttl.max(entry_ttl);
@@ -1118,10 +1121,7 @@ impl Cache {
                 }
             }
         }
-        tags.iter()
-            .zip(versions)
-            .map(|(t, v)| v.map(|v| (t.clone(), v)))
-            .collect()
+        named_versions(tags, versions)
     }
 
     /// Checks a stored entry against the current tag versions and decodes its value.
@@ -1251,6 +1251,18 @@ impl Cache {
         {
             return TagCheck::Invalid;
         }
+        // On Redis the lookup also read the epoch, after the tags: the entry must have been
+        // stored under it (a revived entry of an older server life never is).
+        if versions.len() > tags.len() {
+            let epoch = versions.get(tags.len());
+            let stored = entry_tags
+                .iter()
+                .find(|(t, _)| t.as_ref() == EPOCH_TAG)
+                .map(|(_, v)| v.as_ref());
+            if epoch.is_none() || stored != epoch {
+                return TagCheck::Invalid;
+            }
+        }
         if self.inner.pending.any()
             && entry_tags
                 .iter()
@@ -1260,6 +1272,9 @@ impl Cache {
         }
         let mut extra = Vec::new();
         for (tag, stored) in entry_tags {
+            if tag.as_ref() == EPOCH_TAG {
+                continue;
+            }
             match tags.iter().position(|t| t.as_str() == tag.as_ref()) {
                 Some(i) => {
                     if versions.get(i) != Some(stored.as_ref()) {
@@ -1376,6 +1391,22 @@ fn wrong_type(e: &serde_json::Error) -> String {
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Versions named by their tags, in order: the call's tags, then (on Redis) the epoch;
+/// `None` when one is missing.
+pub(crate) fn named_versions(
+    tags: &[String],
+    versions: Vec<Option<String>>,
+) -> Option<Vec<(String, String)>> {
+    versions
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let name = tags.get(i).map_or(EPOCH_TAG, String::as_str);
+            v.map(|v| (name.to_owned(), v))
+        })
+        .collect()
 }
 
 /// What a leader's second look found.

@@ -252,6 +252,7 @@ pub(crate) struct Config {
     pub memory_max_tags: u64,
     pub breaker: Option<crate::breaker::BreakerOptions>,
     pub redis_connections: usize,
+    pub wait_replicas: Option<(usize, Duration)>,
 }
 
 impl std::fmt::Debug for Config {
@@ -283,6 +284,7 @@ impl Config {
             memory_max_tags: 1_000_000,
             breaker: Some(crate::breaker::BreakerOptions::default()),
             redis_connections: DEFAULT_REDIS_CONNECTIONS,
+            wait_replicas: None,
         }
     }
 }
@@ -502,6 +504,19 @@ impl CacheBuilder {
         self
     }
 
+    /// Durable invalidations on a replicated Redis (off by default): after each tag
+    /// invalidation and delete, `WAIT` until `replicas` replicas acknowledged it, at most
+    /// `timeout` (on top of the operation timeout). Fewer acknowledgements make the
+    /// invalidation fail with [`Error::NotReplicated`](crate::Error::NotReplicated), retried
+    /// and kept like any failed invalidation: an `Ok` then means the invalidation survives a
+    /// failover to one of those replicas. Without it, an acknowledged invalidation can be lost
+    /// with an asynchronous replica; the epoch (ARCHITECTURE.md) still makes every entry
+    /// stored before a failover invalid, so a lost invalidation cannot revive them.
+    pub fn wait_for_replicas(mut self, replicas: usize, timeout: Duration) -> Self {
+        self.config.wait_replicas = Some((replicas, timeout));
+        self
+    }
+
     /// The Redis circuit breaker (on by default: 5 consecutive failures open it for 1 s).
     /// `None` switches it off.
     pub fn breaker(mut self, breaker: Option<crate::breaker::BreakerOptions>) -> Self {
@@ -592,6 +607,13 @@ impl CacheBuilder {
         }
         if c.tag_ttl.is_zero() {
             errors.push("tag TTL must be greater than zero".to_owned());
+        }
+        if let Some((n, wait)) = c.wait_replicas
+            && (n == 0 || wait.is_zero())
+        {
+            errors.push(
+                "wait_for_replicas needs at least 1 replica and a non-zero timeout".to_owned(),
+            );
         }
         if c.fence_ttl < Duration::from_secs(1) {
             errors.push("fence TTL must be at least 1 s".to_owned());

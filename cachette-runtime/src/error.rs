@@ -51,6 +51,17 @@ pub enum Error {
     /// Arguments could not be hashed into a key.
     #[error(transparent)]
     Hash(#[from] crate::keys::hash::HashError),
+    /// An invalidation was applied by the Redis primary, but fewer replicas than
+    /// [`CacheBuilder::wait_for_replicas`](crate::CacheBuilder::wait_for_replicas) asked for
+    /// acknowledged it in time: a failover now could lose it. Reported like any failed
+    /// invalidation (retried, then kept).
+    #[error("invalidation acknowledged by {acked} replica(s), {wanted} required")]
+    NotReplicated {
+        /// Replicas required.
+        wanted: usize,
+        /// Replicas that acknowledged within the wait.
+        acked: usize,
+    },
     /// [`install_default`](crate::install_default) was called after a default cache existed.
     #[error("a default cache is already installed (or was already created from the environment)")]
     DefaultAlreadySet,
@@ -74,6 +85,7 @@ impl Error {
             Error::Encode(_) => "encode",
             Error::TooLarge { .. } => "too_large",
             Error::Hash(_) => "hash",
+            Error::NotReplicated { .. } => "not_replicated",
             Error::DefaultAlreadySet => "default_already_set",
         }
     }

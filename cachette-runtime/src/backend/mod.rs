@@ -87,6 +87,14 @@ impl Versions {
         }
     }
 
+    /// How many versions (the call's tags, then the epoch on Redis).
+    pub fn len(&self) -> usize {
+        match self {
+            Versions::Owned(v) => v.len(),
+            Versions::Shared(v) => v.len(),
+        }
+    }
+
     pub fn into_owned(self) -> Vec<Option<String>> {
         match self {
             Versions::Owned(v) => v,

@@ -1,12 +1,26 @@
-//! The Redis backend: one multiplexed, self-reconnecting connection, every round trip bounded
-//! by the operation timeout.
+//! The Redis backend: a few multiplexed connections (one by default), each made by cachette
+//! and re-made after a connection-level failure, every round trip bounded by the operation
+//! timeout.
+//!
+//! # The epoch
+//!
+//! A connection is handed out only after it has made sure that the namespace's epoch key
+//! (`namespace#epoch`) was written by the server process it talks to: the key holds that
+//! process's `run_id` and a random part, and is replaced when it names another process (one
+//! script, `ENSURE_EPOCH`). Every lookup reads the epoch beside the tag versions and every
+//! entry is stored with it, like a tag. A server restarted from an older snapshot, or a
+//! replica promoted after a failover, has a new `run_id`: the first connection to it replaces
+//! the epoch, and every entry stored before, revived with its old tag versions, is invalid.
+//! A TCP connection never outlives the server process it reached, which is why connections
+//! are made here and not re-made silently inside redis-rs.
 
 use super::batch::{Batch, Batcher, Entry, Msg, Replies};
 use super::{Fetched, Seen, new_version};
 use crate::breaker::{Admit, Breaker};
 use crate::error::{Error, Result, redact_url};
 use arc_swap::ArcSwapOption;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::AsyncConnectionConfig;
+use redis::aio::MultiplexedConnection;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -20,7 +34,11 @@ pub(crate) struct RedisBackend {
     /// the one task that drives it) is the bottleneck, several are not.
     /// A connection-level error empties every slot: after Redis went away, the next use of
     /// each slot connects afresh instead of discovering its stale socket one call at a time.
-    conns: Box<[ArcSwapOption<ConnectionManager>]>,
+    conns: Box<[Slot]>,
+    /// `namespace#epoch`.
+    epoch_key: String,
+    /// `WAIT` for this many replicas, at most this long, after each invalidation.
+    wait_replicas: Option<(usize, Duration)>,
     next: AtomicUsize,
     op_timeout: Duration,
     round_trips: AtomicU64,
@@ -29,6 +47,31 @@ pub(crate) struct RedisBackend {
     breaker: Breaker,
     /// Lookups sent while others are in flight leave together, as one `MGET`.
     batcher: Arc<Batcher>,
+}
+
+/// One connection of the pool: empty until first used, and after a connection-level failure.
+#[derive(Default)]
+struct Slot {
+    conn: ArcSwapOption<MultiplexedConnection>,
+    /// Held while the slot connects, so that concurrent first uses make one connection.
+    connecting: tokio::sync::Mutex<()>,
+}
+
+/// The tag name entries carry their epoch under (reserved: a user tag of that name makes
+/// entries never valid, never stale).
+pub(crate) const EPOCH_TAG: &str = "#epoch";
+
+/// Makes the epoch key name the server process that runs it; returns the epoch.
+const ENSURE_EPOCH: &str = "local run = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') \
+     local cur = redis.call('GET', KEYS[1]) \
+     if cur and string.sub(cur, 1, string.len(run) + 1) == run .. ':' then return cur end \
+     local new = run .. ':' .. ARGV[1] \
+     redis.call('SET', KEYS[1], new) \
+     return new";
+
+fn ensure_epoch_script() -> &'static redis::Script {
+    static SCRIPT: OnceLock<redis::Script> = OnceLock::new();
+    SCRIPT.get_or_init(|| redis::Script::new(ENSURE_EPOCH))
 }
 
 /// The kinds of round trip, as the `op` label of `cachette_backend_seconds`.
@@ -101,6 +144,8 @@ impl RedisBackend {
         op_timeout: Duration,
         breaker: Breaker,
         connections: usize,
+        epoch_key: String,
+        wait_replicas: Option<(usize, Duration)>,
     ) -> Result<Self> {
         let invalid = |reason: String| Error::InvalidUrl {
             url: redact_url(url),
@@ -118,9 +163,9 @@ impl RedisBackend {
         };
         Ok(RedisBackend {
             client,
-            conns: (0..connections.max(1))
-                .map(|_| ArcSwapOption::empty())
-                .collect(),
+            conns: (0..connections.max(1)).map(|_| Slot::default()).collect(),
+            epoch_key,
+            wait_replicas,
             next: AtomicUsize::new(0),
             op_timeout,
             round_trips: AtomicU64::new(0),
@@ -139,34 +184,40 @@ impl RedisBackend {
         self.round_trips.load(Ordering::Relaxed)
     }
 
-    /// The connection manager, created on first use (inside the caller's Tokio runtime). It
-    /// connects lazily and reconnects by itself after a failure; connection attempts are not
+    /// A connection of the pool, made on first use (inside the caller's Tokio runtime, which
+    /// drives it) and after a failure emptied its slot. A new connection first makes sure the
+    /// epoch names its server process (see the module's docs). Connection attempts are not
     /// retried inside a call, so a call against a dead server fails fast.
-    fn conn(&self) -> Result<ConnectionManager> {
+    async fn conn(&self) -> Result<MultiplexedConnection> {
         let slot = &self.conns[self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len()];
-        if let Some(c) = slot.load().as_ref() {
-            return Ok(ConnectionManager::clone(c));
+        if let Some(c) = slot.conn.load().as_ref() {
+            return Ok(MultiplexedConnection::clone(c));
         }
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(Error::Config(
                 "cachette's Redis backend must be used from within a Tokio runtime".to_owned(),
             ));
         }
-        let config = ConnectionManagerConfig::new()
-            .set_number_of_retries(0)
+        let _connecting = slot.connecting.lock().await;
+        if let Some(c) = slot.conn.load().as_ref() {
+            return Ok(MultiplexedConnection::clone(c));
+        }
+        let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.op_timeout.max(Duration::from_millis(500))))
             // Every round trip is bounded by `guarded`'s timeout; a second timer per request
             // inside the connection would only cost time.
             .set_response_timeout(None);
-        let manager = ConnectionManager::new_lazy_with_config(self.client.clone(), config)?;
-        let manager = Arc::new(manager);
-        // Another task may have filled the slot meanwhile: use whichever won.
-        let prev =
-            slot.compare_and_swap(&None::<Arc<ConnectionManager>>, Some(Arc::clone(&manager)));
-        Ok(match prev.as_ref() {
-            Some(existing) => ConnectionManager::clone(existing),
-            None => ConnectionManager::clone(&manager),
-        })
+        let mut conn = self
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
+        ensure_epoch_script()
+            .key(&self.epoch_key)
+            .arg(new_version())
+            .invoke_async::<String>(&mut conn)
+            .await?;
+        slot.conn.store(Some(Arc::new(conn.clone())));
+        Ok(conn)
     }
 
     /// Forgets every connection after a connection-level failure.
@@ -175,7 +226,7 @@ impl RedisBackend {
             && (e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal())
         {
             for slot in self.conns.iter() {
-                slot.store(None);
+                slot.conn.store(None);
             }
         }
     }
@@ -194,19 +245,32 @@ impl RedisBackend {
     /// breaker's count and the pool's reset.
     async fn guarded<T, F, Fut>(&self, op: Op, attempt: F) -> Result<T>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        self.guarded_for(op, self.op_timeout, attempt).await
+    }
+
+    /// [`guarded`](Self::guarded) with another timeout (an invalidation that waits for
+    /// replicas gets their wait on top of the operation timeout).
+    async fn guarded_for<T, F, Fut>(&self, op: Op, timeout: Duration, attempt: F) -> Result<T>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
         let admit = self.breaker.admit();
         if admit == Admit::No {
             return Err(Error::CircuitOpen);
         }
-        let conn = self.conn()?;
         self.round_trips.fetch_add(1, Ordering::Relaxed);
         let started = std::time::Instant::now();
-        let r = match tokio::time::timeout(self.op_timeout, attempt(conn)).await {
-            Ok(r) => r.map_err(Error::from),
-            Err(_) => Err(Error::Timeout(self.op_timeout)),
+        let round_trip = async {
+            let conn = self.conn().await?;
+            attempt(conn).await.map_err(Error::from)
+        };
+        let r = match tokio::time::timeout(timeout, round_trip).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::Timeout(timeout)),
         };
         self.timers.record(op, started.elapsed());
         match &r {
@@ -221,18 +285,18 @@ impl RedisBackend {
 
     /// One `PING`, bypassing the breaker: start-up checks.
     pub async fn ping(&self) -> Result<()> {
-        let mut conn = self.conn()?;
         self.round_trips.fetch_add(1, Ordering::Relaxed);
-        let mut pipe = redis::pipe();
-        pipe.cmd("PING");
-        match tokio::time::timeout(
-            self.op_timeout.max(Duration::from_secs(1)),
-            pipe.query_async::<(String,)>(&mut conn),
-        )
-        .await
-        {
+        let check = async {
+            let mut conn = self.conn().await?;
+            let mut pipe = redis::pipe();
+            pipe.cmd("PING");
+            pipe.query_async::<(String,)>(&mut conn)
+                .await
+                .map_err(Error::from)
+        };
+        match tokio::time::timeout(self.op_timeout.max(Duration::from_secs(1)), check).await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(e))
+            Ok(Err(Error::Backend(e)))
                 if e.kind() == redis::ErrorKind::AuthenticationFailed
                     || e.to_string().contains("WRONGPASS")
                     || e.to_string().contains("NOAUTH") =>
@@ -242,7 +306,7 @@ impl RedisBackend {
                     reason: e.to_string(),
                 })
             }
-            Ok(Err(e)) => Err(e.into()),
+            Ok(Err(e)) => Err(e),
             Err(_) => Err(Error::Timeout(self.op_timeout)),
         }
     }
@@ -305,6 +369,15 @@ impl RedisBackend {
         }
         let mut pipe = redis::pipe();
         for t in tag_keys {
+            if *t == self.epoch_key {
+                // The epoch is made by the server process it names (see the module's docs).
+                pipe.cmd("EVAL")
+                    .arg(ENSURE_EPOCH)
+                    .arg(1)
+                    .arg(t)
+                    .arg(new_version());
+                continue;
+            }
             pipe.cmd("SET")
                 .arg(t)
                 .arg(new_version())
@@ -331,7 +404,19 @@ impl RedisBackend {
                 .arg(millis(ttl))
                 .ignore();
         }
-        self.run::<()>(Op::Invalidate, &pipe).await
+        let Some((wanted, wait)) = self.wait_replicas else {
+            return self.run::<()>(Op::Invalidate, &pipe).await;
+        };
+        // On the same connection, in the same round trip: WAIT counts the replicas that have
+        // this connection's writes so far.
+        pipe.cmd("WAIT").arg(wanted).arg(millis(wait));
+        let (acked,): (usize,) = self
+            .guarded_for(Op::Invalidate, self.op_timeout + wait, |mut conn| {
+                let pipe = &pipe;
+                async move { pipe.query_async(&mut conn).await }
+            })
+            .await?;
+        replicated(wanted, acked)
     }
 
     /// `SET key bytes PX ttl`, unconditionally (`expect` is `None`) or only if the key still
@@ -402,17 +487,37 @@ impl RedisBackend {
         let tomb = crate::codec::tombstone();
         let prefix = crate::codec::TOMBSTONE_PREFIX;
         let ms = millis(fence_ttl);
-        let existed = self
-            .guarded(Op::Delete, |mut conn| async move {
-                script
+        let wait = self.wait_replicas;
+        // The script, then WAIT: two round trips and the wait.
+        let timeout = match wait {
+            Some((_, w)) => self.op_timeout * 2 + w,
+            None => self.op_timeout,
+        };
+        let (existed, acked) = self
+            .guarded_for(Op::Delete, timeout, |mut conn| async move {
+                let existed = script
                     .key(key)
                     .arg(tomb)
                     .arg(ms)
                     .arg(prefix)
                     .invoke_async::<i64>(&mut conn)
-                    .await
+                    .await?;
+                let acked = match wait {
+                    Some((wanted, wait)) => Some(
+                        redis::cmd("WAIT")
+                            .arg(wanted)
+                            .arg(millis(wait))
+                            .query_async::<usize>(&mut conn)
+                            .await?,
+                    ),
+                    None => None,
+                };
+                Ok((existed, acked))
             })
             .await?;
+        if let (Some((wanted, _)), Some(acked)) = (wait, acked) {
+            replicated(wanted, acked)?;
+        }
         Ok(existed == 1)
     }
 
@@ -594,6 +699,15 @@ fn tls_client(
     _root_cert: Option<Vec<u8>>,
 ) -> std::result::Result<redis::Client, String> {
     Err("rediss:// needs cachette's `tls` feature".to_owned())
+}
+
+/// `Ok` when at least `wanted` replicas acknowledged.
+fn replicated(wanted: usize, acked: usize) -> Result<()> {
+    if acked >= wanted {
+        Ok(())
+    } else {
+        Err(Error::NotReplicated { wanted, acked })
+    }
 }
 
 /// `SET lock token NX PX ttl`: takes the lock only if nobody holds it.
