@@ -67,6 +67,7 @@ fn parse() -> Result<Args, String> {
             "--writer-pause-ms" => k.writer_pause_max_ms = num()?,
             "--store" if value == "both" => {}
             "--store" if value == "redis" || value == "memory" => a.stores = vec![value],
+            "--store" => return Err(format!("--store {value}: both, redis or memory")),
             "--scenario" => a.scenario = value,
             "--redis-url" => a.redis_url = Some(value),
             "--kinds" => {
