@@ -1,0 +1,121 @@
+//! Freshness under concurrency (ARCHITECTURE.md, "Invariants"): once an invalidation (tags,
+//! `delete`, `invalidate_pattern`, or a write-through `set`) returned `Ok`, no read, in any
+//! process, returns a value whose computation began before that invalidation began.
+//!
+//! Each scenario (an option combination: plain, no single-flight, stale-while-revalidate,
+//! stale-if-error, early refresh, fill lock, jitter) runs for a few seconds with 4 records,
+//! 32 readers per process and 2 writers, on the memory store (one process) and on Redis (two
+//! child processes of this binary read, this process writes). The checker itself is
+//! `support/freshness/`; long runs: `examples/freshness.rs`. A canary scenario, whose
+//! writers publish fences without invalidating, must show stale reads: the checker can see
+//! them. Every other scenario must show none, and must have raced (reads, invalidations of
+//! every kind, hits, coalesced calls, and the feature the scenario is about).
+
+#[path = "support/freshness/mod.rs"]
+mod freshness;
+#[path = "support/redis_server.rs"]
+mod redis_server;
+
+use freshness::processes::{ChildSpec, report_line, run_child, run_redis};
+use freshness::run::run_memory;
+use freshness::scenario::{Knobs, Scenario};
+use freshness::table::{Row, not_raced, render};
+use redis_server::RedisServer;
+use std::process::Command;
+
+const CHILD_ENV: &str = "CACHETTE_FRESHNESS_CHILD";
+
+fn canary_knobs() -> Knobs {
+    Knobs {
+        millis: 1_000,
+        ..Knobs::default()
+    }
+}
+
+/// Prints the table, then fails if the canary saw nothing, if a scenario did not race, or
+/// if any scenario had a stale read.
+fn verdict(rows: &[Row]) {
+    let table = render(rows);
+    eprintln!("{table}");
+    let (canaries, scenarios): (Vec<&Row>, Vec<&Row>) =
+        rows.iter().partition(|r| r.scenario.name == "canary");
+    for c in canaries {
+        assert!(
+            c.report.stale > 0 && c.report.reads >= freshness::table::MIN_READS,
+            "the checker is blind: no stale read without invalidations\n{table}"
+        );
+    }
+    let idle: Vec<String> = scenarios.iter().flat_map(|r| not_raced(r)).collect();
+    assert!(
+        idle.is_empty(),
+        "runs that did not race: {idle:#?}\n{table}"
+    );
+    let stale: Vec<String> = scenarios
+        .iter()
+        .filter(|r| r.report.stale > 0)
+        .map(|r| format!("{}/{}: {}", r.store, r.scenario.name, r.report.stale))
+        .collect();
+    assert!(stale.is_empty(), "stale reads: {stale:?}\n{table}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn freshness_memory() {
+    let mut rows = Vec::new();
+    let runs = std::iter::once((Scenario::canary(), canary_knobs()))
+        .chain(Scenario::all().into_iter().map(|s| (s, Knobs::default())));
+    for (scenario, knobs) in runs {
+        let report = run_memory(&scenario, &knobs).await;
+        rows.push(Row {
+            store: "memory".to_owned(),
+            scenario,
+            report,
+        });
+    }
+    verdict(&rows);
+}
+
+/// Entry point of the reader processes of `freshness_redis` (not a test on its own).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "child process of freshness_redis"]
+async fn freshness_child() {
+    let Ok(spec) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let spec = ChildSpec::decode(&spec).expect("the parent's child spec decodes");
+    let report = run_child(&spec).await;
+    println!("{}", report_line(&report));
+}
+
+fn child_command(spec: &str) -> Command {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let mut cmd = Command::new(exe);
+    cmd.args([
+        "--exact",
+        "freshness_child",
+        "--ignored",
+        "--nocapture",
+        "--test-threads",
+        "1",
+    ])
+    .env(CHILD_ENV, spec);
+    cmd
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn freshness_redis() {
+    let server = RedisServer::start();
+    let mut rows = Vec::new();
+    let runs = std::iter::once((Scenario::canary(), canary_knobs()))
+        .chain(Scenario::all().into_iter().map(|s| (s, Knobs::default())));
+    for (scenario, knobs) in runs {
+        let report = run_redis(&scenario, &knobs, &server.url(), &child_command)
+            .await
+            .unwrap_or_else(|e| panic!("redis run of {}: {e}", scenario.name));
+        rows.push(Row {
+            store: "redis".to_owned(),
+            scenario,
+            report,
+        });
+    }
+    verdict(&rows);
+}
