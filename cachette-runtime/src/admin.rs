@@ -157,8 +157,10 @@ impl Cache {
         let ns = &self.inner.config.namespace;
         match &self.inner.backend {
             Backend::Redis(r) => {
-                let entries = r.delete_matching(&format!("{ns}:*")).await?;
-                let internal = r.delete_matching(&format!("{ns}#*")).await?;
+                // No pattern fence needed: the epoch goes with the internal keys, which makes
+                // any entry stored under it invalid.
+                let entries = r.delete_matching(&format!("{ns}:*"), false).await?;
+                let internal = r.delete_matching(&format!("{ns}#*"), false).await?;
                 Ok(entries + internal)
             }
             Backend::Memory(m) => Ok(m.clear()),

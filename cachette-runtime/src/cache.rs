@@ -125,7 +125,7 @@ impl Cache {
                 config.op_timeout,
                 Breaker::new(config.breaker, Arc::clone(&config.clock)),
                 config.redis_connections,
-                epoch_key(&config.namespace),
+                &config.namespace,
                 config.wait_replicas,
             )?),
             BackendChoice::Memory(bytes) => {
@@ -448,7 +448,7 @@ impl Cache {
         let full = self.full_key(pattern);
         let r = self
             .retrying("invalidate_pattern", || {
-                self.inner.backend.delete_matching(&full)
+                self.inner.backend.delete_matching(&full, true)
             })
             .await;
         if r.is_err() {
@@ -538,7 +538,7 @@ impl Cache {
                         .delete(k, self.inner.config.fence_ttl)
                         .await
                         .is_ok(),
-                    Item::Pattern(p) => self.inner.backend.delete_matching(p).await.is_ok(),
+                    Item::Pattern(p) => self.inner.backend.delete_matching(p, true).await.is_ok(),
                     Item::All => self.clear().await.is_ok(),
                 };
                 if ok {

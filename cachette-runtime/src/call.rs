@@ -384,7 +384,7 @@ impl Cache {
         // if nothing was written or deleted at the key meanwhile.
         let (fetched, seen) = match self.inner.backend.lookup(&full_key, &tag_keys).await {
             Ok(found) => {
-                let seen = Seen::of(found.entry.as_ref());
+                let seen = Seen::of(&found);
                 (Some(found.versions), Some(seen))
             }
             Err(e) => {
@@ -759,7 +759,7 @@ impl Cache {
         };
         Lookup {
             state,
-            seen: Some(Seen::of(found.entry.as_ref())),
+            seen: Some(Seen::of(&found)),
             fetched: Some(found.versions),
             now_ms,
         }
@@ -788,7 +788,9 @@ impl Cache {
             fetched: Some(versions),
             seen: Some(match looked.entry {
                 Some(entry) => Seen::Memory(entry),
-                None => Seen::Absent,
+                None => Seen::Absent {
+                    patterns: looked.patterns,
+                },
             }),
             now_ms,
         }
@@ -890,7 +892,7 @@ impl Cache {
                 .await
             {
                 Ok((fetched, locked)) => {
-                    let seen = Seen::of(fetched.entry.as_ref());
+                    let seen = Seen::of(&fetched);
                     if let (State::Fresh(v, _), _) = self
                         .classify::<P::Stored>(full_key, &fetched, opts, decoded)
                         .await
@@ -1048,7 +1050,7 @@ impl Cache {
             };
             let fence_ttl = self.inner.config.fence_ttl;
             let outlived_fence =
-                matches!(seen, Some(Seen::Absent)) && looked_at.elapsed() >= fence_ttl / 2;
+                matches!(seen, Some(Seen::Absent { .. })) && looked_at.elapsed() >= fence_ttl / 2;
             let stored = match (&seen, outlived_fence) {
                 (Some(seen), false) => self
                     .store_raw(

@@ -263,23 +263,32 @@ mod tests {
                 seen: Some(seen),
             }
         }
-        let b = basis(3, &["v1", "w1"], Seen::Absent);
-        assert!(b.serves(&view(&owned(&[Some("v1"), Some("w1")]), &Seen::Absent)));
+        let b = basis(3, &["v1", "w1"], Seen::Absent { patterns: 0 });
+        assert!(b.serves(&view(
+            &owned(&[Some("v1"), Some("w1")]),
+            &Seen::Absent { patterns: 0 }
+        )));
         // An invalidation landed between the two reads: the versions differ.
-        assert!(!b.serves(&view(&owned(&[Some("v2"), Some("w1")]), &Seen::Absent)));
+        assert!(!b.serves(&view(
+            &owned(&[Some("v2"), Some("w1")]),
+            &Seen::Absent { patterns: 0 }
+        )));
         // The tag key vanished (deleted under OOM, evicted): unknown order, refused.
-        assert!(!b.serves(&view(&owned(&[None, Some("w1")]), &Seen::Absent)));
+        assert!(!b.serves(&view(
+            &owned(&[None, Some("w1")]),
+            &Seen::Absent { patterns: 0 }
+        )));
         // A delete (tombstone) or a write landed on the key between the two reads.
         let tomb = Seen::Bytes(bytes::Bytes::from_static(b"#tombstone:1"));
         assert!(!b.serves(&view(&owned(&[Some("v1"), Some("w1")]), &tomb)));
         // Fewer or more tags than the basis: refused.
-        assert!(!b.serves(&view(&owned(&[Some("v1")]), &Seen::Absent)));
+        assert!(!b.serves(&view(&owned(&[Some("v1")]), &Seen::Absent { patterns: 0 })));
         assert!(!b.serves(&view(
             &owned(&[Some("v1"), Some("w1"), Some("x")]),
-            &Seen::Absent
+            &Seen::Absent { patterns: 0 }
         )));
         // A computation that started after the lookup began serves it whatever it read.
-        let later = basis(6, &["v0", "w0"], Seen::Absent);
+        let later = basis(6, &["v0", "w0"], Seen::Absent { patterns: 0 });
         assert!(later.serves(&view(&owned(&[Some("v1"), Some("w1")]), &tomb)));
         // Nothing known about the caller's lookup (its backend failed): only a later start.
         let blind = View {

@@ -164,6 +164,8 @@ pub(crate) struct Looked {
     pub versions: Vec<Option<Arc<str>>>,
     /// When the entry was read (monotonic), if moka reported it.
     pub read_at: Option<Instant>,
+    /// Pattern invalidations so far, read before the entry.
+    pub patterns: u64,
 }
 
 /// Bookkeeping bytes counted per entry besides its key and value.
@@ -175,6 +177,12 @@ pub(crate) struct MemoryBackend {
     tags: moka::sync::Cache<String, Arc<str>>,
     /// Versions are unique within the process: a counter, never reused.
     next_version: AtomicU64,
+    /// Pattern invalidations so far, and the lock that orders them with the compare-and-set
+    /// of absent keys: a fill checks the count and stores under a read lock, a pattern
+    /// invalidation counts under the write lock before it scans, so its scan sees every
+    /// entry stored under the old count.
+    patterns: AtomicU64,
+    pattern_fence: std::sync::RwLock<()>,
     pub locks: crate::lock::MemoryLocks,
 }
 
@@ -203,6 +211,8 @@ impl MemoryBackend {
             evictions,
             tags,
             next_version: AtomicU64::new(1),
+            patterns: AtomicU64::new(0),
+            pattern_fence: std::sync::RwLock::new(()),
             locks: Default::default(),
         }
     }
@@ -251,6 +261,7 @@ impl MemoryBackend {
     /// and, when moka told it, the monotonic instant at which it read the entry.
     pub fn lookup(&self, key: &str, tag_keys: &[String]) -> Looked {
         let _ = READ_AT.try_with(|r| r.set(None));
+        let patterns = self.patterns.load(Ordering::Acquire);
         let entry = self.entries.get(key);
         let read_at = match entry {
             Some(_) => READ_AT.try_with(Cell::take).ok().flatten(),
@@ -265,6 +276,7 @@ impl MemoryBackend {
             entry,
             versions,
             read_at,
+            patterns,
         }
     }
 
@@ -282,11 +294,14 @@ impl MemoryBackend {
         expect: Option<&Seen>,
     ) -> bool {
         let entry = Arc::new(MemEntry::new(bytes::Bytes::from(bytes), ttl, keep_decoded));
+        let _fence = self.pattern_fence.read().unwrap_or_else(|e| e.into_inner());
         let result = self.entries.entry_by_ref(key).and_compute_with(|current| {
             let current = current.map(|e| e.into_value());
             let unchanged = match expect {
                 None => true,
-                Some(Seen::Absent) => current.is_none(),
+                Some(Seen::Absent { patterns }) => {
+                    current.is_none() && self.patterns.load(Ordering::Acquire) == *patterns
+                }
                 Some(Seen::Memory(seen)) => current.is_some_and(|c| Arc::ptr_eq(&c, seen)),
                 Some(Seen::Bytes(_)) => false,
             };
@@ -312,8 +327,16 @@ impl MemoryBackend {
     }
 
     /// Removes every entry whose key matches `pattern` (each under its key's compute lock, so
-    /// that a fill's compare-and-set cannot interleave); how many.
-    pub fn delete_matching(&self, pattern: &str) -> u64 {
+    /// that a fill's compare-and-set cannot interleave); how many. With `fence`, first counts
+    /// a pattern invalidation (see [`Seen::Absent`]).
+    pub fn delete_matching(&self, pattern: &str, fence: bool) -> u64 {
+        if fence {
+            let _fence = self
+                .pattern_fence
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
+            self.patterns.fetch_add(1, Ordering::AcqRel);
+        }
         let matching: Vec<Arc<String>> = self
             .entries
             .iter()
@@ -326,10 +349,11 @@ impl MemoryBackend {
                 .entries
                 .entry_by_ref(k.as_str())
                 .and_compute_with(|current| match current {
-                    Some(e) if !e.value().is_tombstone() => Op::Remove,
-                    _ => Op::Nop,
+                    // Tombstones too: a fill that saw one must not store over this.
+                    Some(_) => Op::Remove,
+                    None => Op::Nop,
                 });
-            if matches!(removed, CompResult::Removed(_)) {
+            if matches!(&removed, CompResult::Removed(e) if !e.value().is_tombstone()) {
                 n += 1;
             }
         }

@@ -19,6 +19,8 @@ pub(crate) struct Fetched {
     /// Shared, not copied: a memory hit hands out the stored bytes themselves.
     pub entry: Option<bytes::Bytes>,
     pub versions: Vec<Option<String>>,
+    /// The namespace's pattern-invalidation count, read with an entry (0 otherwise).
+    pub patterns: u64,
 }
 
 /// What a lookup of the cached-call path brings back: the entry, in the form its backend
@@ -26,6 +28,9 @@ pub(crate) struct Fetched {
 pub(crate) struct Found {
     pub entry: Option<Stored>,
     pub versions: Versions,
+    /// Pattern invalidations of the namespace so far (what an absent key's fill is fenced
+    /// with; see [`Seen::Absent`]).
+    pub patterns: u64,
 }
 
 /// A stored entry as a backend hands it out.
@@ -42,8 +47,11 @@ pub(crate) enum Stored {
 /// caller compares it with a flight's to know that nothing was written between two reads.
 #[derive(Clone)]
 pub(crate) enum Seen {
-    /// Nothing was stored under the key.
-    Absent,
+    /// Nothing was stored under the key, after this many pattern invalidations of the
+    /// namespace. A pattern invalidation cannot leave a tombstone under a key that does not
+    /// exist yet, so it counts itself before it scans: a fill of an absent key stores only
+    /// if no pattern invalidation began since its lookup.
+    Absent { patterns: u64 },
     /// These bytes were (Redis): an entry, a tombstone or anything else.
     Bytes(bytes::Bytes),
     /// This memory entry was (held, so its address cannot be reused while compared).
@@ -51,10 +59,12 @@ pub(crate) enum Seen {
 }
 
 impl Seen {
-    /// The state a lookup's entry shows.
-    pub fn of(entry: Option<&Stored>) -> Seen {
-        match entry {
-            None => Seen::Absent,
+    /// The state a lookup found.
+    pub fn of(found: &Found) -> Seen {
+        match &found.entry {
+            None => Seen::Absent {
+                patterns: found.patterns,
+            },
             Some(Stored::Bytes(b)) => Seen::Bytes(b.clone()),
             Some(Stored::Memory(e)) => Seen::Memory(Arc::clone(e)),
         }
@@ -63,7 +73,7 @@ impl Seen {
     /// Whether two reads saw the key in the same state.
     pub fn same(&self, other: &Seen) -> bool {
         match (self, other) {
-            (Seen::Absent, Seen::Absent) => true,
+            (Seen::Absent { patterns: a }, Seen::Absent { patterns: b }) => a == b,
             (Seen::Bytes(a), Seen::Bytes(b)) => a == b,
             (Seen::Memory(a), Seen::Memory(b)) => Arc::ptr_eq(a, b),
             _ => false,
@@ -111,6 +121,7 @@ impl From<Fetched> for Found {
         Found {
             entry: f.entry.map(Stored::Bytes),
             versions: Versions::Owned(f.versions),
+            patterns: f.patterns,
         }
     }
 }
@@ -142,11 +153,13 @@ impl Backend {
                 Ok(Found {
                     entry: looked.entry.map(Stored::Memory),
                     versions: Versions::Shared(looked.versions),
+                    patterns: looked.patterns,
                 })
             }
             Backend::Disabled => Ok(Found {
                 entry: None,
                 versions: Versions::Owned(vec![None; tag_keys.len()]),
+                patterns: 0,
             }),
         }
     }
@@ -214,11 +227,13 @@ impl Backend {
         }
     }
 
-    /// Removes every key matching the glob `pattern`; how many.
-    pub async fn delete_matching(&self, pattern: &str) -> Result<u64> {
+    /// Removes every key matching the glob `pattern`; how many. With `fence`, first counts a
+    /// pattern invalidation, so that fills of keys that were absent do not store afterwards
+    /// (see [`Seen::Absent`]).
+    pub async fn delete_matching(&self, pattern: &str, fence: bool) -> Result<u64> {
         match self {
-            Backend::Redis(r) => r.delete_matching(pattern).await,
-            Backend::Memory(m) => Ok(m.delete_matching(pattern)),
+            Backend::Redis(r) => r.delete_matching(pattern, fence).await,
+            Backend::Memory(m) => Ok(m.delete_matching(pattern, fence)),
             Backend::Disabled => Ok(0),
         }
     }

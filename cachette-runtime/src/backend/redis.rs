@@ -37,6 +37,9 @@ pub(crate) struct RedisBackend {
     conns: Box<[Slot]>,
     /// `namespace#epoch`.
     epoch_key: String,
+    /// `namespace#patterns`: pattern invalidations so far (an `INCR` before each scan), read
+    /// with every entry: see [`Seen::Absent`].
+    patterns_key: String,
     /// `WAIT` for this many replicas, at most this long, after each invalidation.
     wait_replicas: Option<(usize, Duration)>,
     next: AtomicUsize,
@@ -144,7 +147,7 @@ impl RedisBackend {
         op_timeout: Duration,
         breaker: Breaker,
         connections: usize,
-        epoch_key: String,
+        namespace: &str,
         wait_replicas: Option<(usize, Duration)>,
     ) -> Result<Self> {
         let invalid = |reason: String| Error::InvalidUrl {
@@ -164,7 +167,8 @@ impl RedisBackend {
         Ok(RedisBackend {
             client,
             conns: (0..connections.max(1)).map(|_| Slot::default()).collect(),
-            epoch_key,
+            epoch_key: format!("{namespace}#epoch"),
+            patterns_key: format!("{namespace}#patterns"),
             wait_replicas,
             next: AtomicUsize::new(0),
             op_timeout,
@@ -322,7 +326,13 @@ impl RedisBackend {
         if key.is_none() && tag_keys.is_empty() {
             return Ok(Fetched::default());
         }
-        let keys = || key.into_iter().chain(tag_keys.iter().map(String::as_str));
+        // With an entry, the pattern count last (see `Seen::Absent`).
+        let patterns = key.map(|_| self.patterns_key.as_str());
+        let keys = || {
+            key.into_iter()
+                .chain(tag_keys.iter().map(String::as_str))
+                .chain(patterns)
+        };
         // Who sends this lookup: itself (with a place on the wire, and the queue it took), or
         // the caller whose batch carried it.
         let (slot, waiters) = match self.batcher.enter(|| keys().map(str::to_owned).collect()) {
@@ -455,19 +465,43 @@ impl RedisBackend {
             }
             // A memory entry is never seen in Redis: nothing to compare with.
             Some(Seen::Memory(_)) => Ok(false),
-            Some(Seen::Absent) | None => {
+            Some(Seen::Absent { patterns }) => {
+                // Still absent, and no pattern invalidation began since the lookup.
+                static SCRIPT: OnceLock<redis::Script> = OnceLock::new();
+                let script = SCRIPT.get_or_init(|| {
+                    redis::Script::new(
+                        "if redis.call('EXISTS', KEYS[1]) == 0 and \
+                         (redis.call('GET', KEYS[2]) or '0') == ARGV[3] then \
+                         redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 \
+                         else return 0 end",
+                    )
+                });
+                let ms = millis(ttl);
+                let patterns = patterns.to_string();
+                let stored = self
+                    .guarded(Op::Store, |mut conn| async move {
+                        script
+                            .key(key)
+                            .key(&self.patterns_key)
+                            .arg(bytes)
+                            .arg(ms)
+                            .arg(patterns)
+                            .invoke_async::<i64>(&mut conn)
+                            .await
+                    })
+                    .await?;
+                Ok(stored == 1)
+            }
+            None => {
                 let mut pipe = redis::pipe();
-                let set = pipe
-                    .cmd("SET")
+                pipe.cmd("SET")
                     .arg(key)
                     .arg(bytes)
                     .arg("PX")
-                    .arg(millis(ttl));
-                if expect.is_some() {
-                    set.arg("NX");
-                }
-                let (reply,): (Option<String>,) = self.run(Op::Store, &pipe).await?;
-                Ok(reply.is_some())
+                    .arg(millis(ttl))
+                    .ignore();
+                self.run::<()>(Op::Store, &pipe).await?;
+                Ok(true)
             }
         }
     }
@@ -536,7 +570,13 @@ impl RedisBackend {
 
     /// `SCAN MATCH` + `UNLINK` in batches; never `KEYS`. Each step is one round trip with its
     /// own timeout, so a large keyspace takes several timeouts' worth in total.
-    pub async fn delete_matching(&self, pattern: &str) -> Result<u64> {
+    /// With `fence`, the pattern count is bumped first (see `Seen::Absent`).
+    pub async fn delete_matching(&self, pattern: &str, fence: bool) -> Result<u64> {
+        if fence {
+            let mut pipe = redis::pipe();
+            pipe.cmd("INCR").arg(&self.patterns_key).ignore();
+            self.run::<()>(Op::Invalidate, &pipe).await?;
+        }
         let mut cursor: u64 = 0;
         let mut deleted = 0u64;
         loop {
@@ -596,7 +636,9 @@ impl RedisBackend {
         for t in tag_keys {
             pipe.get(t);
         }
+        pipe.get(&self.patterns_key);
         let mut replies: Vec<redis::Value> = self.run(Op::Lock, &pipe).await?;
+        let patterns = patterns_count(replies.pop());
         let locked = !matches!(replies.first(), None | Some(redis::Value::Nil));
         let mut bytes = replies.drain(..).skip(1).map(|v| match v {
             redis::Value::BulkString(b) => Some(b),
@@ -607,6 +649,7 @@ impl RedisBackend {
             Fetched {
                 entry,
                 versions: bytes.map(version_from_bytes).collect(),
+                patterns,
             },
             locked,
         ))
@@ -734,7 +777,17 @@ fn version_from_bytes<B: AsRef<[u8]>>(v: Option<B>) -> Option<String> {
 }
 
 /// A lookup's replies: the entry first when there is an entry key, then the tag versions.
-fn fetched(has_entry: bool, replies: Replies) -> Fetched {
+fn fetched(has_entry: bool, mut replies: Replies) -> Fetched {
+    // With an entry, the pattern count came last.
+    let patterns = if has_entry {
+        replies
+            .pop()
+            .flatten()
+            .and_then(|b| std::str::from_utf8(&b).ok()?.parse().ok())
+            .unwrap_or(0)
+    } else {
+        0
+    };
     let mut replies = replies.into_iter();
     let entry = if has_entry {
         replies.next().flatten()
@@ -748,7 +801,22 @@ fn fetched(has_entry: bool, replies: Replies) -> Fetched {
         versions.reserve_exact(replies.len());
         versions.extend(replies.map(version_from_bytes));
     }
-    Fetched { entry, versions }
+    Fetched {
+        entry,
+        versions,
+        patterns,
+    }
+}
+
+/// The pattern count from a `GET` reply (missing: none yet).
+fn patterns_count(reply: Option<redis::Value>) -> u64 {
+    match reply {
+        Some(redis::Value::BulkString(b)) => std::str::from_utf8(&b)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0),
+        _ => 0,
+    }
 }
 
 /// The elements of an array reply (`MGET`) as bytes, without copying them; anything but a bulk
