@@ -169,10 +169,16 @@ impl RedisBackend {
         })
     }
 
-    /// Forgets every connection after a connection-level failure.
+    /// Forgets every connection after a connection-level failure, or after a `READONLY` reply:
+    /// the server reached is a replica (a failover demoted it), and a new connection to the
+    /// same address reaches the new primary when a failover-aware name or proxy stands in
+    /// front. A reconnection is all that helps there, so `READONLY` does not open the breaker.
     fn drop_connections(&self, e: &Error) {
         if let Error::Backend(e) = e
-            && (e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal())
+            && (e.is_io_error()
+                || e.is_connection_dropped()
+                || e.is_connection_refusal()
+                || e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly))
         {
             for slot in self.conns.iter() {
                 slot.store(None);
@@ -191,7 +197,9 @@ impl RedisBackend {
 
     /// Every round trip goes through here: the circuit breaker, one connection of the pool,
     /// the round-trip counter, the operation timeout, the timing histogram, and on failure the
-    /// breaker's count and the pool's reset.
+    /// breaker's count and the pool's reset. Only an outage ([`Error::is_outage`]: a timeout,
+    /// a connection that fails) counts as the breaker's failure; an error reply is an answer,
+    /// which tells the breaker Redis is there.
     async fn guarded<T, F, Fut>(&self, op: Op, attempt: F) -> Result<T>
     where
         F: FnOnce(ConnectionManager) -> Fut,
@@ -212,7 +220,11 @@ impl RedisBackend {
         match &r {
             Ok(_) => self.breaker.success(&admit),
             Err(e) => {
-                self.breaker.failure(&admit);
+                if e.is_outage() {
+                    self.breaker.failure(&admit);
+                } else {
+                    self.breaker.success(&admit);
+                }
                 self.drop_connections(e);
             }
         }
