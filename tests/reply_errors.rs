@@ -9,7 +9,43 @@ mod redis_server;
 use cachette::{Cache, Options};
 use redis_server::RedisServer;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
+
+/// What cachette logged at WARN and above in this test binary (a process-wide subscriber).
+static LOGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+struct LogWriter;
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOGS.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn capture_logs() {
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::WARN)
+            .with_ansi(false)
+            .with_writer(|| LogWriter)
+            .init();
+    });
+}
+
+/// The captured lines that contain every one of `words`.
+fn logged(words: &[&str]) -> Vec<String> {
+    String::from_utf8_lossy(&LOGS.lock().unwrap())
+        .lines()
+        .filter(|l| words.iter().all(|w| l.contains(w)))
+        .map(str::to_owned)
+        .collect()
+}
 
 /// `get_or_compute` of `key` returning `value` when it computes; counts computations in `runs`.
 async fn call(cache: &Cache, key: &str, opts: &Options, runs: &AtomicUsize, value: u64) -> u64 {
@@ -47,6 +83,7 @@ fn limited_cache(server: &RedisServer) -> Cache {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_pattern_invalidation_is_not_an_outage() {
+    capture_logs();
     let server = RedisServer::start();
     let cache = limited_cache(&server);
     let other_process = Cache::redis(&server.url()).unwrap();
@@ -62,6 +99,8 @@ async fn refused_pattern_invalidation_is_not_an_outage() {
         assert!(err.to_string().contains("no permissions"), "{err}");
     }
     assert_eq!(cache.stats().invalidation_failures, 2);
+    let errors = logged(&["ERROR", "invalidate_pattern", "no permissions"]);
+    assert_eq!(errors.len(), 2, "one error per refused call: {errors:?}");
     assert!(
         !cache.breaker_open(),
         "a server refusing a command is not a server that is down"

@@ -382,6 +382,18 @@ impl Cache {
     /// tag). When this returns `Ok`, no read, in this process or any other sharing the
     /// backend, returns a value whose computation started before this call began. Retried
     /// three times; an error means the invalidation may not have happened.
+    ///
+    /// # When it fails
+    ///
+    /// Redis down or slow, or refusing the command (`NOPERM` from an ACL, `READONLY` from a
+    /// replica): the error is returned after the third attempt, logged at error level and
+    /// counted ([`StatsSnapshot::invalidation_failures`]). The invalidation is not dropped: it
+    /// is kept, and a background task retries it until Redis accepts it
+    /// ([`pending_invalidations`](Self::pending_invalidations), the
+    /// `cachette_pending_invalidations` gauge). Until then this process serves no entry
+    /// carrying these tags from the cache (reads compute). Other processes sharing Redis cannot
+    /// know of it: they may serve those entries until the retry succeeds, for at most the
+    /// entries' TTL.
     pub async fn invalidate_tags<I, S>(&self, tags: I) -> Result<()>
     where
         I: IntoIterator<Item = S>,
@@ -407,6 +419,15 @@ impl Cache {
     /// `SCAN` + `UNLINK` (never `KEYS`); how many were removed. Build patterns with
     /// [`KeyBuilder`](crate::keys::KeyBuilder) so that interpolated values cannot widen them.
     /// Like [`delete`](Self::delete), not race-free against fills already running.
+    ///
+    /// # When it fails
+    ///
+    /// As for [`invalidate_tags`](Self::invalidate_tags): Redis down, or refusing `SCAN` or
+    /// `UNLINK` (`NOPERM` from an ACL that forbids them), is an error after three attempts,
+    /// logged at error level and counted; the pattern is kept and retried in the background
+    /// until Redis accepts it, and until then this process computes every key matching it
+    /// instead of reading it. Other processes may serve those keys meanwhile, for at most their
+    /// TTL. A refused command does not open the circuit breaker: the other keys stay cached.
     pub async fn invalidate_pattern(&self, pattern: &str) -> Result<u64> {
         let full = self.full_key(pattern);
         let r = self
@@ -557,7 +578,14 @@ impl Cache {
         }
         self.inner.stats.record(Event::InvalidationFailure, &name);
         let e = last.unwrap_or(Error::Timeout(self.inner.config.op_timeout));
-        tracing::error!(op, error = %e, "invalidation failed after retries");
+        // Not rate-limited: each one is an invalidation other processes do not see. A refusal
+        // (`NOPERM`...) will not go away by itself: it needs the operator.
+        tracing::error!(
+            op, kind = e.kind(), refused_by_redis = !e.is_outage(), error = %e,
+            "invalidation failed after retries; it is kept and retried in the background, and \
+             until then this process reads around what it covers (other processes may serve \
+             those entries until their TTL)"
+        );
         Err(e)
     }
 
