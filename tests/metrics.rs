@@ -120,6 +120,11 @@ async fn every_documented_metric_is_emitted() {
     other.release().await.unwrap();
     // invalidations
     cache.invalidate_tags(["t"]).await.unwrap();
+    // a tag invalidation refused for maxmemory (OOM), done by UNLINK
+    let _: () = server.cmd(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
+    let _: () = server.cmd(&["CONFIG", "SET", "maxmemory", "1"]);
+    cache.invalidate_tags(["t"]).await.unwrap();
+    let _: () = server.cmd(&["CONFIG", "SET", "maxmemory", "0"]);
     cache.invalidate_pattern("a*").await.unwrap();
     cache.delete("a").await.unwrap();
     // errors, backend errors by kind, failed invalidations, a failed write-through

@@ -172,3 +172,56 @@ async fn readonly_replica_reconnects_without_opening_the_breaker() {
     );
 }
 
+/// Writes junk keys through the harness until Redis refuses one for its `maxmemory` of 4 MB
+/// (`OOM`), then lowers the limit to 3 MB: the junk keys alone keep Redis over it, whatever
+/// buffers it frees later (the refused 64 KB argument, the harness's connection).
+fn fill_to_maxmemory(server: &RedisServer) {
+    let mut con = server.connection();
+    let junk = vec![b'x'; 64 * 1024];
+    for i in 0..10_000 {
+        let r: redis::RedisResult<()> = redis::cmd("SET")
+            .arg(format!("junk:{i}"))
+            .arg(&junk)
+            .query(&mut con);
+        if let Err(e) = r {
+            assert_eq!(e.code(), Some("OOM"), "{e}");
+            let _: () = server.cmd(&["CONFIG", "SET", "maxmemory", "3mb"]);
+            return;
+        }
+    }
+    panic!("Redis never reached its maxmemory");
+}
+
+/// Under `maxmemory` with `noeviction` Redis refuses the `SET` of a new tag version; the tag
+/// keys are deleted instead (`UNLINK` is allowed), which invalidates for every process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_memory_tag_invalidation_reaches_other_processes() {
+    let server =
+        RedisServer::start_with(&["--maxmemory", "4mb", "--maxmemory-policy", "noeviction"]);
+    let this = Cache::redis(&server.url()).unwrap();
+    let other = Cache::redis(&server.url()).unwrap();
+    let opts = Options::new().tags(["users"]);
+    let runs = AtomicUsize::new(0);
+    assert_eq!(call(&other, "user:1", &opts, &runs, 1).await, 1);
+    assert_eq!(call(&other, "user:1", &opts, &runs, 2).await, 1, "a hit");
+    fill_to_maxmemory(&server);
+
+    let before = this.stats().round_trips;
+    this.invalidate_tags(["users"]).await.unwrap();
+    assert_eq!(this.pending_invalidations(), 0, "applied, not kept");
+    assert_eq!(this.stats().round_trips - before, 2, "the refused SET, then UNLINK");
+    assert_eq!(server.cmd::<u64>(&["EXISTS", "cachette#tag:users"]), 0);
+    assert_eq!(
+        call(&other, "user:1", &opts, &runs, 3).await,
+        3,
+        "the other process recomputes"
+    );
+
+    // A fill under OOM: the value is returned, not stored (and no breaker opens for it).
+    assert_eq!(call(&other, "user:1", &opts, &runs, 4).await, 4, "uncached");
+    let plain = Options::new();
+    assert_eq!(call(&other, "plain", &plain, &runs, 5).await, 5);
+    assert_eq!(call(&other, "plain", &plain, &runs, 6).await, 6, "uncached");
+    assert!(other.stats().backend_errors >= 3, "{:?}", other.stats());
+    assert!(!other.breaker_open() && !this.breaker_open());
+}

@@ -383,6 +383,10 @@ impl Cache {
     /// backend, returns a value whose computation started before this call began. Retried
     /// three times; an error means the invalidation may not have happened.
     ///
+    /// When Redis is full (`maxmemory` with `noeviction`) and refuses the new versions
+    /// (`OOM`), the tag keys are deleted instead, one more round trip: a missing tag key
+    /// invalidates the same entries.
+    ///
     /// # When it fails
     ///
     /// Redis down or slow, or refusing the command (`NOPERM` from an ACL, `READONLY` from a

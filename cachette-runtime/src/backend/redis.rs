@@ -5,6 +5,7 @@ use super::batch::{Batch, Batcher, Entry, Msg, Replies};
 use super::{Fetched, new_version};
 use crate::breaker::{Admit, Breaker};
 use crate::error::{Error, Result, redact_url};
+use crate::stats::LogLimiter;
 use arc_swap::ArcSwapOption;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -29,6 +30,8 @@ pub(crate) struct RedisBackend {
     breaker: Breaker,
     /// Lookups sent while others are in flight leave together, as one `MGET`.
     batcher: Arc<Batcher>,
+    /// Warnings about tag invalidations done by `UNLINK` under `maxmemory`.
+    log_oom: LogLimiter,
 }
 
 /// The kinds of round trip, as the `op` label of `cachette_backend_seconds`.
@@ -128,6 +131,7 @@ impl RedisBackend {
             timers: OpTimers::default(),
             breaker,
             batcher: Arc::default(),
+            log_oom: LogLimiter::default(),
         })
     }
 
@@ -343,6 +347,30 @@ impl RedisBackend {
                 .arg(millis(ttl))
                 .ignore();
         }
+        match self.run::<()>(Op::Invalidate, &pipe).await {
+            Err(e) if is_oom(&e) => self.unlink_tags(tag_keys, &e).await,
+            r => r,
+        }
+    }
+
+    /// Invalidates by deleting the tag keys: what `bump_tags` falls back to when Redis, full
+    /// under `maxmemory` with `noeviction`, refuses the `SET` of new versions (`OOM`) but not
+    /// `UNLINK`. A missing tag key matches no stored version, so every entry carrying the tag
+    /// is invalid, as after a new version (and the version created later is random, so it
+    /// revives none). One more round trip.
+    async fn unlink_tags(&self, tag_keys: &[String], refused: &Error) -> Result<()> {
+        metrics::counter!("cachette_tag_unlink_fallbacks_total").increment(1);
+        if let Some(held) = self.log_oom.allow() {
+            tracing::warn!(
+                tags = tag_keys.len(), error = %refused, suppressed = held,
+                "Redis is out of memory and refused new tag versions; invalidating by deleting the tag keys"
+            );
+        }
+        let mut pipe = redis::pipe();
+        for t in tag_keys {
+            // One key per command, as the `SET`s: a cluster client can route each.
+            pipe.cmd("UNLINK").arg(t).ignore();
+        }
         self.run::<()>(Op::Invalidate, &pipe).await
     }
 
@@ -552,6 +580,18 @@ fn push_lock(pipe: &mut redis::Pipeline, lock_key: &str, token: &str, ttl: Durat
         .arg("NX")
         .arg("PX")
         .arg(millis(ttl));
+}
+
+/// Whether Redis refused a command (or one of a pipeline) for `maxmemory`: `OOM command not
+/// allowed when used memory > 'maxmemory'`.
+fn is_oom(e: &Error) -> bool {
+    match e {
+        Error::Backend(e) => e
+            .clone()
+            .into_server_errors()
+            .is_some_and(|errors| errors.iter().any(|(_, e)| e.code() == "OOM")),
+        _ => false,
+    }
 }
 
 fn millis(d: Duration) -> u64 {
