@@ -173,7 +173,11 @@ async fn every_documented_metric_is_emitted() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(cache.pending_invalidations(), 0, "applied once Redis is back");
+    assert_eq!(
+        cache.pending_invalidations(),
+        0,
+        "applied once Redis is back"
+    );
     let second = snapshotter.snapshot().into_vec();
     assert_eq!(pending_gauge(&second), -(kept as f64));
 

@@ -71,9 +71,8 @@ async fn eventually(mut done: impl FnMut() -> bool) -> bool {
 /// An ACL user that may read and write but not `SCAN` nor `UNLINK`: pattern invalidation is
 /// refused with `NOPERM`, everything else works.
 fn limited_cache(server: &RedisServer) -> Cache {
-    let _: () = server.cmd(&[
-        "ACL", "SETUSER", "limited", "on", ">limitedpw", "~*", "&*", "+@all", "-scan", "-unlink",
-    ]);
+    let acl = "ACL SETUSER limited on >limitedpw ~* &* +@all -scan -unlink";
+    let _: () = server.cmd(&acl.split(' ').collect::<Vec<_>>());
     Cache::redis(&format!(
         "redis://limited:limitedpw@127.0.0.1:{}/",
         server.port()
@@ -106,7 +105,11 @@ async fn refused_pattern_invalidation_is_not_an_outage() {
         "a server refusing a command is not a server that is down"
     );
     assert_eq!(call(&cache, "user:1", &opts, &healthy, 2).await, 1);
-    assert_eq!(healthy.load(Ordering::SeqCst), 1, "a healthy key is still a hit");
+    assert_eq!(
+        healthy.load(Ordering::SeqCst),
+        1,
+        "a healthy key is still a hit"
+    );
 
     // Another process, which cannot know of the refused invalidation, still serves the
     // entry it covers...
@@ -209,7 +212,11 @@ async fn out_of_memory_tag_invalidation_reaches_other_processes() {
     let before = this.stats().round_trips;
     this.invalidate_tags(["users"]).await.unwrap();
     assert_eq!(this.pending_invalidations(), 0, "applied, not kept");
-    assert_eq!(this.stats().round_trips - before, 2, "the refused SET, then UNLINK");
+    assert_eq!(
+        this.stats().round_trips - before,
+        2,
+        "the refused SET, then UNLINK"
+    );
     assert_eq!(server.cmd::<u64>(&["EXISTS", "cachette#tag:users"]), 0);
     assert_eq!(
         call(&other, "user:1", &opts, &runs, 3).await,

@@ -144,9 +144,7 @@ mod tests {
             Error::Backend((redis::ErrorKind::AuthenticationFailed, "wrong password").into())
                 .is_outage()
         );
-        let reply = |code: &str| {
-            Error::Backend(redis::make_extension_error(code.to_owned(), None))
-        };
+        let reply = |code: &str| Error::Backend(redis::make_extension_error(code.to_owned(), None));
         assert!(!reply("OOM").is_outage());
         assert!(!reply("WRONGTYPE").is_outage());
         let known = |kind| Error::Backend((redis::ErrorKind::Server(kind), "refused").into());
