@@ -334,25 +334,6 @@ impl RedisBackend {
         Ok(replies.into_iter().map(version_from_bytes).collect())
     }
 
-    pub async fn bump_tags(&self, tag_keys: &[String], ttl: Duration) -> Result<()> {
-        if tag_keys.is_empty() {
-            return Ok(());
-        }
-        let mut pipe = redis::pipe();
-        for t in tag_keys {
-            pipe.cmd("SET")
-                .arg(t)
-                .arg(new_version())
-                .arg("PX")
-                .arg(millis(ttl))
-                .ignore();
-        }
-        match self.run::<()>(Op::Invalidate, &pipe).await {
-            Err(e) if is_oom(&e) => self.unlink_tags(tag_keys, &e).await,
-            r => r,
-        }
-    }
-
     /// Invalidates by deleting the tag keys: what `bump_tags` falls back to when Redis, full
     /// under `maxmemory` with `noeviction`, refuses the `SET` of new versions (`OOM`) but not
     /// `UNLINK`. A missing tag key matches no stored version, so every entry carrying the tag
@@ -372,6 +353,25 @@ impl RedisBackend {
             pipe.cmd("UNLINK").arg(t).ignore();
         }
         self.run::<()>(Op::Invalidate, &pipe).await
+    }
+
+    pub async fn bump_tags(&self, tag_keys: &[String], ttl: Duration) -> Result<()> {
+        if tag_keys.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for t in tag_keys {
+            pipe.cmd("SET")
+                .arg(t)
+                .arg(new_version())
+                .arg("PX")
+                .arg(millis(ttl))
+                .ignore();
+        }
+        match self.run::<()>(Op::Invalidate, &pipe).await {
+            Err(e) if is_oom(&e) => self.unlink_tags(tag_keys, &e).await,
+            r => r,
+        }
     }
 
     pub async fn store(&self, key: &str, bytes: Vec<u8>, ttl: Duration) -> Result<()> {
