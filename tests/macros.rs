@@ -303,6 +303,32 @@ impl Repo {
         }
         Ok(user)
     }
+
+    /// 25. Stacked, `#[invalidates]` on top: it runs first, then the write-through stores the
+    /// value under the tags' new versions, so the value survives.
+    #[invalidates(tags = ["users"], cache = self.cache)]
+    #[cache_put(
+        key = "{self.tenant}:user:{user.id}",
+        tags = ["users", "user:{user.id}"],
+        cache = self.cache,
+    )]
+    async fn replace(&self, user: User) -> Result<User, AppError> {
+        bump("replace");
+        Ok(user)
+    }
+
+    /// 26. Stacked the other way: the write-through runs first, then the invalidation of a tag
+    /// the stored value carries (never stale, but the value written is not kept).
+    #[cache_put(
+        key = "{self.tenant}:user:{user.id}",
+        tags = ["users", "user:{user.id}"],
+        cache = self.cache,
+    )]
+    #[invalidates(tags = ["users"], cache = self.cache)]
+    async fn replace_put_first(&self, user: User) -> Result<User, AppError> {
+        bump("replace_put_first");
+        Ok(user)
+    }
 }
 
 /// A trait with an async method, implemented with a cached method.
@@ -516,6 +542,34 @@ mod scenarios {
         assert_eq!(calls("save"), 2);
     }
 
+    /// Stacked attributes run in the order they are written, the top one first after the body.
+    pub async fn stacked_attributes_run_top_first(f: Fixture) {
+        let repo = f.repo();
+        repo.user(6).await.unwrap();
+        repo.page(0).await;
+        assert_eq!((calls("user"), calls("page")), (1, 1));
+        let new = User {
+            id: 6,
+            name: "new".into(),
+        };
+        // Invalidate, then store: the list is invalidated, the written value is a hit.
+        assert_eq!(repo.replace(new.clone()).await, Ok(new.clone()));
+        assert_eq!(repo.user(6).await.unwrap(), new);
+        repo.page(0).await;
+        assert_eq!((calls("user"), calls("page")), (1, 2));
+
+        // Store, then invalidate: the written value is invalidated with the rest.
+        let newer = User {
+            id: 6,
+            name: "newer".into(),
+        };
+        assert_eq!(repo.replace_put_first(newer.clone()).await, Ok(newer));
+        assert_eq!(repo.user(6).await.unwrap().name, "acme-6", "recomputed");
+        repo.page(0).await;
+        assert_eq!((calls("user"), calls("page")), (2, 3));
+        assert_eq!((calls("replace"), calls("replace_put_first")), (1, 1));
+    }
+
     pub async fn generics_skip_and_names(f: Fixture) {
         assert_eq!(default_of::<u32>().await, 0);
         assert_eq!(default_of::<String>().await, "");
@@ -602,6 +656,7 @@ on_both_backends!(
     invalidate_by_tag,
     invalidate_by_key_and_pattern,
     write_through,
+    stacked_attributes_run_top_first,
     generics_skip_and_names,
     receivers,
 );

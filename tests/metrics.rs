@@ -6,6 +6,7 @@ mod redis_server;
 
 use cachette::clock::{Clock, ManualClock, ScriptedRandom};
 use cachette::{Cache, EarlyRefresh, LockOptions, Options};
+use metrics_util::CompositeKey;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use redis_server::RedisServer;
 use std::collections::BTreeSet;
@@ -148,6 +149,11 @@ async fn every_documented_metric_is_emitted() {
     other.release().await.unwrap();
     // invalidations
     cache.invalidate_tags(["t"]).await.unwrap();
+    // a tag invalidation refused for maxmemory (OOM), done by UNLINK
+    let _: () = server.cmd(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
+    let _: () = server.cmd(&["CONFIG", "SET", "maxmemory", "1"]);
+    cache.invalidate_tags(["t"]).await.unwrap();
+    let _: () = server.cmd(&["CONFIG", "SET", "maxmemory", "0"]);
     cache.invalidate_pattern("a*").await.unwrap();
     cache.delete("a").await.unwrap();
     // errors, backend errors by kind, failed invalidations, a failed write-through
@@ -171,10 +177,42 @@ async fn every_documented_metric_is_emitted() {
     unsafe { std::env::set_var("CACHETTE_REDIS_URL", "redis://[bad") };
     assert_eq!(cachette::default_cache().backend_kind(), "disabled");
 
-    let seen: BTreeSet<String> = snapshotter
-        .snapshot()
-        .into_vec()
+    // kept invalidations: the gauge follows them up, and down once Redis is back. A snapshot
+    // resets what it reads, so the second one shows the change since the first.
+    let pending_gauge = |snapshot: &Vec<(CompositeKey, _, _, DebugValue)>| {
+        snapshot
+            .iter()
+            .find_map(|(k, _, _, v)| match v {
+                DebugValue::Gauge(g) if k.key().name() == "cachette_pending_invalidations" => {
+                    Some(g.into_inner())
+                }
+                _ => None,
+            })
+            .expect("the gauge was set")
+    };
+    let kept = cache.pending_invalidations();
+    assert!(kept >= 1, "the invalidation that failed is kept");
+    let first = snapshotter.snapshot().into_vec();
+    assert_eq!(pending_gauge(&first), kept as f64);
+    server.restart();
+    clock.advance(Duration::from_secs(2)); // past the breaker's cool-down
+    for _ in 0..200 {
+        if cache.pending_invalidations() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        cache.pending_invalidations(),
+        0,
+        "applied once Redis is back"
+    );
+    let second = snapshotter.snapshot().into_vec();
+    assert_eq!(pending_gauge(&second), -(kept as f64));
+
+    let seen: BTreeSet<String> = first
         .into_iter()
+        .chain(second)
         .filter(|(_, _, _, v)| match v {
             DebugValue::Counter(n) => *n > 0,
             DebugValue::Histogram(h) => !h.is_empty(),

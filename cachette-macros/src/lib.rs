@@ -190,7 +190,51 @@ pub fn cached(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// returned: an invalidation that fails is retried by the runtime (three attempts), then logged
 /// and counted (`StatsSnapshot::invalidation_failures`, `cachette_invalidation_failures_total`).
 ///
-/// Stacked attributes: the one written closest to the function runs first after the body.
+/// # Stacked with `#[cache_put]`
+///
+/// Stacked attributes run in the order they are written, the top one first after the body:
+/// Rust expands the top attribute first, around the body, and the ones below it then wrap
+/// the result. Write `#[invalidates]` above `#[cache_put]`: the invalidation runs, then the
+/// write-through stores the new value under the tags' new versions, and the next read is a
+/// hit. Written the other way round, the value is stored and then invalidated whenever the
+/// invalidation covers it (a shared tag, its key, a matching pattern): never stale, but the
+/// write-through is lost.
+///
+/// ```
+/// use cachette::{Cache, cache_put, cached, invalidates};
+///
+/// struct Users {
+///     cache: Cache,
+/// }
+///
+/// impl Users {
+///     #[cached(key = "user:{id}", tags = ["users"], cache = self.cache)]
+///     async fn name(&self, id: u64) -> String {
+///         format!("user {id}") // the database, in real life
+///     }
+///
+///     #[cached(key = "users:count", tags = ["users"], cache = self.cache)]
+///     async fn count(&self) -> u64 {
+///         1
+///     }
+///
+///     /// Invalidates every entry tagged `users`, then stores the new name.
+///     #[invalidates(tags = ["users"], cache = self.cache)]
+///     #[cache_put(key = "user:{id}", tags = ["users"], cache = self.cache)]
+///     async fn rename(&self, id: u64, name: String) -> String {
+///         name
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let users = Users { cache: Cache::memory(16 << 20) };
+/// users.count().await;
+/// users.rename(7, "Ada".into()).await;
+/// assert_eq!(users.cache.get::<String>("user:7").await?.as_deref(), Some("Ada"));
+/// assert!(!users.cache.exists("users:count").await?);
+/// # Ok(()) }
+/// ```
 #[proc_macro_attribute]
 pub fn invalidates(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand::expand(Kind::Invalidates, attr.into(), item.into()).into()
@@ -242,6 +286,10 @@ pub fn invalidates(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// If the store fails, the function's result is still returned, and the entry is deleted
 /// instead (retried), so that readers do not keep the value the function just replaced; the
 /// failure is logged and counted (`cachette_put_failures_total`).
+///
+/// With `#[invalidates]` on the same function, write `#[invalidates]` above: stacked
+/// attributes run top first, and the invalidation must run before the write-through, or it
+/// invalidates the value just written (see `#[invalidates]`).
 #[proc_macro_attribute]
 pub fn cache_put(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand::expand(Kind::CachePut, attr.into(), item.into()).into()

@@ -2,6 +2,10 @@
 //! (timeouts, connection errors) it opens: calls skip Redis at once, so a cached function
 //! costs its computation, not computation plus timeout. After `cool_down` one round trip is
 //! let through as a probe; its success closes the breaker, its failure opens it again.
+//!
+//! An error reply (`NOPERM`, `OOM`, `WRONGTYPE`, `READONLY`...) is an answer, not a failure
+//! here: the server is up, and skipping it would cost every healthy key its cache
+//! (`Error::is_outage` decides).
 
 use crate::clock::Clock;
 use std::sync::Arc;
@@ -11,7 +15,8 @@ use std::time::Duration;
 /// Settings of the breaker ([`CacheBuilder::breaker`](crate::CacheBuilder::breaker)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BreakerOptions {
-    /// Consecutive failures that open it (default 5).
+    /// Consecutive failed round trips (timeouts, connection errors; error replies do not
+    /// count) that open it (default 5).
     pub failures: u32,
     /// How long it stays open before a probe (default 1 s).
     pub cool_down: Duration,

@@ -413,6 +413,22 @@ impl Cache {
     /// tag). When this returns `Ok`, no read, in this process or any other sharing the
     /// backend, returns a value whose computation started before this call began. Retried
     /// three times; an error means the invalidation may not have happened.
+    ///
+    /// When Redis is full (`maxmemory` with `noeviction`) and refuses the new versions
+    /// (`OOM`), the tag keys are deleted instead, one more round trip: a missing tag key
+    /// invalidates the same entries.
+    ///
+    /// # When it fails
+    ///
+    /// Redis down or slow, or refusing the command (`NOPERM` from an ACL, `READONLY` from a
+    /// replica): the error is returned after the third attempt, logged at error level and
+    /// counted ([`StatsSnapshot::invalidation_failures`]). The invalidation is not dropped: it
+    /// is kept, and a background task retries it until Redis accepts it
+    /// ([`pending_invalidations`](Self::pending_invalidations), the
+    /// `cachette_pending_invalidations` gauge). Until then this process serves no entry
+    /// carrying these tags from the cache (reads compute). Other processes sharing Redis cannot
+    /// know of it: they may serve those entries until the retry succeeds, for at most the
+    /// entries' TTL.
     pub async fn invalidate_tags<I, S>(&self, tags: I) -> Result<()>
     where
         I: IntoIterator<Item = S>,
@@ -438,12 +454,25 @@ impl Cache {
     /// `SCAN` + `UNLINK` (never `KEYS`); how many were removed. Build patterns with
     /// [`KeyBuilder`](crate::keys::KeyBuilder) so that interpolated values cannot widen them.
     ///
-    /// **Not fully race-free; prefer tags.** A computation whose lookup found a matching entry
-    /// cannot store over this invalidation (its store compares the key with what it read). But
-    /// a computation whose key was *absent* when this ran is not fenced: `SCAN` cannot see a
-    /// key that does not exist yet, so such a computation, begun before this call, may store
-    /// its value after it returns, and that value is served until its TTL. Give the entries
-    /// a tag and call [`invalidate_tags`](Self::invalidate_tags) when this matters.
+    /// Race-free like [`delete`](Self::delete): once this returns `Ok`, no read returns a
+    /// value whose computation started before it. A computation whose lookup found a matching
+    /// entry cannot store over it (its store compares the key with what it read); and since
+    /// `SCAN` cannot see a key that does not exist yet, each pattern invalidation first counts
+    /// itself (`namespace#patterns`), and a computation that found its key absent stores only
+    /// if no pattern invalidation began since its lookup. The price: a fill of *any* absent key
+    /// of the namespace that races a pattern invalidation is not stored (its value is still
+    /// returned; counted in [`StatsSnapshot::fills_fenced`](crate::StatsSnapshot::fills_fenced)).
+    /// Tags remain the cheaper tool: O(1) whatever the number of entries, and they fence only
+    /// what they cover.
+    ///
+    /// # When it fails
+    ///
+    /// As for [`invalidate_tags`](Self::invalidate_tags): Redis down, or refusing `SCAN` or
+    /// `UNLINK` (`NOPERM` from an ACL that forbids them), is an error after three attempts,
+    /// logged at error level and counted; the pattern is kept and retried in the background
+    /// until Redis accepts it, and until then this process computes every key matching it
+    /// instead of reading it. Other processes may serve those keys meanwhile, for at most their
+    /// TTL. A refused command does not open the circuit breaker: the other keys stay cached.
     pub async fn invalidate_pattern(&self, pattern: &str) -> Result<u64> {
         let full = self.full_key(pattern);
         let r = self
@@ -599,7 +628,14 @@ impl Cache {
         }
         self.inner.stats.record(Event::InvalidationFailure, &name);
         let e = last.unwrap_or(Error::Timeout(self.inner.config.op_timeout));
-        tracing::error!(op, error = %e, "invalidation failed after retries");
+        // Not rate-limited: each one is an invalidation other processes do not see. A refusal
+        // (`NOPERM`...) will not go away by itself: it needs the operator.
+        tracing::error!(
+            op, kind = e.kind(), refused_by_redis = !e.is_outage(), error = %e,
+            "invalidation failed after retries; it is kept and retried in the background, and \
+             until then this process reads around what it covers (other processes may serve \
+             those entries until their TTL)"
+        );
         Err(e)
     }
 

@@ -89,6 +89,36 @@ impl Error {
             Error::DefaultAlreadySet => "default_already_set",
         }
     }
+
+    /// Whether this failure says the backend cannot be reached or used: a timeout, an I/O or
+    /// connection error (refused, reset, dropped), a connection that could not be set up
+    /// (authentication, a garbled stream). Only these count toward the circuit breaker.
+    ///
+    /// An error *reply* is not one: the server answered, at once, and refused one command
+    /// (`NOPERM` from an ACL, `WRONGTYPE`, `OOM` under `maxmemory`, `READONLY` from a replica,
+    /// `ERR invalid expire time`, `EXECABORT`, a script error, `LOADING`, `BUSY`...). Skipping
+    /// Redis would not make such calls faster, and would cost every healthy key its cache.
+    pub(crate) fn is_outage(&self) -> bool {
+        use redis::ErrorKind as K;
+        match self {
+            Error::Timeout(_) => true,
+            Error::Backend(e) => {
+                e.is_io_error()
+                    || e.is_timeout()
+                    || e.is_connection_dropped()
+                    || e.is_connection_refusal()
+                    || matches!(
+                        e.kind(),
+                        K::Parse
+                            | K::AuthenticationFailed
+                            | K::ClusterConnectionNotFound
+                            | K::MasterNameNotFoundBySentinel
+                            | K::NoValidReplicasFoundBySentinel
+                    )
+            }
+            _ => false,
+        }
+    }
 }
 
 /// Replaces the password of a `redis://user:password@host` URL with `***`.
@@ -112,7 +142,30 @@ pub(crate) fn redact_url(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::redact_url;
+    use super::{Error, redact_url};
+    use std::time::Duration;
+
+    #[test]
+    fn only_transport_failures_are_outages() {
+        let io = |kind| Error::Backend(std::io::Error::new(kind, "x").into());
+        assert!(io(std::io::ErrorKind::ConnectionRefused).is_outage());
+        assert!(io(std::io::ErrorKind::ConnectionReset).is_outage());
+        assert!(io(std::io::ErrorKind::TimedOut).is_outage());
+        assert!(Error::Timeout(Duration::from_millis(1)).is_outage());
+        assert!(
+            Error::Backend((redis::ErrorKind::AuthenticationFailed, "wrong password").into())
+                .is_outage()
+        );
+        let reply = |code: &str| Error::Backend(redis::make_extension_error(code.to_owned(), None));
+        assert!(!reply("OOM").is_outage());
+        assert!(!reply("WRONGTYPE").is_outage());
+        let known = |kind| Error::Backend((redis::ErrorKind::Server(kind), "refused").into());
+        assert!(!known(redis::ServerErrorKind::NoPerm).is_outage());
+        assert!(!known(redis::ServerErrorKind::ReadOnly).is_outage());
+        assert!(!known(redis::ServerErrorKind::ResponseError).is_outage());
+        assert!(!known(redis::ServerErrorKind::ExecAbort).is_outage());
+        assert!(!Error::CircuitOpen.is_outage());
+    }
 
     #[test]
     fn redacts_passwords() {

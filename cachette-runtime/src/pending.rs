@@ -6,6 +6,9 @@
 //! until it is applied they may serve entries it covers, for at most those entries' TTL.
 //! Bounded: past [`MAX_PENDING`] items the queue collapses into one "clear the namespace"
 //! item, and every read of this process bypasses the cache until it is applied.
+//!
+//! The `cachette_pending_invalidations` gauge follows the number of kept items (of every
+//! cache of the process): raised when items are kept, lowered when they are applied.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -35,10 +38,29 @@ pub(crate) struct Pending {
     pub worker_running: AtomicBool,
 }
 
+/// Moves the `cachette_pending_invalidations` gauge by `after - before` (called with the
+/// items locked, so that the gauge sees the changes of a cache in their order).
+fn track(before: usize, after: usize) {
+    let gauge = metrics::gauge!("cachette_pending_invalidations");
+    if after > before {
+        gauge.increment((after - before) as f64);
+    } else if before > after {
+        gauge.decrement((before - after) as f64);
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        let items = self.items.get_mut().unwrap_or_else(|e| e.into_inner());
+        track(items.len(), 0);
+    }
+}
+
 impl Pending {
     /// Keeps `items`; true when the retry worker must be started.
     pub fn add(&self, new: impl IntoIterator<Item = Item>) -> bool {
         let mut items = self.items.lock().unwrap_or_else(|e| e.into_inner());
+        let before = items.len();
         for item in new {
             let g = self.generation.fetch_add(1, Ordering::Relaxed);
             items.insert(item, g);
@@ -53,6 +75,7 @@ impl Pending {
                  this process bypasses the cache until the namespace is cleared"
             );
         }
+        track(before, items.len());
         self.nonempty.store(!items.is_empty(), Ordering::Release);
         !self.worker_running.swap(true, Ordering::AcqRel)
     }
@@ -66,6 +89,7 @@ impl Pending {
     /// Drops `applied` items unless they were re-added since; whether anything is left.
     pub fn applied(&self, applied: &[(Item, u64)]) -> bool {
         let mut items = self.items.lock().unwrap_or_else(|e| e.into_inner());
+        let before = items.len();
         for (item, g) in applied {
             if items.get(item) == Some(g) {
                 items.remove(item);
@@ -74,6 +98,7 @@ impl Pending {
                 }
             }
         }
+        track(before, items.len());
         let left = !items.is_empty();
         self.nonempty.store(left, Ordering::Release);
         left

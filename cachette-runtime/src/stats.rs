@@ -28,6 +28,8 @@
 //! | `cachette_backend_errors_total` | counter | `cache`, `op`, `kind` | the same, by operation and error kind (`timeout`, `connection`, `backend`, ...) |
 //! | `cachette_invalidations_total` | counter | `cache` (`invalidate_tags`, `invalidate_pattern`, `delete`) | invalidations that succeeded |
 //! | `cachette_invalidation_failures_total` | counter | `cache` (as above) | invalidations that failed after their retries |
+//! | `cachette_pending_invalidations` | gauge | | failed invalidations kept for the retry worker (every cache of the process); back to 0 once applied |
+//! | `cachette_tag_unlink_fallbacks_total` | counter | | tag invalidations Redis refused for `maxmemory` (`OOM`), done by deleting the tag keys (`UNLINK`) instead |
 //! | `cachette_config_errors_total` | counter | | a malformed environment disabled the default cache |
 //! | `cachette_put_failures_total` | counter | `cache` | `#[cache_put]` writes that failed (the key was then deleted) |
 //! | `cachette_refresh_not_cached_total` | counter | | `cachette::refresh` given a call that is not `#[cached]` |

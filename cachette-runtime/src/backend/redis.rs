@@ -18,6 +18,7 @@ use super::batch::{Batch, Batcher, Entry, Msg, Replies};
 use super::{Fetched, Seen, new_version};
 use crate::breaker::{Admit, Breaker};
 use crate::error::{Error, Result, redact_url};
+use crate::stats::LogLimiter;
 use arc_swap::ArcSwapOption;
 use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
@@ -50,6 +51,8 @@ pub(crate) struct RedisBackend {
     breaker: Breaker,
     /// Lookups sent while others are in flight leave together, as one `MGET`.
     batcher: Arc<Batcher>,
+    /// Warnings about tag invalidations done by `UNLINK` under `maxmemory`.
+    log_oom: LogLimiter,
 }
 
 /// One connection of the pool: empty until first used, and after a connection-level failure.
@@ -177,6 +180,7 @@ impl RedisBackend {
             timers: OpTimers::default(),
             breaker,
             batcher: Arc::default(),
+            log_oom: LogLimiter::default(),
         })
     }
 
@@ -224,10 +228,16 @@ impl RedisBackend {
         Ok(conn)
     }
 
-    /// Forgets every connection after a connection-level failure.
+    /// Forgets every connection after a connection-level failure, or after a `READONLY` reply:
+    /// the server reached is a replica (a failover demoted it), and a new connection to the
+    /// same address reaches the new primary when a failover-aware name or proxy stands in
+    /// front. A reconnection is all that helps there, so `READONLY` does not open the breaker.
     fn drop_connections(&self, e: &Error) {
         if let Error::Backend(e) = e
-            && (e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal())
+            && (e.is_io_error()
+                || e.is_connection_dropped()
+                || e.is_connection_refusal()
+                || e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly))
         {
             for slot in self.conns.iter() {
                 slot.conn.store(None);
@@ -246,7 +256,9 @@ impl RedisBackend {
 
     /// Every round trip goes through here: the circuit breaker, one connection of the pool,
     /// the round-trip counter, the operation timeout, the timing histogram, and on failure the
-    /// breaker's count and the pool's reset.
+    /// breaker's count and the pool's reset. Only an outage ([`Error::is_outage`]: a timeout,
+    /// a connection that fails) counts as the breaker's failure; an error reply is an answer,
+    /// which tells the breaker Redis is there.
     async fn guarded<T, F, Fut>(&self, op: Op, attempt: F) -> Result<T>
     where
         F: FnOnce(MultiplexedConnection) -> Fut,
@@ -280,7 +292,11 @@ impl RedisBackend {
         match &r {
             Ok(_) => self.breaker.success(&admit),
             Err(e) => {
-                self.breaker.failure(&admit);
+                if e.is_outage() {
+                    self.breaker.failure(&admit);
+                } else {
+                    self.breaker.success(&admit);
+                }
                 self.drop_connections(e);
             }
         }
@@ -401,6 +417,27 @@ impl RedisBackend {
         Ok(replies.into_iter().map(version_from_bytes).collect())
     }
 
+    /// Invalidates by deleting the tag keys: what `bump_tags` falls back to when Redis, full
+    /// under `maxmemory` with `noeviction`, refuses the `SET` of new versions (`OOM`) but not
+    /// `UNLINK`. A missing tag key matches no stored version, so every entry carrying the tag
+    /// is invalid, as after a new version (and the version created later is random, so it
+    /// revives none). One more round trip.
+    async fn unlink_tags(&self, tag_keys: &[String], refused: &Error) -> Result<()> {
+        metrics::counter!("cachette_tag_unlink_fallbacks_total").increment(1);
+        if let Some(held) = self.log_oom.allow() {
+            tracing::warn!(
+                tags = tag_keys.len(), error = %refused, suppressed = held,
+                "Redis is out of memory and refused new tag versions; invalidating by deleting the tag keys"
+            );
+        }
+        let mut pipe = redis::pipe();
+        for t in tag_keys {
+            // One key per command, as the `SET`s: a cluster client can route each.
+            pipe.cmd("UNLINK").arg(t).ignore();
+        }
+        self.run::<()>(Op::Invalidate, &pipe).await
+    }
+
     pub async fn bump_tags(&self, tag_keys: &[String], ttl: Duration) -> Result<()> {
         if tag_keys.is_empty() {
             return Ok(());
@@ -415,18 +452,27 @@ impl RedisBackend {
                 .ignore();
         }
         let Some((wanted, wait)) = self.wait_replicas else {
-            return self.run::<()>(Op::Invalidate, &pipe).await;
+            return match self.run::<()>(Op::Invalidate, &pipe).await {
+                Err(e) if is_oom(&e) => self.unlink_tags(tag_keys, &e).await,
+                r => r,
+            };
         };
         // On the same connection, in the same round trip: WAIT counts the replicas that have
         // this connection's writes so far.
         pipe.cmd("WAIT").arg(wanted).arg(millis(wait));
-        let (acked,): (usize,) = self
+        let acked = self
             .guarded_for(Op::Invalidate, self.op_timeout + wait, |mut conn| {
                 let pipe = &pipe;
-                async move { pipe.query_async(&mut conn).await }
+                async move { pipe.query_async::<(usize,)>(&mut conn).await }
             })
-            .await?;
-        replicated(wanted, acked)
+            .await;
+        match acked {
+            Ok((acked,)) => replicated(wanted, acked),
+            // Under OOM the UNLINKs are not waited for: they are reported as applied by the
+            // primary only (see `unlink_tags`).
+            Err(e) if is_oom(&e) => self.unlink_tags(tag_keys, &e).await,
+            Err(e) => Err(e),
+        }
     }
 
     /// `SET key bytes PX ttl`, unconditionally (`expect` is `None`) or only if the key still
@@ -761,6 +807,18 @@ fn push_lock(pipe: &mut redis::Pipeline, lock_key: &str, token: &str, ttl: Durat
         .arg("NX")
         .arg("PX")
         .arg(millis(ttl));
+}
+
+/// Whether Redis refused a command (or one of a pipeline) for `maxmemory`: `OOM command not
+/// allowed when used memory > 'maxmemory'`.
+fn is_oom(e: &Error) -> bool {
+    match e {
+        Error::Backend(e) => e
+            .clone()
+            .into_server_errors()
+            .is_some_and(|errors| errors.iter().any(|(_, e)| e.code() == "OOM")),
+        _ => false,
+    }
 }
 
 fn millis(d: Duration) -> u64 {

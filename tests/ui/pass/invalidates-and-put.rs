@@ -39,7 +39,7 @@ impl Repo {
         (id > 0).then(|| User { id, guild: String::new() })
     }
 
-    /// Stacked: the entry is written, then the list tag is invalidated.
+    /// Stacked, run top first: the list tag is invalidated, then the entry is written.
     #[invalidates(tags = ["user-lists"], cache = self.cache)]
     #[cache_put(key = "user:{user.id}", cache = self.cache)]
     pub async fn create(&self, user: User) -> Result<User, String> {
