@@ -194,7 +194,14 @@ async fn round_trips_per_operation() {
     assert_eq!(rt(&cache) - before, 3, "miss, new tags");
     let calls = server.command_calls();
     assert_eq!(calls.get("mget"), Some(&1), "the lookup: {calls:?}");
-    assert_eq!(calls.get("get"), Some(&2), "tag creation GETs 2: {calls:?}");
+    // The store is one compare-and-set script (the key still absent, no pattern invalidation
+    // since the lookup): EXISTS, GET of the pattern count and SET run inside it.
+    assert_eq!(calls.get("evalsha"), Some(&1), "the store: {calls:?}");
+    assert_eq!(
+        calls.get("get"),
+        Some(&(2 + 1)),
+        "tag creation GETs 2, the store's script 1: {calls:?}"
+    );
     assert_eq!(
         calls.get("set"),
         Some(&(2 + 1)),

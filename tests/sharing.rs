@@ -173,6 +173,41 @@ async fn fill_after_write(fx: Fixture, delete: bool) {
     );
 }
 
+/// A computation finds its key absent and is held; a write-through stores the new row with
+/// a short TTL, which runs out; then the old computation finishes. The key is absent again
+/// when it stores, but the write-through came in between: it must not store.
+async fn fill_after_expired_write(fx: Fixture) {
+    let cache = fx.cache.clone();
+    let row = Row::new(1);
+    let reader = {
+        let (cache, row) = (cache.clone(), row.clone());
+        tokio::spawn(async move {
+            let opts = Options::new().ttl(Duration::from_secs(60));
+            cache
+                .get_or_compute("k", &opts, || async { row.slow_read().await })
+                .await
+        })
+    };
+    row.entered.notified().await;
+    row.version.store(2, Ordering::SeqCst);
+    let short = Options::new().ttl(Duration::from_millis(20));
+    cache
+        .set("k", &2u64, &short)
+        .await
+        .expect("written through");
+    // Past the write-through's TTL: a miss now, by cachette's clock.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    row.release.add_permits(1);
+    assert_eq!(reader.await.expect("reader"), 1);
+    let got: u64 = cache
+        .get_or_compute("k", &Options::new(), || async { row.read() })
+        .await;
+    assert_eq!(
+        got, 2,
+        "a computation that began before an (expired) write-through stored its old value"
+    );
+}
+
 /// 1,000 concurrent calls over `keys` distinct cold keys (2 ms computations): each key is
 /// computed exactly once.
 async fn burst(cache: &Cache, run: usize, keys: usize) {
@@ -251,6 +286,7 @@ both_stores! {
     follower_after_delete: |fx| follower_after_invalidation(fx, Invalidate::Delete);
     fill_racing_write_through: |fx| fill_after_write(fx, false);
     fill_racing_delete: |fx| fill_after_write(fx, true);
+    fill_racing_an_expired_write_through: fill_after_expired_write;
 }
 
 /// The bursts run with a generous operation timeout: this is about the hand-over of

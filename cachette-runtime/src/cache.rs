@@ -360,7 +360,9 @@ impl Cache {
     /// tag versions are read before the write, so an invalidation that returns after this call
     /// started may or may not cover the value; one that starts after it returns always does.
     /// A computation of the key that began before this call cannot overwrite the value: fills
-    /// store only if the key is still as their lookup saw it.
+    /// store only if the key is still as their lookup saw it (the entry is kept at least the
+    /// fence TTL for that, as a miss once past its TTL and windows). Two `set`s of one key
+    /// racing each other are the caller's to order: the later to arrive wins.
     pub async fn set<T: Serialize + ?Sized>(
         &self,
         key: &str,

@@ -1349,7 +1349,14 @@ impl Cache {
                 max,
             });
         }
-        let keep = ttl + opts.stale.max(opts.stale_if_error);
+        let mut keep = ttl + opts.stale.max(opts.stale_if_error);
+        if expect.is_none() {
+            // An unconditional write (`set`, `#[cache_put]`) is also a fence: a computation
+            // that found the key absent before it must not find it absent again when it
+            // stores, so the entry stays (as a miss once past its windows) for at least the
+            // fence TTL, like a delete's tombstone.
+            keep = keep.max(self.inner.config.fence_ttl);
+        }
         let stored = self
             .inner
             .backend

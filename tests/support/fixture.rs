@@ -66,11 +66,26 @@ impl Fixture {
         }
     }
 
-    /// Writes raw bytes at the entry for `body`.
+    /// Writes raw bytes at the entry for `body`. On Redis, an envelope (`{"v":1,"tags":[...`)
+    /// is planted as cachette stores one: under the server's epoch (the tag `#epoch`, see
+    /// ARCHITECTURE.md), which the cache's first connection creates.
     pub async fn plant(&self, body: &str, bytes: &[u8]) {
         let full = self.cache.full_key(body);
         match &self.server {
             Some(s) => {
+                let mut bytes = bytes.to_vec();
+                let head = br#"{"v":1,"tags":["#;
+                if bytes.starts_with(head) {
+                    self.cache.connect().await.expect("the cache connects");
+                    let epoch: String = s.cmd(&["GET", "cachette#epoch"]);
+                    let more = if bytes.get(head.len()) == Some(&b']') {
+                        ""
+                    } else {
+                        ","
+                    };
+                    let tag = format!(r##"["#epoch","{epoch}"]{more}"##);
+                    bytes.splice(head.len()..head.len(), tag.into_bytes());
+                }
                 let mut con = s.connection();
                 redis::cmd("SET")
                     .arg(&full)

@@ -5,14 +5,15 @@
 //! # The epoch
 //!
 //! A connection is handed out only after it has made sure that the namespace's epoch key
-//! (`namespace#epoch`) was written by the server process it talks to: the key holds that
-//! process's `run_id` and a random part, and is replaced when it names another process (one
-//! script, `ENSURE_EPOCH`). Every lookup reads the epoch beside the tag versions and every
-//! entry is stored with it, like a tag. A server restarted from an older snapshot, or a
-//! replica promoted after a failover, has a new `run_id`: the first connection to it replaces
-//! the epoch, and every entry stored before, revived with its old tag versions, is invalid.
-//! A TCP connection never outlives the server process it reached, which is why connections
-//! are made here and not re-made silently inside redis-rs.
+//! (`namespace#epoch`) names the data set it talks to: the key holds the server's replication
+//! id (`master_replid` of `INFO replication`) and a random part, and is replaced when it names
+//! another (one script, `ENSURE_EPOCH`). Every lookup reads the epoch beside the tag versions
+//! and every entry is stored with it, like a tag. A primary restarted (from an older snapshot
+//! or not) gets a new replication id, and so does a replica promoted after a failover: the
+//! first connection to it replaces the epoch, and every entry stored before, revived with its
+//! old tag versions, is invalid. A replica reports its primary's id, so reads from a synced
+//! replica keep working. A TCP connection never outlives the server process it reached, which
+//! is why connections are made here and not re-made silently inside redis-rs.
 
 use super::batch::{Batch, Batcher, Entry, Msg, Replies};
 use super::{Fetched, Seen, new_version};
@@ -67,8 +68,10 @@ struct Slot {
 /// entries never valid, never stale).
 pub(crate) const EPOCH_TAG: &str = "#epoch";
 
-/// Makes the epoch key name the server process that runs it; returns the epoch.
-const ENSURE_EPOCH: &str = "local run = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') \
+/// Makes the epoch key name the data set's current replication id (`master_replid`: new at
+/// every start of a primary and at every promotion of a replica; a replica reports its
+/// primary's); returns the epoch.
+const ENSURE_EPOCH: &str = "local run = string.match(redis.call('INFO', 'replication'), 'master_replid:(%x+)') \
      local cur = redis.call('GET', KEYS[1]) \
      if cur and string.sub(cur, 1, string.len(run) + 1) == run .. ':' then return cur end \
      local new = run .. ':' .. ARGV[1] \
