@@ -40,7 +40,15 @@ async fn admin_operations_on_redis() {
     assert_eq!(info.value, Some(serde_json::json!(7)));
     assert_eq!(info.tags[0].0, "users");
     assert!(info.valid);
-    assert!(info.ttl > Duration::from_secs(50) && info.ttl <= Duration::from_secs(60));
+    // Written through (`set`): kept at least the fence TTL (10 min), fresh for its 60 s.
+    assert!(info.ttl > Duration::from_secs(590) && info.ttl <= Duration::from_secs(600));
+    let fresh_for = info.fresh_until_ms.saturating_sub(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64,
+    );
+    assert!(fresh_for > 50_000 && fresh_for <= 60_000, "{fresh_for}");
     app.invalidate_tags(["users"]).await.unwrap();
     assert!(
         !app.inspect("user:7").await.unwrap().unwrap().valid,

@@ -55,6 +55,20 @@ impl Row {
     }
 }
 
+/// Starts a call of `k` whose computation reads `row` and is held (until a permit is added);
+/// returns once the computation has read the row.
+async fn held_read(cache: &Cache, opts: &Options, row: &Row) -> tokio::task::JoinHandle<u64> {
+    let (cache, opts, row) = (cache.clone(), opts.clone(), row.clone());
+    let entered = row.entered.clone();
+    let call = tokio::spawn(async move {
+        cache
+            .get_or_compute("k", &opts, || async { row.slow_read().await })
+            .await
+    });
+    entered.notified().await;
+    call
+}
+
 /// Waits (bounded) until `cond` holds.
 async fn until(what: &str, cond: impl Fn() -> bool) {
     for _ in 0..2000 {
@@ -83,15 +97,7 @@ async fn follower_after_invalidation(fx: Fixture, how: Invalidate) {
         Invalidate::Tag => Options::new().tags(["t"]),
         Invalidate::Delete => Options::new(),
     };
-    let leader = {
-        let (cache, opts, row) = (cache.clone(), opts.clone(), row.clone());
-        tokio::spawn(async move {
-            cache
-                .get_or_compute("k", &opts, || async { row.slow_read().await })
-                .await
-        })
-    };
-    row.entered.notified().await;
+    let leader = held_read(&cache, &opts, &row).await;
     row.version.store(2, Ordering::SeqCst);
     match how {
         Invalidate::Tag => cache.invalidate_tags(["t"]).await.expect("invalidated"),
@@ -139,15 +145,7 @@ async fn fill_after_write(fx: Fixture, delete: bool) {
     let cache = fx.cache.clone();
     let row = Row::new(1);
     let opts = Options::new().tags(["t"]);
-    let reader = {
-        let (cache, opts, row) = (cache.clone(), opts.clone(), row.clone());
-        tokio::spawn(async move {
-            cache
-                .get_or_compute("k", &opts, || async { row.slow_read().await })
-                .await
-        })
-    };
-    row.entered.notified().await;
+    let reader = held_read(&cache, &opts, &row).await;
     row.version.store(2, Ordering::SeqCst);
     if delete {
         cache.delete("k").await.expect("deleted");
@@ -179,16 +177,7 @@ async fn fill_after_write(fx: Fixture, delete: bool) {
 async fn fill_after_expired_write(fx: Fixture) {
     let cache = fx.cache.clone();
     let row = Row::new(1);
-    let reader = {
-        let (cache, row) = (cache.clone(), row.clone());
-        tokio::spawn(async move {
-            let opts = Options::new().ttl(Duration::from_secs(60));
-            cache
-                .get_or_compute("k", &opts, || async { row.slow_read().await })
-                .await
-        })
-    };
-    row.entered.notified().await;
+    let reader = held_read(&cache, &Options::new().ttl(Duration::from_secs(60)), &row).await;
     row.version.store(2, Ordering::SeqCst);
     let short = Options::new().ttl(Duration::from_millis(20));
     cache

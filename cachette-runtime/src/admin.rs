@@ -41,7 +41,9 @@ pub struct EntryInfo {
     pub tags: Vec<(String, String)>,
     /// Whether the tags are still current (the entry is not invalidated).
     pub valid: bool,
-    /// Time left before the backend drops it (stale windows included).
+    /// Time left before the backend drops it (stale windows included; an entry written
+    /// through [`Cache::set`] stays at least the fence TTL, as a miss once past its
+    /// windows: see [`CacheBuilder::fence_ttl`](crate::CacheBuilder::fence_ttl)).
     pub ttl: Duration,
     /// `fresh_until_ms` of the envelope (0: none recorded).
     pub fresh_until_ms: u64,

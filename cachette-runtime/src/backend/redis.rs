@@ -488,71 +488,53 @@ impl RedisBackend {
         ttl: Duration,
         expect: Option<&Seen>,
     ) -> Result<bool> {
-        match expect {
-            Some(Seen::Bytes(old)) => {
-                static SCRIPT: OnceLock<redis::Script> = OnceLock::new();
-                let script = SCRIPT.get_or_init(|| {
-                    redis::Script::new(
-                        "if redis.call('GET', KEYS[1]) == ARGV[1] then \
-                         redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 \
-                         else return 0 end",
-                    )
-                });
-                let ms = millis(ttl);
-                let stored = self
-                    .guarded(Op::Store, |mut conn| async move {
-                        script
-                            .key(key)
-                            .arg(&old[..])
-                            .arg(bytes)
-                            .arg(ms)
-                            .invoke_async::<i64>(&mut conn)
-                            .await
-                    })
-                    .await?;
-                Ok(stored == 1)
-            }
+        // The compare-and-set: the same bytes as the lookup saw, or still absent with no
+        // pattern invalidation since the lookup.
+        let (mode, expected) = match expect {
+            Some(Seen::Bytes(old)) => ("same", old.to_vec()),
+            Some(Seen::Absent { patterns }) => ("absent", patterns.to_string().into_bytes()),
             // A memory entry is never seen in Redis: nothing to compare with.
-            Some(Seen::Memory(_)) => Ok(false),
-            Some(Seen::Absent { patterns }) => {
-                // Still absent, and no pattern invalidation began since the lookup.
-                static SCRIPT: OnceLock<redis::Script> = OnceLock::new();
-                let script = SCRIPT.get_or_init(|| {
-                    redis::Script::new(
-                        "if redis.call('EXISTS', KEYS[1]) == 0 and \
-                         (redis.call('GET', KEYS[2]) or '0') == ARGV[3] then \
-                         redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 \
-                         else return 0 end",
-                    )
-                });
-                let ms = millis(ttl);
-                let patterns = patterns.to_string();
-                let stored = self
-                    .guarded(Op::Store, |mut conn| async move {
-                        script
-                            .key(key)
-                            .key(&self.patterns_key)
-                            .arg(bytes)
-                            .arg(ms)
-                            .arg(patterns)
-                            .invoke_async::<i64>(&mut conn)
-                            .await
-                    })
-                    .await?;
-                Ok(stored == 1)
-            }
-            None => {
-                let mut pipe = redis::pipe();
-                pipe.cmd("SET")
-                    .arg(key)
+            Some(Seen::Memory(_)) => return Ok(false),
+            None => return self.set(key, bytes, ttl).await.map(|()| true),
+        };
+        static SCRIPT: OnceLock<redis::Script> = OnceLock::new();
+        let script = SCRIPT.get_or_init(|| {
+            redis::Script::new(
+                "local ok \
+                 if ARGV[3] == 'same' then ok = redis.call('GET', KEYS[1]) == ARGV[4] \
+                 else ok = redis.call('EXISTS', KEYS[1]) == 0 and \
+                   (redis.call('GET', KEYS[2]) or '0') == ARGV[4] end \
+                 if ok then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end \
+                 return 0",
+            )
+        });
+        let ms = millis(ttl);
+        let stored = self
+            .guarded(Op::Store, |mut conn| async move {
+                script
+                    .key(key)
+                    .key(&self.patterns_key)
                     .arg(bytes)
-                    .arg("PX")
-                    .arg(millis(ttl))
-                    .ignore();
-                self.run::<()>(Op::Store, &pipe).await?;
-                Ok(true)
-            }
-        }
+                    .arg(ms)
+                    .arg(mode)
+                    .arg(expected)
+                    .invoke_async::<i64>(&mut conn)
+                    .await
+            })
+            .await?;
+        Ok(stored == 1)
+    }
+
+    /// `SET key bytes PX ttl`.
+    async fn set(&self, key: &str, bytes: Vec<u8>, ttl: Duration) -> Result<()> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("SET")
+            .arg(key)
+            .arg(bytes)
+            .arg("PX")
+            .arg(millis(ttl))
+            .ignore();
+        self.run::<()>(Op::Store, &pipe).await
     }
 
     /// Replaces what is at `key` by a tombstone living `fence_ttl` (one script, one round
