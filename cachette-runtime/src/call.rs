@@ -384,7 +384,7 @@ impl Cache {
         // if nothing was written or deleted at the key meanwhile.
         let (fetched, seen) = match self.inner.backend.lookup(&full_key, &tag_keys).await {
             Ok(found) => {
-                let seen = Seen::of(&found);
+                let seen = Seen::found(found.entry, found.patterns);
                 (Some(found.versions), Some(seen))
             }
             Err(e) => {
@@ -759,7 +759,7 @@ impl Cache {
         };
         Lookup {
             state,
-            seen: Some(Seen::of(&found)),
+            seen: Some(Seen::found(found.entry, found.patterns)),
             fetched: Some(found.versions),
             now_ms,
         }

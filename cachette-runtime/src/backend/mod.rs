@@ -34,6 +34,7 @@ pub(crate) struct Found {
 }
 
 /// A stored entry as a backend hands it out.
+#[derive(Clone)]
 pub(crate) enum Stored {
     /// Envelope bytes (Redis), parsed by the caller.
     Bytes(bytes::Bytes),
@@ -61,12 +62,16 @@ pub(crate) enum Seen {
 impl Seen {
     /// The state a lookup found.
     pub fn of(found: &Found) -> Seen {
-        match &found.entry {
-            None => Seen::Absent {
-                patterns: found.patterns,
-            },
-            Some(Stored::Bytes(b)) => Seen::Bytes(b.clone()),
-            Some(Stored::Memory(e)) => Seen::Memory(Arc::clone(e)),
+        Seen::found(found.entry.clone(), found.patterns)
+    }
+
+    /// The state a lookup found, taking its entry (cloning `Bytes` made from a `Vec` would
+    /// allocate a shared header: a hit does not pay for that).
+    pub fn found(entry: Option<Stored>, patterns: u64) -> Seen {
+        match entry {
+            None => Seen::Absent { patterns },
+            Some(Stored::Bytes(b)) => Seen::Bytes(b),
+            Some(Stored::Memory(e)) => Seen::Memory(e),
         }
     }
 
