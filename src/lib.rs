@@ -107,7 +107,8 @@ pub fn key_of<F: Future>(call: F) -> Result<String, CallError> {
 
 /// Removes the entry of `call` (a call of a `#[cached]` function, not awaited, whose body does
 /// not run): whether there was one. See [`key_of`] for how the call is inspected, and
-/// [`Cache::delete`] for what removing guarantees (tags are the race-free way to invalidate).
+/// [`Cache::delete`] for what removing guarantees (race-free: the key keeps a tombstone, so a
+/// computation that began before cannot store its value afterwards).
 pub async fn evict<F: Future>(call: F) -> Result<bool, CallError> {
     cachette_runtime::__private::evict(call).await
 }

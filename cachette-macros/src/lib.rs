@@ -175,9 +175,11 @@ pub fn cached(attr: TokenStream, item: TokenStream) -> TokenStream {
 ///   while, so a computation that began before cannot store its value afterwards);
 /// * `patterns = [...]`: Redis glob patterns of keys to delete (SCAN + UNLINK, never `KEYS`);
 ///   literal text is a pattern, interpolated values are escaped so they match only themselves.
-///   **Not fully race-free: prefer tags.** A computation of a key that did not exist when the
-///   pattern was scanned, begun before the invalidation, may still store its value afterwards
-///   (`SCAN` cannot fence a key that is not there yet); see `Cache::invalidate_pattern`.
+///   Race-free too, at a price: since `SCAN` cannot see a key that does not exist yet, each
+///   pattern invalidation counts itself first, and a computation that found *any* key of the
+///   namespace absent stores only if no pattern invalidation began meanwhile (its value is
+///   still returned). Prefer tags: O(1), and they fence only what they cover. See
+///   `Cache::invalidate_pattern`.
 ///
 /// At least one of the three is required; all are templates over the arguments, like
 /// `#[cached]`'s `key`, evaluated with the values the function was called with. Also `cache`,
