@@ -37,6 +37,23 @@ pub const DEFAULT_LOCK_TTL: Duration = Duration::from_secs(10);
 /// [`CacheBuilder::fence_ttl`]).
 pub const DEFAULT_FENCE_TTL: Duration = Duration::from_secs(600);
 
+/// The longest duration cachette keeps an entry, a tag version, a fence or a lock, or waits
+/// for anything: 100 years, which stands for "forever".
+///
+/// A longer duration given per call
+/// ([`Options::ttl`], [`Options::stale`], [`Options::stale_if_error`], [`LockOptions`],
+/// [`Cache::lock`](crate::Cache::lock), [`Cache::try_lock`](crate::Cache::try_lock),
+/// [`Lock::extend`](crate::Lock::extend)) is taken as this one, as is a TTL plus its windows.
+///
+/// ```
+/// use cachette_runtime::{Cache, MAX_DURATION, Options};
+/// use std::time::Duration;
+///
+/// let cache = Cache::memory(1 << 20);
+/// assert_eq!(cache.resolve_ttl(&Duration::MAX.into()), MAX_DURATION);
+/// ```
+pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// Probabilistic early refresh (XFetch, Vattani et al., VLDB 2015): a hit with `Δ` left
 /// before expiry recomputes early with probability `exp(-Δ / (β·δ))`, `δ` being how long the
 /// value's computation took.
@@ -55,9 +72,11 @@ pub enum EarlyRefresh {
 /// others wait for its value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LockOptions {
-    /// Lifetime of the lock: a crashed holder's lock expires after it.
+    /// Lifetime of the lock: a crashed holder's lock expires after it. At most
+    /// [`MAX_DURATION`] (a longer one is taken as that).
     pub ttl: Duration,
-    /// How long the other processes wait for the value before computing it themselves.
+    /// How long the other processes wait for the value before computing it themselves. At
+    /// most [`MAX_DURATION`] (a longer one is taken as that).
     pub wait: Duration,
 }
 
@@ -135,7 +154,8 @@ impl Options {
     }
 
     /// Stale-while-revalidate: for `window` after the TTL, callers get the old value at once
-    /// while a single refresh replaces it. An invalidated entry is never served stale.
+    /// while a single refresh replaces it. An invalidated entry is never served stale. The
+    /// entry is kept its TTL plus this window, at most [`MAX_DURATION`].
     pub fn stale(mut self, window: Duration) -> Self {
         self.stale = window;
         self
@@ -143,7 +163,8 @@ impl Options {
 
     /// Stale-if-error: when the computation fails and a stale (not invalidated) value within
     /// `window` after its TTL exists, that value is returned instead of the error (counted).
-    /// Applies to policies with an error case ([`Fallible`](crate::Fallible)).
+    /// Applies to policies with an error case ([`Fallible`](crate::Fallible)). The entry is
+    /// kept its TTL plus this window, at most [`MAX_DURATION`].
     pub fn stale_if_error(mut self, window: Duration) -> Self {
         self.stale_if_error = window;
         self
@@ -175,7 +196,8 @@ impl Options {
         self
     }
 
-    /// Sets the TTL (a `Duration` or a [`Ttl`]).
+    /// Sets the TTL (a `Duration` or a [`Ttl`]). A TTL longer than [`MAX_DURATION`] (such as
+    /// `Duration::MAX`, "forever") is taken as that.
     pub fn ttl(mut self, ttl: impl Into<Ttl>) -> Self {
         self.ttl = ttl.into();
         self
