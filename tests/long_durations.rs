@@ -1,13 +1,14 @@
 //! Durations too long to add to a clock (`Duration::MAX`, or windows whose sum overflows) never
 //! panic: given per call they mean "forever" (taken as `MAX_DURATION`), given to the builder
-//! they are refused. Each test runs on a real `redis-server` and on the memory store.
+//! they are refused; a cache built with every setting at the bound works. Each test runs on a
+//! real `redis-server` and on the memory store.
 
 #[path = "support/fixture.rs"]
 mod fixture;
 #[path = "support/redis_server.rs"]
 mod redis_server;
 
-use cachette::{LockOptions, Options};
+use cachette::{BreakerOptions, LockOptions, MAX_DURATION, Options};
 use fixture::{Counter, Fixture};
 use std::time::Duration;
 
@@ -111,12 +112,55 @@ mod suite {
         assert!(again.release().await.unwrap());
     }
 
+    /// Every duration setting at the bound (but `wait_for_replicas`, which needs a replica):
+    /// stores, invalidations and deletes all reach the store.
+    pub async fn settings_at_the_bound(fx: Fixture) {
+        let c = &fx.cache;
+        cached_once_then_invalidated(&fx, Options::new()).await;
+        let runs = Counter::default();
+        let opts = Options::new().profile("forever").tags(["p"]);
+        for _ in 0..2 {
+            let v: u64 = c.get_or_compute("p", &opts, || runs.compute(3)).await;
+            assert_eq!(v, 3);
+        }
+        assert_eq!(runs.runs(), 1, "stored with the profile's TTL");
+        assert_redis_ttl(&fx, "p");
+        if let Some(s) = &fx.server {
+            for tag in ["t", "p"] {
+                let pttl: i64 = s.cmd(&["PTTL", &c.tag_key(tag)]);
+                assert!(pttl > 0, "PTTL of tag {tag}: {pttl}");
+            }
+        }
+        assert!(c.delete("p").await.unwrap(), "deleted");
+        assert_eq!(c.get::<u64>("p").await.unwrap(), None);
+        assert_redis_ttl(&fx, "p"); // the tombstone, kept the fence TTL
+        c.set("s", &9u64, &Options::new()).await.unwrap();
+        assert_eq!(c.get::<u64>("s").await.unwrap(), Some(9));
+        assert_redis_ttl(&fx, "s");
+        assert_eq!(c.invalidate_pattern("s").await.unwrap(), 1);
+        assert_eq!(c.get::<u64>("s").await.unwrap(), None);
+        assert_eq!(c.pending_invalidations(), 0);
+        assert_eq!(c.stats().backend_errors, 0);
+    }
+
     pub async fn lock_wait_max_on_a_free_lock(fx: Fixture) {
         let c = &fx.cache;
         let lock = c.lock("n", Duration::from_secs(60), Duration::MAX).await;
         let lock = lock.unwrap().expect("a free lock is taken");
         assert!(lock.release().await.unwrap());
     }
+}
+
+fn at_the_bound(b: cachette::CacheBuilder) -> cachette::CacheBuilder {
+    b.default_ttl(MAX_DURATION)
+        .ttl_profile("forever", MAX_DURATION)
+        .tag_ttl(MAX_DURATION)
+        .fence_ttl(MAX_DURATION)
+        .op_timeout(MAX_DURATION)
+        .breaker(Some(BreakerOptions {
+            failures: 5,
+            cool_down: MAX_DURATION,
+        }))
 }
 
 macro_rules! both_backends {
@@ -126,7 +170,7 @@ macro_rules! both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    suite::$name(Fixture::redis()).await;
+                    suite::$name(Fixture::redis_with(at_the_bound)).await;
                 }
             )*
         }
@@ -135,7 +179,7 @@ macro_rules! both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    suite::$name(Fixture::memory()).await;
+                    suite::$name(Fixture::memory_with(at_the_bound)).await;
                 }
             )*
         }
@@ -151,4 +195,5 @@ both_backends!(
     fill_lock_max,
     lock_max,
     lock_wait_max_on_a_free_lock,
+    settings_at_the_bound,
 );
