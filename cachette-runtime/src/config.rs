@@ -725,7 +725,8 @@ mod tests {
     #[test]
     fn durations_past_the_bound_are_refused_each_by_name() {
         let too_long = MAX_DURATION + Duration::from_millis(1);
-        let cases: [(&str, fn(CacheBuilder, Duration) -> CacheBuilder); 7] = [
+        type Set = fn(CacheBuilder, Duration) -> CacheBuilder;
+        let cases: [(&str, Set); 7] = [
             ("default TTL", |b, d| b.default_ttl(d)),
             ("TTL profile `session`", |b, d| b.ttl_profile("session", d)),
             ("tag TTL", |b, d| b.tag_ttl(d)),
