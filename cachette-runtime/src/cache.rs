@@ -8,7 +8,7 @@ use crate::backend::{Backend, memory::MemoryBackend, redis::RedisBackend};
 use crate::breaker::Breaker;
 use crate::call::Check;
 use crate::codec::{self, Meta};
-use crate::config::{BackendChoice, CacheBuilder, Config, Options, Ttl};
+use crate::config::{BackendChoice, CacheBuilder, Config, MAX_DURATION, Options, Ttl};
 use crate::error::{Error, Result};
 use crate::flight::Flights;
 use crate::lock::Lock;
@@ -204,7 +204,7 @@ impl Cache {
         match ttl {
             Ttl::Default => c.default_ttl,
             Ttl::Fixed(d) if d.is_zero() => c.default_ttl,
-            Ttl::Fixed(d) => *d,
+            Ttl::Fixed(d) => (*d).min(MAX_DURATION),
             Ttl::Profile(p) => match c.profiles.get(p.as_ref()) {
                 Some(d) => *d,
                 None => {
@@ -663,7 +663,7 @@ impl Cache {
     /// Waits up to `wait` for the lock `name` (polling every 10 to 100 ms); `Ok(None)` when
     /// it stayed taken.
     pub async fn lock(&self, name: &str, ttl: Duration, wait: Duration) -> Result<Option<Lock>> {
-        let deadline = Instant::now() + wait;
+        let deadline = crate::clock::instant_after(Instant::now(), wait);
         let mut pause = Duration::from_millis(10);
         loop {
             if let Some(lock) = self.try_lock(name, ttl).await? {

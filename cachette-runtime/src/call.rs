@@ -14,7 +14,7 @@ use crate::backend::memory::{MemEntry, MemoryBackend};
 use crate::backend::redis::EPOCH_TAG;
 use crate::backend::{Backend, Found, Seen, Stored, Versions, new_version};
 use crate::codec::{self, Meta, WholeError};
-use crate::config::{EarlyRefresh, LockOptions, Options};
+use crate::config::{EarlyRefresh, LockOptions, MAX_DURATION, Options};
 use crate::error::{Error, Result};
 use crate::flight::{self, Basis, LeaderGuard, Mark, Outcome, Role, View};
 use crate::observe::{CallOutcome, report};
@@ -877,7 +877,7 @@ impl Cache {
     {
         let lock_key = self.lock_key(full_key);
         let token = new_version();
-        let deadline = Instant::now() + lock.wait;
+        let deadline = crate::clock::instant_after(Instant::now(), lock.wait);
         let mut pause = LOCK_POLL_MIN;
         let mut waited = false;
         let mut last = (None, None);
@@ -1349,7 +1349,9 @@ impl Cache {
                 max,
             });
         }
-        let mut keep = ttl + opts.stale.max(opts.stale_if_error);
+        let mut keep = ttl
+            .saturating_add(opts.stale.max(opts.stale_if_error))
+            .min(MAX_DURATION);
         if expect.is_none() {
             // An unconditional write (`set`, `#[cache_put]`) is also a fence: a computation
             // that found the key absent before it must not find it absent again when it

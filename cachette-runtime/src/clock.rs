@@ -10,6 +10,7 @@
 //! assert_eq!(clock.now_ms(), 3_000);
 //! ```
 
+use crate::config::MAX_DURATION;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -60,6 +61,20 @@ fn millis(d: Duration) -> u64 {
     d.as_secs()
         .saturating_mul(1000)
         .saturating_add(u64::from(d.subsec_millis()))
+}
+
+/// The instant `d` after `now`, `d` taken as at most [`MAX_DURATION`]; where the platform's
+/// clock cannot represent that, the latest instant it can on the way (a deadline too far to
+/// name is one that never comes).
+pub(crate) fn instant_after(now: Instant, d: Duration) -> Instant {
+    let mut d = d.min(MAX_DURATION);
+    loop {
+        if let Some(t) = now.checked_add(d) {
+            return t;
+        }
+        // Terminates: `now + 0` is `now`.
+        d /= 2;
+    }
 }
 
 /// How long an offset between the monotonic and the wall clock is used before it is read
@@ -137,10 +152,14 @@ impl ManualClock {
         }
     }
 
-    /// Moves the clock forward.
+    /// Moves the clock forward (to the end of time at most, never round to its start).
     pub fn advance(&self, by: Duration) {
-        let by = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
-        self.ms.fetch_add(by, Ordering::SeqCst);
+        let by = millis(by);
+        let _ = self
+            .ms
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |ms| {
+                Some(ms.saturating_add(by))
+            });
     }
 
     /// Sets the clock.
@@ -215,5 +234,26 @@ mod tests {
         }
         // Other clocks ignore the instant.
         assert_eq!(ManualClock::new(5).now_ms_at(Instant::now()), 5);
+    }
+
+    #[test]
+    fn a_deadline_too_far_for_the_clock_is_the_bound() {
+        let now = Instant::now();
+        assert_eq!(
+            instant_after(now, Duration::from_secs(5)),
+            now + Duration::from_secs(5)
+        );
+        let far = instant_after(now, Duration::MAX);
+        assert!(far > now + Duration::from_secs(10 * 365 * 24 * 3600));
+        assert!(far <= now + MAX_DURATION);
+    }
+
+    #[test]
+    fn a_manual_clock_advanced_past_the_end_of_time_stays_there() {
+        let clock = ManualClock::new(5);
+        clock.advance(Duration::MAX);
+        assert_eq!(clock.now_ms(), u64::MAX);
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(clock.now_ms(), u64::MAX);
     }
 }

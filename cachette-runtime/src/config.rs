@@ -37,6 +37,28 @@ pub const DEFAULT_LOCK_TTL: Duration = Duration::from_secs(10);
 /// [`CacheBuilder::fence_ttl`]).
 pub const DEFAULT_FENCE_TTL: Duration = Duration::from_secs(600);
 
+/// The longest duration cachette keeps an entry, a tag version, a fence or a lock, or waits
+/// for anything: 100 years, which stands for "forever".
+///
+/// [`CacheBuilder::build`] refuses a longer setting on every backend, so that a configuration
+/// that passes on the memory store does not fail on Redis (which takes a TTL only while
+/// `now + TTL` fits in 63 bits of milliseconds, and otherwise refuses every store and
+/// invalidation). A longer duration given per call
+/// ([`Options::ttl`], [`Options::stale`], [`Options::stale_if_error`], [`LockOptions`],
+/// [`Cache::lock`](crate::Cache::lock), [`Cache::try_lock`](crate::Cache::try_lock),
+/// [`Lock::extend`](crate::Lock::extend)) is taken as this one, as is a TTL plus its windows.
+///
+/// ```
+/// use cachette_runtime::{Cache, MAX_DURATION, Options};
+/// use std::time::Duration;
+///
+/// let cache = Cache::memory(1 << 20);
+/// assert_eq!(cache.resolve_ttl(&Duration::MAX.into()), MAX_DURATION);
+/// assert!(Cache::builder().default_ttl(Duration::MAX).build().is_err());
+/// assert!(Cache::builder().default_ttl(MAX_DURATION).build().is_ok());
+/// ```
+pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// Probabilistic early refresh (XFetch, Vattani et al., VLDB 2015): a hit with `Δ` left
 /// before expiry recomputes early with probability `exp(-Δ / (β·δ))`, `δ` being how long the
 /// value's computation took.
@@ -55,9 +77,11 @@ pub enum EarlyRefresh {
 /// others wait for its value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LockOptions {
-    /// Lifetime of the lock: a crashed holder's lock expires after it.
+    /// Lifetime of the lock: a crashed holder's lock expires after it. At most
+    /// [`MAX_DURATION`] (a longer one is taken as that).
     pub ttl: Duration,
-    /// How long the other processes wait for the value before computing it themselves.
+    /// How long the other processes wait for the value before computing it themselves. At
+    /// most [`MAX_DURATION`] (a longer one is taken as that).
     pub wait: Duration,
 }
 
@@ -135,7 +159,8 @@ impl Options {
     }
 
     /// Stale-while-revalidate: for `window` after the TTL, callers get the old value at once
-    /// while a single refresh replaces it. An invalidated entry is never served stale.
+    /// while a single refresh replaces it. An invalidated entry is never served stale. The
+    /// entry is kept its TTL plus this window, at most [`MAX_DURATION`].
     pub fn stale(mut self, window: Duration) -> Self {
         self.stale = window;
         self
@@ -143,7 +168,8 @@ impl Options {
 
     /// Stale-if-error: when the computation fails and a stale (not invalidated) value within
     /// `window` after its TTL exists, that value is returned instead of the error (counted).
-    /// Applies to policies with an error case ([`Fallible`](crate::Fallible)).
+    /// Applies to policies with an error case ([`Fallible`](crate::Fallible)). The entry is
+    /// kept its TTL plus this window, at most [`MAX_DURATION`].
     pub fn stale_if_error(mut self, window: Duration) -> Self {
         self.stale_if_error = window;
         self
@@ -175,7 +201,8 @@ impl Options {
         self
     }
 
-    /// Sets the TTL (a `Duration` or a [`Ttl`]).
+    /// Sets the TTL (a `Duration` or a [`Ttl`]). A TTL longer than [`MAX_DURATION`] (such as
+    /// `Duration::MAX`, "forever") is taken as that.
     pub fn ttl(mut self, ttl: impl Into<Ttl>) -> Self {
         self.ttl = ttl.into();
         self
@@ -427,20 +454,23 @@ impl CacheBuilder {
         self
     }
 
-    /// The TTL of calls that name none (default 5 minutes).
+    /// The TTL of calls that name none (default 5 minutes; at most [`MAX_DURATION`], longer is
+    /// refused by [`build`](Self::build)).
     pub fn default_ttl(mut self, ttl: Duration) -> Self {
         self.config.default_ttl = ttl;
         self
     }
 
-    /// Defines (or redefines) a named TTL profile.
+    /// Defines (or redefines) a named TTL profile (at most [`MAX_DURATION`], longer is refused
+    /// by [`build`](Self::build)).
     pub fn ttl_profile(mut self, name: impl Into<String>, ttl: Duration) -> Self {
         self.config.profiles.insert(name.into(), ttl);
         self
     }
 
     /// Defines profiles from a spec such as `"session=1h, presence=1m, land=300s"`
-    /// (durations in `humantime` syntax: `ms`, `s`, `m`, `h`, `d`, combinable as `1h30m`).
+    /// (durations in `humantime` syntax: `ms`, `s`, `m`, `h`, `d`, combinable as `1h30m`; at
+    /// most [`MAX_DURATION`]).
     pub fn ttl_profiles(mut self, spec: &str) -> Self {
         for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             match item.split_once('=') {
@@ -459,7 +489,8 @@ impl CacheBuilder {
     }
 
     /// Budget of one backend round trip (default 200 ms). Past it the call gives up on the cache
-    /// for this operation and goes on without it.
+    /// for this operation and goes on without it. At most [`MAX_DURATION`], longer is refused by
+    /// [`build`](Self::build).
     pub fn op_timeout(mut self, timeout: Duration) -> Self {
         self.config.op_timeout = timeout;
         self
@@ -473,7 +504,8 @@ impl CacheBuilder {
 
     /// Lifetime of a tag version key (default 24 h). A tag key is created with the longer of
     /// this and the TTL of the entry that needed it; when it expires or is evicted, every entry
-    /// carrying the tag becomes a miss (never a stale hit).
+    /// carrying the tag becomes a miss (never a stale hit). At most [`MAX_DURATION`], longer is
+    /// refused by [`build`](Self::build).
     pub fn tag_ttl(mut self, ttl: Duration) -> Self {
         self.config.tag_ttl = ttl;
         self
@@ -484,7 +516,8 @@ impl CacheBuilder {
     /// began before the delete cannot store its value afterwards. A computation that found
     /// its key absent and ran for more than half of this is not stored (counted in
     /// [`StatsSnapshot::fills_fenced`](crate::StatsSnapshot::fills_fenced)): its fence may
-    /// have expired meanwhile.
+    /// have expired meanwhile. Between 1 s and [`MAX_DURATION`], otherwise refused by
+    /// [`build`](Self::build).
     pub fn fence_ttl(mut self, ttl: Duration) -> Self {
         self.config.fence_ttl = ttl;
         self
@@ -511,14 +544,16 @@ impl CacheBuilder {
     /// and kept like any failed invalidation: an `Ok` then means the invalidation survives a
     /// failover to one of those replicas. Without it, an acknowledged invalidation can be lost
     /// with an asynchronous replica; the epoch (ARCHITECTURE.md) still makes every entry
-    /// stored before a failover invalid, so a lost invalidation cannot revive them.
+    /// stored before a failover invalid, so a lost invalidation cannot revive them. `timeout`
+    /// is at most [`MAX_DURATION`], longer is refused by [`build`](Self::build).
     pub fn wait_for_replicas(mut self, replicas: usize, timeout: Duration) -> Self {
         self.config.wait_replicas = Some((replicas, timeout));
         self
     }
 
     /// The Redis circuit breaker (on by default: 5 consecutive failures open it for 1 s).
-    /// `None` switches it off.
+    /// `None` switches it off. The cool-down is at most [`MAX_DURATION`], longer is refused by
+    /// [`build`](Self::build).
     pub fn breaker(mut self, breaker: Option<crate::breaker::BreakerOptions>) -> Self {
         self.config.breaker = breaker;
         self
@@ -553,7 +588,9 @@ impl CacheBuilder {
     }
 
     /// Validates the configuration and builds the cache. Connecting to Redis happens lazily,
-    /// so this succeeds while Redis is down; it fails on a malformed URL or setting.
+    /// so this succeeds while Redis is down; it fails on a malformed URL or setting (every
+    /// problem listed in one [`Error::Config`]), such as a duration longer than
+    /// [`MAX_DURATION`], whatever the backend.
     pub fn build(mut self) -> Result<crate::Cache> {
         if let Some(spec) = self.profile_spec.take() {
             self = self.ttl_profiles(&spec);
@@ -618,6 +655,35 @@ impl CacheBuilder {
         if c.fence_ttl < Duration::from_secs(1) {
             errors.push("fence TTL must be at least 1 s".to_owned());
         }
+        let mut profiles: Vec<_> = c.profiles.iter().collect();
+        profiles.sort();
+        let durations = [
+            ("default TTL".to_owned(), c.default_ttl),
+            ("tag TTL".to_owned(), c.tag_ttl),
+            ("fence TTL".to_owned(), c.fence_ttl),
+            ("operation timeout".to_owned(), c.op_timeout),
+        ]
+        .into_iter()
+        .chain(
+            profiles
+                .into_iter()
+                .map(|(name, d)| (format!("TTL profile `{name}`"), *d)),
+        )
+        .chain(
+            c.wait_replicas
+                .map(|(_, d)| ("wait_for_replicas timeout".to_owned(), d)),
+        )
+        .chain(
+            c.breaker
+                .map(|b| ("circuit breaker cool-down".to_owned(), b.cool_down)),
+        );
+        for (what, d) in durations {
+            if d > MAX_DURATION {
+                errors.push(format!(
+                    "{what} {d:?} is longer than MAX_DURATION ({MAX_DURATION:?}, 100 years)"
+                ));
+            }
+        }
         if !errors.is_empty() {
             return Err(Error::Config(errors.join("; ")));
         }
@@ -640,5 +706,75 @@ impl std::fmt::Debug for CacheBuilder {
             .field("backend", &self.backend)
             .field("config", &self.config)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::breaker::BreakerOptions;
+
+    fn config_error(builder: CacheBuilder) -> String {
+        match builder.build() {
+            Err(Error::Config(msg)) => msg,
+            Err(e) => format!("not a configuration error: {e}"),
+            Ok(_) => "built".to_owned(),
+        }
+    }
+
+    #[test]
+    fn durations_past_the_bound_are_refused_each_by_name() {
+        let too_long = MAX_DURATION + Duration::from_millis(1);
+        type Set = fn(CacheBuilder, Duration) -> CacheBuilder;
+        let cases: [(&str, Set); 7] = [
+            ("default TTL", |b, d| b.default_ttl(d)),
+            ("TTL profile `session`", |b, d| b.ttl_profile("session", d)),
+            ("tag TTL", |b, d| b.tag_ttl(d)),
+            ("fence TTL", |b, d| b.fence_ttl(d)),
+            ("operation timeout", |b, d| b.op_timeout(d)),
+            ("wait_for_replicas timeout", |b, d| {
+                b.wait_for_replicas(1, d)
+            }),
+            ("circuit breaker cool-down", |b, d| {
+                b.breaker(Some(BreakerOptions {
+                    failures: 5,
+                    cool_down: d,
+                }))
+            }),
+        ];
+        let mut all = CacheBuilder::new();
+        for (name, set) in cases {
+            for d in [Duration::MAX, too_long] {
+                let msg = config_error(set(CacheBuilder::new(), d));
+                assert!(
+                    msg.starts_with(name) && msg.contains("MAX_DURATION"),
+                    "{name} = {d:?}: {msg}"
+                );
+                assert!(!msg.contains(';'), "one problem: {msg}");
+                assert!(
+                    set(CacheBuilder::new(), MAX_DURATION).build().is_ok(),
+                    "{name}"
+                );
+            }
+            all = set(all, Duration::MAX);
+        }
+        // Every problem in one message.
+        let msg = config_error(all.ttl_profile("presence", Duration::MAX));
+        for (name, _) in cases {
+            assert!(msg.contains(name), "{name} in {msg}");
+        }
+        assert!(msg.contains("TTL profile `presence`"), "{msg}");
+        assert_eq!(
+            msg.matches("MAX_DURATION").count(),
+            cases.len() + 1,
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn a_profile_spec_past_the_bound_is_refused() {
+        let msg = config_error(CacheBuilder::new().ttl_profiles("forever=200y, short=1m"));
+        assert!(msg.starts_with("TTL profile `forever`"), "{msg}");
+        assert!(!msg.contains("short"), "{msg}");
     }
 }

@@ -17,6 +17,7 @@
 //! ```
 
 use crate::Cache;
+use crate::clock::instant_after;
 use crate::error::Result;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -102,7 +103,7 @@ impl MemoryLocks {
         match map.get(key) {
             Some((_, deadline)) if *deadline > now => false,
             _ => {
-                map.insert(key.to_owned(), (token.to_owned(), now + ttl));
+                map.insert(key.to_owned(), (token.to_owned(), instant_after(now, ttl)));
                 true
             }
         }
@@ -125,7 +126,7 @@ impl MemoryLocks {
         let mut map = self.locks.lock().unwrap_or_else(|e| e.into_inner());
         match map.get_mut(key) {
             Some((t, deadline)) if t == token && *deadline > now => {
-                *deadline = now + ttl;
+                *deadline = instant_after(now, ttl);
                 true
             }
             _ => false,

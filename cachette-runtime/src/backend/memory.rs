@@ -11,6 +11,7 @@
 
 use super::Seen;
 use crate::codec::{self, Meta};
+use crate::config::MAX_DURATION;
 use crate::keys::glob_match;
 use moka::Expiry;
 use moka::ops::compute::{CompResult, Op};
@@ -71,11 +72,12 @@ impl MemEntry {
             Err(e) => Err(e.to_string().into_boxed_str()),
         };
         let decoded = (keep_decoded && header.is_ok()).then(OnceLock::new);
+        let ttl = ttl.min(MAX_DURATION);
         MemEntry {
             bytes,
             header,
             ttl,
-            expires_at: Instant::now() + ttl,
+            expires_at: crate::clock::instant_after(Instant::now(), ttl),
             decoded,
         }
     }

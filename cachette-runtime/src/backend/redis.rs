@@ -18,6 +18,7 @@
 use super::batch::{Batch, Batcher, Entry, Msg, Replies};
 use super::{Fetched, Seen, new_version};
 use crate::breaker::{Admit, Breaker};
+use crate::config::MAX_DURATION;
 use crate::error::{Error, Result, redact_url};
 use crate::stats::LogLimiter;
 use arc_swap::ArcSwapOption;
@@ -555,7 +556,7 @@ impl RedisBackend {
         let wait = self.wait_replicas;
         // The script, then WAIT: two round trips and the wait.
         let timeout = match wait {
-            Some((_, w)) => self.op_timeout * 2 + w,
+            Some((_, w)) => self.op_timeout.saturating_mul(2).saturating_add(w),
             None => self.op_timeout,
         };
         let (existed, acked) = self
@@ -806,8 +807,14 @@ fn is_oom(e: &Error) -> bool {
     }
 }
 
+/// Milliseconds of a duration for `PX`, `PEXPIRE` and `WAIT`: at least 1, at most
+/// [`MAX_DURATION`]. Redis takes a TTL `n` only while `now_ms + n` fits in an `i64`
+/// ("invalid expire time"; 7.0 refuses `PX 9223372036854775807` and takes
+/// `PX <i64::MAX - now_ms - 10000>`), and no `n` past `i64::MAX` ("value is not an integer or
+/// out of range"); 100 years stays far below both for the next 292 million years.
 fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+    let d = d.min(MAX_DURATION);
+    (d.as_secs() * 1000 + u64::from(d.subsec_millis())).max(1)
 }
 
 /// A tag key's value as a version. A value that is not UTF-8 (planted by someone else) is read
@@ -874,5 +881,21 @@ fn bulk_strings(v: redis::Value) -> Replies {
             })
             .collect(),
         _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn millis_are_what_redis_takes() {
+        assert_eq!(millis(Duration::ZERO), 1, "PX 0 is refused");
+        assert_eq!(millis(Duration::from_micros(1_500)), 1);
+        assert_eq!(millis(Duration::from_secs(2)), 2_000);
+        let bound = MAX_DURATION.as_secs() * 1000;
+        assert_eq!(millis(MAX_DURATION), bound);
+        assert_eq!(millis(Duration::MAX), bound, "past the bound: the bound");
+        assert!(bound < i64::MAX as u64 / 2, "far from what Redis refuses");
     }
 }
