@@ -83,7 +83,7 @@ impl Cache {
                     ..Default::default()
                 }
             }
-            Backend::Disabled => BackendStats {
+            Backend::Disabled(_) => BackendStats {
                 backend: "disabled",
                 ..Default::default()
             },
@@ -98,7 +98,7 @@ impl Cache {
         let keys = match &self.inner.backend {
             Backend::Redis(r) => r.keys(&full, limit).await?,
             Backend::Memory(m) => m.keys(&full, limit),
-            Backend::Disabled => Vec::new(),
+            Backend::Disabled(_) => Vec::new(),
         };
         Ok(keys
             .into_iter()
@@ -113,7 +113,7 @@ impl Cache {
         let found = match &self.inner.backend {
             Backend::Redis(r) => r.inspect(&full).await?,
             Backend::Memory(m) => m.inspect(&full),
-            Backend::Disabled => None,
+            Backend::Disabled(_) => None,
         };
         let Some((bytes, ttl)) = found else {
             return Ok(None);
@@ -166,7 +166,7 @@ impl Cache {
                 Ok(entries + internal)
             }
             Backend::Memory(m) => Ok(m.clear()),
-            Backend::Disabled => Ok(0),
+            Backend::Disabled(_) => Ok(0),
         }
     }
 }
