@@ -24,7 +24,9 @@ pub struct BackendStats {
     pub keyspace_misses: Option<u64>,
     /// Redis `connected_clients`.
     pub connected_clients: Option<u64>,
-    /// Keys in the Redis database (all namespaces), or entries in the memory store.
+    /// Keys in the Redis database (all namespaces, `DBSIZE`: tag keys, tombstones and locks
+    /// included), or the memory store's live entries: those a lookup could still find (within
+    /// their TTL and stale windows), never a delete's tombstone nor an expired entry.
     pub keys: Option<u64>,
 }
 
