@@ -128,3 +128,31 @@ async fn outcomes_etags_and_per_name_counters() {
     assert_eq!((users.hits, users.misses), (1, 2));
     assert!((users.hit_rate() - 1.0 / 3.0).abs() < 1e-9);
 }
+
+/// Issue 13: `backend_stats().keys` of the memory store counts live entries only: not the
+/// expired ones, not a delete's tombstone.
+#[tokio::test]
+async fn memory_stats_count_live_entries_only() {
+    let cache = Cache::memory(1 << 20);
+    let short = Options::new().ttl(Duration::from_millis(30));
+    for i in 0..5 {
+        let _: u64 = cache
+            .get_or_compute(&format!("short{i}"), &short, || async { 1 })
+            .await;
+    }
+    let long = Options::new().ttl(Duration::from_secs(600));
+    let _: u64 = cache.get_or_compute("long", &long, || async { 1 }).await;
+    cache.delete("long").await.unwrap();
+    // A bounded wait for the short entries to expire (no assertion on how long it takes).
+    let mut keys = None;
+    for _ in 0..500 {
+        keys = cache.backend_stats().await.unwrap().keys;
+        if keys == Some(0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(keys, Some(0), "five expired, one deleted: nothing live");
+    let _: u64 = cache.get_or_compute("again", &long, || async { 1 }).await;
+    assert_eq!(cache.backend_stats().await.unwrap().keys, Some(1));
+}

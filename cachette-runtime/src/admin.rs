@@ -24,7 +24,9 @@ pub struct BackendStats {
     pub keyspace_misses: Option<u64>,
     /// Redis `connected_clients`.
     pub connected_clients: Option<u64>,
-    /// Keys in the Redis database (all namespaces), or entries in the memory store.
+    /// Keys in the Redis database (all namespaces, `DBSIZE`: tag keys, tombstones and locks
+    /// included), or the memory store's live entries: those a lookup could still find (within
+    /// their TTL and stale windows), never a delete's tombstone nor an expired entry.
     pub keys: Option<u64>,
 }
 
@@ -83,7 +85,7 @@ impl Cache {
                     ..Default::default()
                 }
             }
-            Backend::Disabled => BackendStats {
+            Backend::Disabled(_) => BackendStats {
                 backend: "disabled",
                 ..Default::default()
             },
@@ -98,7 +100,7 @@ impl Cache {
         let keys = match &self.inner.backend {
             Backend::Redis(r) => r.keys(&full, limit).await?,
             Backend::Memory(m) => m.keys(&full, limit),
-            Backend::Disabled => Vec::new(),
+            Backend::Disabled(_) => Vec::new(),
         };
         Ok(keys
             .into_iter()
@@ -113,7 +115,7 @@ impl Cache {
         let found = match &self.inner.backend {
             Backend::Redis(r) => r.inspect(&full).await?,
             Backend::Memory(m) => m.inspect(&full),
-            Backend::Disabled => None,
+            Backend::Disabled(_) => None,
         };
         let Some((bytes, ttl)) = found else {
             return Ok(None);
@@ -166,7 +168,7 @@ impl Cache {
                 Ok(entries + internal)
             }
             Backend::Memory(m) => Ok(m.clear()),
-            Backend::Disabled => Ok(0),
+            Backend::Disabled(_) => Ok(0),
         }
     }
 }

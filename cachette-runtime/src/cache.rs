@@ -104,11 +104,19 @@ impl Cache {
     }
 
     /// A cache that stores nothing: every call runs its computation.
+    ///
+    /// Its locks ([`try_lock`](Self::try_lock), [`lock`](Self::lock)) still exclude, like
+    /// the memory store's: within this process, among this cache and its clones (not across
+    /// processes, nor with another `Cache::disabled()`). A service that relies on them for
+    /// mutual exclusion keeps it when caching is switched off.
     pub fn disabled() -> Cache {
         let config = CacheBuilder::new().disabled();
         match config.build() {
             Ok(c) => c,
-            Err(_) => Cache::from_parts_unchecked(Backend::Disabled, default_config()),
+            Err(_) => Cache::from_parts_unchecked(
+                Backend::Disabled(crate::lock::MemoryLocks::default()),
+                default_config(),
+            ),
         }
     }
 
@@ -131,7 +139,7 @@ impl Cache {
             BackendChoice::Memory(bytes) => {
                 Backend::Memory(MemoryBackend::new(bytes, config.memory_max_tags))
             }
-            BackendChoice::Disabled => Backend::Disabled,
+            BackendChoice::Disabled => Backend::Disabled(crate::lock::MemoryLocks::default()),
         };
         Ok(Self::from_parts_unchecked(backend, config))
     }
@@ -369,7 +377,7 @@ impl Cache {
         value: &T,
         opts: &Options,
     ) -> Result<()> {
-        if matches!(self.inner.backend, Backend::Disabled) {
+        if matches!(self.inner.backend, Backend::Disabled(_)) {
             return Ok(());
         }
         let full_key = self.full_key(key);
@@ -645,6 +653,10 @@ impl Cache {
 
     /// Takes the lock `name` for `ttl` if nobody holds it (`SET NX PX` with a fresh random
     /// token). A holder that crashes loses the lock when `ttl` runs out.
+    ///
+    /// On Redis the lock excludes every process sharing it; on the memory store and on a
+    /// [disabled](Self::disabled) cache, which keeps a lock table of its own although it
+    /// stores nothing, it excludes within the process (this cache and its clones).
     pub async fn try_lock(&self, name: &str, ttl: Duration) -> Result<Option<Lock>> {
         let key = self.lock_key(name);
         let token = crate::backend::new_version();
@@ -661,7 +673,8 @@ impl Cache {
     }
 
     /// Waits up to `wait` for the lock `name` (polling every 10 to 100 ms); `Ok(None)` when
-    /// it stayed taken.
+    /// it stayed taken. It excludes as [`try_lock`](Self::try_lock) does, on a
+    /// [disabled](Self::disabled) cache too.
     pub async fn lock(&self, name: &str, ttl: Duration, wait: Duration) -> Result<Option<Lock>> {
         let deadline = crate::clock::instant_after(Instant::now(), wait);
         let mut pause = Duration::from_millis(10);

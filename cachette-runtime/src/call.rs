@@ -408,7 +408,7 @@ impl Cache {
     }
 
     fn is_disabled(&self) -> bool {
-        matches!(self.inner.backend, crate::backend::Backend::Disabled)
+        matches!(self.inner.backend, crate::backend::Backend::Disabled(_))
     }
 
     async fn run<'o, R, P, F, Fut>(

@@ -9,10 +9,11 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The Redis URL could not be parsed. The message never contains the password.
+    /// The Redis URL could not be parsed. The message never contains its credentials.
     #[error("invalid Redis URL `{url}`: {reason}")]
     InvalidUrl {
-        /// The URL with any password replaced by `***`.
+        /// The URL with every credential (user, password, `pass`/`user` parameters) replaced
+        /// by `***`.
         url: String,
         /// Why it was rejected.
         reason: String,
@@ -26,7 +27,8 @@ pub enum Error {
     /// Redis refused the credentials of the URL (wrong password or ACL user).
     #[error("Redis at {url} refused the credentials: {reason}")]
     Auth {
-        /// The URL with any password replaced by `***`.
+        /// The URL with every credential (user, password, `pass`/`user` parameters) replaced
+        /// by `***`.
         url: String,
         /// What Redis said.
         reason: String,
@@ -121,23 +123,74 @@ impl Error {
     }
 }
 
-/// Replaces the password of a `redis://user:password@host` URL with `***`.
+/// The URL with every credential it may carry replaced by `***`, for `Debug`, `Display` and
+/// logs, whether or not it parses.
+///
+/// Redis URLs carry credentials in two places (redis-rs reads both): the user information of
+/// the authority (`redis://user:password@host`, also `rediss://`), and the query parameters
+/// of the Unix forms (`redis+unix:///path.sock?user=u&pass=p`, `unix://...`). Both are hidden,
+/// user names included:
+///
+/// - everything between `://` (the start, without one) and the **last** `@` of the URL: a
+///   password may hold `/`, `?`, `#`, `:` or `@` (unescaped, the URL does not parse, which is
+///   precisely when it is printed in [`Error::InvalidUrl`]), so no character before the last
+///   `@` can be told not to be part of it. A URL with an `@` in its path or query is hidden up
+///   to that `@`: more than needed, never less;
+/// - the value of every query parameter named `pass`, `password`, `user` or `username` (after
+///   percent-decoding the name, ignoring case, tabs and line breaks as the URL parser does), up
+///   to the next `&` (a `#` does not end it: a password may contain one).
 pub(crate) fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_owned();
-    };
-    let rest = &url[scheme_end + 3..];
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    let Some(at) = authority.rfind('@') else {
-        return url.to_owned();
-    };
-    let userinfo = &authority[..at];
-    let redacted = match userinfo.find(':') {
-        Some(colon) => format!("{}:***", &userinfo[..colon]),
-        None => "***".to_owned(),
-    };
-    format!("{}{}{}", &url[..scheme_end + 3], redacted, &rest[at..])
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let mut hidden = vec![false; url.len()];
+    if let Some(at) = url[start..].rfind('@') {
+        hidden[start..start + at].fill(true);
+    }
+    if let Some(q) = url[start..].find('?') {
+        let mut pos = start + q + 1;
+        for pair in url[pos..].split('&') {
+            if let Some(eq) = pair.find('=')
+                && is_credential_param(&pair[..eq])
+            {
+                hidden[pos + eq + 1..pos + pair.len()].fill(true);
+            }
+            pos += pair.len() + 1;
+        }
+    }
+    let mut out = String::with_capacity(url.len());
+    let mut in_hidden = false;
+    for (i, c) in url.char_indices() {
+        match (hidden[i], in_hidden) {
+            (true, false) => out.push_str("***"),
+            (true, true) => {}
+            (false, _) => out.push(c),
+        }
+        in_hidden = hidden[i];
+    }
+    out
+}
+
+/// Whether a query parameter name (as written in the URL) names a credential.
+fn is_credential_param(name: &str) -> bool {
+    let mut decoded = Vec::with_capacity(name.len());
+    let mut bytes = name.bytes().filter(|b| !matches!(b, b'\t' | b'\n' | b'\r'));
+    while let Some(b) = bytes.next() {
+        match b {
+            b'%' => {
+                let hi = bytes.next();
+                let lo = bytes.next();
+                let digit = |d: Option<u8>| d.and_then(|d| (d as char).to_digit(16));
+                match (digit(hi), digit(lo)) {
+                    (Some(h), Some(l)) => decoded.push((h * 16 + l) as u8),
+                    // Not an escape: kept as written (it matches no credential name).
+                    _ => decoded.extend([b'%'].into_iter().chain(hi).chain(lo)),
+                }
+            }
+            b'+' => decoded.push(b' '),
+            b => decoded.push(b),
+        }
+    }
+    let decoded = String::from_utf8_lossy(&decoded).to_ascii_lowercase();
+    matches!(decoded.as_str(), "pass" | "password" | "user" | "username")
 }
 
 #[cfg(test)]
@@ -169,10 +222,45 @@ mod tests {
 
     #[test]
     fn redacts_passwords() {
-        assert_eq!(redact_url("redis://:pw@h:1/0"), "redis://:***@h:1/0");
-        assert_eq!(redact_url("redis://u:p@ss@h/"), "redis://u:***@h/");
+        assert_eq!(redact_url("redis://:pw@h:1/0"), "redis://***@h:1/0");
+        assert_eq!(redact_url("redis://u:p@ss@h/"), "redis://***@h/");
         assert_eq!(redact_url("redis://token@h/"), "redis://***@h/");
         assert_eq!(redact_url("redis://h:6379/"), "redis://h:6379/");
         assert_eq!(redact_url("garbage"), "garbage");
+    }
+
+    /// Issue 13: a `/` in the password, and the `pass` parameter of the Unix forms.
+    #[test]
+    fn redacts_passwords_with_slashes_and_query_credentials() {
+        assert_eq!(
+            redact_url("redis://app:s3cr/t@host/0"),
+            "redis://***@host/0"
+        );
+        assert_eq!(
+            redact_url("redis://app:a?b#c:d@e/f@host:1/0?protocol=3"),
+            "redis://***@host:1/0?protocol=3"
+        );
+        assert_eq!(
+            redact_url("redis+unix:///tmp/r.sock?pass=X"),
+            "redis+unix:///tmp/r.sock?pass=***"
+        );
+        assert_eq!(
+            redact_url("unix:///tmp/r.sock?db=1&user=u&password=a#b&p%61ss=c&PASS=d&username=&x=y"),
+            "unix:///tmp/r.sock?db=1&user=***&password=***&p%61ss=***&PASS=***&username=&x=y"
+        );
+        // An `@` in a password parameter hides everything before it too: never less.
+        assert_eq!(
+            redact_url("unix:///tmp/r.sock?pass=a@b&db=2"),
+            "unix://***&db=2"
+        );
+        assert_eq!(redact_url("h:1?pass=x"), "h:1?pass=***");
+        assert_eq!(
+            super::Error::InvalidUrl {
+                url: redact_url("redis://app:s3cr/t@host/0"),
+                reason: "invalid port number".to_owned()
+            }
+            .to_string(),
+            "invalid Redis URL `redis://***@host/0`: invalid port number"
+        );
     }
 }

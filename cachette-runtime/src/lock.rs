@@ -137,3 +137,38 @@ impl MemoryLocks {
         self.locks.lock().map(|m| m.len()).unwrap_or(0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::Cache;
+    use std::time::Duration;
+
+    /// Issue 13: switching caching off must not switch mutual exclusion off.
+    #[tokio::test]
+    async fn a_disabled_cache_still_excludes() {
+        let cache = Cache::disabled();
+        let ttl = Duration::from_secs(60);
+        let first = cache.try_lock("job", ttl).await.unwrap();
+        let first = first.expect("nobody holds it");
+        assert!(
+            cache.try_lock("job", ttl).await.unwrap().is_none(),
+            "a second try_lock of a held lock is refused"
+        );
+        assert!(
+            cache.clone().try_lock("job", ttl).await.unwrap().is_none(),
+            "clones share the locks"
+        );
+        assert!(
+            cache
+                .lock("job", ttl, Duration::ZERO)
+                .await
+                .unwrap()
+                .is_none(),
+            "lock() waits in vain"
+        );
+        assert!(cache.try_lock("other", ttl).await.unwrap().is_some());
+        assert!(first.extend(ttl).await.unwrap(), "the owner extends it");
+        assert!(first.release().await.unwrap(), "released by its owner");
+        assert!(cache.try_lock("job", ttl).await.unwrap().is_some());
+    }
+}

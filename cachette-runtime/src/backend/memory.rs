@@ -407,10 +407,26 @@ impl MemoryBackend {
         self.store(key, bytes, ttl, false, None);
     }
 
-    /// Entry count and weighted size, after pending maintenance.
+    /// Live entries and weighted size, after pending maintenance.
+    ///
+    /// Live: an entry a lookup could still find, i.e. not past its TTL (stale windows
+    /// included) and not a tombstone (what a delete leaves: always a miss). moka's own count
+    /// includes expired entries until its maintenance drops them, and tombstones, so the live
+    /// ones are counted by walking the store (an admin operation, O(entries)). An entry written
+    /// through ([`Cache::set`](crate::Cache::set)) and kept past its windows as a fence (at
+    /// least the fence TTL) still counts until then: its windows are not recorded apart.
     pub fn usage(&self) -> (u64, u64) {
         self.entries.run_pending_tasks();
-        (self.entries.entry_count(), self.entries.weighted_size())
+        let now = Instant::now();
+        let live = self
+            .entries
+            .iter()
+            .filter(|(_, e)| !e.is_tombstone() && e.expires_at > now)
+            .count();
+        (
+            u64::try_from(live).unwrap_or(u64::MAX),
+            self.entries.weighted_size(),
+        )
     }
 }
 

@@ -136,7 +136,8 @@ impl From<Fetched> for Found {
 pub(crate) enum Backend {
     Redis(redis::RedisBackend),
     Memory(memory::MemoryBackend),
-    Disabled,
+    /// Stores nothing; its locks still exclude, within the process (see `Cache::disabled`).
+    Disabled(crate::lock::MemoryLocks),
 }
 
 impl Backend {
@@ -144,7 +145,7 @@ impl Backend {
         match self {
             Backend::Redis(_) => "redis",
             Backend::Memory(_) => "memory",
-            Backend::Disabled => "disabled",
+            Backend::Disabled(_) => "disabled",
         }
     }
 
@@ -161,7 +162,7 @@ impl Backend {
                     patterns: looked.patterns,
                 })
             }
-            Backend::Disabled => Ok(Found {
+            Backend::Disabled(_) => Ok(Found {
                 entry: None,
                 versions: Versions::Owned(vec![None; tag_keys.len()]),
                 patterns: 0,
@@ -174,7 +175,7 @@ impl Backend {
         Ok(match self {
             Backend::Redis(r) => r.fetch(None, tag_keys).await?.versions,
             Backend::Memory(m) => m.versions(tag_keys),
-            Backend::Disabled => vec![None; tag_keys.len()],
+            Backend::Disabled(_) => vec![None; tag_keys.len()],
         })
     }
 
@@ -188,7 +189,7 @@ impl Backend {
         match self {
             Backend::Redis(r) => r.ensure_tags(tag_keys, ttl).await,
             Backend::Memory(m) => Ok(m.ensure_tags(tag_keys)),
-            Backend::Disabled => Ok(vec![None; tag_keys.len()]),
+            Backend::Disabled(_) => Ok(vec![None; tag_keys.len()]),
         }
     }
 
@@ -200,7 +201,7 @@ impl Backend {
                 m.bump_tags(tag_keys);
                 Ok(())
             }
-            Backend::Disabled => Ok(()),
+            Backend::Disabled(_) => Ok(()),
         }
     }
 
@@ -218,7 +219,7 @@ impl Backend {
         match self {
             Backend::Redis(r) => r.store(key, bytes, ttl, expect).await,
             Backend::Memory(m) => Ok(m.store(key, bytes, ttl, keep_decoded, expect)),
-            Backend::Disabled => Ok(false),
+            Backend::Disabled(_) => Ok(false),
         }
     }
 
@@ -228,7 +229,7 @@ impl Backend {
         match self {
             Backend::Redis(r) => r.delete(key, fence_ttl).await,
             Backend::Memory(m) => Ok(m.delete(key, fence_ttl)),
-            Backend::Disabled => Ok(false),
+            Backend::Disabled(_) => Ok(false),
         }
     }
 
@@ -239,7 +240,7 @@ impl Backend {
         match self {
             Backend::Redis(r) => r.delete_matching(pattern, fence).await,
             Backend::Memory(m) => Ok(m.delete_matching(pattern, fence)),
-            Backend::Disabled => Ok(0),
+            Backend::Disabled(_) => Ok(0),
         }
     }
 
@@ -247,7 +248,7 @@ impl Backend {
         match self {
             Backend::Redis(r) => r.try_lock(lock_key, token, ttl).await,
             Backend::Memory(m) => Ok(m.locks.try_lock(lock_key, token, ttl)),
-            Backend::Disabled => Ok(true),
+            Backend::Disabled(locks) => Ok(locks.try_lock(lock_key, token, ttl)),
         }
     }
 
@@ -278,7 +279,7 @@ impl Backend {
         match self {
             Backend::Redis(r) => r.release_lock(lock_key, token).await,
             Backend::Memory(m) => Ok(m.locks.release(lock_key, token)),
-            Backend::Disabled => Ok(true),
+            Backend::Disabled(locks) => Ok(locks.release(lock_key, token)),
         }
     }
 
@@ -286,7 +287,7 @@ impl Backend {
         match self {
             Backend::Redis(r) => r.extend_lock(lock_key, token, ttl).await,
             Backend::Memory(m) => Ok(m.locks.extend(lock_key, token, ttl)),
-            Backend::Disabled => Ok(true),
+            Backend::Disabled(locks) => Ok(locks.extend(lock_key, token, ttl)),
         }
     }
 
