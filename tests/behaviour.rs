@@ -530,30 +530,8 @@ fn short_profiles(b: cachette::CacheBuilder) -> cachette::CacheBuilder {
         .max_value_bytes(256 * 1024)
 }
 
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod on_redis {
-            use super::*;
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    suite::$name(Fixture::redis_with(short_profiles)).await;
-                }
-            )*
-        }
-        mod on_memory {
-            use super::*;
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    suite::$name(Fixture::memory_with(short_profiles)).await;
-                }
-            )*
-        }
-    };
-}
-
-both_backends!(
+fixture::both_backends!(
+    short_profiles;
     round_trip,
     ttl_expiry,
     ttl_profiles,

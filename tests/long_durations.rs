@@ -163,30 +163,8 @@ fn at_the_bound(b: cachette::CacheBuilder) -> cachette::CacheBuilder {
         }))
 }
 
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod on_redis {
-            use super::*;
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    suite::$name(Fixture::redis_with(at_the_bound)).await;
-                }
-            )*
-        }
-        mod on_memory {
-            use super::*;
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    suite::$name(Fixture::memory_with(at_the_bound)).await;
-                }
-            )*
-        }
-    };
-}
-
-both_backends!(
+fixture::both_backends!(
+    at_the_bound;
     ttl_max,
     stale_max,
     stale_if_error_max,

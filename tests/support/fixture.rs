@@ -111,3 +111,31 @@ impl Counter {
         value
     }
 }
+
+/// Declares each `suite::NAME(Fixture)` test twice, in `mod on_redis` and `mod on_memory`,
+/// on a fixture whose builder `$builder` adjusts: `both_backends!(builder; name, ...)`.
+#[allow(unused_macros)]
+macro_rules! both_backends {
+    ($builder:path; $($name:ident),* $(,)?) => {
+        mod on_redis {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    suite::$name(Fixture::redis_with($builder)).await;
+                }
+            )*
+        }
+        mod on_memory {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    suite::$name(Fixture::memory_with($builder)).await;
+                }
+            )*
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use both_backends;
