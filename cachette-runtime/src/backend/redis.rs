@@ -24,7 +24,7 @@ use crate::stats::LogLimiter;
 use arc_swap::ArcSwapOption;
 use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -60,9 +60,61 @@ pub(crate) struct RedisBackend {
 /// One connection of the pool: empty until first used, and after a connection-level failure.
 #[derive(Default)]
 struct Slot {
-    conn: ArcSwapOption<MultiplexedConnection>,
+    conn: ArcSwapOption<Conn>,
     /// Held while the slot connects, so that concurrent first uses make one connection.
     connecting: tokio::sync::Mutex<()>,
+}
+
+/// A connection and the runtime that drives it. redis-rs spawns a connection's driver task on
+/// the runtime current when it is made; when that runtime shuts down (a `#[tokio::test]` ends,
+/// a `Runtime` is dropped) the driver is dropped with it and every request on the connection
+/// fails. A cache lives longer than a runtime (a `static`, the process-wide default), so a
+/// connection whose runtime is gone is re-made, on the caller's runtime, before it is used.
+struct Conn {
+    conn: MultiplexedConnection,
+    /// Set when the runtime the connection was made on drops its tasks.
+    runtime_gone: Arc<AtomicBool>,
+    /// Ends the watch task when the connection is forgotten (so that re-made connections do
+    /// not leave tasks behind).
+    _watch: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Conn {
+    /// Wraps `conn`, made on the current runtime, and watches that runtime: a task spawned on
+    /// it (beside the connection's driver) sets `runtime_gone` when it is dropped, which
+    /// happens at the runtime's shutdown, or ends quietly when the connection is dropped.
+    fn watched(conn: MultiplexedConnection) -> Conn {
+        let runtime_gone = Arc::new(AtomicBool::new(false));
+        let (watch, forgotten) = tokio::sync::oneshot::channel::<()>();
+        let on_drop = SetOnDrop(Arc::clone(&runtime_gone));
+        tokio::spawn(async move {
+            let _on_drop = on_drop;
+            let _ = forgotten.await;
+        });
+        Conn {
+            conn,
+            runtime_gone,
+            _watch: watch,
+        }
+    }
+
+    /// The connection, if its runtime still runs.
+    fn usable(&self) -> Option<MultiplexedConnection> {
+        if self.runtime_gone.load(Ordering::Acquire) {
+            None
+        } else {
+            Some(self.conn.clone())
+        }
+    }
+}
+
+/// Sets its flag when dropped.
+struct SetOnDrop(Arc<AtomicBool>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
 }
 
 /// The tag name entries carry their epoch under (reserved: a user tag of that name makes
@@ -197,13 +249,14 @@ impl RedisBackend {
     }
 
     /// A connection of the pool, made on first use (inside the caller's Tokio runtime, which
-    /// drives it) and after a failure emptied its slot. A new connection first makes sure the
-    /// epoch names its server process (see the module's docs). Connection attempts are not
-    /// retried inside a call, so a call against a dead server fails fast.
+    /// drives it), after a failure emptied its slot, and after the runtime that drove it shut
+    /// down (see [`Conn`]). A new connection first makes sure the epoch names its server
+    /// process (see the module's docs). Connection attempts are not retried inside a call, so
+    /// a call against a dead server fails fast.
     async fn conn(&self) -> Result<MultiplexedConnection> {
         let slot = &self.conns[self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len()];
-        if let Some(c) = slot.conn.load().as_ref() {
-            return Ok(MultiplexedConnection::clone(c));
+        if let Some(c) = slot.conn.load().as_ref().and_then(|c| c.usable()) {
+            return Ok(c);
         }
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(Error::Config(
@@ -211,8 +264,8 @@ impl RedisBackend {
             ));
         }
         let _connecting = slot.connecting.lock().await;
-        if let Some(c) = slot.conn.load().as_ref() {
-            return Ok(MultiplexedConnection::clone(c));
+        if let Some(c) = slot.conn.load().as_ref().and_then(|c| c.usable()) {
+            return Ok(c);
         }
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.op_timeout.max(Duration::from_millis(500))))
@@ -228,7 +281,7 @@ impl RedisBackend {
             .arg(new_version())
             .invoke_async::<String>(&mut conn)
             .await?;
-        slot.conn.store(Some(Arc::new(conn.clone())));
+        slot.conn.store(Some(Arc::new(Conn::watched(conn.clone()))));
         Ok(conn)
     }
 
