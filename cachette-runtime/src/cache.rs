@@ -22,7 +22,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-/// Delays before the attempts of an invalidation (first attempt at once).
+/// Delays before the attempts of an invalidation (first attempt at once). Only error replies
+/// (`NOPERM`, `READONLY`...) are retried inside the call: after an outage (a timeout, a
+/// connection that fails, the breaker open) the caller gets the error at once, about one
+/// operation timeout at most, and the kept invalidation is retried in the background.
 const INVALIDATION_RETRY_DELAYS: [Duration; 3] = [
     Duration::ZERO,
     Duration::from_millis(25),
@@ -421,8 +424,9 @@ impl Cache {
 
     /// Invalidates every entry carrying any of `tags`, however many there are (one write per
     /// tag). When this returns `Ok`, no read, in this process or any other sharing the
-    /// backend, returns a value whose computation started before this call began. Retried
-    /// three times; an error means the invalidation may not have happened.
+    /// backend, returns a value whose computation started before this call began. A refusal is
+    /// retried three times, an outage not (see below); an error means the invalidation may
+    /// not have happened.
     ///
     /// When Redis is full (`maxmemory` with `noeviction`) and refuses the new versions
     /// (`OOM`), the tag keys are deleted instead, one more round trip: a missing tag key
@@ -431,8 +435,9 @@ impl Cache {
     /// # When it fails
     ///
     /// Redis down or slow, or refusing the command (`NOPERM` from an ACL, `READONLY` from a
-    /// replica): the error is returned after the third attempt, logged at error level and
-    /// counted ([`StatsSnapshot::invalidation_failures`]). The invalidation is not dropped: it
+    /// replica): the error is returned after the third attempt (after the first one when
+    /// Redis is down, slow or skipped by the circuit breaker, so that the caller waits one
+    /// operation timeout at most), logged at error level and counted ([`StatsSnapshot::invalidation_failures`]). The invalidation is not dropped: it
     /// is kept, and a background task retries it until Redis accepts it
     /// ([`pending_invalidations`](Self::pending_invalidations), the
     /// `cachette_pending_invalidations` gauge). Until then this process serves no entry
@@ -613,7 +618,8 @@ impl Cache {
         }
     }
 
-    /// Runs an invalidation with retries; counts and logs the outcome.
+    /// Runs an invalidation with retries (error replies only: an outage returns after its first
+    /// failed attempt, see [`INVALIDATION_RETRY_DELAYS`]); counts and logs the outcome.
     async fn retrying<T, F, Fut>(&self, op: &'static str, mut f: F) -> Result<T>
     where
         F: FnMut() -> Fut,
@@ -632,7 +638,14 @@ impl Cache {
                 }
                 Err(e) => {
                     self.log_error(&self.inner.stats.log_backend, &name, op, &e);
+                    // An outage (a timeout, a connection that fails) or the breaker open: more
+                    // attempts would hold the caller for more timeouts, and the background
+                    // worker retries the kept invalidation anyway. An error reply is retried.
+                    let outage = e.is_outage() || matches!(e, Error::CircuitOpen);
                     last = Some(e);
+                    if outage {
+                        break;
+                    }
                 }
             }
         }
