@@ -172,7 +172,11 @@ async fn non_utf8_tag_versions_compare_as_bytes() {
             .await;
         assert_eq!(v, 1);
     }
-    assert_eq!(counter.runs(), 1, "filled once under the first bytes, then a hit");
+    assert_eq!(
+        counter.runs(),
+        1,
+        "filled once under the first bytes, then a hit"
+    );
     set(b"\xff\xfeB");
     let v: u32 = c
         .get_or_compute("user:1", &tagged, || counter.compute(2))

@@ -349,7 +349,6 @@ impl ser::SerializeStructVariant for Struct {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
