@@ -17,6 +17,7 @@ use crate::codec::{self, Meta, WholeError};
 use crate::config::{EarlyRefresh, LockOptions, MAX_DURATION, Options};
 use crate::error::{Error, Result};
 use crate::flight::{self, Basis, LeaderGuard, Mark, Outcome, Role, View};
+use crate::lossless;
 use crate::observe::{CallOutcome, report};
 use crate::policy::{CacheValue, DecodedCopy, Fallible, Plain, ReturnPolicy};
 use crate::stats::Event;
@@ -1033,7 +1034,18 @@ impl Cache {
         }
 
         let raw = policy.share(&result).and_then(|v| match codec::encode_value(v) {
-            Ok(raw) => Some(raw),
+            Ok(raw) if lossless::reads_back(v, &raw) => Some(raw),
+            Ok(_) => {
+                // Neither stored nor shared as bytes: followers would read the same wrong value.
+                self.inner.stats.record(Event::Lossy, &opts.name);
+                if let Some(held) = self.inner.stats.log_lossy.allow() {
+                    tracing::warn!(
+                        cache = %opts.name, suppressed = held,
+                        "value would not read back from JSON as computed (e.g. Some(NaN), Some(None)); not stored"
+                    );
+                }
+                None
+            }
             Err(e) => {
                 if let Some(held) = self.inner.stats.log_oversize.allow() {
                     tracing::warn!(cache = %opts.name, error = %e, suppressed = held, "value does not serialize; not stored");

@@ -339,7 +339,25 @@ pub struct CacheBuilder {
     backend: BackendChoice,
     config: Config,
     profile_spec: Option<String>,
+    /// What [`from_env`](CacheBuilder::from_env) read, applied again by `build` so that the
+    /// environment wins over settings made in code after it.
+    env: Option<EnvSettings>,
     errors: Vec<String>,
+}
+
+/// The settings read from the environment (only the variables that were set).
+#[derive(Clone, Default)]
+struct EnvSettings {
+    backend: Option<EnvBackend>,
+    namespace: Option<String>,
+    version: Option<String>,
+}
+
+#[derive(Clone)]
+enum EnvBackend {
+    Disabled,
+    Redis(String),
+    Memory(u64),
 }
 
 impl Default for CacheBuilder {
@@ -348,6 +366,7 @@ impl Default for CacheBuilder {
             backend: BackendChoice::Memory(DEFAULT_MEMORY_BYTES),
             config: Config::defaults(),
             profile_spec: None,
+            env: None,
             errors: Vec::new(),
         }
     }
@@ -397,45 +416,66 @@ impl CacheBuilder {
         self
     }
 
-    /// Reads the environment:
+    /// Reads the environment. **The environment wins**: a variable that is set overrides the
+    /// setting made in code, whether that setting comes before or after `from_env()` (the
+    /// variables are read here and applied again by [`build`](Self::build)); a variable that
+    /// is unset or blank leaves the code's setting (or the default) alone.
     ///
-    /// | variable | effect |
+    /// | variable | overrides |
     /// |---|---|
-    /// | `CACHETTE_DISABLED` = `1`/`true` | [`disabled`](Self::disabled) |
-    /// | `CACHETTE_REDIS_URL`, else `REDIS_URL` | [`redis`](Self::redis) |
-    /// | neither | [`memory`](Self::memory), `CACHETTE_MEMORY_BYTES` or 256 MiB |
+    /// | `CACHETTE_DISABLED` = `1`/`true`/`yes` | the backend: [`disabled`](Self::disabled) |
+    /// | `CACHETTE_REDIS_URL`, else `REDIS_URL` | the backend: [`redis`](Self::redis) (a root certificate set in code is kept) |
+    /// | `CACHETTE_MEMORY_BYTES` (neither of the above set) | the backend: [`memory`](Self::memory) of that many bytes |
     /// | `CACHETTE_NAMESPACE` | [`namespace`](Self::namespace) |
     /// | `CACHETTE_VERSION` | [`version`](Self::version) |
-    /// | `CACHETTE_TTL_PROFILES` = `session=1h,presence=1m` | [`ttl_profiles`](Self::ttl_profiles), overriding profiles set in code |
+    /// | `CACHETTE_TTL_PROFILES` = `session=1h,presence=1m` | the profiles it names ([`ttl_profiles`](Self::ttl_profiles)); other profiles set in code stay |
     ///
     /// Malformed values are reported by [`build`](Self::build).
     pub fn from_env(mut self) -> Self {
+        let mut env = EnvSettings::default();
         if env_var("CACHETTE_DISABLED").is_some_and(|v| matches!(v.trim(), "1" | "true" | "yes")) {
-            self.backend = BackendChoice::Disabled;
+            env.backend = Some(EnvBackend::Disabled);
         } else if let Some(url) = env_var("CACHETTE_REDIS_URL").or_else(|| env_var("REDIS_URL")) {
-            self.backend = BackendChoice::Redis(url.trim().to_owned(), None);
-        } else {
-            let bytes = match env_var("CACHETTE_MEMORY_BYTES") {
-                Some(v) => match v.trim().parse::<u64>() {
-                    Ok(b) => b,
-                    Err(_) => {
-                        self.errors
-                            .push(format!("CACHETTE_MEMORY_BYTES={v:?} is not a byte count"));
-                        DEFAULT_MEMORY_BYTES
-                    }
-                },
-                None => DEFAULT_MEMORY_BYTES,
-            };
-            self.backend = BackendChoice::Memory(bytes);
+            env.backend = Some(EnvBackend::Redis(url.trim().to_owned()));
+        } else if let Some(v) = env_var("CACHETTE_MEMORY_BYTES") {
+            match v.trim().parse::<u64>() {
+                Ok(b) => env.backend = Some(EnvBackend::Memory(b)),
+                Err(_) => self
+                    .errors
+                    .push(format!("CACHETTE_MEMORY_BYTES={v:?} is not a byte count")),
+            }
         }
-        if let Some(ns) = env_var("CACHETTE_NAMESPACE") {
-            self = self.namespace(ns.trim());
-        }
-        if let Some(v) = env_var("CACHETTE_VERSION") {
-            self = self.version(v.trim());
-        }
+        env.namespace = env_var("CACHETTE_NAMESPACE").map(|v| v.trim().to_owned());
+        env.version = env_var("CACHETTE_VERSION").map(|v| v.trim().to_owned());
         if let Some(spec) = env_var("CACHETTE_TTL_PROFILES") {
             self.profile_spec = Some(spec);
+        }
+        // Applied now too, so that settings in code that depend on them (a root certificate
+        // after a Redis URL) see them.
+        self = self.apply_env(&env);
+        self.env = Some(env);
+        self
+    }
+
+    /// Applies what [`from_env`](Self::from_env) read (the environment wins).
+    fn apply_env(mut self, env: &EnvSettings) -> Self {
+        match &env.backend {
+            Some(EnvBackend::Disabled) => self.backend = BackendChoice::Disabled,
+            Some(EnvBackend::Redis(url)) => {
+                let root = match &mut self.backend {
+                    BackendChoice::Redis(_, root) => root.take(),
+                    _ => None,
+                };
+                self.backend = BackendChoice::Redis(url.clone(), root);
+            }
+            Some(EnvBackend::Memory(bytes)) => self.backend = BackendChoice::Memory(*bytes),
+            None => {}
+        }
+        if let Some(ns) = &env.namespace {
+            self.config.namespace = ns.clone();
+        }
+        if let Some(v) = &env.version {
+            self.config.version = Some(v.clone());
         }
         self
     }
@@ -592,6 +632,9 @@ impl CacheBuilder {
     /// problem listed in one [`Error::Config`]), such as a duration longer than
     /// [`MAX_DURATION`], whatever the backend.
     pub fn build(mut self) -> Result<crate::Cache> {
+        if let Some(env) = self.env.take() {
+            self = self.apply_env(&env);
+        }
         if let Some(spec) = self.profile_spec.take() {
             self = self.ttl_profiles(&spec);
         }

@@ -35,6 +35,7 @@ mod flight;
 mod global;
 pub mod keys;
 mod lock;
+mod lossless;
 mod macro_support;
 pub mod observe;
 mod pending;

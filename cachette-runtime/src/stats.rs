@@ -23,6 +23,7 @@
 //! | `cachette_shares_refused_total` | counter | `cache` | shared computations a call did not take because they may predate an invalidation it saw |
 //! | `cachette_decode_failures_total` | counter | `cache` | stored entries that did not decode |
 //! | `cachette_oversize_total` | counter | `cache` | values not stored for their size |
+//! | `cachette_lossy_total` | counter | `cache` | values not stored because JSON would not read them back as computed (`Some(NaN)`, `Some(None)`, ...) |
 //! | `cachette_unknown_profile_total` | counter | `cache` | calls naming an unconfigured TTL profile |
 //! | `cachette_errors_total` | counter | `cache` | failed or timed-out backend operations |
 //! | `cachette_backend_errors_total` | counter | `cache`, `op`, `kind` | the same, by operation and error kind (`timeout`, `connection`, `backend`, ...) |
@@ -64,6 +65,10 @@ pub struct StatsSnapshot {
     pub decode_failures: u64,
     /// Values not stored because they were over the size limit.
     pub oversize: u64,
+    /// Values not stored because their JSON would not read back as the value computed:
+    /// `Some(f64::NAN)` and `Some(None)` are both written as `null`, which reads back as
+    /// `None`. Such values are returned, and computed again by the next call.
+    pub lossy: u64,
     /// Backend operations that failed or timed out (each attempt counts).
     pub backend_errors: u64,
     /// Tag and pattern invalidations and deletes that succeeded.
@@ -117,6 +122,7 @@ pub(crate) enum Event {
     Store,
     DecodeFailure,
     Oversize,
+    Lossy,
     BackendError,
     Invalidation,
     InvalidationFailure,
@@ -131,7 +137,7 @@ pub(crate) enum Event {
     ShareRefused,
 }
 
-const EVENTS: usize = 17;
+const EVENTS: usize = 18;
 
 impl Event {
     const ALL: [Event; EVENTS] = [
@@ -140,6 +146,7 @@ impl Event {
         Event::Store,
         Event::DecodeFailure,
         Event::Oversize,
+        Event::Lossy,
         Event::BackendError,
         Event::Invalidation,
         Event::InvalidationFailure,
@@ -162,6 +169,7 @@ impl Event {
             Event::Store => "cachette_stores_total",
             Event::DecodeFailure => "cachette_decode_failures_total",
             Event::Oversize => "cachette_oversize_total",
+            Event::Lossy => "cachette_lossy_total",
             Event::BackendError => "cachette_errors_total",
             Event::Invalidation => "cachette_invalidations_total",
             Event::InvalidationFailure => "cachette_invalidation_failures_total",
@@ -249,6 +257,7 @@ fn snapshot_of(g: impl Fn(Event) -> u64, round_trips: u64) -> StatsSnapshot {
         stores: g(Event::Store),
         decode_failures: g(Event::DecodeFailure),
         oversize: g(Event::Oversize),
+        lossy: g(Event::Lossy),
         backend_errors: g(Event::BackendError),
         invalidations: g(Event::Invalidation),
         invalidation_failures: g(Event::InvalidationFailure),
@@ -293,6 +302,7 @@ pub(crate) struct Stats {
     pub log_backend: LogLimiter,
     pub log_decode: LogLimiter,
     pub log_oversize: LogLimiter,
+    pub log_lossy: LogLimiter,
     pub log_profile: LogLimiter,
 }
 
@@ -306,6 +316,7 @@ impl Default for Stats {
             log_backend: LogLimiter::default(),
             log_decode: LogLimiter::default(),
             log_oversize: LogLimiter::default(),
+            log_lossy: LogLimiter::default(),
             log_profile: LogLimiter::default(),
         }
     }

@@ -870,12 +870,31 @@ fn millis(d: Duration) -> u64 {
     (d.as_secs() * 1000 + u64::from(d.subsec_millis())).max(1)
 }
 
-/// A tag key's value as a version. A value that is not UTF-8 (planted by someone else) is read
-/// as a version no entry can carry, so entries under it are invalid.
+/// What a version read from bytes that are not kept as they are starts with (see
+/// [`version_from_bytes`]).
+const HEX_VERSION_PREFIX: &str = "\u{fffd}hex:";
+
+/// A tag key's value as a version, one to one: distinct bytes give distinct versions, so an
+/// entry filled under some bytes is invalid once the key holds others. UTF-8 is kept as it is;
+/// bytes that are not UTF-8 (planted by another writer), or that begin with
+/// [`HEX_VERSION_PREFIX`], are that prefix followed by their hex digits (so no kept UTF-8
+/// version can be mistaken for an encoded one).
 fn version_from_bytes<B: AsRef<[u8]>>(v: Option<B>) -> Option<String> {
-    v.map(|b| match std::str::from_utf8(b.as_ref()) {
-        Ok(s) => s.to_owned(),
-        Err(_) => "\u{fffd}invalid".to_owned(),
+    v.map(|b| {
+        let b = b.as_ref();
+        match std::str::from_utf8(b) {
+            Ok(s) if !s.starts_with(HEX_VERSION_PREFIX) => s.to_owned(),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                let mut s = String::with_capacity(HEX_VERSION_PREFIX.len() + 2 * b.len());
+                s.push_str(HEX_VERSION_PREFIX);
+                for byte in b {
+                    s.push(char::from(HEX[usize::from(byte >> 4)]));
+                    s.push(char::from(HEX[usize::from(byte & 0xf)]));
+                }
+                s
+            }
+        }
     })
 }
 
@@ -940,6 +959,18 @@ fn bulk_strings(v: redis::Value) -> Replies {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn versions_from_distinct_bytes_are_distinct() {
+        let v = |b: &[u8]| version_from_bytes(Some(b));
+        assert_eq!(v(b"5f0c"), Some("5f0c".to_owned()));
+        assert_eq!(v(b"\xff\x00"), Some("\u{fffd}hex:ff00".to_owned()));
+        assert_ne!(v(b"\xff\xfeA"), v(b"\xff\xfeB"));
+        // UTF-8 that looks like an encoded version is encoded too, so it differs from it.
+        let looks_encoded = "\u{fffd}hex:ff00".as_bytes();
+        assert_ne!(v(looks_encoded), v(b"\xff\x00"));
+        assert_eq!(version_from_bytes::<&[u8]>(None), None);
+    }
 
     #[test]
     fn millis_are_what_redis_takes() {
