@@ -106,6 +106,11 @@ async fn every_documented_metric_is_emitted() {
         }
     );
     assert_eq!((a, b), (1, 1));
+    // a value JSON cannot keep (`Some(NaN)` would read back as `None`): not stored
+    let lossy: Option<f64> = cache
+        .get_or_compute("lossy", &name("lossy"), || async { Some(f64::NAN) })
+        .await;
+    assert!(lossy.is_some_and(f64::is_nan));
     // a fill fenced by a delete that landed while it computed
     let fenced = name("fenced");
     let (f, ()) = tokio::join!(
