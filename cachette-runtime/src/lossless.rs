@@ -233,49 +233,29 @@ impl Seq {
     }
 }
 
-impl ser::SerializeSeq for Seq {
-    type Ok = Shape;
-    type Error = ShapeError;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ShapeError> {
-        self.push(value)
-    }
-    fn end(self) -> R {
-        self.finish()
-    }
+/// The four sequence-like serializers differ only in the name of the method that takes an
+/// element.
+macro_rules! seq_serializer {
+    ($($trait:ident::$method:ident),*) => {$(
+        impl ser::$trait for Seq {
+            type Ok = Shape;
+            type Error = ShapeError;
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ShapeError> {
+                self.push(value)
+            }
+            fn end(self) -> R {
+                self.finish()
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeTuple for Seq {
-    type Ok = Shape;
-    type Error = ShapeError;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ShapeError> {
-        self.push(value)
-    }
-    fn end(self) -> R {
-        self.finish()
-    }
-}
-
-impl ser::SerializeTupleStruct for Seq {
-    type Ok = Shape;
-    type Error = ShapeError;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ShapeError> {
-        self.push(value)
-    }
-    fn end(self) -> R {
-        self.finish()
-    }
-}
-
-impl ser::SerializeTupleVariant for Seq {
-    type Ok = Shape;
-    type Error = ShapeError;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ShapeError> {
-        self.push(value)
-    }
-    fn end(self) -> R {
-        self.finish()
-    }
-}
+seq_serializer!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field
+);
 
 struct Map {
     entries: Vec<(Shape, Shape)>,
