@@ -564,16 +564,8 @@ impl Cache {
                                         if let Some(lock) = opts.lock {
                                             let r = self
                                                 .locked_fill(
-                                                    &full_key,
-                                                    &tag_keys,
-                                                    opts,
-                                                    ttl,
-                                                    lock,
-                                                    policy,
-                                                    decoded,
-                                                    guard,
-                                                    compute,
-                                                    newer.or(fallback),
+                                                    &full_key, &tag_keys, opts, ttl, lock, policy,
+                                                    decoded, guard, compute, newer,
                                                 )
                                                 .await;
                                             return Step::Done(r);
@@ -581,8 +573,7 @@ impl Cache {
                                         let fill =
                                             fill((fetched, seen), Some(guard), compute).await;
                                         return Step::Done(
-                                            self.fill(fill, policy, opts, newer.or(fallback), None)
-                                                .await,
+                                            self.fill(fill, policy, opts, newer, None).await,
                                         );
                                     }
                                 }
@@ -882,6 +873,9 @@ impl Cache {
         let mut pause = LOCK_POLL_MIN;
         let mut waited = false;
         let mut last = (None, None);
+        // The stale-if-error fallback of the last poll: a fallback is shared with the flight's
+        // followers under the basis of the read that found it, never under a later one.
+        let mut last_fallback = None;
         loop {
             // The basis of a value this poll finds, should it be shared with this flight's
             // followers: the poll's own read.
@@ -894,10 +888,15 @@ impl Cache {
             {
                 Ok((fetched, locked)) => {
                     let seen = Seen::of(&fetched);
-                    if let (State::Fresh(v, _), _) = self
+                    let (state, _) = self
                         .classify::<P::Stored>(full_key, &fetched, opts, decoded)
-                        .await
-                    {
+                        .await;
+                    let poll_fallback = match state {
+                        State::Fresh(v, _) => Ok(v),
+                        State::Stale(v) => Err(Some(v)),
+                        State::Missing { fallback } => Err(fallback),
+                    };
+                    if let Ok(v) = poll_fallback {
                         if locked {
                             self.release_quietly(&lock_key, &token, &opts.name).await;
                         }
@@ -922,11 +921,13 @@ impl Cache {
                                 compute,
                             )
                             .await;
+                        let fallback = poll_fallback.err().flatten();
                         let r = self.fill(fill, policy, opts, fallback, None).await;
                         self.release_quietly(&lock_key, &token, &opts.name).await;
                         return r;
                     }
                     last = (Some(fetched.versions), Some(seen));
+                    last_fallback = Some(poll_fallback.err().flatten());
                     if !waited {
                         waited = true;
                         self.inner.stats.record(Event::LockWait, &opts.name);
@@ -957,6 +958,8 @@ impl Cache {
                 compute,
             )
             .await;
+        // No poll answered: the first lookup's fallback, under no basis (no follower takes it).
+        let fallback = last_fallback.unwrap_or(fallback);
         self.fill(fill, policy, opts, fallback, None).await
     }
 
