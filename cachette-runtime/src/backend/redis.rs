@@ -38,6 +38,9 @@ pub(crate) struct RedisBackend {
     /// A connection-level error empties every slot: after Redis went away, the next use of
     /// each slot connects afresh instead of discovering its stale socket one call at a time.
     conns: Box<[Slot]>,
+    /// The connection of invalidations that `WAIT` for replicas: `WAIT` blocks the connection
+    /// it is sent on (and counts that connection's writes), so it never shares one with hits.
+    waiting: Slot,
     /// `namespace#epoch`.
     epoch_key: String,
     /// `namespace#patterns`: pattern invalidations so far (an `INCR` before each scan), read
@@ -226,6 +229,7 @@ impl RedisBackend {
         Ok(RedisBackend {
             client,
             conns: (0..connections.max(1)).map(|_| Slot::default()).collect(),
+            waiting: Slot::default(),
             epoch_key: format!("{namespace}#epoch"),
             patterns_key: format!("{namespace}#patterns"),
             wait_replicas,
@@ -255,6 +259,11 @@ impl RedisBackend {
     /// a call against a dead server fails fast.
     async fn conn(&self) -> Result<MultiplexedConnection> {
         let slot = &self.conns[self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len()];
+        self.conn_of(slot).await
+    }
+
+    /// The connection of `slot`, made as [`conn`](Self::conn) makes one.
+    async fn conn_of(&self, slot: &Slot) -> Result<MultiplexedConnection> {
         if let Some(c) = slot.conn.load().as_ref().and_then(|c| c.usable()) {
             return Ok(c);
         }
@@ -296,7 +305,7 @@ impl RedisBackend {
                 || e.is_connection_refusal()
                 || e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly))
         {
-            for slot in self.conns.iter() {
+            for slot in self.conns.iter().chain([&self.waiting]) {
                 slot.conn.store(None);
             }
         }
@@ -331,6 +340,21 @@ impl RedisBackend {
         F: FnOnce(MultiplexedConnection) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
+        self.guarded_on(None, op, timeout, attempt).await
+    }
+
+    /// [`guarded_for`](Self::guarded_for) on the connection of `slot` (`None`: the pool's).
+    async fn guarded_on<T, F, Fut>(
+        &self,
+        slot: Option<&Slot>,
+        op: Op,
+        timeout: Duration,
+        attempt: F,
+    ) -> Result<T>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
         let admit = self.breaker.admit();
         if admit == Admit::No {
             return Err(Error::CircuitOpen);
@@ -338,7 +362,10 @@ impl RedisBackend {
         self.round_trips.fetch_add(1, Ordering::Relaxed);
         let started = std::time::Instant::now();
         let round_trip = async {
-            let conn = self.conn().await?;
+            let conn = match slot {
+                Some(slot) => self.conn_of(slot).await?,
+                None => self.conn().await?,
+            };
             attempt(conn).await.map_err(Error::from)
         };
         let r = match tokio::time::timeout(timeout, round_trip).await {
@@ -518,10 +545,15 @@ impl RedisBackend {
         // this connection's writes so far.
         pipe.cmd("WAIT").arg(wanted).arg(millis(wait));
         let acked = self
-            .guarded_for(Op::Invalidate, self.op_timeout + wait, |mut conn| {
-                let pipe = &pipe;
-                async move { pipe.query_async::<(usize,)>(&mut conn).await }
-            })
+            .guarded_on(
+                Some(&self.waiting),
+                Op::Invalidate,
+                waiting_timeout(self.op_timeout, 1, wait),
+                |mut conn| {
+                    let pipe = &pipe;
+                    async move { pipe.query_async::<(usize,)>(&mut conn).await }
+                },
+            )
             .await;
         match acked {
             Ok((acked,)) => replicated(wanted, acked),
@@ -609,11 +641,13 @@ impl RedisBackend {
         let wait = self.wait_replicas;
         // The script, then WAIT: two round trips and the wait.
         let timeout = match wait {
-            Some((_, w)) => self.op_timeout.saturating_mul(2).saturating_add(w),
+            Some((_, w)) => waiting_timeout(self.op_timeout, 2, w),
             None => self.op_timeout,
         };
+        // With a wait, on the connection of waiting invalidations (see `waiting`).
+        let slot = wait.map(|_| &self.waiting);
         let (existed, acked) = self
-            .guarded_for(Op::Delete, timeout, |mut conn| async move {
+            .guarded_on(slot, Op::Delete, timeout, |mut conn| async move {
                 let existed = script
                     .key(key)
                     .arg(tomb)
@@ -827,6 +861,15 @@ fn tls_client(
     _root_cert: Option<Vec<u8>>,
 ) -> std::result::Result<redis::Client, String> {
     Err("rediss:// needs cachette's `tls` feature".to_owned())
+}
+
+/// The timeout of an invalidation that waits for replicas: its round trips, its own wait, and
+/// the wait of one invalidation ahead of it on the waiting connection (a `WAIT` blocks the
+/// connection it is sent on, so waiting invalidations queue).
+fn waiting_timeout(op_timeout: Duration, round_trips: u32, wait: Duration) -> Duration {
+    op_timeout
+        .saturating_mul(round_trips)
+        .saturating_add(wait.saturating_mul(2))
 }
 
 /// `Ok` when at least `wanted` replicas acknowledged.
