@@ -539,47 +539,24 @@ impl Cache {
                             // A flight of this shard ended after the lookup began: its value
                             // may be stored now. Look again, still leading (callers arriving
                             // meanwhile wait for this flight; nothing is handed over).
-                            let (fetched, seen, fallback) = if flights.ended_since(&full_key, mark)
-                            {
-                                match self
-                                    .relook(&full_key, &tag_keys, opts, decoded, guard)
-                                    .await
-                                {
-                                    Relook::Found(v) => {
-                                        stats.record(Event::Hit, &opts.name);
-                                        return Step::Done(policy.restore(v));
-                                    }
-                                    Relook::Missing(again, guard) => {
-                                        let Lookup {
-                                            state,
-                                            fetched,
-                                            seen,
-                                            ..
-                                        } = again;
-                                        let newer = match state {
-                                            State::Stale(v) => Some(v),
-                                            State::Missing { fallback } => fallback,
-                                            State::Fresh(v, _) => Some(v),
-                                        };
-                                        if let Some(lock) = opts.lock {
-                                            let r = self
-                                                .locked_fill(
-                                                    &full_key, &tag_keys, opts, ttl, lock, policy,
-                                                    decoded, guard, compute, newer,
-                                                )
-                                                .await;
-                                            return Step::Done(r);
+                            let (guard, fetched, seen, fallback) =
+                                if flights.ended_since(&full_key, mark) {
+                                    match self
+                                        .relook(&full_key, &tag_keys, opts, decoded, guard)
+                                        .await
+                                    {
+                                        Relook::Found(v) => {
+                                            stats.record(Event::Hit, &opts.name);
+                                            return Step::Done(policy.restore(v));
                                         }
-                                        let fill =
-                                            fill((fetched, seen), Some(guard), compute).await;
-                                        return Step::Done(
-                                            self.fill(fill, policy, opts, newer, None).await,
-                                        );
+                                        // Its own fallback, never the first lookup's: a
+                                        // fallback is shared under the basis of the read
+                                        // that found it.
+                                        Relook::Missing(again) => again,
                                     }
-                                }
-                            } else {
-                                (fetched, seen, fallback)
-                            };
+                                } else {
+                                    (guard, fetched, seen, fallback)
+                                };
                             if let Some(lock) = opts.lock {
                                 let r = self
                                     .locked_fill(
@@ -647,7 +624,7 @@ impl Cache {
     ) -> Relook<S> {
         let started = guard.tick();
         let again = self.lookup::<S>(full_key, tag_keys, opts, decoded).await;
-        match again.state {
+        let fallback = match again.state {
             State::Fresh(v, _) => {
                 let basis = Basis {
                     started,
@@ -659,10 +636,12 @@ impl Cache {
                 };
                 share_found(guard, &v, basis);
                 report(CallOutcome::Hit);
-                Relook::Found(v)
+                return Relook::Found(v);
             }
-            state => Relook::Missing(Lookup { state, ..again }, guard),
-        }
+            State::Stale(v) => Some(v),
+            State::Missing { fallback } => fallback,
+        };
+        Relook::Missing((guard, again.fetched, again.seen, fallback))
     }
 
     /// Reads (or creates) the tag versions a computation starting now is stored with.
@@ -887,10 +866,10 @@ impl Cache {
                 .await
             {
                 Ok((fetched, locked)) => {
-                    let seen = Seen::of(&fetched);
                     let (state, _) = self
                         .classify::<P::Stored>(full_key, &fetched, opts, decoded)
                         .await;
+                    let seen = Seen::found(fetched.entry, fetched.patterns);
                     let poll_fallback = match state {
                         State::Fresh(v, _) => Ok(v),
                         State::Stale(v) => Err(Some(v)),
@@ -1435,12 +1414,16 @@ pub(crate) fn named_versions(
         .collect()
 }
 
+/// A leader's flight and what its last look read: versions, key state, fallback.
+type Looked<S> = (LeaderGuard, Option<Versions>, Option<Seen>, Option<S>);
+
 /// What a leader's second look found.
 enum Relook<S> {
     /// A fresh value, already shared with the flight's followers.
     Found(S),
-    /// Nothing fresh: what the look read, and the flight, still led.
-    Missing(Lookup<S>, LeaderGuard),
+    /// Nothing fresh: the flight, still led, and what the look read (versions, key state,
+    /// stale-if-error fallback).
+    Missing(Looked<S>),
 }
 
 /// The versions of a lookup as a flight's basis: `None` unless every tag had one.

@@ -34,7 +34,6 @@ pub(crate) struct Found {
 }
 
 /// A stored entry as a backend hands it out.
-#[derive(Clone)]
 pub(crate) enum Stored {
     /// Envelope bytes (Redis), parsed by the caller.
     Bytes(bytes::Bytes),
@@ -60,11 +59,6 @@ pub(crate) enum Seen {
 }
 
 impl Seen {
-    /// The state a lookup found.
-    pub fn of(found: &Found) -> Seen {
-        Seen::found(found.entry.clone(), found.patterns)
-    }
-
     /// The state a lookup found, taking its entry (cloning `Bytes` made from a `Vec` would
     /// allocate a shared header: a hit does not pay for that).
     pub fn found(entry: Option<Stored>, patterns: u64) -> Seen {

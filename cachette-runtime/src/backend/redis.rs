@@ -330,20 +330,12 @@ impl RedisBackend {
         F: FnOnce(MultiplexedConnection) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
-        self.guarded_for(op, self.op_timeout, attempt).await
+        self.guarded_on(None, op, self.op_timeout, attempt).await
     }
 
-    /// [`guarded`](Self::guarded) with another timeout (an invalidation that waits for
-    /// replicas gets their wait on top of the operation timeout).
-    async fn guarded_for<T, F, Fut>(&self, op: Op, timeout: Duration, attempt: F) -> Result<T>
-    where
-        F: FnOnce(MultiplexedConnection) -> Fut,
-        Fut: std::future::Future<Output = redis::RedisResult<T>>,
-    {
-        self.guarded_on(None, op, timeout, attempt).await
-    }
-
-    /// [`guarded_for`](Self::guarded_for) on the connection of `slot` (`None`: the pool's).
+    /// [`guarded`](Self::guarded) on the connection of `slot` (`None`: the pool's), with
+    /// another timeout (an invalidation that waits for replicas uses a connection of its own
+    /// and gets their wait on top of the operation timeout).
     async fn guarded_on<T, F, Fut>(
         &self,
         slot: Option<&Slot>,
