@@ -527,32 +527,30 @@ impl RedisBackend {
                 .arg(millis(ttl))
                 .ignore();
         }
-        let Some((wanted, wait)) = self.wait_replicas else {
-            return match self.run::<()>(Op::Invalidate, &pipe).await {
-                Err(e) if is_oom(&e) => self.unlink_tags(tag_keys, &e).await,
-                r => r,
-            };
+        let applied = match self.wait_replicas {
+            None => self.run::<()>(Op::Invalidate, &pipe).await,
+            // On the same connection, in the same round trip: WAIT counts the replicas that
+            // have this connection's writes so far.
+            Some((wanted, wait)) => {
+                pipe.cmd("WAIT").arg(wanted).arg(millis(wait));
+                self.guarded_on(
+                    Some(&self.waiting),
+                    Op::Invalidate,
+                    waiting_timeout(self.op_timeout, 1, wait),
+                    |mut conn| {
+                        let pipe = &pipe;
+                        async move { pipe.query_async::<(usize,)>(&mut conn).await }
+                    },
+                )
+                .await
+                .and_then(|(acked,)| replicated(wanted, acked))
+            }
         };
-        // On the same connection, in the same round trip: WAIT counts the replicas that have
-        // this connection's writes so far.
-        pipe.cmd("WAIT").arg(wanted).arg(millis(wait));
-        let acked = self
-            .guarded_on(
-                Some(&self.waiting),
-                Op::Invalidate,
-                waiting_timeout(self.op_timeout, 1, wait),
-                |mut conn| {
-                    let pipe = &pipe;
-                    async move { pipe.query_async::<(usize,)>(&mut conn).await }
-                },
-            )
-            .await;
-        match acked {
-            Ok((acked,)) => replicated(wanted, acked),
+        match applied {
             // Under OOM the UNLINKs are not waited for: they are reported as applied by the
             // primary only (see `unlink_tags`).
             Err(e) if is_oom(&e) => self.unlink_tags(tag_keys, &e).await,
-            Err(e) => Err(e),
+            r => r,
         }
     }
 
