@@ -1,6 +1,10 @@
 //! "Did you mean" suggestions.
 
 /// Edit distance between two short strings.
+#[allow(
+    clippy::arithmetic_side_effects,
+    reason = "counts and indices bounded by the strings' lengths"
+)]
 fn distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut prev: Vec<usize> = (0..=b.len()).collect();

@@ -55,6 +55,10 @@ impl Template {
 /// The span of bytes `range` of the literal's value, when the value maps one to one onto the
 /// source (a plain string without escapes) and the compiler supports sub-spans; else the whole
 /// literal.
+#[allow(
+    clippy::arithmetic_side_effects,
+    reason = "offsets into the literal, each at most its length"
+)]
 fn sub_span(lit: &LitStr, start: usize, end: usize) -> Span {
     let token = lit.token();
     let source = token.to_string();
@@ -68,6 +72,10 @@ fn sub_span(lit: &LitStr, start: usize, end: usize) -> Span {
 }
 
 /// Parses `lit` (the value of option `what`); errors go to `errors`.
+#[allow(
+    clippy::arithmetic_side_effects,
+    reason = "offsets into the template, each at most its length"
+)]
 pub fn parse(lit: &LitStr, what: &str, errors: &mut Accumulator) -> Option<Template> {
     let text = lit.value();
     let mut parts = Vec::new();

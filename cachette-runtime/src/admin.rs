@@ -165,7 +165,7 @@ impl Cache {
                 // any entry stored under it invalid.
                 let entries = r.delete_matching(&format!("{ns}:*"), false).await?;
                 let internal = r.delete_matching(&format!("{ns}#*"), false).await?;
-                Ok(entries + internal)
+                Ok(entries.saturating_add(internal))
             }
             Backend::Memory(m) => Ok(m.clear()),
             Backend::Disabled(_) => Ok(0),

@@ -106,7 +106,10 @@ impl Breaker {
             self.probing.store(false, Ordering::Release);
             return;
         }
-        let n = self.consecutive.fetch_add(1, Ordering::Relaxed) + 1;
+        let n = self
+            .consecutive
+            .fetch_add(1, Ordering::Relaxed)
+            .saturating_add(1);
         if n >= opts.failures
             && self
                 .opened_at

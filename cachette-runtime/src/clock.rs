@@ -73,7 +73,7 @@ pub(crate) fn instant_after(now: Instant, d: Duration) -> Instant {
             return t;
         }
         // Terminates: `now + 0` is `now`.
-        d /= 2;
+        d = d.checked_div(2).unwrap_or_default();
     }
 }
 
@@ -107,7 +107,8 @@ impl WallAnchor {
     fn mono_ms(&self, at: Instant) -> i64 {
         match at.checked_duration_since(self.origin) {
             Some(d) => i64::try_from(millis(d)).unwrap_or(i64::MAX),
-            None => -i64::try_from(millis(self.origin.duration_since(at))).unwrap_or(i64::MAX),
+            None => i64::try_from(millis(self.origin.duration_since(at)))
+                .map_or(i64::MIN, i64::wrapping_neg),
         }
     }
 

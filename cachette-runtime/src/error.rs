@@ -139,6 +139,10 @@ impl Error {
 /// - the value of every query parameter named `pass`, `password`, `user` or `username` (after
 ///   percent-decoding the name, ignoring case, tabs and line breaks as the URL parser does), up
 ///   to the next `&` (a `#` does not end it: a password may contain one).
+#[allow(
+    clippy::arithmetic_side_effects,
+    reason = "offsets into `url`, each at most its length"
+)]
 pub(crate) fn redact_url(url: &str) -> String {
     let start = url.find("://").map_or(0, |i| i + 3);
     let mut hidden = vec![false; url.len()];
@@ -180,7 +184,9 @@ fn is_credential_param(name: &str) -> bool {
                 let lo = bytes.next();
                 let digit = |d: Option<u8>| d.and_then(|d| (d as char).to_digit(16));
                 match (digit(hi), digit(lo)) {
-                    (Some(h), Some(l)) => decoded.push((h * 16 + l) as u8),
+                    (Some(h), Some(l)) => {
+                        decoded.extend(u8::try_from(h.saturating_mul(16).saturating_add(l)));
+                    }
                     // Not an escape: kept as written (it matches no credential name).
                     _ => decoded.extend([b'%'].into_iter().chain(hi).chain(lo)),
                 }

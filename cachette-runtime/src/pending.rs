@@ -42,10 +42,11 @@ pub(crate) struct Pending {
 /// items locked, so that the gauge sees the changes of a cache in their order).
 fn track(before: usize, after: usize) {
     let gauge = metrics::gauge!("cachette_pending_invalidations");
+    let change = after.abs_diff(before) as f64;
     if after > before {
-        gauge.increment((after - before) as f64);
+        gauge.increment(change);
     } else if before > after {
-        gauge.decrement((before - after) as f64);
+        gauge.decrement(change);
     }
 }
 

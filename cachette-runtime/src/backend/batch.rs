@@ -83,7 +83,7 @@ impl Batcher {
     pub fn enter(self: &Arc<Self>, keys: impl FnOnce() -> Vec<String>) -> Entry {
         let mut st = self.lock();
         if st.in_flight < MAX_IN_FLIGHT {
-            st.in_flight += 1;
+            st.in_flight = st.in_flight.saturating_add(1);
             let waiters = std::mem::take(&mut st.queue);
             return Entry::Lead(Slot(Some(Arc::clone(self))), waiters);
         }
@@ -111,7 +111,7 @@ impl Drop for Slot {
             let Some(first) = queue.pop() else {
                 return;
             };
-            st.in_flight += 1;
+            st.in_flight = st.in_flight.saturating_add(1);
             drop(st);
             let handed = Slot(Some(Arc::clone(&batcher)));
             match first.tx.send(Msg::Lead(handed, rest)) {
@@ -148,18 +148,22 @@ impl Batch {
     {
         let leader = leader.into_iter();
         if waiters.is_empty() {
-            let mut sent = 0;
+            let mut sent = 0usize;
             leader.for_each(|k| {
                 send(k);
-                sent += 1;
+                sent = sent.saturating_add(1);
             });
             return Batch {
                 sent,
                 positions: Vec::new(),
             };
         }
-        let mut index: HashMap<&'w str, usize> =
-            HashMap::with_capacity(leader.size_hint().0 * (waiters.len() + 1));
+        let mut index: HashMap<&'w str, usize> = HashMap::with_capacity(
+            leader
+                .size_hint()
+                .0
+                .saturating_mul(waiters.len().saturating_add(1)),
+        );
         let mut place = |k: &'w str| {
             let next = index.len();
             *index.entry(k).or_insert_with(|| {
@@ -167,7 +171,7 @@ impl Batch {
                 next
             })
         };
-        let mut positions = Vec::with_capacity(waiters.len() + 1);
+        let mut positions = Vec::with_capacity(waiters.len().saturating_add(1));
         // A loop, not `map(&mut place)`: the leader's keys may outlive the waiters' borrow.
         let mut own = Vec::with_capacity(leader.size_hint().0);
         for k in leader {
@@ -210,11 +214,14 @@ impl Batch {
         // Each reply is moved to the last caller that asked for it and cloned for the others
         // (a key several callers share), so an unshared reply is never copied or re-counted.
         let mut uses = vec![0u32; replies.len()];
-        self.positions.iter().flatten().for_each(|&i| uses[i] += 1);
+        self.positions
+            .iter()
+            .flatten()
+            .for_each(|&i| uses[i] = uses[i].saturating_add(1));
         let mut pick = |pos: &[usize]| -> Replies {
             pos.iter()
                 .map(|&i| {
-                    uses[i] -= 1;
+                    uses[i] = uses[i].saturating_sub(1);
                     if uses[i] == 0 {
                         replies[i].take()
                     } else {

@@ -258,7 +258,11 @@ impl RedisBackend {
     /// process (see the module's docs). Connection attempts are not retried inside a call, so
     /// a call against a dead server fails fast.
     async fn conn(&self) -> Result<MultiplexedConnection> {
-        let slot = &self.conns[self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len()];
+        let slot = &self.conns[self
+            .next
+            .fetch_add(1, Ordering::Relaxed)
+            .checked_rem(self.conns.len())
+            .unwrap_or(0)];
         self.conn_of(slot).await
     }
 
@@ -694,7 +698,7 @@ impl RedisBackend {
                 let mut pipe = redis::pipe();
                 pipe.cmd("UNLINK").arg(chunk);
                 let (n,): (u64,) = self.run(Op::Delete, &pipe).await?;
-                deleted += n;
+                deleted = deleted.saturating_add(n);
             }
             if next == 0 {
                 return Ok(deleted);
@@ -899,8 +903,9 @@ fn is_oom(e: &Error) -> bool {
 /// `PX <i64::MAX - now_ms - 10000>`), and no `n` past `i64::MAX` ("value is not an integer or
 /// out of range"); 100 years stays far below both for the next 292 million years.
 fn millis(d: Duration) -> u64 {
-    let d = d.min(MAX_DURATION);
-    (d.as_secs() * 1000 + u64::from(d.subsec_millis())).max(1)
+    u64::try_from(d.min(MAX_DURATION).as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1)
 }
 
 /// What a version read from bytes that are not kept as they are starts with (see
@@ -919,7 +924,11 @@ fn version_from_bytes<B: AsRef<[u8]>>(v: Option<B>) -> Option<String> {
             Ok(s) if !s.starts_with(HEX_VERSION_PREFIX) => s.to_owned(),
             _ => {
                 const HEX: &[u8; 16] = b"0123456789abcdef";
-                let mut s = String::with_capacity(HEX_VERSION_PREFIX.len() + 2 * b.len());
+                let mut s = String::with_capacity(
+                    HEX_VERSION_PREFIX
+                        .len()
+                        .saturating_add(b.len().saturating_mul(2)),
+                );
                 s.push_str(HEX_VERSION_PREFIX);
                 for byte in b {
                     s.push(char::from(HEX[usize::from(byte >> 4)]));

@@ -821,9 +821,9 @@ impl MapEncoder<'_, '_> {
                     bytes.extend_from_within(s..e);
                 }
                 bytes.push(END);
-                let out_len = bytes.len() - out_start;
+                let out_len = bytes.len().saturating_sub(out_start);
                 bytes.copy_within(out_start.., start);
-                bytes.truncate(start + out_len);
+                bytes.truncate(start.saturating_add(out_len));
                 ranges.truncate(ranges_start);
             }
         }
