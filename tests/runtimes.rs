@@ -123,3 +123,65 @@ async fn static_cache_first_test() {
 async fn static_cache_second_test() {
     fill_or_hit_from_another_runtime().await;
 }
+
+/// A call of `key` tagged `t`; whether it computed.
+async fn computed_tagged(cache: &Cache, key: &str) -> bool {
+    let runs = AtomicUsize::new(0);
+    cache
+        .get_or_compute(key, &Options::new().tags(["t"]), || async {
+            runs.fetch_add(1, Ordering::SeqCst);
+            1u64
+        })
+        .await;
+    runs.load(Ordering::SeqCst) > 0
+}
+
+/// An invalidation kept during an outage is retried by a task of the runtime that kept it.
+/// When that runtime ends, the task goes with it; the invalidation must still be applied once
+/// Redis answers, from whichever runtime uses the cache next (until then this process
+/// bypasses the entries it covers, so a lost retry task would stop caching them for good).
+#[test]
+fn an_invalidation_kept_on_a_runtime_that_ended_is_applied_from_the_next() {
+    let server = RedisServer::start();
+    let cache = Cache::builder()
+        .redis(server.url())
+        .op_timeout(Duration::from_millis(100))
+        .build()
+        .unwrap();
+
+    let a = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    a.block_on(async {
+        assert!(computed_tagged(&cache, "k").await, "the first call fills");
+        assert!(!computed_tagged(&cache, "k").await, "then it is a hit");
+        server.pause();
+        assert!(cache.invalidate_tags(["t"]).await.is_err());
+        assert_eq!(cache.pending_invalidations(), 1, "kept for retry");
+    });
+    drop(a); // with it, the retry task it was running
+    server.resume();
+
+    let b = tokio::runtime::Runtime::new().unwrap();
+    b.block_on(async {
+        // A bounded wait for the retry (its backoff starts at 50 ms), not a timing assertion.
+        for _ in 0..200 {
+            if cache.pending_invalidations() == 0 {
+                break;
+            }
+            assert!(
+                computed_tagged(&cache, "k").await,
+                "bypassed while the invalidation is kept"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert_eq!(
+            cache.pending_invalidations(),
+            0,
+            "the invalidation kept on runtime A is applied from runtime B"
+        );
+        computed_tagged(&cache, "k").await;
+        assert!(!computed_tagged(&cache, "k").await, "caching works again");
+    });
+}

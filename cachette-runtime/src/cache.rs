@@ -309,6 +309,7 @@ impl Cache {
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         let full_key = self.full_key(key);
         let name = Cow::Borrowed("manual");
+        self.ensure_pending_worker();
         if self.inner.pending.blocks(&full_key, &[]) {
             self.inner.stats.record(Event::Miss, &name);
             return Ok(None);
@@ -345,6 +346,7 @@ impl Cache {
     /// Whether a valid entry is stored at `key` (the value is not decoded).
     pub async fn exists(&self, key: &str) -> Result<bool> {
         let full_key = self.full_key(key);
+        self.ensure_pending_worker();
         if self.inner.pending.blocks(&full_key, &[]) {
             return Ok(false);
         }
@@ -528,13 +530,31 @@ impl Cache {
 
     /// Keeps failed invalidations and makes sure the retry worker runs.
     fn defer(&self, items: impl IntoIterator<Item = Item>) {
-        if !self.inner.pending.add(items) {
-            return;
+        if self.inner.pending.add(items) {
+            self.spawn_pending_worker();
         }
+    }
+
+    /// Starts the retry worker if invalidations are kept and none runs: the worker is a task
+    /// of the runtime that kept them, and goes when that runtime shuts down, so every lookup
+    /// and invalidation that finds kept items checks (one atomic load when nothing is kept).
+    pub(crate) fn ensure_pending_worker(&self) {
+        let pending = &self.inner.pending;
+        if pending.any()
+            && !pending.worker_running.load(Ordering::Acquire)
+            && !pending.worker_running.swap(true, Ordering::AcqRel)
+        {
+            self.spawn_pending_worker();
+        }
+    }
+
+    /// Spawns the retry worker on the current runtime (the caller set `worker_running`).
+    fn spawn_pending_worker(&self) {
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
-                let cache = self.clone();
-                handle.spawn(async move { cache.apply_pending().await });
+                // Moved into the task, so dropped with it even if it never ran.
+                let lease = WorkerLease(Some(self.clone()));
+                handle.spawn(async move { apply_pending(lease).await });
             }
             Err(_) => self
                 .inner
@@ -546,7 +566,7 @@ impl Cache {
 
     /// The retry worker: applies kept invalidations until none is left, backing off from
     /// 50 ms to 2 s between rounds.
-    async fn apply_pending(self) {
+    async fn apply_pending(&self, lease: &mut WorkerLease) {
         let mut pause = Duration::from_millis(50);
         loop {
             let snapshot = self.inner.pending.snapshot();
@@ -608,12 +628,13 @@ impl Cache {
                         .worker_running
                         .swap(true, Ordering::AcqRel)
                 {
+                    lease.0 = None; // released above, or taken by another worker
                     return;
                 }
             }
             if applied.len() < snapshot.len() {
                 tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(2));
+                pause = pause.saturating_mul(2).min(Duration::from_secs(2));
             }
         }
     }
@@ -735,6 +756,30 @@ fn epoch_key(namespace: &str) -> String {
 fn default_config() -> Config {
     // Only reached if the defaults failed to validate, which they do not.
     Config::defaults()
+}
+
+/// Runs the retry worker of the lease's cache.
+async fn apply_pending(mut lease: WorkerLease) {
+    if let Some(cache) = lease.0.clone() {
+        cache.apply_pending(&mut lease).await;
+    }
+}
+
+/// The retry worker's hold on `worker_running`: released if the worker's task is dropped
+/// before it finishes, run or not (its runtime shut down), so that the next lookup or
+/// invalidation starts another.
+struct WorkerLease(Option<Cache>);
+
+impl Drop for WorkerLease {
+    fn drop(&mut self) {
+        if let Some(cache) = &self.0 {
+            cache
+                .inner
+                .pending
+                .worker_running
+                .store(false, Ordering::Release);
+        }
+    }
 }
 
 #[cfg(test)]

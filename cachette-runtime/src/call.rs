@@ -711,6 +711,7 @@ impl Cache {
         if let Backend::Memory(m) = &self.inner.backend {
             return self.lookup_memory(m, full_key, tag_keys, opts, decoded);
         }
+        self.ensure_pending_worker();
         let found = match self.inner.backend.lookup(full_key, tag_keys).await {
             Ok(f) => f,
             Err(e) => {
@@ -745,6 +746,7 @@ impl Cache {
         opts: &Options,
         decoded: Option<DecodedCopy<S>>,
     ) -> Lookup<S> {
+        self.ensure_pending_worker();
         let looked = m.lookup(full_key, tag_keys);
         let versions = Versions::Shared(looked.versions);
         let (state, now_ms) = match &looked.entry {
