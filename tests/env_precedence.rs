@@ -2,7 +2,8 @@
 //! table). Every case is in one `#[test]`: they set and remove process environment variables
 //! one after the other, and nothing else in this binary reads them.
 
-use cachette::Cache;
+use cachette::{Cache, Ttl};
+use std::time::Duration;
 
 fn set(name: &str, value: &str) {
     // SAFETY: this binary's only test runs alone and sets variables sequentially; no other
@@ -79,6 +80,88 @@ fn the_environment_wins_whatever_the_order() {
         "backend set in code after from_env"
     );
     remove("CACHETTE_DISABLED");
+
+    // TTL profiles: the variable's profiles win over the same names set in code, before or
+    // after `from_env`; profiles it does not name stay as set in code.
+    set("CACHETTE_TTL_PROFILES", "session=1h");
+    let profile = |c: &Cache, name: &'static str| c.resolve_ttl(&Ttl::Profile(name.into()));
+    for (order, cache) in [
+        (
+            "code after from_env",
+            Cache::builder()
+                .from_env()
+                .ttl_profile("session", Duration::from_secs(5))
+                .ttl_profile("presence", Duration::from_secs(60))
+                .build(),
+        ),
+        (
+            "code before from_env",
+            Cache::builder()
+                .ttl_profile("session", Duration::from_secs(5))
+                .ttl_profile("presence", Duration::from_secs(60))
+                .from_env()
+                .build(),
+        ),
+    ] {
+        let cache = cache.expect("builds");
+        assert_eq!(
+            profile(&cache, "session"),
+            Duration::from_secs(3600),
+            "{order}"
+        );
+        assert_eq!(
+            profile(&cache, "presence"),
+            Duration::from_secs(60),
+            "{order}"
+        );
+    }
+    remove("CACHETTE_TTL_PROFILES");
+
+    // The backend: a Redis URL (CACHETTE_REDIS_URL before REDIS_URL) wins over a memory store
+    // set in code; a memory size over a Redis URL set in code. Nothing connects at build.
+    set("REDIS_URL", "redis://127.0.0.1:1/");
+    let redis = Cache::builder()
+        .from_env()
+        .memory(1 << 20)
+        .build()
+        .expect("builds");
+    assert_eq!(
+        redis.backend_kind(),
+        "redis",
+        "REDIS_URL over code's memory"
+    );
+    set("CACHETTE_REDIS_URL", "not a url");
+    let err = Cache::builder()
+        .memory(1 << 20)
+        .from_env()
+        .build()
+        .err()
+        .expect("CACHETTE_REDIS_URL is the one used, and it does not parse");
+    assert!(
+        err.to_string().contains("not a url"),
+        "the error names CACHETTE_REDIS_URL's value: {err}"
+    );
+    remove("CACHETTE_REDIS_URL");
+    remove("REDIS_URL");
+    set("CACHETTE_MEMORY_BYTES", "1048576");
+    let memory = Cache::builder()
+        .from_env()
+        .redis("redis://127.0.0.1:1/")
+        .build()
+        .expect("builds");
+    assert_eq!(
+        memory.backend_kind(),
+        "memory",
+        "memory size over code's Redis"
+    );
+    set("CACHETTE_MEMORY_BYTES", "lots");
+    let err = Cache::builder()
+        .from_env()
+        .build()
+        .err()
+        .expect("a malformed size is an error");
+    assert!(err.to_string().contains("CACHETTE_MEMORY_BYTES"), "{err}");
+    remove("CACHETTE_MEMORY_BYTES");
 
     // Unset variables leave the code's settings alone.
     let code = Cache::builder()
