@@ -135,8 +135,7 @@ fn the_environment_wins_whatever_the_order() {
         .memory(1 << 20)
         .from_env()
         .build()
-        .err()
-        .expect("CACHETTE_REDIS_URL is the one used, and it does not parse");
+        .expect_err("CACHETTE_REDIS_URL is the one used, and it does not parse");
     assert!(
         err.to_string().contains("not a url"),
         "the error names CACHETTE_REDIS_URL's value: {err}"
@@ -158,8 +157,7 @@ fn the_environment_wins_whatever_the_order() {
     let err = Cache::builder()
         .from_env()
         .build()
-        .err()
-        .expect("a malformed size is an error");
+        .expect_err("a malformed size is an error");
     assert!(err.to_string().contains("CACHETTE_MEMORY_BYTES"), "{err}");
     remove("CACHETTE_MEMORY_BYTES");
 
