@@ -6,7 +6,7 @@
 #[path = "support/redis_server.rs"]
 mod redis_server;
 
-use cachette::{Cache, Options};
+use cachette::{Cache, Options, cache_put};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use redis_server::RedisServer;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -37,6 +37,13 @@ async fn computed(cache: &Cache, key: &str) -> bool {
     runs.load(Ordering::SeqCst) > 0
 }
 
+/// A write-through of `u:{id}` under tag `t`, as `computed` reads it.
+#[cache_put(key = "u:{id}", tags = ["t"], cache = cache)]
+async fn put_user(cache: &Cache, id: u64) -> u64 {
+    let _ = (cache, id);
+    2
+}
+
 /// (round trips, backend errors) of `cache` so far.
 fn attempts(cache: &Cache) -> (u64, u64) {
     let s = cache.stats();
@@ -60,13 +67,14 @@ async fn invalidations_during_an_outage_make_one_attempt_and_are_kept() {
     };
     // One cache per operation, so that each starts with a closed breaker and no kept
     // invalidation (whose background retries would add round trips).
-    let (tags, del, pat, open) = (
+    let (tags, del, pat, open, put) = (
         new_cache("tags"),
         new_cache("del"),
         new_cache("pat"),
         new_cache("open"),
+        new_cache("put"),
     );
-    for c in [&tags, &del, &pat, &open] {
+    for c in [&tags, &del, &pat, &open, &put] {
         // Fills `u:1` and opens the cache's connection before the pause.
         assert!(computed(c, "u:1").await);
         assert!(!computed(c, "u:1").await);
@@ -126,11 +134,20 @@ async fn invalidations_during_an_outage_make_one_attempt_and_are_kept() {
     );
     assert!(pat.pending_invalidations() > 0);
 
+    // A write-through whose store times out: the entry's delete (so that readers do not keep
+    // the value the function replaced) is kept, not attempted on the wire as well.
+    // (The write-through's failure is counted in `cachette_put_failures_total`, not in the
+    // cache's backend errors: the manual `set` it calls returns its error.)
+    let before = attempts(&put).0;
+    assert_eq!(put_user(&put, 1).await, 2);
+    assert_eq!(attempts(&put).0, before + 1, "#[cache_put]: one attempt");
+    assert!(put.pending_invalidations() > 0, "the delete is kept");
+
     // Once Redis answers, the kept invalidations are applied in the background (a bounded
     // wait, not a timing assertion).
     server.resume();
     for _ in 0..1000 {
-        if [&tags, &del, &pat, &open]
+        if [&tags, &del, &pat, &open, &put]
             .iter()
             .all(|c| c.pending_invalidations() == 0)
         {
@@ -143,6 +160,7 @@ async fn invalidations_during_an_outage_make_one_attempt_and_are_kept() {
         ("delete", &del),
         ("pattern", &pat),
         ("open", &open),
+        ("put", &put),
     ] {
         assert_eq!(c.pending_invalidations(), 0, "{name}: applied after resume");
         assert!(

@@ -424,6 +424,13 @@ impl Cache {
         r
     }
 
+    /// Keeps the delete of `key` for the background worker without attempting it now (what a
+    /// write-through whose store met an outage does): until it is applied this process reads
+    /// around the key.
+    pub(crate) fn keep_delete(&self, key: &str) {
+        self.defer([Item::Key(self.full_key(key))]);
+    }
+
     /// Invalidates every entry carrying any of `tags`, however many there are (one write per
     /// tag). When this returns `Ok`, no read, in this process or any other sharing the
     /// backend, returns a value whose computation started before this call began. A refusal is

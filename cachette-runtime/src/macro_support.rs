@@ -639,7 +639,9 @@ impl<T> Put<T> {
 
 /// Stores `value` at `key` after a `#[cache_put]` function succeeded. When the store fails,
 /// the entry is deleted instead (retried by the runtime), so that readers do not keep the value
-/// the function just replaced; that failing too is logged and counted by the runtime.
+/// the function just replaced; that failing too is logged and counted by the runtime. After an
+/// outage (a timeout, a lost connection, the breaker open) the delete is kept for the
+/// background worker at once, not attempted: the caller waits one operation timeout at most.
 async fn put<T: Serialize + ?Sized>(cache: &Cache, key: &str, value: &T, opts: &Options) {
     if let Err(e) = cache.set(key, value, opts).await {
         static LOG: OnceLock<LogLimiter> = OnceLock::new();
@@ -651,7 +653,11 @@ async fn put<T: Serialize + ?Sized>(cache: &Cache, key: &str, value: &T, opts: &
                 "write-through store failed; deleting the entry instead"
             );
         }
-        let _ = cache.delete(key).await;
+        if e.is_outage() || matches!(e, crate::Error::CircuitOpen) {
+            cache.keep_delete(key);
+        } else {
+            let _ = cache.delete(key).await;
+        }
     }
 }
 
