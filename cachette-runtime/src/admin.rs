@@ -14,7 +14,9 @@ use std::time::Duration;
 pub struct BackendStats {
     /// `"redis"`, `"memory"` or `"disabled"`.
     pub backend: &'static str,
-    /// Redis `used_memory`, or the memory store's weighted size (keys and values).
+    /// Redis `used_memory`, or the memory store's weighted size: its entries and its tag
+    /// versions, what its byte budget bounds (see
+    /// [`CacheBuilder::memory`](crate::CacheBuilder::memory)).
     pub used_memory_bytes: Option<u64>,
     /// Redis `evicted_keys`, or entries the memory store evicted for room.
     pub evicted_keys: Option<u64>,
@@ -77,9 +79,10 @@ impl Cache {
             }
             Backend::Memory(m) => {
                 let (entries, bytes) = m.usage();
+                let (_, tag_bytes) = m.tag_usage();
                 BackendStats {
                     backend: "memory",
-                    used_memory_bytes: Some(bytes),
+                    used_memory_bytes: Some(bytes.saturating_add(tag_bytes)),
                     evicted_keys: Some(m.evictions()),
                     keys: Some(entries),
                     ..Default::default()

@@ -139,9 +139,7 @@ impl Cache {
                 &config.namespace,
                 config.wait_replicas,
             )?),
-            BackendChoice::Memory(bytes) => {
-                Backend::Memory(MemoryBackend::new(bytes, config.memory_max_tags))
-            }
+            BackendChoice::Memory(bytes) => Backend::Memory(MemoryBackend::new(bytes)),
             BackendChoice::Disabled => Backend::Disabled(crate::lock::MemoryLocks::default()),
         };
         Ok(Self::from_parts_unchecked(backend, config))

@@ -132,5 +132,11 @@ pub mod __private {
         pub async fn memory_usage(cache: &Cache) -> Option<(u64, u64)> {
             cache.memory_backend().map(|m| m.usage())
         }
+
+        /// Tag versions kept by the memory store and what they weigh against its byte
+        /// budget, after pending maintenance.
+        pub fn memory_tag_usage(cache: &Cache) -> Option<(u64, u64)> {
+            cache.memory_backend().map(|m| m.tag_usage())
+        }
     }
 }
