@@ -221,6 +221,10 @@ impl Cache {
         let span = call_span(opts);
         let start = match &self.inner.backend {
             Backend::Memory(m) => {
+                // A memory hit waits for nothing: it spends a unit of the task's cooperative
+                // budget (yielding once the budget is spent, no allocation), so that a loop
+                // of hits lets the runtime's other tasks run.
+                tokio::task::coop::consume_budget().await;
                 let _entered = span.enter();
                 match self.memory_fast(m, full_key, opts, &policy, decoded) {
                     Ok(r) => return r,
