@@ -6,7 +6,11 @@ use crate::backend::{Backend, Versions};
 use crate::call::Check;
 use crate::codec;
 use crate::error::Result;
+use std::borrow::Cow;
 use std::time::Duration;
+
+/// The call name under which the admin operations' round trips are timed.
+const ADMIN: &str = "admin";
 
 /// The backend's view of itself. Fields a backend cannot tell are `None`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -57,6 +61,11 @@ impl Cache {
     /// The backend's statistics: for Redis from `INFO` and `DBSIZE` (one round trip), for
     /// the memory store its size and evictions.
     pub async fn backend_stats(&self) -> Result<BackendStats> {
+        self.attributed(&Cow::Borrowed(ADMIN), self.backend_stats_raw())
+            .await
+    }
+
+    async fn backend_stats_raw(&self) -> Result<BackendStats> {
         Ok(match &self.inner.backend {
             Backend::Redis(r) => {
                 let (info, dbsize) = r.info().await?;
@@ -98,6 +107,11 @@ impl Cache {
     /// Key bodies of this cache's namespace (and version) matching the glob `pattern`, at most
     /// `limit` (`SCAN`, so the keyspace is walked in steps and never blocks Redis).
     pub async fn keys(&self, pattern: &str, limit: usize) -> Result<Vec<String>> {
+        self.attributed(&Cow::Borrowed(ADMIN), self.keys_raw(pattern, limit))
+            .await
+    }
+
+    async fn keys_raw(&self, pattern: &str, limit: usize) -> Result<Vec<String>> {
         let full = self.full_key(pattern);
         let prefix_len = self.full_key("").len();
         let keys = match &self.inner.backend {
@@ -114,6 +128,11 @@ impl Cache {
     /// The entry at `key` with its tags, validity and remaining TTL (no value decoding into a
     /// Rust type; never counted as a hit or miss).
     pub async fn inspect(&self, key: &str) -> Result<Option<EntryInfo>> {
+        self.attributed(&Cow::Borrowed(ADMIN), self.inspect_raw(key))
+            .await
+    }
+
+    async fn inspect_raw(&self, key: &str) -> Result<Option<EntryInfo>> {
         let full = self.full_key(key);
         let found = match &self.inner.backend {
             Backend::Redis(r) => r.inspect(&full).await?,
@@ -161,6 +180,11 @@ impl Cache {
     /// locks: `SCAN` + `UNLINK` over `namespace:*` and `namespace#*`, never `FLUSHDB`; keys
     /// of other namespaces are left alone. Returns how many keys were removed.
     pub async fn clear(&self) -> Result<u64> {
+        self.attributed(&Cow::Borrowed(ADMIN), self.clear_raw())
+            .await
+    }
+
+    pub(crate) async fn clear_raw(&self) -> Result<u64> {
         let ns = &self.inner.config.namespace;
         match &self.inner.backend {
             Backend::Redis(r) => {

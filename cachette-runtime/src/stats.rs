@@ -38,7 +38,23 @@
 //! | `cachette_breaker_rejected_total` | counter | | round trips skipped while it was open |
 //! | `cachette_breaker_open` | gauge | | 1 while it is open, 0 once closed |
 //! | `cachette_compute_seconds` | histogram | `cache` | time the computations took |
-//! | `cachette_backend_seconds` | histogram | `backend` (`redis`), `op` (`fetch`, `create_tags`, `invalidate`, `store`, `delete`, `scan`, `lock`, `unlock`) | time of each Redis round trip |
+//! | `cachette_hit_seconds` | histogram | `cache` | time to serve each fresh hit, memory hits included: from the call's start (after its cooperative-budget check) to the value, lookup, tag checks and decoding included |
+//! | `cachette_backend_seconds` | histogram | `cache`, `backend` (`redis`), `op` (`fetch`, `create_tags`, `invalidate`, `store`, `delete`, `scan`, `lock`, `unlock`) | time of each Redis round trip, under the name of the call that sent it (`manual` for `get`/`set`/`exists`/locks, the operation for invalidations, `deferred` for kept invalidations retried in the background, `admin` for the admin operations, `internal` otherwise). A batched lookup (`op="fetch"`) also carries other calls' lookups: it is timed once, under the sender's name |
+//!
+//! The hit ratio is derived, not exported (a ratio gauge cannot be summed across processes
+//! or windows). Per call name, over 5 minutes, in PromQL:
+//!
+//! ```text
+//! sum by (cache) (rate(cachette_hits_total[5m]))
+//!   / (sum by (cache) (rate(cachette_hits_total[5m])) + sum by (cache) (rate(cachette_misses_total[5m])))
+//! ```
+//!
+//! Stale values served (`cachette_stale_served_total`, `cachette_stale_if_error_total`) and
+//! coalesced calls (`cachette_coalesced_total`, counted besides their miss) are neither hits
+//! nor misses: add the stale ones to the numerator and denominator for "answered without
+//! computing". The 99th percentile of hit latency per name:
+//! `histogram_quantile(0.99, sum by (cache, le) (rate(cachette_hit_seconds_bucket[5m])))`
+//! (with an exporter that renders histograms as buckets).
 
 // Names travel as `&Cow<'static, str>` so that a static name becomes a label without allocating.
 #![allow(clippy::ptr_arg)]
@@ -229,19 +245,52 @@ fn stripe() -> usize {
         % STRIPES
 }
 
+/// The `op` label of `cachette_backend_seconds`, in the order of the Redis backend's
+/// round-trip kinds (`backend::redis::Op`, which indexes this).
+pub(crate) const BACKEND_OPS: [&str; 8] = [
+    "fetch",
+    "create_tags",
+    "invalidate",
+    "store",
+    "delete",
+    "scan",
+    "lock",
+    "unlock",
+];
+
+type RoundTripTimers = [metrics::Histogram; BACKEND_OPS.len()];
+
+fn round_trip_timers(name: metrics::SharedString) -> RoundTripTimers {
+    BACKEND_OPS.map(|op| {
+        metrics::histogram!(
+            "cachette_backend_seconds",
+            "cache" => name.clone(),
+            "backend" => "redis",
+            "op" => op
+        )
+    })
+}
+
 /// The counters of one call name, with the `metrics` handles registered once for it.
 pub(crate) struct NameCounters {
+    name: metrics::SharedString,
     counts: Counts,
     metrics: [metrics::Counter; EVENTS],
     pub compute_seconds: metrics::Histogram,
+    hit_seconds: metrics::Histogram,
+    /// Registered by the first Redis round trip of the name (a memory store has none).
+    round_trips: OnceLock<RoundTripTimers>,
 }
 
 impl NameCounters {
     fn new(name: &Cow<'static, str>) -> NameCounters {
         NameCounters {
+            name: label(name),
             counts: Counts::default(),
             metrics: Event::ALL.map(|e| metrics::counter!(e.metric(), "cache" => label(name))),
             compute_seconds: metrics::histogram!("cachette_compute_seconds", "cache" => label(name)),
+            hit_seconds: metrics::histogram!("cachette_hit_seconds", "cache" => label(name)),
+            round_trips: OnceLock::new(),
         }
     }
 
@@ -390,6 +439,17 @@ impl Stats {
         });
     }
 
+    /// Counts a hit for `name`, as [`record`](Self::record) does, and times it since
+    /// `started` into `cachette_hit_seconds`.
+    pub fn record_hit(&self, name: &Cow<'static, str>, started: Instant) {
+        self.totals.add(Event::Hit);
+        self.with_name(name, |counters| {
+            counters.counts.add(Event::Hit);
+            counters.metrics[Event::Hit as usize].increment(1);
+            counters.hit_seconds.record(started.elapsed().as_secs_f64());
+        });
+    }
+
     pub fn get(&self, event: Event) -> u64 {
         self.totals.get(event)
     }
@@ -407,6 +467,42 @@ impl Stats {
             .collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
+    }
+}
+
+tokio::task_local! {
+    /// The counters of the call whose Redis round trips the current task makes.
+    static ROUND_TRIPS_OF: Arc<NameCounters>;
+}
+
+/// Runs `fut` with its Redis round trips timed under the name `counters` belong to (see
+/// [`record_round_trip`]).
+pub(crate) async fn attributed<F: std::future::Future>(
+    counters: Arc<NameCounters>,
+    fut: F,
+) -> F::Output {
+    ROUND_TRIPS_OF.scope(counters, fut).await
+}
+
+/// Times one Redis round trip of kind `op` (an index of [`BACKEND_OPS`]) into
+/// `cachette_backend_seconds`, under the name of the call that made it, or `internal` when
+/// no call is known (see [`attributed`]).
+pub(crate) fn record_round_trip(op: usize, elapsed: Duration) {
+    let secs = elapsed.as_secs_f64();
+    let attributed = ROUND_TRIPS_OF.try_with(|c| {
+        let timers = c
+            .round_trips
+            .get_or_init(|| round_trip_timers(c.name.clone()));
+        if let Some(h) = timers.get(op) {
+            h.record(secs);
+        }
+    });
+    if attributed.is_err() {
+        static INTERNAL: OnceLock<RoundTripTimers> = OnceLock::new();
+        let timers = INTERNAL.get_or_init(|| round_trip_timers("internal".into()));
+        if let Some(h) = timers.get(op) {
+            h.record(secs);
+        }
     }
 }
 
