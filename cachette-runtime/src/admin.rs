@@ -34,6 +34,14 @@ pub struct BackendStats {
     /// included), or the memory store's live entries: those a lookup could still find (within
     /// their TTL and stale windows), never a delete's tombstone nor an expired entry.
     pub keys: Option<u64>,
+    /// Redis `maxmemory` as it reports it (`0`: no limit), or the memory store's byte budget
+    /// (entries and tag versions: see [`CacheBuilder::memory`](crate::CacheBuilder::memory)).
+    pub maxmemory_bytes: Option<u64>,
+    /// Redis `maxmemory_policy` (`noeviction`, `allkeys-lru`, ...): what Redis does when
+    /// full, which decides whether entries, tag keys and fences may be evicted (see
+    /// ARCHITECTURE.md, *Not guaranteed*). `None` on the memory store (moka evicts entries by
+    /// TinyLFU and tag versions by LRU, within its budget).
+    pub eviction_policy: Option<String>,
 }
 
 /// One stored entry, for inspection.
@@ -58,8 +66,19 @@ pub struct EntryInfo {
 }
 
 impl Cache {
-    /// The backend's statistics: for Redis from `INFO` and `DBSIZE` (one round trip), for
-    /// the memory store its size and evictions.
+    /// The backend's statistics: for Redis from `INFO` and `DBSIZE` (one round trip: memory,
+    /// `maxmemory` and its eviction policy, evictions, keyspace hits and misses, clients,
+    /// keys), for the memory store its size, budget and evictions.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cachette_runtime::Error> {
+    /// let cache = cachette_runtime::Cache::memory(1 << 20);
+    /// let stats = cache.backend_stats().await?;
+    /// assert_eq!(stats.maxmemory_bytes, Some(1 << 20));
+    /// assert_eq!(stats.eviction_policy, None);
+    /// # Ok(()) }
+    /// ```
     pub async fn backend_stats(&self) -> Result<BackendStats> {
         self.attributed(&Cow::Borrowed(ADMIN), self.backend_stats_raw())
             .await
@@ -69,13 +88,14 @@ impl Cache {
         Ok(match &self.inner.backend {
             Backend::Redis(r) => {
                 let (info, dbsize) = r.info().await?;
-                let field = |name: &str| {
+                let text = |name: &str| {
                     info.lines().find_map(|l| {
                         l.strip_prefix(name)
                             .and_then(|rest| rest.strip_prefix(':'))
-                            .and_then(|v| v.trim().parse::<u64>().ok())
+                            .map(str::trim)
                     })
                 };
+                let field = |name: &str| text(name).and_then(|v| v.parse::<u64>().ok());
                 BackendStats {
                     backend: "redis",
                     used_memory_bytes: field("used_memory"),
@@ -84,6 +104,10 @@ impl Cache {
                     keyspace_misses: field("keyspace_misses"),
                     connected_clients: field("connected_clients"),
                     keys: Some(dbsize),
+                    maxmemory_bytes: field("maxmemory"),
+                    eviction_policy: text("maxmemory_policy")
+                        .filter(|p| !p.is_empty())
+                        .map(str::to_owned),
                 }
             }
             Backend::Memory(m) => {
@@ -94,6 +118,7 @@ impl Cache {
                     used_memory_bytes: Some(bytes.saturating_add(tag_bytes)),
                     evicted_keys: Some(m.evictions()),
                     keys: Some(entries),
+                    maxmemory_bytes: Some(m.max_bytes()),
                     ..Default::default()
                 }
             }

@@ -198,6 +198,8 @@ fn tag_weight(key: &str, version: &str) -> u32 {
 }
 
 pub(crate) struct MemoryBackend {
+    /// The byte budget, entries and tag versions together.
+    max_bytes: u64,
     entries: moka::sync::Cache<String, Arc<MemEntry>>,
     evictions: Arc<AtomicU64>,
     tags: moka::sync::Cache<String, Arc<str>>,
@@ -238,6 +240,7 @@ impl MemoryBackend {
             .eviction_policy(moka::policy::EvictionPolicy::lru())
             .build();
         MemoryBackend {
+            max_bytes,
             entries,
             evictions,
             tags,
@@ -419,6 +422,11 @@ impl MemoryBackend {
         self.tags.invalidate_all();
         self.entries.run_pending_tasks();
         n
+    }
+
+    /// The byte budget, entries and tag versions together.
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
     }
 
     /// Entries evicted for room so far.
