@@ -663,7 +663,7 @@ impl Cache {
         fut: F,
     ) -> F::Output {
         if matches!(self.inner.backend, Backend::Redis(_)) {
-            crate::stats::attributed(self.inner.stats.name(name), fut).await
+            crate::timing::attributed(self.inner.stats.name(name), fut).await
         } else {
             fut.await
         }

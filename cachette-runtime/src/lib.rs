@@ -44,6 +44,7 @@ pub mod observe;
 mod pending;
 mod policy;
 pub mod stats;
+mod timing;
 
 pub use breaker::BreakerOptions;
 pub use cache::Cache;

@@ -66,6 +66,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
+use crate::timing::RoundTripTimers;
+
 /// A point-in-time copy of a cache's counters (since the cache was built).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -245,32 +247,6 @@ fn stripe() -> usize {
         % STRIPES
 }
 
-/// The `op` label of `cachette_backend_seconds`, in the order of the Redis backend's
-/// round-trip kinds (`backend::redis::Op`, which indexes this).
-pub(crate) const BACKEND_OPS: [&str; 8] = [
-    "fetch",
-    "create_tags",
-    "invalidate",
-    "store",
-    "delete",
-    "scan",
-    "lock",
-    "unlock",
-];
-
-type RoundTripTimers = [metrics::Histogram; BACKEND_OPS.len()];
-
-fn round_trip_timers(name: metrics::SharedString) -> RoundTripTimers {
-    BACKEND_OPS.map(|op| {
-        metrics::histogram!(
-            "cachette_backend_seconds",
-            "cache" => name.clone(),
-            "backend" => "redis",
-            "op" => op
-        )
-    })
-}
-
 /// The counters of one call name, with the `metrics` handles registered once for it.
 pub(crate) struct NameCounters {
     name: metrics::SharedString,
@@ -296,6 +272,12 @@ impl NameCounters {
 
     fn snapshot(&self) -> StatsSnapshot {
         snapshot_of(|e| self.counts.get(e), 0)
+    }
+
+    /// This name's `cachette_backend_seconds` histograms, registered on first use.
+    pub fn round_trip_timers(&self) -> &RoundTripTimers {
+        self.round_trips
+            .get_or_init(|| crate::timing::round_trip_timers(self.name.clone()))
     }
 }
 
@@ -467,42 +449,6 @@ impl Stats {
             .collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
-    }
-}
-
-tokio::task_local! {
-    /// The counters of the call whose Redis round trips the current task makes.
-    static ROUND_TRIPS_OF: Arc<NameCounters>;
-}
-
-/// Runs `fut` with its Redis round trips timed under the name `counters` belong to (see
-/// [`record_round_trip`]).
-pub(crate) async fn attributed<F: std::future::Future>(
-    counters: Arc<NameCounters>,
-    fut: F,
-) -> F::Output {
-    ROUND_TRIPS_OF.scope(counters, fut).await
-}
-
-/// Times one Redis round trip of kind `op` (an index of [`BACKEND_OPS`]) into
-/// `cachette_backend_seconds`, under the name of the call that made it, or `internal` when
-/// no call is known (see [`attributed`]).
-pub(crate) fn record_round_trip(op: usize, elapsed: Duration) {
-    let secs = elapsed.as_secs_f64();
-    let attributed = ROUND_TRIPS_OF.try_with(|c| {
-        let timers = c
-            .round_trips
-            .get_or_init(|| round_trip_timers(c.name.clone()));
-        if let Some(h) = timers.get(op) {
-            h.record(secs);
-        }
-    });
-    if attributed.is_err() {
-        static INTERNAL: OnceLock<RoundTripTimers> = OnceLock::new();
-        let timers = INTERNAL.get_or_init(|| round_trip_timers("internal".into()));
-        if let Some(h) = timers.get(op) {
-            h.record(secs);
-        }
     }
 }
 

@@ -139,7 +139,7 @@ fn ensure_epoch_script() -> &'static redis::Script {
 }
 
 /// The kinds of round trip: the `op` label of `cachette_backend_seconds`, each the index of
-/// its label in [`BACKEND_OPS`](crate::stats::BACKEND_OPS).
+/// its label in [`BACKEND_OPS`](crate::timing::BACKEND_OPS).
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Op {
     Fetch,
@@ -271,7 +271,7 @@ impl RedisBackend {
     }
 
     /// Runs one pipeline (one round trip) within the operation timeout, timing it into the
-    /// `cachette_backend_seconds{cache,backend="redis",op}` histogram (`cache`: see [`crate::stats::attributed`]).
+    /// `cachette_backend_seconds{cache,backend="redis",op}` histogram (`cache`: see [`crate::timing`]).
     async fn run<T: redis::FromRedisValue>(&self, op: Op, pipe: &redis::Pipeline) -> Result<T> {
         self.guarded(op, |mut conn| async move {
             pipe.query_async::<T>(&mut conn).await
@@ -323,7 +323,7 @@ impl RedisBackend {
             Ok(r) => r,
             Err(_) => Err(Error::Timeout(timeout)),
         };
-        crate::stats::record_round_trip(op as usize, started.elapsed());
+        crate::timing::record_round_trip(op as usize, started.elapsed());
         match &r {
             Ok(_) => self.breaker.success(&admit),
             Err(e) => {
