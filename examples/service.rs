@@ -565,6 +565,8 @@ pub struct BackendView {
     keyspace_misses: Option<u64>,
     connected_clients: Option<u64>,
     keys: Option<u64>,
+    maxmemory_bytes: Option<u64>,
+    eviction_policy: Option<String>,
 }
 
 async fn admin_stats(State(state): State<AppState>) -> Json<serde_json::Value> {
@@ -585,6 +587,8 @@ async fn admin_stats(State(state): State<AppState>) -> Json<serde_json::Value> {
                 keyspace_misses: b.keyspace_misses,
                 connected_clients: b.connected_clients,
                 keys: b.keys,
+                maxmemory_bytes: b.maxmemory_bytes,
+                eviction_policy: b.eviction_policy,
             }),
             None,
         ),

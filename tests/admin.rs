@@ -156,3 +156,32 @@ async fn memory_stats_count_live_entries_only() {
     let _: u64 = cache.get_or_compute("again", &long, || async { 1 }).await;
     assert_eq!(cache.backend_stats().await.unwrap().keys, Some(1));
 }
+
+/// Issue 13: `backend_stats()` shows Redis's `maxmemory` and eviction policy, and the memory
+/// store's byte budget as its `maxmemory` (it has no policy to name).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backend_stats_show_maxmemory_and_the_eviction_policy() {
+    let server =
+        RedisServer::start_with(&["--maxmemory", "10mb", "--maxmemory-policy", "allkeys-lru"]);
+    let cache = Cache::redis(&server.url()).unwrap();
+    let stats = cache.backend_stats().await.unwrap();
+    assert_eq!(stats.maxmemory_bytes, Some(10 * 1024 * 1024));
+    assert_eq!(stats.eviction_policy.as_deref(), Some("allkeys-lru"));
+
+    // No limit: Redis says 0, reported as it is.
+    let unlimited =
+        RedisServer::start_with(&["--maxmemory", "0", "--maxmemory-policy", "noeviction"]);
+    let stats = Cache::redis(&unlimited.url())
+        .unwrap()
+        .backend_stats()
+        .await
+        .unwrap();
+    assert_eq!(stats.maxmemory_bytes, Some(0));
+    assert_eq!(stats.eviction_policy.as_deref(), Some("noeviction"));
+
+    let stats = Cache::memory(1 << 20).backend_stats().await.unwrap();
+    assert_eq!(stats.maxmemory_bytes, Some(1 << 20));
+    assert_eq!(stats.eviction_policy, None);
+    let stats = Cache::disabled().backend_stats().await.unwrap();
+    assert_eq!((stats.maxmemory_bytes, stats.eviction_policy), (None, None));
+}

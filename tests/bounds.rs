@@ -7,11 +7,7 @@ use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_distinct_keys_leave_nothing_behind() {
-    let cache = Cache::builder()
-        .memory(2 * 1024 * 1024)
-        .memory_max_tags(5_000)
-        .build()
-        .unwrap();
+    let cache = Cache::builder().memory(2 * 1024 * 1024).build().unwrap();
     let lock = LockOptions {
         ttl: Duration::from_secs(5),
         wait: Duration::from_secs(5),

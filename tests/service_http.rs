@@ -382,6 +382,20 @@ async fn admin_routes(app: Running, backend: &str) {
     if backend == "redis" {
         assert!(stats["backend_stats"]["connected_clients"].as_u64() >= Some(1));
         assert!(stats["backend_stats"]["keyspace_hits"].is_u64());
+        assert!(
+            stats["backend_stats"]["maxmemory_bytes"].is_u64(),
+            "{stats}"
+        );
+        assert!(
+            stats["backend_stats"]["eviction_policy"].is_string(),
+            "{stats}"
+        );
+    } else {
+        assert_eq!(
+            stats["backend_stats"]["maxmemory_bytes"],
+            16 << 20,
+            "{stats}"
+        );
     }
 
     // Keys by pattern, bounded.

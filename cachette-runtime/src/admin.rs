@@ -6,7 +6,11 @@ use crate::backend::{Backend, Versions};
 use crate::call::Check;
 use crate::codec;
 use crate::error::Result;
+use std::borrow::Cow;
 use std::time::Duration;
+
+/// The call name under which the admin operations' round trips are timed.
+const ADMIN: &str = "admin";
 
 /// The backend's view of itself. Fields a backend cannot tell are `None`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -14,7 +18,9 @@ use std::time::Duration;
 pub struct BackendStats {
     /// `"redis"`, `"memory"` or `"disabled"`.
     pub backend: &'static str,
-    /// Redis `used_memory`, or the memory store's weighted size (keys and values).
+    /// Redis `used_memory`, or the memory store's weighted size: its entries and its tag
+    /// versions, what its byte budget bounds (see
+    /// [`CacheBuilder::memory`](crate::CacheBuilder::memory)).
     pub used_memory_bytes: Option<u64>,
     /// Redis `evicted_keys`, or entries the memory store evicted for room.
     pub evicted_keys: Option<u64>,
@@ -28,6 +34,14 @@ pub struct BackendStats {
     /// included), or the memory store's live entries: those a lookup could still find (within
     /// their TTL and stale windows), never a delete's tombstone nor an expired entry.
     pub keys: Option<u64>,
+    /// Redis `maxmemory` as it reports it (`0`: no limit), or the memory store's byte budget
+    /// (entries and tag versions: see [`CacheBuilder::memory`](crate::CacheBuilder::memory)).
+    pub maxmemory_bytes: Option<u64>,
+    /// Redis `maxmemory_policy` (`noeviction`, `allkeys-lru`, ...): what Redis does when
+    /// full, which decides whether entries, tag keys and fences may be evicted (see
+    /// ARCHITECTURE.md, *Not guaranteed*). `None` on the memory store (moka evicts entries by
+    /// TinyLFU and tag versions by LRU, within its budget).
+    pub eviction_policy: Option<String>,
 }
 
 /// One stored entry, for inspection.
@@ -52,19 +66,36 @@ pub struct EntryInfo {
 }
 
 impl Cache {
-    /// The backend's statistics: for Redis from `INFO` and `DBSIZE` (one round trip), for
-    /// the memory store its size and evictions.
+    /// The backend's statistics: for Redis from `INFO` and `DBSIZE` (one round trip: memory,
+    /// `maxmemory` and its eviction policy, evictions, keyspace hits and misses, clients,
+    /// keys), for the memory store its size, budget and evictions.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cachette_runtime::Error> {
+    /// let cache = cachette_runtime::Cache::memory(1 << 20);
+    /// let stats = cache.backend_stats().await?;
+    /// assert_eq!(stats.maxmemory_bytes, Some(1 << 20));
+    /// assert_eq!(stats.eviction_policy, None);
+    /// # Ok(()) }
+    /// ```
     pub async fn backend_stats(&self) -> Result<BackendStats> {
+        self.attributed(&Cow::Borrowed(ADMIN), self.backend_stats_raw())
+            .await
+    }
+
+    async fn backend_stats_raw(&self) -> Result<BackendStats> {
         Ok(match &self.inner.backend {
             Backend::Redis(r) => {
                 let (info, dbsize) = r.info().await?;
-                let field = |name: &str| {
+                let text = |name: &str| {
                     info.lines().find_map(|l| {
                         l.strip_prefix(name)
                             .and_then(|rest| rest.strip_prefix(':'))
-                            .and_then(|v| v.trim().parse::<u64>().ok())
+                            .map(str::trim)
                     })
                 };
+                let field = |name: &str| text(name).and_then(|v| v.parse::<u64>().ok());
                 BackendStats {
                     backend: "redis",
                     used_memory_bytes: field("used_memory"),
@@ -73,15 +104,21 @@ impl Cache {
                     keyspace_misses: field("keyspace_misses"),
                     connected_clients: field("connected_clients"),
                     keys: Some(dbsize),
+                    maxmemory_bytes: field("maxmemory"),
+                    eviction_policy: text("maxmemory_policy")
+                        .filter(|p| !p.is_empty())
+                        .map(str::to_owned),
                 }
             }
             Backend::Memory(m) => {
                 let (entries, bytes) = m.usage();
+                let (_, tag_bytes) = m.tag_usage();
                 BackendStats {
                     backend: "memory",
-                    used_memory_bytes: Some(bytes),
+                    used_memory_bytes: Some(bytes.saturating_add(tag_bytes)),
                     evicted_keys: Some(m.evictions()),
                     keys: Some(entries),
+                    maxmemory_bytes: Some(m.max_bytes()),
                     ..Default::default()
                 }
             }
@@ -95,6 +132,11 @@ impl Cache {
     /// Key bodies of this cache's namespace (and version) matching the glob `pattern`, at most
     /// `limit` (`SCAN`, so the keyspace is walked in steps and never blocks Redis).
     pub async fn keys(&self, pattern: &str, limit: usize) -> Result<Vec<String>> {
+        self.attributed(&Cow::Borrowed(ADMIN), self.keys_raw(pattern, limit))
+            .await
+    }
+
+    async fn keys_raw(&self, pattern: &str, limit: usize) -> Result<Vec<String>> {
         let full = self.full_key(pattern);
         let prefix_len = self.full_key("").len();
         let keys = match &self.inner.backend {
@@ -111,6 +153,11 @@ impl Cache {
     /// The entry at `key` with its tags, validity and remaining TTL (no value decoding into a
     /// Rust type; never counted as a hit or miss).
     pub async fn inspect(&self, key: &str) -> Result<Option<EntryInfo>> {
+        self.attributed(&Cow::Borrowed(ADMIN), self.inspect_raw(key))
+            .await
+    }
+
+    async fn inspect_raw(&self, key: &str) -> Result<Option<EntryInfo>> {
         let full = self.full_key(key);
         let found = match &self.inner.backend {
             Backend::Redis(r) => r.inspect(&full).await?,
@@ -158,6 +205,11 @@ impl Cache {
     /// locks: `SCAN` + `UNLINK` over `namespace:*` and `namespace#*`, never `FLUSHDB`; keys
     /// of other namespaces are left alone. Returns how many keys were removed.
     pub async fn clear(&self) -> Result<u64> {
+        self.attributed(&Cow::Borrowed(ADMIN), self.clear_raw())
+            .await
+    }
+
+    pub(crate) async fn clear_raw(&self) -> Result<u64> {
         let ns = &self.inner.config.namespace;
         match &self.inner.backend {
             Backend::Redis(r) => {

@@ -26,6 +26,9 @@ use std::time::{Duration, Instant};
 /// (`NOPERM`, `READONLY`...) are retried inside the call: after an outage (a timeout, a
 /// connection that fails, the breaker open) the caller gets the error at once, about one
 /// operation timeout at most, and the kept invalidation is retried in the background.
+/// The call name of the manual API's reads, writes and locks.
+const MANUAL: &str = "manual";
+
 const INVALIDATION_RETRY_DELAYS: [Duration; 3] = [
     Duration::ZERO,
     Duration::from_millis(25),
@@ -139,9 +142,7 @@ impl Cache {
                 &config.namespace,
                 config.wait_replicas,
             )?),
-            BackendChoice::Memory(bytes) => {
-                Backend::Memory(MemoryBackend::new(bytes, config.memory_max_tags))
-            }
+            BackendChoice::Memory(bytes) => Backend::Memory(MemoryBackend::new(bytes)),
             BackendChoice::Disabled => Backend::Disabled(crate::lock::MemoryLocks::default()),
         };
         Ok(Self::from_parts_unchecked(backend, config))
@@ -307,8 +308,20 @@ impl Cache {
     /// value that does not decode as `T` is `Ok(None)` (counted in
     /// [`StatsSnapshot::decode_failures`]); a backend failure is an error.
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        let started = Instant::now();
+        let name = Cow::Borrowed(MANUAL);
+        self.attributed(&name, self.get_timed(key, &name, started))
+            .await
+    }
+
+    async fn get_timed<T: DeserializeOwned>(
+        &self,
+        key: &str,
+        name: &Cow<'static, str>,
+        started: Instant,
+    ) -> Result<Option<T>> {
         let full_key = self.full_key(key);
-        let name = Cow::Borrowed("manual");
+        let name = name.clone();
         self.ensure_pending_worker();
         if self.inner.pending.blocks(&full_key, &[]) {
             self.inner.stats.record(Event::Miss, &name);
@@ -328,7 +341,7 @@ impl Cache {
             .await?
         {
             Check::Valid(v, meta) if self.is_fresh(meta) => {
-                self.inner.stats.record(Event::Hit, &name);
+                self.inner.stats.record_hit(&name, started);
                 Ok(Some(v))
             }
             Check::Valid(..) | Check::Invalid => {
@@ -345,6 +358,11 @@ impl Cache {
 
     /// Whether a valid entry is stored at `key` (the value is not decoded).
     pub async fn exists(&self, key: &str) -> Result<bool> {
+        self.attributed(&Cow::Borrowed(MANUAL), self.exists_raw(key))
+            .await
+    }
+
+    async fn exists_raw(&self, key: &str) -> Result<bool> {
         let full_key = self.full_key(key);
         self.ensure_pending_worker();
         if self.inner.pending.blocks(&full_key, &[]) {
@@ -385,6 +403,16 @@ impl Cache {
         if matches!(self.inner.backend, Backend::Disabled(_)) {
             return Ok(());
         }
+        self.attributed(&opts.name, self.set_raw(key, value, opts))
+            .await
+    }
+
+    async fn set_raw<T: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        value: &T,
+        opts: &Options,
+    ) -> Result<()> {
         let full_key = self.full_key(key);
         let tag_keys = self.call_tag_keys(opts);
         let ttl = self.ttl_for(&opts.ttl, &opts.name);
@@ -574,6 +602,11 @@ impl Cache {
     /// The retry worker: applies kept invalidations until none is left, backing off from
     /// 50 ms to 2 s between rounds.
     async fn apply_pending(&self, lease: &mut WorkerLease) {
+        self.attributed(&Cow::Borrowed("deferred"), self.apply_pending_raw(lease))
+            .await
+    }
+
+    async fn apply_pending_raw(&self, lease: &mut WorkerLease) {
         let mut pause = Duration::from_millis(50);
         loop {
             let snapshot = self.inner.pending.snapshot();
@@ -610,7 +643,7 @@ impl Cache {
                         .await
                         .is_ok(),
                     Item::Pattern(p) => self.inner.backend.delete_matching(p, true).await.is_ok(),
-                    Item::All => self.clear().await.is_ok(),
+                    Item::All => self.clear_raw().await.is_ok(),
                 };
                 if ok {
                     applied.push(entry.clone());
@@ -648,6 +681,20 @@ impl Cache {
 
     /// Runs an invalidation with retries (error replies only: an outage returns after its first
     /// failed attempt, see [`INVALIDATION_RETRY_DELAYS`]); counts and logs the outcome.
+    /// Runs `fut` with its Redis round trips timed under the call name `name`
+    /// (`cachette_backend_seconds{cache}`); on the other backends, just runs it.
+    pub(crate) async fn attributed<F: Future>(
+        &self,
+        name: &Cow<'static, str>,
+        fut: F,
+    ) -> F::Output {
+        if matches!(self.inner.backend, Backend::Redis(_)) {
+            crate::timing::attributed(self.inner.stats.name(name), fut).await
+        } else {
+            fut.await
+        }
+    }
+
     async fn retrying<T, F, Fut>(&self, op: &'static str, mut f: F) -> Result<T>
     where
         F: FnMut() -> Fut,
@@ -659,7 +706,7 @@ impl Cache {
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
-            match f().await {
+            match self.attributed(&name, f()).await {
                 Ok(v) => {
                     self.inner.stats.record(Event::Invalidation, &name);
                     return Ok(v);
@@ -701,7 +748,13 @@ impl Cache {
     pub async fn try_lock(&self, name: &str, ttl: Duration) -> Result<Option<Lock>> {
         let key = self.lock_key(name);
         let token = crate::backend::new_version();
-        if self.inner.backend.try_lock(&key, &token, ttl).await? {
+        let taken = self
+            .attributed(
+                &Cow::Borrowed(MANUAL),
+                self.inner.backend.try_lock(&key, &token, ttl),
+            )
+            .await?;
+        if taken {
             Ok(Some(Lock {
                 cache: self.clone(),
                 key,
@@ -733,7 +786,11 @@ impl Cache {
     }
 
     pub(crate) async fn release_lock_raw(&self, key: &str, token: &str) -> Result<bool> {
-        self.inner.backend.release_lock(key, token).await
+        self.attributed(
+            &Cow::Borrowed(MANUAL),
+            self.inner.backend.release_lock(key, token),
+        )
+        .await
     }
 
     pub(crate) async fn extend_lock_raw(
@@ -742,7 +799,11 @@ impl Cache {
         token: &str,
         ttl: Duration,
     ) -> Result<bool> {
-        self.inner.backend.extend_lock(key, token, ttl).await
+        self.attributed(
+            &Cow::Borrowed(MANUAL),
+            self.inner.backend.extend_lock(key, token, ttl),
+        )
+        .await
     }
 
     // ----- test support --------------------------------------------------------------------

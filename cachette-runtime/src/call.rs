@@ -67,6 +67,8 @@ struct Lookup<S> {
 /// What a call's first look (the memory fast path) hands to the full path when it was not a
 /// plain fresh hit, so that nothing is looked up, decided or counted twice.
 struct Prepared<'o, S> {
+    /// When the call started (for `cachette_hit_seconds`).
+    started: Instant,
     full_key: String,
     tag_keys: Cow<'o, [String]>,
     ttl: Duration,
@@ -221,27 +223,42 @@ impl Cache {
         let span = call_span(opts);
         let start = match &self.inner.backend {
             Backend::Memory(m) => {
+                // A memory hit waits for nothing: it spends a unit of the task's cooperative
+                // budget (yielding once the budget is spent, no allocation), so that a loop
+                // of hits lets the runtime's other tasks run.
+                tokio::task::coop::consume_budget().await;
+                let started = Instant::now();
                 let _entered = span.enter();
-                match self.memory_fast(m, full_key, opts, &policy, decoded) {
+                match self.memory_fast(m, full_key, opts, &policy, decoded, started) {
                     Ok(r) => return r,
                     Err(prepared) => Start::Looked(prepared),
                 }
             }
             _ => Start::Key(full_key),
         };
+        let started = match &start {
+            Start::Looked(p) => p.started,
+            Start::Key(_) => Instant::now(),
+        };
         // Boxed: the path beyond a memory hit is a large future, which would otherwise make
         // every call's future (moved on each call) as large.
         Box::pin(
-            async {
-                match self.run(start, opts, &policy, decoded, compute).await {
-                    Step::Done(r) => r,
-                    Step::Revalidate { stale, fill } => {
-                        self.fill(fill, &policy, opts, Some(stale), Some(CallOutcome::Stale))
-                            .await
+            self.attributed(
+                &opts.name,
+                async {
+                    match self
+                        .run(start, opts, &policy, decoded, started, compute)
+                        .await
+                    {
+                        Step::Done(r) => r,
+                        Step::Revalidate { stale, fill } => {
+                            self.fill(fill, &policy, opts, Some(stale), Some(CallOutcome::Stale))
+                                .await
+                        }
                     }
                 }
-            }
-            .instrument(span),
+                .instrument(span),
+            ),
         )
         .await
     }
@@ -256,6 +273,7 @@ impl Cache {
         opts: &'o Options,
         policy: &P,
         decoded: Option<DecodedCopy<P::Stored>>,
+        started: Instant,
     ) -> std::result::Result<R, Box<Prepared<'o, P::Stored>>>
     where
         P: ReturnPolicy<R>,
@@ -275,7 +293,7 @@ impl Cache {
         let (state, refresh_early) = match state {
             State::Fresh(value, meta) => {
                 if !self.refresh_early(opts, meta, now_ms) {
-                    self.inner.stats.record(Event::Hit, &opts.name);
+                    self.inner.stats.record_hit(&opts.name, started);
                     tracing::debug!(cache = %opts.name, key = %full_key, "cache hit");
                     report(CallOutcome::Hit);
                     return Ok(policy.restore(value));
@@ -286,6 +304,7 @@ impl Cache {
         };
         let ttl = profile_ttl.unwrap_or_else(|| self.ttl_for(&opts.ttl, &opts.name));
         Err(Box::new(Prepared {
+            started,
             full_key,
             tag_keys,
             ttl,
@@ -319,9 +338,20 @@ impl Cache {
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = R> + Send + 'static,
     {
+        let started = Instant::now();
         let step = self
-            .run(Start::Key(self.full_key(key)), opts, &policy, None, compute)
-            .instrument(call_span(opts))
+            .attributed(
+                &opts.name,
+                self.run(
+                    Start::Key(self.full_key(key)),
+                    opts,
+                    &policy,
+                    None,
+                    started,
+                    compute,
+                )
+                .instrument(call_span(opts)),
+            )
             .await;
         match step {
             Step::Done(r) => r,
@@ -335,7 +365,8 @@ impl Cache {
                         let span = tracing::debug_span!("cachette.revalidate", cache = %opts.name);
                         handle.spawn(
                             async move {
-                                let _ = cache.fill(fill, &policy, &opts, None, None).await;
+                                let refresh = cache.fill(fill, &policy, &opts, None, None);
+                                let _ = cache.attributed(&opts.name, refresh).await;
                             }
                             .instrument(span),
                         );
@@ -379,6 +410,27 @@ impl Cache {
         if self.is_disabled() {
             return compute().await;
         }
+        self.attributed(
+            &opts.name,
+            self.refresh_looked(full_key, opts, policy, keep_decoded, compute),
+        )
+        .await
+    }
+
+    /// [`refresh_full`](Self::refresh_full) on a backend that stores.
+    async fn refresh_looked<R, P, F, Fut>(
+        &self,
+        full_key: String,
+        opts: &Options,
+        policy: P,
+        keep_decoded: bool,
+        compute: F,
+    ) -> R
+    where
+        P: ReturnPolicy<R>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = R>,
+    {
         let tag_keys = self.call_tag_keys(opts);
         let ttl = self.ttl_for(&opts.ttl, &opts.name);
         // The key's state too, not only the tag versions: the refreshed value is stored only
@@ -418,6 +470,7 @@ impl Cache {
         opts: &'o Options,
         policy: &P,
         decoded: Option<DecodedCopy<P::Stored>>,
+        started: Instant,
         compute: F,
     ) -> Step<R, P::Stored, F>
     where
@@ -486,7 +539,7 @@ impl Cache {
             } = lookup;
             match state {
                 State::Fresh(value, meta) => {
-                    stats.record(Event::Hit, &opts.name);
+                    stats.record_hit(&opts.name, started);
                     tracing::debug!(cache = %opts.name, key = %full_key, "cache hit");
                     let refresh = match refresh_first.take() {
                         Some(decided) => decided,
@@ -546,7 +599,7 @@ impl Cache {
                                         .await
                                     {
                                         Relook::Found(v) => {
-                                            stats.record(Event::Hit, &opts.name);
+                                            stats.record_hit(&opts.name, started);
                                             return Step::Done(policy.restore(v));
                                         }
                                         // Its own fallback, never the first lookup's: a

@@ -276,7 +276,6 @@ pub(crate) struct Config {
     pub max_value_bytes: usize,
     pub tag_ttl: Duration,
     pub fence_ttl: Duration,
-    pub memory_max_tags: u64,
     pub breaker: Option<crate::breaker::BreakerOptions>,
     pub redis_connections: usize,
     pub wait_replicas: Option<(usize, Duration)>,
@@ -308,7 +307,6 @@ impl Config {
             max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
             tag_ttl: DEFAULT_TAG_TTL,
             fence_ttl: DEFAULT_FENCE_TTL,
-            memory_max_tags: 1_000_000,
             breaker: Some(crate::breaker::BreakerOptions::default()),
             redis_connections: DEFAULT_REDIS_CONNECTIONS,
             wait_replicas: None,
@@ -404,7 +402,20 @@ impl CacheBuilder {
         self
     }
 
-    /// Use the embedded memory store, bounded by `max_bytes` (keys plus serialized values).
+    /// Use the embedded memory store, bounded by `max_bytes` in all: entries (key, serialized
+    /// value and 64 B of bookkeeping each) and tag versions (key, version and 320 B each,
+    /// moka's cost of one). Tag versions may use a quarter of the budget, the entries the
+    /// rest; when the tag versions' share is full, the least recently used are dropped, which
+    /// invalidates the entries carrying them (never makes one valid). So a store of a few
+    /// kilobytes keeps too few tag versions to serve tagged entries: give it at least a few
+    /// hundred kilobytes.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), cachette_runtime::Error> {
+    /// let cache = cachette_runtime::Cache::builder().memory(64 * 1024 * 1024).build()?;
+    /// # let _ = cache;
+    /// # Ok(()) }
+    /// ```
     pub fn memory(mut self, max_bytes: u64) -> Self {
         self.backend = BackendChoice::Memory(max_bytes);
         self
@@ -563,10 +574,13 @@ impl CacheBuilder {
         self
     }
 
-    /// How many tag versions the memory store keeps (default 1,000,000); the least recently
-    /// used are dropped first, which invalidates the entries carrying them.
-    pub fn memory_max_tags(mut self, max: u64) -> Self {
-        self.config.memory_max_tags = max;
+    /// Has no effect: the memory store's tag versions count in its byte budget (see
+    /// [`memory`](Self::memory)) instead of being bounded by number.
+    #[deprecated(
+        since = "0.1.0",
+        note = "tag versions count in the memory store's byte budget (a quarter of it at most); this setting has no effect"
+    )]
+    pub fn memory_max_tags(self, _max: u64) -> Self {
         self
     }
 

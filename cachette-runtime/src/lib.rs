@@ -41,6 +41,7 @@ pub mod observe;
 mod pending;
 mod policy;
 pub mod stats;
+mod timing;
 
 pub use breaker::BreakerOptions;
 pub use cache::Cache;
@@ -128,6 +129,12 @@ pub mod __private {
         /// Entry count and weighted size of the memory store.
         pub async fn memory_usage(cache: &Cache) -> Option<(u64, u64)> {
             cache.memory_backend().map(|m| m.usage())
+        }
+
+        /// Tag versions kept by the memory store and what they weigh against its byte
+        /// budget, after pending maintenance.
+        pub fn memory_tag_usage(cache: &Cache) -> Option<(u64, u64)> {
+            cache.memory_backend().map(|m| m.tag_usage())
         }
     }
 }

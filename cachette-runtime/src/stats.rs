@@ -38,7 +38,23 @@
 //! | `cachette_breaker_rejected_total` | counter | | round trips skipped while it was open |
 //! | `cachette_breaker_open` | gauge | | 1 while it is open, 0 once closed |
 //! | `cachette_compute_seconds` | histogram | `cache` | time the computations took |
-//! | `cachette_backend_seconds` | histogram | `backend` (`redis`), `op` (`fetch`, `create_tags`, `invalidate`, `store`, `delete`, `scan`, `lock`, `unlock`) | time of each Redis round trip |
+//! | `cachette_hit_seconds` | histogram | `cache` | time to serve each fresh hit, memory hits included: from the call's start (after its cooperative-budget check) to the value, lookup, tag checks and decoding included |
+//! | `cachette_backend_seconds` | histogram | `cache`, `backend` (`redis`), `op` (`fetch`, `create_tags`, `invalidate`, `store`, `delete`, `scan`, `lock`, `unlock`) | time of each Redis round trip, under the name of the call that sent it (`manual` for `get`/`set`/`exists`/locks, the operation for invalidations, `deferred` for kept invalidations retried in the background, `admin` for the admin operations, `internal` otherwise). A batched lookup (`op="fetch"`) also carries other calls' lookups: it is timed once, under the sender's name |
+//!
+//! The hit ratio is derived, not exported (a ratio gauge cannot be summed across processes
+//! or windows). Per call name, over 5 minutes, in PromQL:
+//!
+//! ```text
+//! sum by (cache) (rate(cachette_hits_total[5m]))
+//!   / (sum by (cache) (rate(cachette_hits_total[5m])) + sum by (cache) (rate(cachette_misses_total[5m])))
+//! ```
+//!
+//! Stale values served (`cachette_stale_served_total`, `cachette_stale_if_error_total`) and
+//! coalesced calls (`cachette_coalesced_total`, counted besides their miss) are neither hits
+//! nor misses: add the stale ones to the numerator and denominator for "answered without
+//! computing". The 99th percentile of hit latency per name:
+//! `histogram_quantile(0.99, sum by (cache, le) (rate(cachette_hit_seconds_bucket[5m])))`
+//! (with an exporter that renders histograms as buckets).
 
 // Names travel as `&Cow<'static, str>` so that a static name becomes a label without allocating.
 #![allow(clippy::ptr_arg)]
@@ -49,6 +65,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
+
+use crate::timing::RoundTripTimers;
 
 /// A point-in-time copy of a cache's counters (since the cache was built).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -231,22 +249,35 @@ fn stripe() -> usize {
 
 /// The counters of one call name, with the `metrics` handles registered once for it.
 pub(crate) struct NameCounters {
+    name: metrics::SharedString,
     counts: Counts,
     metrics: [metrics::Counter; EVENTS],
     pub compute_seconds: metrics::Histogram,
+    hit_seconds: metrics::Histogram,
+    /// Registered by the first Redis round trip of the name (a memory store has none).
+    round_trips: OnceLock<RoundTripTimers>,
 }
 
 impl NameCounters {
     fn new(name: &Cow<'static, str>) -> NameCounters {
         NameCounters {
+            name: label(name),
             counts: Counts::default(),
             metrics: Event::ALL.map(|e| metrics::counter!(e.metric(), "cache" => label(name))),
             compute_seconds: metrics::histogram!("cachette_compute_seconds", "cache" => label(name)),
+            hit_seconds: metrics::histogram!("cachette_hit_seconds", "cache" => label(name)),
+            round_trips: OnceLock::new(),
         }
     }
 
     fn snapshot(&self) -> StatsSnapshot {
         snapshot_of(|e| self.counts.get(e), 0)
+    }
+
+    /// This name's `cachette_backend_seconds` histograms, registered on first use.
+    pub fn round_trip_timers(&self) -> &RoundTripTimers {
+        self.round_trips
+            .get_or_init(|| crate::timing::round_trip_timers(self.name.clone()))
     }
 }
 
@@ -387,6 +418,17 @@ impl Stats {
         self.with_name(name, |counters| {
             counters.counts.add(event);
             counters.metrics[event as usize].increment(1);
+        });
+    }
+
+    /// Counts a hit for `name`, as [`record`](Self::record) does, and times it since
+    /// `started` into `cachette_hit_seconds`.
+    pub fn record_hit(&self, name: &Cow<'static, str>, started: Instant) {
+        self.totals.add(Event::Hit);
+        self.with_name(name, |counters| {
+            counters.counts.add(Event::Hit);
+            counters.metrics[Event::Hit as usize].increment(1);
+            counters.hit_seconds.record(started.elapsed().as_secs_f64());
         });
     }
 

@@ -1,6 +1,8 @@
 //! The embedded memory backend, on `moka`: entries bounded by a byte budget, each with its own
-//! TTL; tag versions in a second, LRU-bounded map. A dropped tag version makes entries that
-//! carry the tag invalid, exactly like an evicted tag key in Redis.
+//! TTL; tag versions in a second, LRU-bounded map that takes its share of the same budget
+//! ([`TAG_SHARE`]), each version weighed by its key, its version and a fixed overhead. A
+//! dropped tag version makes entries that carry the tag invalid, exactly like an evicted tag
+//! key in Redis.
 //!
 //! An entry keeps its envelope bytes and, parsed once when it is stored, its header (tags with
 //! their versions, metadata, where the value lies in the bytes): a hit checks the tag versions
@@ -173,7 +175,31 @@ pub(crate) struct Looked {
 /// Bookkeeping bytes counted per entry besides its key and value.
 const ENTRY_OVERHEAD: usize = 64;
 
+/// The share of the memory store's byte budget that tag versions may use (a quarter; the
+/// entries get the rest). The budget bounds the two together, whatever the workload: a
+/// million distinct tags on a 1 MB store keep about 750 versions (the least recently used
+/// are dropped, which invalidates their entries), not a million.
+pub(crate) const TAG_SHARE: u64 = 4;
+
+/// Bytes counted per tag version besides its key and version: what one version costs in
+/// moka's map (its node, the LRU queue, the hash table, the `String` and `Arc<str>` headers),
+/// about 320 B measured by `tests/memory_tag_budget.rs` with versions in an unbounded map
+/// (~385 B of resident memory per version, key and version included).
+const TAG_OVERHEAD: usize = 320;
+
+/// What a tag version counts against the byte budget.
+fn tag_weight(key: &str, version: &str) -> u32 {
+    u32::try_from(
+        key.len()
+            .saturating_add(version.len())
+            .saturating_add(TAG_OVERHEAD),
+    )
+    .unwrap_or(u32::MAX)
+}
+
 pub(crate) struct MemoryBackend {
+    /// The byte budget, entries and tag versions together.
+    max_bytes: u64,
     entries: moka::sync::Cache<String, Arc<MemEntry>>,
     evictions: Arc<AtomicU64>,
     tags: moka::sync::Cache<String, Arc<str>>,
@@ -189,7 +215,11 @@ pub(crate) struct MemoryBackend {
 }
 
 impl MemoryBackend {
-    pub fn new(max_bytes: u64, max_tags: u64) -> Self {
+    /// A store of `max_bytes` in all: tag versions get at most `max_bytes / TAG_SHARE`, the
+    /// entries the rest.
+    pub fn new(max_bytes: u64) -> Self {
+        let tag_bytes = max_bytes / TAG_SHARE;
+        let entry_bytes = max_bytes.saturating_sub(tag_bytes);
         let evictions = Arc::new(AtomicU64::new(0));
         let counter = Arc::clone(&evictions);
         let entries = moka::sync::Cache::builder()
@@ -198,17 +228,19 @@ impl MemoryBackend {
                     counter.fetch_add(1, Ordering::Relaxed);
                 }
             })
-            .max_capacity(max_bytes)
+            .max_capacity(entry_bytes)
             .weigher(|k: &String, v: &Arc<MemEntry>| {
                 u32::try_from(k.len() + v.weight()).unwrap_or(u32::MAX)
             })
             .expire_after(PerEntryTtl)
             .build();
         let tags = moka::sync::Cache::builder()
-            .max_capacity(max_tags)
+            .max_capacity(tag_bytes)
+            .weigher(|k: &String, v: &Arc<str>| tag_weight(k, v))
             .eviction_policy(moka::policy::EvictionPolicy::lru())
             .build();
         MemoryBackend {
+            max_bytes,
             entries,
             evictions,
             tags,
@@ -392,6 +424,11 @@ impl MemoryBackend {
         n
     }
 
+    /// The byte budget, entries and tag versions together.
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
     /// Entries evicted for room so far.
     pub fn evictions(&self) -> u64 {
         self.evictions.load(Ordering::Relaxed)
@@ -405,6 +442,12 @@ impl MemoryBackend {
     /// Test hook: writes raw bytes under a key, as a foreign writer would.
     pub fn put_raw(&self, key: &str, bytes: Vec<u8>, ttl: Duration) {
         self.store(key, bytes, ttl, false, None);
+    }
+
+    /// Tag versions kept and their weighted size, after pending maintenance.
+    pub fn tag_usage(&self) -> (u64, u64) {
+        self.tags.run_pending_tasks();
+        (self.tags.entry_count(), self.tags.weighted_size())
     }
 
     /// Live entries and weighted size, after pending maintenance.

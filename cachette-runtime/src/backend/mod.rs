@@ -144,8 +144,13 @@ impl Backend {
     }
 
     /// The entry at `key` and the versions of `tag_keys`, in one round trip, in the form the
-    /// backend keeps them (what the cached-call path reads).
+    /// backend keeps them (what the cached-call path reads). The stores that answer without
+    /// waiting spend a unit of the task's cooperative budget (Redis waits on its socket,
+    /// which does), so that a loop of lookups lets the runtime's other tasks run.
     pub async fn lookup(&self, key: &str, tag_keys: &[String]) -> Result<Found> {
+        if !matches!(self, Backend::Redis(_)) {
+            tokio::task::coop::consume_budget().await;
+        }
         match self {
             Backend::Redis(r) => Ok(r.fetch(Some(key), tag_keys).await?.into()),
             Backend::Memory(m) => {

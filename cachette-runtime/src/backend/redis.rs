@@ -52,7 +52,6 @@ pub(crate) struct RedisBackend {
     op_timeout: Duration,
     round_trips: AtomicU64,
     redacted_url: String,
-    timers: OpTimers,
     breaker: Breaker,
     /// Lookups sent while others are in flight leave together, as one `MGET`.
     batcher: Arc<Batcher>,
@@ -139,7 +138,8 @@ fn ensure_epoch_script() -> &'static redis::Script {
     SCRIPT.get_or_init(|| redis::Script::new(ENSURE_EPOCH))
 }
 
-/// The kinds of round trip, as the `op` label of `cachette_backend_seconds`.
+/// The kinds of round trip: the `op` label of `cachette_backend_seconds`, each the index of
+/// its label in [`BACKEND_OPS`](crate::timing::BACKEND_OPS).
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Op {
     Fetch,
@@ -150,46 +150,6 @@ pub(crate) enum Op {
     Scan,
     Lock,
     Unlock,
-}
-
-impl Op {
-    const ALL: [Op; 8] = [
-        Op::Fetch,
-        Op::CreateTags,
-        Op::Invalidate,
-        Op::Store,
-        Op::Delete,
-        Op::Scan,
-        Op::Lock,
-        Op::Unlock,
-    ];
-    fn label(self) -> &'static str {
-        match self {
-            Op::Fetch => "fetch",
-            Op::CreateTags => "create_tags",
-            Op::Invalidate => "invalidate",
-            Op::Store => "store",
-            Op::Delete => "delete",
-            Op::Scan => "scan",
-            Op::Lock => "lock",
-            Op::Unlock => "unlock",
-        }
-    }
-}
-
-/// Histogram handles, registered once on first use (not per call).
-#[derive(Default)]
-struct OpTimers(OnceLock<[metrics::Histogram; 8]>);
-
-impl OpTimers {
-    fn record(&self, op: Op, elapsed: Duration) {
-        let timers = self.0.get_or_init(|| {
-            Op::ALL.map(|op| {
-                metrics::histogram!("cachette_backend_seconds", "backend" => "redis", "op" => op.label())
-            })
-        });
-        timers[op as usize].record(elapsed.as_secs_f64());
-    }
 }
 
 impl std::fmt::Debug for RedisBackend {
@@ -237,7 +197,6 @@ impl RedisBackend {
             op_timeout,
             round_trips: AtomicU64::new(0),
             redacted_url: redact_url(url),
-            timers: OpTimers::default(),
             breaker,
             batcher: Arc::default(),
             log_oom: LogLimiter::default(),
@@ -316,7 +275,7 @@ impl RedisBackend {
     }
 
     /// Runs one pipeline (one round trip) within the operation timeout, timing it into the
-    /// `cachette_backend_seconds{backend="redis",op}` histogram.
+    /// `cachette_backend_seconds{cache,backend="redis",op}` histogram (`cache`: see [`crate::timing`]).
     async fn run<T: redis::FromRedisValue>(&self, op: Op, pipe: &redis::Pipeline) -> Result<T> {
         self.guarded(op, |mut conn| async move {
             pipe.query_async::<T>(&mut conn).await
@@ -368,7 +327,7 @@ impl RedisBackend {
             Ok(r) => r,
             Err(_) => Err(Error::Timeout(timeout)),
         };
-        self.timers.record(op, started.elapsed());
+        crate::timing::record_round_trip(op as usize, started.elapsed());
         match &r {
             Ok(_) => self.breaker.success(&admit),
             Err(e) => {

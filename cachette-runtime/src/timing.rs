@@ -1,0 +1,71 @@
+//! Which call a Redis round trip is timed under: each entry point (a cached call, the manual
+//! API, the admin operations, the retry worker) runs its backend work inside
+//! [`attributed`], a task-local naming the call, and [`record_round_trip`] times every round
+//! trip into `cachette_backend_seconds{cache,backend,op}` under that name, or `internal` when
+//! there is none. A batched lookup carries other calls' lookups too: it is timed once, under
+//! the name of the call that sent it.
+
+use crate::stats::NameCounters;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+/// The `op` label of `cachette_backend_seconds`, in the order of the Redis backend's
+/// round-trip kinds (`backend::redis::Op`, which indexes this).
+pub(crate) const BACKEND_OPS: [&str; 8] = [
+    "fetch",
+    "create_tags",
+    "invalidate",
+    "store",
+    "delete",
+    "scan",
+    "lock",
+    "unlock",
+];
+
+/// One histogram per round-trip kind, for one call name.
+pub(crate) type RoundTripTimers = [metrics::Histogram; BACKEND_OPS.len()];
+
+/// Registers the round-trip histograms of the call name `name`.
+pub(crate) fn round_trip_timers(name: metrics::SharedString) -> RoundTripTimers {
+    BACKEND_OPS.map(|op| {
+        metrics::histogram!(
+            "cachette_backend_seconds",
+            "cache" => name.clone(),
+            "backend" => "redis",
+            "op" => op
+        )
+    })
+}
+
+tokio::task_local! {
+    /// The counters of the call whose Redis round trips the current task makes.
+    static ROUND_TRIPS_OF: Arc<NameCounters>;
+}
+
+/// Runs `fut` with its Redis round trips timed under the name `counters` belong to (see
+/// [`record_round_trip`]).
+pub(crate) async fn attributed<F: std::future::Future>(
+    counters: Arc<NameCounters>,
+    fut: F,
+) -> F::Output {
+    ROUND_TRIPS_OF.scope(counters, fut).await
+}
+
+/// Times one Redis round trip of kind `op` (an index of [`BACKEND_OPS`]) into
+/// `cachette_backend_seconds`, under the name of the call that made it, or `internal` when
+/// no call is known (see [`attributed`]).
+pub(crate) fn record_round_trip(op: usize, elapsed: Duration) {
+    let secs = elapsed.as_secs_f64();
+    let attributed = ROUND_TRIPS_OF.try_with(|c| {
+        if let Some(h) = c.round_trip_timers().get(op) {
+            h.record(secs);
+        }
+    });
+    if attributed.is_err() {
+        static INTERNAL: OnceLock<RoundTripTimers> = OnceLock::new();
+        let timers = INTERNAL.get_or_init(|| round_trip_timers("internal".into()));
+        if let Some(h) = timers.get(op) {
+            h.record(secs);
+        }
+    }
+}
