@@ -179,7 +179,7 @@ impl Cache {
 
     /// The backend key of an entry: `namespace[:version]:body`.
     pub fn full_key(&self, body: &str) -> String {
-        let mut k = String::with_capacity(self.inner.prefix.len() + body.len());
+        let mut k = String::with_capacity(self.inner.prefix.len().saturating_add(body.len()));
         k.push_str(&self.inner.prefix);
         k.push_str(body);
         k
@@ -199,7 +199,7 @@ impl Cache {
 
     /// The backend key holding the current version of `tag`: `namespace#tag:tag`.
     pub fn tag_key(&self, tag: &str) -> String {
-        let mut k = String::with_capacity(self.inner.tag_prefix.len() + tag.len());
+        let mut k = String::with_capacity(self.inner.tag_prefix.len().saturating_add(tag.len()));
         k.push_str(&self.inner.tag_prefix);
         k.push_str(tag);
         k
@@ -780,8 +780,8 @@ impl Cache {
             if now >= deadline {
                 return Ok(None);
             }
-            tokio::time::sleep(pause.min(deadline - now)).await;
-            pause = (pause * 2).min(Duration::from_millis(100));
+            tokio::time::sleep(pause.min(deadline.saturating_duration_since(now))).await;
+            pause = pause.saturating_mul(2).min(Duration::from_millis(100));
         }
     }
 

@@ -518,9 +518,9 @@ impl Cache {
             )
         };
         let mut counted_miss = false;
-        let mut attempt = 0;
+        let mut attempt: u32 = 0;
         loop {
-            attempt += 1;
+            attempt = attempt.saturating_add(1);
             let (mark, lookup) = match first.take() {
                 Some(first) => first,
                 None => {
@@ -977,8 +977,8 @@ impl Cache {
                 self.inner.stats.record(Event::LockTimeout, &opts.name);
                 break;
             }
-            tokio::time::sleep(pause.min(deadline - now)).await;
-            pause = (pause * 2).min(LOCK_POLL_MAX);
+            tokio::time::sleep(pause.min(deadline.saturating_duration_since(now))).await;
+            pause = pause.saturating_mul(2).min(LOCK_POLL_MAX);
         }
         let fill = self
             .prepare_fill(
@@ -1098,8 +1098,8 @@ impl Cache {
                 None => ttl,
             };
             let fence_ttl = self.inner.config.fence_ttl;
-            let outlived_fence =
-                matches!(seen, Some(Seen::Absent { .. })) && looked_at.elapsed() >= fence_ttl / 2;
+            let outlived_fence = matches!(seen, Some(Seen::Absent { .. }))
+                && looked_at.elapsed() >= fence_ttl.checked_div(2).unwrap_or_default();
             let stored = match (&seen, outlived_fence) {
                 (Some(seen), false) => self
                     .store_raw(

@@ -223,7 +223,13 @@ impl HashKey {
             return Err(e);
         }
         let hex = self.hasher.finish_hex();
-        let mut key = String::with_capacity(prefix.len() + self.path.len() + 1 + hex.len());
+        let mut key = String::with_capacity(
+            prefix
+                .len()
+                .saturating_add(self.path.len())
+                .saturating_add(hex.len())
+                .saturating_add(1),
+        );
         key.push_str(prefix);
         key.push_str(self.path);
         key.push(':');
@@ -675,7 +681,7 @@ mod tests {
             &Options::new(),
             crate::Plain,
             None,
-            move || async move { id * 2 },
+            move || async move { id.saturating_mul(2) },
         )
         .await
     }

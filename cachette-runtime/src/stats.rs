@@ -122,7 +122,7 @@ pub struct StatsSnapshot {
 impl StatsSnapshot {
     /// `hits / (hits + misses)`, or 0 when there was no lookup.
     pub fn hit_rate(&self) -> f64 {
-        let total = self.hits + self.misses;
+        let total = self.hits.saturating_add(self.misses);
         if total == 0 {
             0.0
         } else {

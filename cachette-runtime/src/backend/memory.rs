@@ -119,10 +119,13 @@ impl MemEntry {
     /// serialized size of the value again).
     fn weight(&self) -> usize {
         let decoded = match (&self.decoded, &self.header) {
-            (Some(_), Ok(h)) => h.value.len() + ENTRY_OVERHEAD,
+            (Some(_), Ok(h)) => h.value.len().saturating_add(ENTRY_OVERHEAD),
             _ => 0,
         };
-        self.bytes.len() + ENTRY_OVERHEAD + decoded
+        self.bytes
+            .len()
+            .saturating_add(ENTRY_OVERHEAD)
+            .saturating_add(decoded)
     }
 }
 
@@ -230,7 +233,7 @@ impl MemoryBackend {
             })
             .max_capacity(entry_bytes)
             .weigher(|k: &String, v: &Arc<MemEntry>| {
-                u32::try_from(k.len() + v.weight()).unwrap_or(u32::MAX)
+                u32::try_from(k.len().saturating_add(v.weight())).unwrap_or(u32::MAX)
             })
             .expire_after(PerEntryTtl)
             .build();
@@ -377,7 +380,7 @@ impl MemoryBackend {
             .filter(|(k, _)| glob_match(pattern.as_bytes(), k.as_bytes()))
             .map(|(k, _)| k)
             .collect();
-        let mut n = 0;
+        let mut n: u64 = 0;
         for k in matching {
             let removed = self
                 .entries
@@ -388,7 +391,7 @@ impl MemoryBackend {
                     None => Op::Nop,
                 });
             if matches!(&removed, CompResult::Removed(e) if !e.value().is_tombstone()) {
-                n += 1;
+                n = n.saturating_add(1);
             }
         }
         n
