@@ -93,9 +93,10 @@ impl Cache {
     }
 
     /// Key bodies of this cache's namespace (and version) matching the glob `pattern`, at most
-    /// `limit` (`SCAN`, so the keyspace is walked in steps and never blocks Redis).
-    pub async fn keys(&self, pattern: &str, limit: usize) -> Result<Vec<String>> {
-        let full = self.full_key(pattern);
+    /// `limit` (`SCAN`, so the keyspace is walked in steps and never blocks Redis). `pattern`
+    /// as for [`invalidate_pattern`](Self::invalidate_pattern).
+    pub async fn keys(&self, pattern: impl AsRef<str>, limit: usize) -> Result<Vec<String>> {
+        let full = self.full_key(pattern.as_ref());
         let prefix_len = self.full_key("").len();
         let keys = match &self.inner.backend {
             Backend::Redis(r) => r.keys(&full, limit).await?,
@@ -110,7 +111,8 @@ impl Cache {
 
     /// The entry at `key` with its tags, validity and remaining TTL (no value decoding into a
     /// Rust type; never counted as a hit or miss).
-    pub async fn inspect(&self, key: &str) -> Result<Option<EntryInfo>> {
+    pub async fn inspect(&self, key: impl AsRef<str>) -> Result<Option<EntryInfo>> {
+        let key = key.as_ref();
         let full = self.full_key(key);
         let found = match &self.inner.backend {
             Backend::Redis(r) => r.inspect(&full).await?,
