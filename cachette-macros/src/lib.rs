@@ -1,16 +1,19 @@
 //! Procedural macros of [cachette](https://docs.rs/cachette): `#[cached]`, `#[invalidates]`
-//! and `#[cache_put]`. Use them through the `cachette` facade, which re-exports them and the
-//! runtime the generated code calls.
+//! and `#[cache_put]`, and the builders behind `cachette::key!`, `tag!` and `pattern!`. Use
+//! them through the `cachette` facade, which re-exports them and the runtime the generated
+//! code calls.
 //!
 //! Layout: `args` reads the options, `template` parses `"user:{id}"`, `validate` reads the
 //! function, `expand` generates, `fallback` emits the user's function unchanged with the
-//! errors when anything is wrong. The generated code calls only `<crate>::__private`.
+//! errors when anything is wrong; `builder` expands the key, tag and pattern builders. The
+//! generated code calls only `<crate>::__private`.
 
 // No path a Redis reply or user input reaches may panic: kept by the compiler, tests in
 // `src` included (they return `Result`).
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod args;
+mod builder;
 mod expand;
 mod fallback;
 mod suggest;
@@ -299,4 +302,13 @@ pub fn invalidates(attr: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn cache_put(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand::expand(Kind::CachePut, attr.into(), item.into()).into()
+}
+
+/// What `cachette::key!`, `cachette::tag!` and `cachette::pattern!` expand to: an escaped
+/// `Key`, `Tag` or `Pattern` built from a `format!`-like template. Use those macros (see the
+/// facade's documentation); this one's input format is theirs to change.
+#[doc(hidden)]
+#[proc_macro]
+pub fn __escaped(input: TokenStream) -> TokenStream {
+    builder::expand(input.into()).into()
 }
