@@ -124,6 +124,9 @@ async fn member(cache: &Cache, m: &Member) -> u64 {
     m.id
 }
 
+// The expansion of every form of the builders is warning-free under pedantic clippy (the
+// workspace's clippy run keeps it so).
+#[deny(warnings, clippy::all, clippy::pedantic)]
 #[test]
 fn builders_escape_exactly_as_the_attributes() -> Result<(), cachette::CallError> {
     let cache = Cache::disabled();
@@ -181,6 +184,7 @@ async fn tags_and_patterns_escape_as_the_attributes() -> Result<(), Box<dyn std:
     Ok(())
 }
 
+#[deny(warnings, clippy::all, clippy::pedantic)]
 #[test]
 fn arguments_are_evaluated_once_in_order() {
     let mut order = Vec::new();

@@ -91,7 +91,9 @@ use proc_macro::TokenStream;
 /// are formatted with `Display` and escaped (`:` becomes `%3A`, glob characters and braces are
 /// encoded), so a value can neither forge a segment nor widen a pattern. `{{` and `}}` are
 /// literal braces. Each placeholder is checked at compile time against the function's
-/// parameters. The cache prefixes every key with its `namespace[:version]:`.
+/// parameters. The cache prefixes every key with its `namespace[:version]:`. The manual API
+/// builds the same keys, tags and patterns with `cachette::key!("user:{}", id)`, `tag!` and
+/// `pattern!` (same escaping, same code).
 ///
 /// Without `key`, the key is `module::path::function:` followed by a stable 128-bit hash of
 /// the arguments (their canonical serialization), of the type and const parameters, and of
