@@ -33,10 +33,6 @@ struct Bound {
     used: bool,
 }
 
-fn local(name: &str, at: Span) -> Ident {
-    Ident::new(name, Span::mixed_site().located_at(at))
-}
-
 /// Entry point: `<crate path> ; <Key|Tag|Pattern> ; <template>, <args>...`.
 pub fn expand(input: TokenStream) -> TokenStream {
     let mut tokens = input.into_iter();
@@ -161,7 +157,8 @@ fn build(
         .map(|(i, (n, e))| (n.to_string(), bind(i + call.positional.len(), e)))
         .collect();
 
-    let k = local("__cachette_k", Span::call_site());
+    // The builder's name cannot collide with the user's: mixed-site hygiene.
+    let k = Ident::new("__cachette_k", Span::mixed_site());
     let needed = positional_needed(&template.parts);
     let mut next = 0usize;
     let mut stmts = Vec::new();
@@ -183,8 +180,9 @@ fn build(
         let (value, span) = if hole.root.is_empty() || hole.root.bytes().all(|b| b.is_ascii_digit())
         {
             let index = if hole.root.is_empty() {
+                let this = next;
                 next = next.saturating_add(1);
-                next.saturating_sub(1)
+                this
             } else {
                 hole.root.parse::<usize>().unwrap_or(usize::MAX)
             };
