@@ -30,10 +30,11 @@ async fn load_user_from_db(id: u64) -> Result<User, String> {
 async fn get_user(cache: &Cache, id: u64) -> Result<User, String> {
     let opts = Options::new()
         .ttl(Duration::from_secs(600))
-        .tags(["users".to_owned(), format!("user:{id}")])
+        .tags([cachette::tag!("users"), cachette::tag!("user:{id}")])
         .name("quickstart::get_user");
+    // `key!`/`tag!` escape `id` as `#[cached(key = "user:{id}")]` would.
     cache
-        .get_or_try_compute(&format!("user:{id}"), &opts, || load_user_from_db(id))
+        .get_or_try_compute(cachette::key!("user:{id}"), &opts, || load_user_from_db(id))
         .await
 }
 
@@ -69,12 +70,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         cache.backend_kind()
     );
     // Start from a clean slate when a previous run left the entry in Redis.
-    cache.invalidate_tags(["user:42"]).await?;
+    cache
+        .invalidate_tags([cachette::tag!("user:{}", 42)])
+        .await?;
 
     timed("first call", &cache, 42).await?;
     timed("second call", &cache, 42).await?;
     let t = Instant::now();
-    cache.invalidate_tags(["user:42"]).await?;
+    cache
+        .invalidate_tags([cachette::tag!("user:{}", 42)])
+        .await?;
     println!("{:<28} {:>15.2?}", "invalidate tag user:42", t.elapsed());
     timed("after invalidation", &cache, 42).await?;
     timed("and again", &cache, 42).await?;

@@ -665,7 +665,8 @@ async fn admin_entry(
 /// `POST /admin/cache/invalidate` body.
 #[derive(Debug, Deserialize)]
 pub struct InvalidateBody {
-    /// Tags to invalidate (`users`, `user:1`).
+    /// Tags to invalidate, as stored, i.e. already escaped (`users`, `user:1`; the tag of user
+    /// `a:b` is `user:a%3Ab`, as `GET /admin/cache/entry/{key}` shows it).
     tags: Vec<String>,
 }
 

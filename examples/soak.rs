@@ -69,14 +69,14 @@ async fn main() {
                     x % 1_000_000
                 };
                 if x.is_multiple_of(100) {
-                    let _ = cache.invalidate_tags([format!("row:{id}")]).await;
+                    let _ = cache.invalidate_tags([cachette::tag!("row:{id}")]).await;
                     continue;
                 }
                 let opts = Options::new()
                     .ttl(Duration::from_secs(30))
-                    .tags([format!("row:{id}"), "rows".to_owned()]);
+                    .tags([cachette::tag!("row:{id}"), cachette::tag!("rows")]);
                 let v: u64 = cache
-                    .get_or_compute(&format!("row:{id}"), &opts, || async move { id * 2 })
+                    .get_or_compute(cachette::key!("row:{id}"), &opts, || async move { id * 2 })
                     .await;
                 if v != id * 2 {
                     wrong.fetch_add(1, Ordering::Relaxed);

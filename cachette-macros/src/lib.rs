@@ -1,12 +1,15 @@
 //! Procedural macros of [cachette](https://docs.rs/cachette): `#[cached]`, `#[invalidates]`
-//! and `#[cache_put]`. Use them through the `cachette` facade, which re-exports them and the
-//! runtime the generated code calls.
+//! and `#[cache_put]`, and the builders behind `cachette::key!`, `tag!` and `pattern!`. Use
+//! them through the `cachette` facade, which re-exports them and the runtime the generated
+//! code calls.
 //!
 //! Layout: `args` reads the options, `template` parses `"user:{id}"`, `validate` reads the
 //! function, `expand` generates, `fallback` emits the user's function unchanged with the
-//! errors when anything is wrong. The generated code calls only `<crate>::__private`.
+//! errors when anything is wrong; `builder` expands the key, tag and pattern builders. The
+//! generated code calls only `<crate>::__private`.
 
 mod args;
+mod builder;
 mod expand;
 mod fallback;
 mod suggest;
@@ -84,7 +87,9 @@ use proc_macro::TokenStream;
 /// are formatted with `Display` and escaped (`:` becomes `%3A`, glob characters and braces are
 /// encoded), so a value can neither forge a segment nor widen a pattern. `{{` and `}}` are
 /// literal braces. Each placeholder is checked at compile time against the function's
-/// parameters. The cache prefixes every key with its `namespace[:version]:`.
+/// parameters. The cache prefixes every key with its `namespace[:version]:`. The manual API
+/// builds the same keys, tags and patterns with `cachette::key!("user:{}", id)`, `tag!` and
+/// `pattern!` (same escaping, same code).
 ///
 /// Without `key`, the key is `module::path::function:` followed by a stable 128-bit hash of
 /// the arguments (their canonical serialization), of the type and const parameters, and of
@@ -295,4 +300,13 @@ pub fn invalidates(attr: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn cache_put(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand::expand(Kind::CachePut, attr.into(), item.into()).into()
+}
+
+/// What `cachette::key!`, `cachette::tag!` and `cachette::pattern!` expand to: an escaped
+/// `Key`, `Tag` or `Pattern` built from a `format!`-like template. Use those macros (see the
+/// facade's documentation); this one's input format is theirs to change.
+#[doc(hidden)]
+#[proc_macro]
+pub fn __escaped(input: TokenStream) -> TokenStream {
+    builder::expand(input.into()).into()
 }

@@ -2,8 +2,9 @@
 //!
 //! Grammar: literal text, `{{` and `}}` for literal braces, and placeholders `{root}` or
 //! `{root.field.0}` where `root` is an argument, `self`, or a type or const parameter of the
-//! function. No method calls, indexing or format specs: a value is formatted with `Display` and
-//! escaped by the runtime.
+//! function (in the builder macros: a named argument or a variable in scope, and also `{}` or
+//! `{0}` for positional arguments, see [`Holes`]). No method calls, indexing or format specs:
+//! a value is formatted with `Display` and escaped by the runtime.
 
 use darling::Error;
 use darling::error::Accumulator;
@@ -22,9 +23,20 @@ pub enum Part {
     Hole(Hole),
 }
 
+/// Which placeholders a template may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holes {
+    /// `{name}` and `{name.field}` (the attributes: names are the function's parameters).
+    Named,
+    /// Also `{}` and `{0}`, `{0.field}`: positional arguments, as in `format!` (the builder
+    /// macros `key!`, `tag!`, `pattern!`).
+    Positional,
+}
+
 /// A placeholder: `{root.a.b}`.
 #[derive(Debug, Clone)]
 pub struct Hole {
+    /// A name, or with [`Holes::Positional`] an index (`"0"`) or nothing (`{}`).
     pub root: String,
     pub fields: Vec<String>,
     /// The placeholder in the literal when the compiler can point inside literals, else the
@@ -77,6 +89,16 @@ fn sub_span(lit: &LitStr, start: usize, end: usize) -> Span {
     reason = "offsets into the template, each at most its length"
 )]
 pub fn parse(lit: &LitStr, what: &str, errors: &mut Accumulator) -> Option<Template> {
+    parse_with(lit, what, Holes::Named, errors)
+}
+
+/// [`parse`], with the placeholders `holes` allows.
+pub fn parse_with(
+    lit: &LitStr,
+    what: &str,
+    holes: Holes,
+    errors: &mut Accumulator,
+) -> Option<Template> {
     let text = lit.value();
     let mut parts = Vec::new();
     let mut literal = String::new();
@@ -125,7 +147,7 @@ pub fn parse(lit: &LitStr, what: &str, errors: &mut Accumulator) -> Option<Templ
                 };
                 let inner = &text[i + 1..close];
                 let span = sub_span(lit, i, close + 1);
-                match hole(inner, span, what) {
+                match hole(inner, span, what, holes) {
                     Ok(h) => {
                         if !literal.is_empty() {
                             parts.push(Part::Lit(std::mem::take(&mut literal)));
@@ -160,8 +182,16 @@ fn is_ident(s: &str) -> bool {
         && s != "_"
 }
 
-fn hole(inner: &str, span: Span, what: &str) -> Result<Hole, Error> {
+fn hole(inner: &str, span: Span, what: &str, holes: Holes) -> Result<Hole, Error> {
     let err = |msg: String| Error::custom(msg).with_span(&span);
+    let positional = holes == Holes::Positional;
+    if positional && inner.is_empty() {
+        return Ok(Hole {
+            root: String::new(),
+            fields: Vec::new(),
+            span,
+        });
+    }
     if inner.trim().is_empty() {
         return Err(err(format!(
             "empty placeholder `{{}}` in the `{what}` template; name an argument, such as `{{id}}`"
@@ -185,9 +215,10 @@ fn hole(inner: &str, span: Span, what: &str) -> Result<Hole, Error> {
     let mut segments = inner.split('.');
     let root = segments.next().unwrap_or_default();
     let fields: Vec<String> = segments.map(str::to_owned).collect();
-    let field_ok =
-        |f: &String| is_ident(f) || (!f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()));
-    if !is_ident(root) || !fields.iter().all(field_ok) {
+    let is_index = |f: &str| !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit());
+    let field_ok = |f: &String| is_ident(f) || is_index(f);
+    let root_ok = is_ident(root) || (positional && is_index(root));
+    if !root_ok || !fields.iter().all(field_ok) {
         return Err(err(format!(
             "`{{{inner}}}` is not a placeholder: write an argument name or a field path such as `{{id}}` or `{{user.id}}`"
         )));
@@ -204,9 +235,13 @@ mod tests {
     use super::*;
 
     fn parts(s: &str) -> Result<Vec<String>, usize> {
+        parts_with(s, Holes::Named)
+    }
+
+    fn parts_with(s: &str, holes: Holes) -> Result<Vec<String>, usize> {
         let lit = LitStr::new(s, Span::call_site());
         let mut errors = Error::accumulator();
-        let t = parse(&lit, "key", &mut errors);
+        let t = parse_with(&lit, "key", holes, &mut errors);
         let n = errors.into_inner().len();
         match t {
             Some(t) if n == 0 => Ok(t
@@ -252,5 +287,27 @@ mod tests {
         assert_eq!(parts("user:{a b}"), Err(1));
         assert_eq!(parts("{}:{}"), Err(2));
         assert_eq!(parts(""), Err(1));
+    }
+
+    #[test]
+    fn positional_holes_only_for_the_builders() {
+        let p = Holes::Positional;
+        assert_eq!(
+            parts_with("user:{}:{1}:{id}:{0.name}", p),
+            Ok(vec![
+                "lit:user:".into(),
+                "hole:.".into(),
+                "lit::".into(),
+                "hole:1.".into(),
+                "lit::".into(),
+                "hole:id.".into(),
+                "lit::".into(),
+                "hole:0.name".into(),
+            ])
+        );
+        assert_eq!(parts_with("user:{ }", p), Err(1));
+        assert_eq!(parts_with("user:{:?}", p), Err(1));
+        assert_eq!(parts_with("user:{.id}", p), Err(1));
+        assert_eq!(parts("user:{0}"), Err(1));
     }
 }

@@ -130,10 +130,14 @@ impl Cache {
     }
 
     /// Key bodies of this cache's namespace (and version) matching the glob `pattern`, at most
-    /// `limit` (`SCAN`, so the keyspace is walked in steps and never blocks Redis).
-    pub async fn keys(&self, pattern: &str, limit: usize) -> Result<Vec<String>> {
-        self.attributed(&Cow::Borrowed(ADMIN), self.keys_raw(pattern, limit))
-            .await
+    /// `limit` (`SCAN`, so the keyspace is walked in steps and never blocks Redis). `pattern`
+    /// as for [`invalidate_pattern`](Self::invalidate_pattern).
+    pub async fn keys(&self, pattern: impl AsRef<str>, limit: usize) -> Result<Vec<String>> {
+        self.attributed(
+            &Cow::Borrowed(ADMIN),
+            self.keys_raw(pattern.as_ref(), limit),
+        )
+        .await
     }
 
     async fn keys_raw(&self, pattern: &str, limit: usize) -> Result<Vec<String>> {
@@ -152,8 +156,8 @@ impl Cache {
 
     /// The entry at `key` with its tags, validity and remaining TTL (no value decoding into a
     /// Rust type; never counted as a hit or miss).
-    pub async fn inspect(&self, key: &str) -> Result<Option<EntryInfo>> {
-        self.attributed(&Cow::Borrowed(ADMIN), self.inspect_raw(key))
+    pub async fn inspect(&self, key: impl AsRef<str>) -> Result<Option<EntryInfo>> {
+        self.attributed(&Cow::Borrowed(ADMIN), self.inspect_raw(key.as_ref()))
             .await
     }
 

@@ -307,10 +307,14 @@ impl Cache {
     /// One round trip, plus one when the entry carries tags (their versions are checked). A
     /// value that does not decode as `T` is `Ok(None)` (counted in
     /// [`StatsSnapshot::decode_failures`]); a backend failure is an error.
-    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+    ///
+    /// `key`: a [`Key`](crate::Key), built with `cachette::key!("user:{}", id)` so that
+    /// values are escaped as the attributes escape them, or a string (`&str`, `String`) taken
+    /// as **already escaped** (see [`keys`](crate::keys#the-manual-api)).
+    pub async fn get<T: DeserializeOwned>(&self, key: impl AsRef<str>) -> Result<Option<T>> {
         let started = Instant::now();
         let name = Cow::Borrowed(MANUAL);
-        self.attributed(&name, self.get_timed(key, &name, started))
+        self.attributed(&name, self.get_timed(key.as_ref(), &name, started))
             .await
     }
 
@@ -356,9 +360,10 @@ impl Cache {
         }
     }
 
-    /// Whether a valid entry is stored at `key` (the value is not decoded).
-    pub async fn exists(&self, key: &str) -> Result<bool> {
-        self.attributed(&Cow::Borrowed(MANUAL), self.exists_raw(key))
+    /// Whether a valid entry is stored at `key` (the value is not decoded). `key` as for
+    /// [`get`](Self::get).
+    pub async fn exists(&self, key: impl AsRef<str>) -> Result<bool> {
+        self.attributed(&Cow::Borrowed(MANUAL), self.exists_raw(key.as_ref()))
             .await
     }
 
@@ -394,16 +399,20 @@ impl Cache {
     /// store only if the key is still as their lookup saw it (the entry is kept at least the
     /// fence TTL for that, as a miss once past its TTL and windows). Two `set`s of one key
     /// racing each other are the caller's to order: the later to arrive wins.
+    ///
+    /// `key`: a [`Key`](crate::Key), built with `cachette::key!("user:{}", id)` so that
+    /// values are escaped as the attributes escape them, or a string (`&str`, `String`) taken
+    /// as **already escaped** (see [`keys`](crate::keys#the-manual-api)).
     pub async fn set<T: Serialize + ?Sized>(
         &self,
-        key: &str,
+        key: impl AsRef<str>,
         value: &T,
         opts: &Options,
     ) -> Result<()> {
         if matches!(self.inner.backend, Backend::Disabled(_)) {
             return Ok(());
         }
-        self.attributed(&opts.name, self.set_raw(key, value, opts))
+        self.attributed(&opts.name, self.set_raw(key.as_ref(), value, opts))
             .await
     }
 
@@ -430,15 +439,16 @@ impl Cache {
             .map(|_| ())
     }
 
-    /// Removes the entry at `key`; whether there was one. Retried like invalidations.
+    /// Removes the entry at `key`; whether there was one. Retried like invalidations. `key` as
+    /// for [`get`](Self::get).
     ///
     /// Race-free like a tag invalidation: once this returns `Ok`, no read returns a value
     /// whose computation started before it. The key keeps a small tombstone for the fence TTL
     /// ([`CacheBuilder::fence_ttl`](crate::CacheBuilder::fence_ttl), 10 min by default), so
     /// that a computation that began before cannot store its value afterwards (every fill
     /// stores only if its key is still as its lookup saw it).
-    pub async fn delete(&self, key: &str) -> Result<bool> {
-        let full_key = self.full_key(key);
+    pub async fn delete(&self, key: impl AsRef<str>) -> Result<bool> {
+        let full_key = self.full_key(key.as_ref());
         let r = self
             .retrying("delete", || {
                 self.inner
@@ -464,6 +474,11 @@ impl Cache {
     /// backend, returns a value whose computation started before this call began. A refusal is
     /// retried three times, an outage not (see below); an error means the invalidation may
     /// not have happened.
+    ///
+    /// `tags`: [`Tag`](crate::Tag)s, built with `cachette::tag!("user:{}", id)` so that values
+    /// are escaped as in `#[cached(tags = ["user:{id}"])]`, or strings taken as **already
+    /// escaped**: `format!("user:{id}")` misses the entry of user `1:*`, whose tag is
+    /// `user:1%3A%2A`.
     ///
     /// When Redis is full (`maxmemory` with `noeviction`) and refuses the new versions
     /// (`OOM`), the tag keys are deleted instead, one more round trip: a missing tag key
@@ -503,8 +518,12 @@ impl Cache {
     }
 
     /// Removes every entry whose body matches the Redis glob `pattern` (`user:*`), with
-    /// `SCAN` + `UNLINK` (never `KEYS`); how many were removed. Build patterns with
-    /// [`KeyBuilder`](crate::keys::KeyBuilder) so that interpolated values cannot widen them.
+    /// `SCAN` + `UNLINK` (never `KEYS`); how many were removed.
+    ///
+    /// `pattern`: a [`Pattern`](crate::Pattern), built with
+    /// `cachette::pattern!("guild:{}:*", id)` so that an interpolated value matches only
+    /// itself, or a string taken as **already escaped**, its every `*`, `?` and `[` a glob:
+    /// `format!("guild:{id}:*")` with `id = "a*"` also removes guilds `a` and `ab`.
     ///
     /// Race-free like [`delete`](Self::delete): once this returns `Ok`, no read returns a
     /// value whose computation started before it. A computation whose lookup found a matching
@@ -525,8 +544,8 @@ impl Cache {
     /// until Redis accepts it, and until then this process computes every key matching it
     /// instead of reading it. Other processes may serve those keys meanwhile, for at most their
     /// TTL. A refused command does not open the circuit breaker: the other keys stay cached.
-    pub async fn invalidate_pattern(&self, pattern: &str) -> Result<u64> {
-        let full = self.full_key(pattern);
+    pub async fn invalidate_pattern(&self, pattern: impl AsRef<str>) -> Result<u64> {
+        let full = self.full_key(pattern.as_ref());
         let r = self
             .retrying("invalidate_pattern", || {
                 self.inner.backend.delete_matching(&full, true)
@@ -745,8 +764,11 @@ impl Cache {
     /// On Redis the lock excludes every process sharing it; on the memory store and on a
     /// [disabled](Self::disabled) cache, which keeps a lock table of its own although it
     /// stores nothing, it excludes within the process (this cache and its clones).
-    pub async fn try_lock(&self, name: &str, ttl: Duration) -> Result<Option<Lock>> {
-        let key = self.lock_key(name);
+    ///
+    /// `name`: a [`Key`](crate::Key) (`cachette::key!("rebuild:{}", id)`) or a string taken as
+    /// already escaped, as for [`get`](Self::get).
+    pub async fn try_lock(&self, name: impl AsRef<str>, ttl: Duration) -> Result<Option<Lock>> {
+        let key = self.lock_key(name.as_ref());
         let token = crate::backend::new_version();
         let taken = self
             .attributed(
@@ -769,7 +791,13 @@ impl Cache {
     /// Waits up to `wait` for the lock `name` (polling every 10 to 100 ms); `Ok(None)` when
     /// it stayed taken. It excludes as [`try_lock`](Self::try_lock) does, on a
     /// [disabled](Self::disabled) cache too.
-    pub async fn lock(&self, name: &str, ttl: Duration, wait: Duration) -> Result<Option<Lock>> {
+    pub async fn lock(
+        &self,
+        name: impl AsRef<str>,
+        ttl: Duration,
+        wait: Duration,
+    ) -> Result<Option<Lock>> {
+        let name = name.as_ref();
         let deadline = crate::clock::instant_after(Instant::now(), wait);
         let mut pause = Duration::from_millis(10);
         loop {

@@ -137,7 +137,17 @@ impl Cache {
     /// entry is stored) but decodes the value from its JSON each time: `T` need not be
     /// `Clone`. `#[cached]` on a `Clone` type goes further and keeps one decoded copy per
     /// entry, cloned by later hits.
-    pub async fn get_or_compute<T, F, Fut>(&self, key: &str, opts: &Options, compute: F) -> T
+    ///
+    /// `key`: a [`Key`](crate::Key), built with `cachette::key!("user:{}", id)` so that
+    /// values are escaped as the attributes escape them, or a string taken as **already
+    /// escaped** (see [`keys`](crate::keys#the-manual-api)); the same for every method taking
+    /// a key.
+    pub async fn get_or_compute<T, F, Fut>(
+        &self,
+        key: impl AsRef<str>,
+        opts: &Options,
+        compute: F,
+    ) -> T
     where
         T: CacheValue,
         F: FnOnce() -> Fut,
@@ -152,7 +162,7 @@ impl Cache {
     /// not `Clone` in general; see [`FallibleShared`](crate::FallibleShared)).
     pub async fn get_or_try_compute<T, E, F, Fut>(
         &self,
-        key: &str,
+        key: impl AsRef<str>,
         opts: &Options,
         compute: F,
     ) -> Result<T, E>
@@ -190,7 +200,7 @@ impl Cache {
     /// ```
     pub async fn cached_with<R, P, F, Fut>(
         &self,
-        key: &str,
+        key: impl AsRef<str>,
         opts: &Options,
         policy: P,
         compute: F,
@@ -200,7 +210,7 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = R>,
     {
-        self.cached_full(self.full_key(key), opts, policy, None, compute)
+        self.cached_full(self.full_key(key.as_ref()), opts, policy, None, compute)
             .await
     }
 
@@ -326,7 +336,7 @@ impl Cache {
     /// stale value at once. The computation must own what it uses (`'static`).
     pub async fn cached_with_spawn<R, P, F, Fut>(
         &self,
-        key: &str,
+        key: impl AsRef<str>,
         opts: &Options,
         policy: P,
         compute: F,
@@ -343,7 +353,7 @@ impl Cache {
             .attributed(
                 &opts.name,
                 self.run(
-                    Start::Key(self.full_key(key)),
+                    Start::Key(self.full_key(key.as_ref())),
                     opts,
                     &policy,
                     None,
@@ -381,13 +391,19 @@ impl Cache {
     /// Recomputes the value of `key` and stores it, without looking it up first (cache
     /// warming, or refreshing after an out-of-band change). Returns the computed value. The
     /// tag versions are read before the computation starts, as on a miss.
-    pub async fn refresh<R, P, F, Fut>(&self, key: &str, opts: &Options, policy: P, compute: F) -> R
+    pub async fn refresh<R, P, F, Fut>(
+        &self,
+        key: impl AsRef<str>,
+        opts: &Options,
+        policy: P,
+        compute: F,
+    ) -> R
     where
         P: ReturnPolicy<R>,
         F: FnOnce() -> Fut,
         Fut: Future<Output = R>,
     {
-        self.refresh_full(self.full_key(key), opts, policy, false, compute)
+        self.refresh_full(self.full_key(key.as_ref()), opts, policy, false, compute)
             .await
     }
 

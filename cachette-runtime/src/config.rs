@@ -214,7 +214,9 @@ impl Options {
         self
     }
 
-    /// Replaces the tags. Duplicates are ignored.
+    /// Replaces the tags. Duplicates are ignored. Each tag is a [`Tag`](crate::Tag), built
+    /// with `cachette::tag!("user:{}", id)` so that values are escaped as in
+    /// `#[cached(tags = ["user:{id}"])]`, or a string taken as **already escaped**.
     pub fn tags<I, S>(mut self, tags: I) -> Self
     where
         I: IntoIterator<Item = S>,

@@ -53,6 +53,7 @@ pub use config::{
 };
 pub use error::{Error, Result};
 pub use global::{default_cache, install_default};
+pub use keys::{Key, Pattern, Tag};
 pub use lock::Lock;
 pub use policy::{CacheValue, Fallible, FallibleShared, Optional, Plain, ReturnPolicy};
 pub use stats::StatsSnapshot;
@@ -62,7 +63,7 @@ pub use stats::StatsSnapshot;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::keys::hash::{ArgsHasher, HashError};
-    pub use crate::keys::{KeyBuilder, escape_into};
+    pub use crate::keys::{Key, KeyBuilder, Pattern, Tag, escape_into};
     pub use crate::macro_support::*;
     pub use crate::policy::DecodedCopy;
     pub use crate::{

@@ -179,6 +179,7 @@ impl ser::Error for HashError {
 ///
 /// ```
 /// use cachette_runtime::keys::hash::{stable_hash_hex, ArgsHasher};
+/// use cachette_runtime::keys::{Key, KeyBuilder};
 /// use std::collections::HashMap;
 ///
 /// # fn main() -> Result<(), cachette_runtime::keys::hash::HashError> {
@@ -188,8 +189,10 @@ impl ser::Error for HashError {
 ///
 /// let mut h = ArgsHasher::new();
 /// h.arg(&42u64)?.arg("alice")?.arg(&filters)?;
-/// let key = format!("my_crate::users::search:{}", h.finish_hex());
-/// assert_eq!(key.len(), "my_crate::users::search:".len() + 32);
+/// let mut key = KeyBuilder::new();
+/// key.lit("my_crate::users::search:").arg(&h.finish_hex());
+/// let key = Key::from(key); // for `Cache::get`, `Cache::delete`...
+/// assert_eq!(key.as_str().len(), "my_crate::users::search:".len() + 32);
 ///
 /// // Argument order matters; the integer type does not.
 /// let mut swapped = ArgsHasher::new();

@@ -40,8 +40,42 @@
 //! key.lit("user:").arg(&"1:admin").lit(":profile");
 //! assert_eq!(key.finish(), "user:1%3Aadmin:profile");
 //! ```
+//!
+//! # The manual API
+//!
+//! [`Key`], [`Tag`] and [`Pattern`] are strings built this way: a template's literal text as
+//! written, each interpolated value escaped by a [`KeyBuilder`] (the code `#[cached]` runs).
+//! The facade's `cachette::key!`, `cachette::tag!` and `cachette::pattern!` build them from
+//! `format!`-like templates, so that `cachette::key!("user:{}", id)` is the key of
+//! `#[cached(key = "user:{id}")]` for that `id`, `cachette::tag!("user:{}", id)` its tag
+//! `"user:{id}"`, and in `cachette::pattern!("guild:{}:*", id)` only the template's own `*` is
+//! a glob. The manual API ([`Cache::get`](crate::Cache::get), [`set`](crate::Cache::set),
+//! [`invalidate_tags`](crate::Cache::invalidate_tags),
+//! [`invalidate_pattern`](crate::Cache::invalidate_pattern), ...) takes them, and still takes
+//! plain strings (`&str`, `String`), which it uses **as already escaped**: a value interpolated
+//! with `format!` is not escaped, so `format!("user:{id}")` misses the entry of user `1:*`
+//! (tagged `user:1%3A%2A`) and `format!("guild:{id}:*")` with `id = "a*"` also removes the
+//! keys of guilds `a` and `ab`.
+//!
+//! Without the facade's macros, build them from a [`KeyBuilder`]:
+//!
+//! ```
+//! use cachette_runtime::keys::{KeyBuilder, Pattern, Tag};
+//!
+//! let id = "a*";
+//! let mut b = KeyBuilder::new();
+//! b.lit("guild:").arg(id).lit(":*");
+//! assert_eq!(Pattern::from(b), "guild:a%2A:*");
+//!
+//! let mut b = KeyBuilder::new();
+//! b.lit("user:").arg("1:*");
+//! assert_eq!(Tag::from(b), "user:1%3A%2A");
+//! ```
 
 pub mod hash;
+mod typed;
+
+pub use typed::{Key, Pattern, Tag};
 
 use std::borrow::Cow;
 use std::fmt::{self, Display, Write as _};

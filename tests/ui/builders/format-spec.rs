@@ -1,0 +1,3 @@
+fn main() {
+    let _ = cachette::key!("user:{:?}", 1);
+}

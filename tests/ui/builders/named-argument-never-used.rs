@@ -1,0 +1,3 @@
+fn main() {
+    let _ = cachette::tag!("user:{id}", id = 1, tenant = "acme");
+}

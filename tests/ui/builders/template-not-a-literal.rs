@@ -1,0 +1,4 @@
+fn main() {
+    let template = "user:{}";
+    let _ = cachette::key!(template, 1);
+}

@@ -1,0 +1,4 @@
+fn main() {
+    let id = "a";
+    let _ = cachette::pattern!("guild:{id:*");
+}
