@@ -154,7 +154,12 @@ fn build(
         .named
         .iter()
         .enumerate()
-        .map(|(i, (n, e))| (n.to_string(), bind(i + call.positional.len(), e)))
+        .map(|(i, (n, e))| {
+            (
+                n.to_string(),
+                bind(i.saturating_add(call.positional.len()), e),
+            )
+        })
         .collect();
 
     // The builder's name cannot collide with the user's: mixed-site hygiene.

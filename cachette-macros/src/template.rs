@@ -84,15 +84,15 @@ fn sub_span(lit: &LitStr, start: usize, end: usize) -> Span {
 }
 
 /// Parses `lit` (the value of option `what`); errors go to `errors`.
-#[allow(
-    clippy::arithmetic_side_effects,
-    reason = "offsets into the template, each at most its length"
-)]
 pub fn parse(lit: &LitStr, what: &str, errors: &mut Accumulator) -> Option<Template> {
     parse_with(lit, what, Holes::Named, errors)
 }
 
 /// [`parse`], with the placeholders `holes` allows.
+#[allow(
+    clippy::arithmetic_side_effects,
+    reason = "offsets into the template, each at most its length"
+)]
 pub fn parse_with(
     lit: &LitStr,
     what: &str,

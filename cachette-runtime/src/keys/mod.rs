@@ -115,7 +115,9 @@ pub fn escape_into(out: &mut String, value: &str) {
             out.push(HEX[usize::from(b >> 4)] as char);
             out.push(HEX[usize::from(b & 0xF)] as char);
         }
-        rest = &rest[pos + c.len_utf8()..];
+        rest = rest
+            .get(pos.saturating_add(c.len_utf8())..)
+            .unwrap_or_default();
     }
     out.push_str(rest);
 }
@@ -124,7 +126,7 @@ pub fn escape_into(out: &mut String, value: &str) {
 /// needs escaping.
 pub fn escape(value: &str) -> Cow<'_, str> {
     if value.contains(needs_escape) {
-        let mut out = String::with_capacity(value.len() + 8);
+        let mut out = String::with_capacity(value.len().saturating_add(8));
         escape_into(&mut out, value);
         Cow::Owned(out)
     } else {
@@ -215,6 +217,10 @@ pub(crate) fn valid_segment(s: &str) -> bool {
 /// Redis glob matching (`*`, `?`, `[abc]`, `[^a]`, `[a-z]`, `\x`), byte for byte the
 /// semantics of Redis's `stringmatchlen`, used by the in-memory backend for pattern
 /// invalidation so that both backends match the same keys.
+#[allow(
+    clippy::arithmetic_side_effects,
+    reason = "indices into the pattern and the string, each at most its length"
+)]
 pub fn glob_match(pattern: &[u8], s: &[u8]) -> bool {
     let (mut p, mut i) = (0usize, 0usize);
     // Backtracking point for the last `*`: (pattern index after the star, string index).
@@ -257,6 +263,10 @@ pub fn glob_match(pattern: &[u8], s: &[u8]) -> bool {
 }
 
 /// Matches one pattern element at `p` against byte `c`; returns the index after it.
+#[allow(
+    clippy::arithmetic_side_effects,
+    reason = "indices into the pattern and the string, each at most its length"
+)]
 fn match_one(pattern: &[u8], mut p: usize, c: u8) -> Option<usize> {
     match pattern[p] {
         b'?' => Some(p + 1),
