@@ -1,0 +1,47 @@
+//! The memory store counts an entry at what it costs: many distinct small entries (a key, a
+//! `u32`) churning through a store leave the process's resident memory within a small
+//! constant of the configured bytes, not a multiple of them. Own test binary, so that no
+//! other test's allocations move the resident size.
+
+use cachette::{Cache, Options};
+
+const BUDGET: u64 = 16 << 20;
+/// Enough distinct entries to fill the store about ten times over.
+const ENTRIES: u32 = 200_000;
+
+/// The process's resident set (`VmRSS` of `/proc/self/status`), in bytes; `None` off Linux.
+fn rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn small_entries_keep_resident_memory_near_the_byte_budget() {
+    let cache = Cache::memory(BUDGET);
+    let opts = Options::new();
+    let before = rss_bytes();
+    for i in 0..ENTRIES {
+        cache.set(format!("k:{i}"), &i, &opts).await.unwrap();
+    }
+    let after = rss_bytes();
+    let stats = cache.backend_stats().await.unwrap();
+    let used = stats.used_memory_bytes.unwrap();
+    let kept = stats.keys.unwrap();
+    eprintln!("{kept} entries kept, {used} B counted; RSS before {before:?}, after {after:?}");
+    assert!(used <= BUDGET, "{used} B counted over the budget");
+    assert!(
+        kept < u64::from(ENTRIES) / 2,
+        "the store evicted: {kept} kept"
+    );
+    if let (Some(before), Some(after)) = (before, after) {
+        let growth = after.saturating_sub(before);
+        assert!(
+            growth < BUDGET + (16 << 20),
+            "{ENTRIES} small entries grew the resident set by {} MB on a {} MB store",
+            growth >> 20,
+            BUDGET >> 20
+        );
+    }
+}
