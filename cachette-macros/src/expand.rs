@@ -584,6 +584,15 @@ fn generate(kind: Kind, args: &Args, func: &Func, plan: &Plan) -> TokenStream {
         block,
         ..
     } = &func.item;
+    // The body's statements, not its block: a one-line body (`{ Ok(id) }`) moved whole into
+    // the async block below would be a braced tail expression, which rustc's
+    // `unused_braces` lint reports at the user's braces.
+    let stmts = &block.stmts;
+    let block = quote!(#(#stmts)*);
+    // Inner attributes of the body (`#![allow(...)]` after the `{`) stay inside the body.
+    let (outer, inner): (Vec<_>, Vec<_>) = attrs
+        .iter()
+        .partition(|a| matches!(a.style, syn::AttrStyle::Outer));
     let cache = local("__cachette_cache");
     let ret = local("__cachette_ret");
     let cache_init = cache_init(args, &p);
@@ -738,8 +747,9 @@ fn generate(kind: Kind, args: &Args, func: &Func, plan: &Plan) -> TokenStream {
         }
     };
     quote! {
-        #(#attrs)*
+        #(#outer)*
         #vis #sig {
+            #(#inner)*
             #body
         }
     }

@@ -118,6 +118,10 @@ use proc_macro::TokenStream;
 /// signature; its body runs inside the cache call. Argument names never collide with the
 /// generated code (`key`, `cache`, `value`, `ttl`, `opts` are fine).
 ///
+/// The expansion adds no warning of its own, under `#![deny(warnings, clippy::all,
+/// clippy::pedantic)]` included, whatever the body's shape (a one-line `{ Ok(id) }` too), and
+/// inner attributes of the body (`#![allow(...)]`) keep applying to it.
+///
 /// # Acting on one entry
 ///
 /// `cachette::key_of(call)`, `cachette::evict(call).await` and `cachette::refresh(call).await`
