@@ -57,6 +57,9 @@ mod shapes {
     #[cached(key = "lints:negative:{id}", cache_none(ttl = "30s"))]
     async fn negative(id: u64) -> Option<u64> { None.filter(|_: &u64| id > 0) }
 
+    #[cached(key = "lints:found:{id}", cache_none(ttl = "30s"))]
+    async fn result_option(id: u64) -> Result<Option<u64>, DbError> { Ok((id > 1).then_some(id)) }
+
     #[cached(key = "lints:ref:{name}:{user.id}")]
     async fn references(name: &str, user: &User) -> String { format!("{name}{}", user.id) }
 
@@ -182,6 +185,8 @@ mod shapes {
         assert_eq!(early_return(3).await, Ok(6));
         assert_eq!(option(0).await, None);
         assert_eq!(negative(1).await, None);
+        assert_eq!(result_option(1).await, Ok(None));
+        assert_eq!(result_option(2).await, Ok(Some(2)));
         let user = User { id: 5, name: "n".to_owned() };
         assert_eq!(references("a", &user).await, "a5");
         assert_eq!(freshness(6).await, Ok(6));

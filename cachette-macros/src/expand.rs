@@ -54,7 +54,11 @@ struct Plan {
 }
 
 fn check(kind: Kind, args: &Args, func: &Func, errors: &mut Accumulator) -> Option<Plan> {
-    let shape = func.shape(args.returns.map(|(r, _)| r));
+    let mut shape = func.shape(args.returns.map(|(r, _)| r));
+    if kind != Kind::Cached && shape == Shape::ResultOption {
+        // A writer stores or invalidates after `Ok`, whatever the `Ok` value.
+        shape = Shape::Result;
+    }
     let mut ok = true;
     let mut resolve_all =
         |lits: &[syn::LitStr], what: &str, errors: &mut Accumulator| -> Vec<Resolved> {
@@ -99,7 +103,7 @@ fn check(kind: Kind, args: &Args, func: &Func, errors: &mut Accumulator) -> Opti
                 hashed = hashed_args(args, func, errors);
             }
             if let Some(span) = args.fresh.stale_if_error_span
-                && shape != Shape::Result
+                && !shape.is_result()
             {
                 errors.push(
                     Error::custom(
@@ -109,11 +113,11 @@ fn check(kind: Kind, args: &Args, func: &Func, errors: &mut Accumulator) -> Opti
                 );
             }
             if let Some(cn) = &args.cache_none
-                && shape != Shape::Option
+                && !shape.has_none()
             {
                 errors.push(
                     Error::custom(
-                        "`cache_none` applies to functions returning `Option<T>` (it stores `None` results); this function does not return an `Option`",
+                        "`cache_none` applies to functions returning `Option<T>` or `Result<Option<T>, E>` (it stores `None` and `Ok(None)` results); this function returns neither (use `returns = option` or `returns = result` for an alias)",
                     )
                     .with_span(&cn.span),
                 );
@@ -565,7 +569,7 @@ fn decoded_copy(func: &Func, shape: Shape, p: &TokenStream) -> TokenStream {
         return none;
     }
     let stored = match shape {
-        Shape::Option => quote!(::core::option::Option<#ty>),
+        Shape::Option | Shape::ResultOption => quote!(::core::option::Option<#ty>),
         Shape::Plain | Shape::Result => quote!(#ty),
     };
     quote!({
@@ -651,17 +655,12 @@ fn generate(kind: Kind, args: &Args, func: &Func, plan: &Plan) -> TokenStream {
                     quote_spanned!(span=> #ps::cached_fallible(#marker, #decoded, #p::AsCache::as_cache(&#cache), #key, #opts, #compute).await)
                 }
                 Shape::Option => {
-                    let cache_none = args.cache_none.is_some();
-                    let none_ttl = match args.cache_none.as_ref().and_then(|c| c.ttl.as_ref()) {
-                        Some(t) => {
-                            let t = ttl_tokens(t, &p);
-                            quote!(::core::option::Option::Some(#t))
-                        }
-                        None => quote!(::core::option::Option::None),
-                    };
-                    let policy =
-                        quote!(#p::Optional { cache_none: #cache_none, none_ttl: #none_ttl });
+                    let policy = optional_policy(args, &p);
                     quote_spanned!(span=> #ps::cached_optional(#marker, #decoded, #p::AsCache::as_cache(&#cache), #key, #opts, #policy, #compute).await)
+                }
+                Shape::ResultOption => {
+                    let policy = optional_policy(args, &p);
+                    quote_spanned!(span=> #ps::cached_fallible_optional(#marker, #decoded, #p::AsCache::as_cache(&#cache), #key, #opts, #policy, #compute).await)
                 }
             };
             let cache_init = cached_cache_init(args, func, &cache, &p);
@@ -693,7 +692,7 @@ fn generate(kind: Kind, args: &Args, func: &Func, plan: &Plan) -> TokenStream {
                 })
                 .await;
             };
-            let after = if plan.shape == Shape::Result {
+            let after = if plan.shape.is_result() {
                 quote!(if #p::is_ok(&#ret) { #run })
             } else {
                 run
@@ -724,7 +723,7 @@ fn generate(kind: Kind, args: &Args, func: &Func, plan: &Plan) -> TokenStream {
             let span = stored_span(func, plan.shape);
             let which = match plan.shape {
                 Shape::Plain => syn::Ident::new("plain", span),
-                Shape::Result => syn::Ident::new("fallible", span),
+                Shape::Result | Shape::ResultOption => syn::Ident::new("fallible", span),
                 Shape::Option => syn::Ident::new("optional", span),
             };
             let ps = respan(&p, span);
@@ -753,6 +752,20 @@ fn generate(kind: Kind, args: &Args, func: &Func, plan: &Plan) -> TokenStream {
             #body
         }
     }
+}
+
+/// The `Optional` policy of `-> Option<T>` and `-> Result<Option<T>, E>`: `None` (`Ok(None)`)
+/// stored only with `cache_none`, for its TTL when given.
+fn optional_policy(args: &Args, p: &TokenStream) -> TokenStream {
+    let cache_none = args.cache_none.is_some();
+    let none_ttl = match args.cache_none.as_ref().and_then(|c| c.ttl.as_ref()) {
+        Some(t) => {
+            let t = ttl_tokens(t, p);
+            quote!(::core::option::Option::Some(#t))
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    quote!(#p::Optional { cache_none: #cache_none, none_ttl: #none_ttl })
 }
 
 /// Hash mode: `path:hash(Self, type params, const params, arguments)`.

@@ -67,7 +67,7 @@ use proc_macro::TokenStream;
 /// | `skip(db, client)` | arguments left out of the hashed key (only without `key`) | every argument is hashed |
 /// | `ttl = 600` / `ttl = "10m"` / `ttl = profile("user_profile")` | seconds, a duration (checked at compile time: not zero, not negative), or a TTL profile of the cache's configuration | the cache's default TTL |
 /// | `tags = ["users", "user:{id}"]` | tags of the entry (templates), for `#[invalidates(tags = ...)]` | none |
-/// | `cache_none`, `cache_none(ttl = "30s")` | for `-> Option<T>`: store `None` too (negative caching), optionally for a shorter TTL | `None` is not stored |
+/// | `cache_none`, `cache_none(ttl = "30s")` | for `-> Option<T>` and `-> Result<Option<T>, E>`: store `None` (`Ok(None)`) too (negative caching), optionally for a TTL of its own | `None` (`Ok(None)`) is not stored |
 /// | `cache = self.cache` | the [`Cache`] to use: any expression of type `Cache`, `&Cache` or `Arc<Cache>` (no `.await`) | the process-wide `cachette::default_cache()` |
 /// | `name = "users.get"` | the label in metrics and logs | the function's path |
 /// | `returns = plain \| result \| option` | overrides the detection of the return shape (for type aliases) | from the return type |
@@ -107,6 +107,8 @@ use proc_macro::TokenStream;
 /// * `T`: every value is stored.
 /// * `Result<T, E>` (any `...::Result`): only `Ok` is stored; an `Err` is returned untouched.
 /// * `Option<T>`: `Some` is stored; `None` only with `cache_none`.
+/// * `Result<Option<T>, E>`: `Ok(Some)` is stored; `Ok(None)` as `None` is for `Option<T>`
+///   (only with `cache_none`, for its TTL when given); an `Err` never.
 ///
 /// The stored `T` must implement `Serialize` and `DeserializeOwned`: otherwise one error points
 /// at the return type.

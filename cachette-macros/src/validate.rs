@@ -28,6 +28,21 @@ pub enum Shape {
     Plain,
     Result,
     Option,
+    /// `Result<Option<T>, E>` (`#[cached]` only): `Ok(None)` is handled as `None` is for
+    /// `Option<T>`.
+    ResultOption,
+}
+
+impl Shape {
+    /// `Err` is a failure (`stale_if_error`, invalidations after `Ok` only).
+    pub fn is_result(self) -> bool {
+        matches!(self, Shape::Result | Shape::ResultOption)
+    }
+
+    /// A `None` may be returned (`cache_none`).
+    pub fn has_none(self) -> bool {
+        matches!(self, Shape::Option | Shape::ResultOption)
+    }
 }
 
 /// A function the attribute can wrap.
@@ -346,42 +361,42 @@ impl Func {
         }
     }
 
-    /// The return shape: the override, else the last path segment of the return type.
+    /// The return shape: the override, else the last path segment of the return type. A
+    /// `Result` (found or overridden) whose first type argument is an `Option` is
+    /// `ResultOption`.
     pub fn shape(&self, returns: Option<Returns>) -> Shape {
-        match returns {
-            Some(Returns::Plain) => return Shape::Plain,
-            Some(Returns::Result) => return Shape::Result,
-            Some(Returns::Option) => return Shape::Option,
-            None => {}
-        }
-        match self.ret_type().map(strip_parens) {
-            Some(Type::Path(p)) if p.qself.is_none() => match p.path.segments.last() {
-                Some(seg) if seg.ident == "Result" => Shape::Result,
-                Some(seg) if seg.ident == "Option" => Shape::Option,
+        let shape = match returns {
+            Some(Returns::Plain) => Shape::Plain,
+            Some(Returns::Result) => Shape::Result,
+            Some(Returns::Option) => Shape::Option,
+            None => match self.ret_type().map(|t| last_segment(t).map(|s| &s.ident)) {
+                Some(Some(ident)) if ident == "Result" => Shape::Result,
+                Some(Some(ident)) if ident == "Option" => Shape::Option,
                 _ => Shape::Plain,
             },
-            _ => Shape::Plain,
+        };
+        let ok_is_option = || {
+            self.ret_type()
+                .and_then(first_type_arg)
+                .and_then(last_segment)
+                .is_some_and(|seg| seg.ident == "Option")
+        };
+        if shape == Shape::Result && ok_is_option() {
+            Shape::ResultOption
+        } else {
+            shape
         }
     }
 
     /// The stored type as written: the whole return type, or the first type argument of
-    /// `Result`/`Option` (when written with angle brackets).
+    /// `Result`/`Option` (when written with angle brackets); for `Result<Option<T>, E>`, `T`.
     pub fn stored_type(&self, shape: Shape) -> Option<&Type> {
         let ret = self.ret_type()?;
-        if shape == Shape::Plain {
-            return Some(ret);
+        match shape {
+            Shape::Plain => Some(ret),
+            Shape::Result | Shape::Option => first_type_arg(ret),
+            Shape::ResultOption => first_type_arg(ret).and_then(first_type_arg),
         }
-        let Type::Path(p) = strip_parens(ret) else {
-            return None;
-        };
-        let seg = p.path.segments.last()?;
-        let syn::PathArguments::AngleBracketed(args) = &seg.arguments else {
-            return None;
-        };
-        args.args.iter().find_map(|a| match a {
-            syn::GenericArgument::Type(t) => Some(t),
-            _ => None,
-        })
     }
 
     /// The return type's tokens, for the type-parameter check.
@@ -413,6 +428,25 @@ impl Func {
         names.extend(self.const_params.iter().map(ToString::to_string));
         names
     }
+}
+
+/// The last segment of a type written as a path.
+fn last_segment(ty: &Type) -> Option<&syn::PathSegment> {
+    match strip_parens(ty) {
+        Type::Path(p) if p.qself.is_none() => p.path.segments.last(),
+        _ => None,
+    }
+}
+
+/// The first type argument of a type written as a path with angle brackets.
+fn first_type_arg(ty: &Type) -> Option<&Type> {
+    let syn::PathArguments::AngleBracketed(args) = &last_segment(ty)?.arguments else {
+        return None;
+    };
+    args.args.iter().find_map(|a| match a {
+        syn::GenericArgument::Type(t) => Some(t),
+        _ => None,
+    })
 }
 
 fn strip_parens(mut ty: &Type) -> &Type {
@@ -541,6 +575,77 @@ mod tests {
             assert!(!borrowable(item.clone(), quote::quote!(self.cache))?);
             assert!(borrowable(item, quote::quote!(current()))?);
         }
+        Ok(())
+    }
+
+    #[test]
+    fn result_of_option_is_its_own_shape() -> Result<(), String> {
+        let shape =
+            |item: TokenStream, returns: Option<Returns>| -> Result<(Shape, String), String> {
+                let f = func(item)?;
+                let shape = f.shape(returns);
+                let stored = f
+                    .stored_type(shape)
+                    .map(|t| t.to_token_stream().to_string())
+                    .unwrap_or_default();
+                Ok((shape, stored))
+            };
+        let of = |s: Shape, t: &str| (s, t.to_owned());
+        assert_eq!(
+            shape(
+                quote::quote!(
+                    async fn f() -> Result<Option<User>, E> {}
+                ),
+                None
+            )?,
+            of(Shape::ResultOption, "User")
+        );
+        assert_eq!(
+            shape(
+                quote::quote!(
+                    async fn f() -> std::io::Result<std::option::Option<u8>> {}
+                ),
+                None
+            )?,
+            of(Shape::ResultOption, "u8")
+        );
+        // An alias of `Result`, named by `returns = result`.
+        assert_eq!(
+            shape(
+                quote::quote!(
+                    async fn f() -> ApiResult<Option<u8>> {}
+                ),
+                Some(Returns::Result)
+            )?,
+            of(Shape::ResultOption, "u8")
+        );
+        assert_eq!(
+            shape(
+                quote::quote!(
+                    async fn f() -> Result<Vec<Option<u8>>, E> {}
+                ),
+                None
+            )?,
+            of(Shape::Result, "Vec < Option < u8 > >")
+        );
+        assert_eq!(
+            shape(
+                quote::quote!(
+                    async fn f() -> Option<Result<u8, E>> {}
+                ),
+                None
+            )?,
+            of(Shape::Option, "Result < u8 , E >")
+        );
+        assert_eq!(
+            shape(
+                quote::quote!(
+                    async fn f() -> Result<Option<u8>, E> {}
+                ),
+                Some(Returns::Plain)
+            )?,
+            of(Shape::Plain, "Result < Option < u8 > , E >")
+        );
         Ok(())
     }
 

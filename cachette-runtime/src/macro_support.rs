@@ -528,6 +528,24 @@ where
     cached(cache, key, opts, policy, decoded, compute)
 }
 
+/// [`cached`] for `-> Result<Option<T>, E>`: `Ok(Some)` is stored, `Ok(None)` only with
+/// `policy.cache_none` (as `None` for [`cached_optional`]), `Err` never.
+pub fn cached_fallible_optional<T: CacheValue, E, F, Fut>(
+    _stored: PhantomData<T>,
+    decoded: Option<DecodedCopy<Option<T>>>,
+    cache: &Cache,
+    key: Result<String, HashError>,
+    opts: &Options,
+    policy: crate::Optional,
+    compute: F,
+) -> impl Future<Output = Result<Option<T>, E>>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<Option<T>, E>>,
+{
+    cached(cache, key, opts, policy, decoded, compute)
+}
+
 fn key_failure(opts: &Options, e: &HashError) {
     static LOG: OnceLock<LogLimiter> = OnceLock::new();
     metrics::counter!("cachette_key_errors_total", "cache" => crate::stats::label(&opts.name))

@@ -31,6 +31,12 @@ async fn option(id: u32) -> Option<u32> { Some(id) }
 #[cached(key = "negative:{id}", cache_none(ttl = "30s"))]
 async fn negative(id: u32) -> Option<u32> { Some(id) }
 
+#[cached(key = "found:{id}")]
+async fn result_option(id: u32) -> Result<Option<u32>, DbError> { Ok(Some(id)) }
+
+#[cached(key = "found-neg:{id}", cache_none(ttl = "30s"))]
+async fn result_option_negative(id: u32) -> Result<Option<u32>, DbError> { Ok(Some(id)) }
+
 #[cached(key = "profiled:{id}", ttl = profile("users"))]
 async fn profiled(id: u32) -> u32 { id }
 
@@ -78,5 +84,5 @@ fn main() {
     let _ = (profiled(1), reference("a"), freshness(1), inner_attribute(1));
     let _ = (generic_hashed::<u32>(), generic_templated::<u8>(1), const_generic::<2>());
     let _ = (invalidate_unit(1), invalidate_result(1), put_plain(1), put_result(1));
-    let _ = (put_option(1), stacked(User { id: 1 }));
+    let _ = (put_option(1), stacked(User { id: 1 }), result_option(1), result_option_negative(1));
 }
