@@ -139,6 +139,9 @@ mod shapes {
         #[cached(key = "profiled:{id}", ttl = profile("lints"), cache = self.cache)]
         async fn profiled(&self, id: u64) -> Option<u64> { Some(id) }
 
+        #[cached(key = "background:{id}", stale = "30s", background_refresh, cache = self.cache)]
+        async fn background(self: Arc<Self>, id: u64) -> Result<Option<u64>, DbError> { Ok(Some(id)) }
+
         #[cached(key = "assoc:{id}")]
         async fn associated(id: u64) -> u64 { id }
 
@@ -216,6 +219,7 @@ mod shapes {
         assert_eq!(repo.by_ref(5).await, Ok(user), "the write-through's value, a hit");
         let repo = Arc::new(repo);
         assert_eq!(repo.clone().by_arc(2).await, "t2");
+        assert_eq!(repo.clone().background(2).await, Ok(Some(2)));
         let owned = Repo { cache: repo.cache.clone(), shared: repo.shared.clone(), tenant: "o".to_owned(), hits: 0 };
         assert_eq!(owned.by_value(1).await, "o1");
         Ok(())

@@ -112,6 +112,9 @@ fn check(kind: Kind, args: &Args, func: &Func, errors: &mut Accumulator) -> Opti
                     .with_span(&span),
                 );
             }
+            if let Some(span) = args.fresh.background {
+                check_background(args, func, span, errors);
+            }
             if let Some(cn) = &args.cache_none
                 && !shape.has_none()
             {
@@ -162,6 +165,45 @@ fn check(kind: Kind, args: &Args, func: &Func, errors: &mut Accumulator) -> Opti
         patterns,
         hashed,
     })
+}
+
+/// `background_refresh`: there must be a refresh to run, and the computation, moved into a
+/// background task, must own what it uses.
+fn check_background(args: &Args, func: &Func, span: Span, errors: &mut Accumulator) {
+    if args.fresh.early_refresh == Some(None) && args.fresh.stale.is_none() {
+        errors.push(
+            Error::custom(
+                "`background_refresh` runs early refreshes and stale-while-revalidate refreshes in a background task, but this function has neither (`early_refresh = false`, no `stale`); remove `background_refresh`, or turn one of them on",
+            )
+            .with_span(&span),
+        );
+    }
+    const WHY: &str = "`background_refresh` moves the computation into a background task, which must own what it uses (`Send + 'static`)";
+    if let Some(s) = func.ref_self {
+        errors.push(
+            Error::custom(format!(
+                "{WHY}: it cannot borrow `self`; take `self: Arc<Self>` (or `self`), or remove `background_refresh`"
+            ))
+            .with_span(&s),
+        );
+    }
+    let mut seen: Vec<String> = Vec::new();
+    for p in &func.params {
+        let Some(s) = p.borrows else { continue };
+        // One error per argument, not per binding of a destructured argument.
+        let at = format!("{s:?}");
+        if seen.contains(&at) {
+            continue;
+        }
+        seen.push(at);
+        errors.push(
+            Error::custom(format!(
+                "{WHY}: argument `{}` borrows (its type holds a reference or a lifetime); pass an owned value (`String`, `Vec<T>`, `Arc<T>`), or remove `background_refresh`",
+                p.ident
+            ))
+            .with_span(&s),
+        );
+    }
 }
 
 fn check_return(kind: Kind, func: &Func, errors: &mut Accumulator) {
@@ -647,20 +689,33 @@ fn generate(kind: Kind, args: &Args, func: &Func, plan: &Plan) -> TokenStream {
                     #block
                 }
             };
+            // `cached_plain`, ..., or with background refreshes `cached_plain_background`.
+            let driver = |name: &str| {
+                let suffix = if args.fresh.background.is_some() {
+                    "_background"
+                } else {
+                    ""
+                };
+                syn::Ident::new(&format!("{name}{suffix}"), span)
+            };
             let call = match plan.shape {
                 Shape::Plain => {
-                    quote_spanned!(span=> #ps::cached_plain(#marker, #decoded, #p::AsCache::as_cache(&#cache), #key, #opts, #compute).await)
+                    let f = driver("cached_plain");
+                    quote_spanned!(span=> #ps::#f(#marker, #decoded, #p::AsCache::as_cache(&#cache), #key, #opts, #compute).await)
                 }
                 Shape::Result => {
-                    quote_spanned!(span=> #ps::cached_fallible(#marker, #decoded, #p::AsCache::as_cache(&#cache), #key, #opts, #compute).await)
+                    let f = driver("cached_fallible");
+                    quote_spanned!(span=> #ps::#f(#marker, #decoded, #p::AsCache::as_cache(&#cache), #key, #opts, #compute).await)
                 }
                 Shape::Option => {
+                    let f = driver("cached_optional");
                     let policy = optional_policy(args, &p);
-                    quote_spanned!(span=> #ps::cached_optional(#marker, #decoded, #p::AsCache::as_cache(&#cache), #key, #opts, #policy, #compute).await)
+                    quote_spanned!(span=> #ps::#f(#marker, #decoded, #p::AsCache::as_cache(&#cache), #key, #opts, #policy, #compute).await)
                 }
                 Shape::ResultOption => {
+                    let f = driver("cached_fallible_optional");
                     let policy = optional_policy(args, &p);
-                    quote_spanned!(span=> #ps::cached_fallible_optional(#marker, #decoded, #p::AsCache::as_cache(&#cache), #key, #opts, #policy, #compute).await)
+                    quote_spanned!(span=> #ps::#f(#marker, #decoded, #p::AsCache::as_cache(&#cache), #key, #opts, #policy, #compute).await)
                 }
             };
             let cache_init = cached_cache_init(args, func, &cache, &p);

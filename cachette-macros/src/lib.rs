@@ -78,6 +78,7 @@ use proc_macro::TokenStream;
 /// | `early_refresh = 2.0` / `true` / `false` | probabilistic early refresh (XFetch) with this β; `true` is β = 1 | the cache's (β = 1) |
 /// | `lock`, `lock = "10s"`, `lock(ttl = "10s", wait = "5s")` | a distributed fill lock: one process computes a missing entry, the others wait for it (at most `wait`, then compute) | off |
 /// | `single_flight = false` | switch off the sharing of concurrent misses of one key in this process | on |
+/// | `background_refresh` | early refreshes and stale-while-revalidate refreshes run in a background task (a flight like any other: one per key in this process): the caller picked to refresh gets the value it found at once. The computation moves into the task, so it must own what it uses (`Send + 'static`): no reference arguments and no `&self` (take `self: Arc<Self>`), a compile error otherwise; needs a Tokio runtime (without one the refresh is skipped) | off: that caller recomputes before returning |
 ///
 /// [`Cache`]: https://docs.rs/cachette/latest/cachette/struct.Cache.html
 ///

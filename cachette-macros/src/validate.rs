@@ -20,6 +20,9 @@ pub struct Param {
     /// The argument is a plain binding of a primitive integer type (or a reference to one):
     /// a placeholder naming it is written as digits, without the formatting machinery.
     pub int: bool,
+    /// The argument's type borrows (a reference, or a lifetime other than `'static`): the
+    /// span of the type.
+    pub borrows: Option<Span>,
 }
 
 /// Which of the runtime's return policies applies.
@@ -53,6 +56,8 @@ pub struct Func {
     pub params: Vec<Param>,
     /// The receiver is `&self` (shared, not `mut`, not typed).
     pub shared_self: bool,
+    /// The receiver is a reference (`&self`, `&mut self`): the span of the receiver.
+    pub ref_self: Option<Span>,
     pub type_params: Vec<Ident>,
     pub const_params: Vec<Ident>,
 }
@@ -136,6 +141,7 @@ pub fn parse_item(
 
     let mut has_self = false;
     let mut shared_self = false;
+    let mut ref_self = None;
     let mut self_span = Span::call_site();
     let mut params = Vec::new();
     for input in &sig.inputs {
@@ -145,6 +151,14 @@ pub fn parse_item(
                 self_span = r.self_token.span;
                 shared_self = r.mutability.is_none()
                     && matches!(r.kind, syn::ReceiverKind::Reference(_, _, None));
+                let borrowed = match &r.kind {
+                    syn::ReceiverKind::Reference(..) => true,
+                    syn::ReceiverKind::Typed(_, ty) => borrows(ty),
+                    _ => false,
+                };
+                if borrowed {
+                    ref_self = Some(r.span());
+                }
             }
             FnArg::Typed(pt) => {
                 let mut impl_trait = FindImpl(false);
@@ -153,11 +167,13 @@ pub fn parse_item(
                 collect_bindings(&pt.pat, &mut bindings);
                 let int =
                     matches!(&*pt.pat, Pat::Ident(p) if p.subpat.is_none()) && is_int_type(&pt.ty);
+                let borrows = borrows(&pt.ty).then(|| pt.ty.span());
                 for ident in bindings {
                     params.push(Param {
                         ident,
                         impl_trait: impl_trait.0,
                         int,
+                        borrows,
                     });
                 }
             }
@@ -178,6 +194,7 @@ pub fn parse_item(
         self_span,
         params,
         shared_self,
+        ref_self,
         type_params,
         const_params,
     })
@@ -216,6 +233,36 @@ impl<'ast> Visit<'ast> for FindImpl {
     fn visit_type_impl_trait(&mut self, _: &'ast syn::TypeImplTrait) {
         self.0 = true;
     }
+}
+
+/// Whether a type borrows: a reference, or a lifetime other than `'static`.
+fn borrows(ty: &Type) -> bool {
+    struct Borrows(bool);
+    impl<'ast> Visit<'ast> for Borrows {
+        fn visit_type_reference(&mut self, r: &'ast syn::TypeReference) {
+            match &r.lifetime {
+                Some(l) if l.ident == "static" => self.visit_type(&r.elem),
+                _ => self.0 = true,
+            }
+        }
+        fn visit_lifetime(&mut self, l: &'ast syn::Lifetime) {
+            if l.ident != "static" {
+                self.0 = true;
+            }
+        }
+        // What a function's or a closure trait's signature borrows is not held: `fn(&str)`
+        // and `impl Fn(&str) + 'static` own nothing borrowed.
+        fn visit_type_fn_ptr(&mut self, _: &'ast syn::TypeFnPtr) {}
+        fn visit_parenthesized_generic_arguments(
+            &mut self,
+            _: &'ast syn::ParenthesizedGenericArguments,
+        ) {
+        }
+        fn visit_bound_lifetimes(&mut self, _: &'ast syn::BoundLifetimes) {}
+    }
+    let mut b = Borrows(false);
+    b.visit_type(ty);
+    b.0
 }
 
 /// Whether a type is written as a primitive integer type, or a shared reference to one.
