@@ -800,13 +800,44 @@ fn generate(kind: Kind, args: &Args, func: &Func, plan: &Plan) -> TokenStream {
             }
         }
     };
+    let profiles = profile_registrations(args, func, &p);
     quote! {
         #(#outer)*
         #vis #sig {
             #(#inner)*
+            #profiles
             #body
         }
     }
+}
+
+/// The TTL profiles the attribute names (`ttl`, `cache_none(ttl = ...)`), registered at link
+/// time so that building a cache reports those defined nowhere (the runtime's `profiles.rs`).
+/// Items in the function's body: they are linked with the function.
+fn profile_registrations(args: &Args, func: &Func, p: &TokenStream) -> TokenStream {
+    let cache_none_ttl = args.cache_none.as_ref().and_then(|c| c.ttl.as_ref());
+    let fn_name = func.item.sig.ident.to_string();
+    let mut names: Vec<&str> = Vec::new();
+    for ttl in args.ttl.iter().chain(cache_none_ttl) {
+        if let TtlSpec::Profile(name) = ttl
+            && !names.contains(&name.as_str())
+        {
+            names.push(name);
+        }
+    }
+    names
+        .into_iter()
+        .map(|name| {
+            quote! {
+                #p::inventory::submit! {
+                    #p::ProfileUse::new(
+                        #name,
+                        ::core::concat!(::core::module_path!(), "::", #fn_name),
+                    )
+                }
+            }
+        })
+        .collect()
 }
 
 /// The `Optional` policy of `-> Option<T>` and `-> Result<Option<T>, E>`: `None` (`Ok(None)`)
@@ -879,6 +910,33 @@ mod tests {
             uses.iter()
                 .all(|u| u.starts_with(":: cachette :: __private ::"))
         );
+    }
+
+    /// A profile is registered at link time through `__private`'s `inventory`.
+    #[test]
+    fn profiles_are_registered_through_private() {
+        let out = expand(
+            Kind::Cached,
+            quote!(
+                key = "u:{id}",
+                ttl = profile("session"),
+                cache_none(ttl = profile("gone"))
+            ),
+            quote!(
+                async fn f(id: u64) -> Option<u8> {
+                    None
+                }
+            ),
+        )
+        .to_string();
+        assert!(!out.contains("compile_error"));
+        assert_eq!(
+            out.matches(":: cachette :: __private :: inventory :: submit !")
+                .count(),
+            2
+        );
+        assert!(out.contains("ProfileUse :: new (\"session\""));
+        assert!(out.contains("ProfileUse :: new (\"gone\""));
     }
 
     #[test]

@@ -65,7 +65,7 @@ use proc_macro::TokenStream;
 /// |---|---|---|
 /// | `key = "user:{id}"` | the key template (see below) | the function's path and a hash of its arguments |
 /// | `skip(db, client)` | arguments left out of the hashed key (only without `key`) | every argument is hashed |
-/// | `ttl = 600` / `ttl = "10m"` / `ttl = profile("user_profile")` | seconds, a duration (checked at compile time: not zero, not negative), or a TTL profile of the cache's configuration | the cache's default TTL |
+/// | `ttl = 600` / `ttl = "10m"` / `ttl = profile("user_profile")` | seconds, a duration (checked at compile time: not zero, not negative), or a TTL profile of the cache's configuration (one defined nowhere makes `CacheBuilder::build()` fail, naming it) | the cache's default TTL |
 /// | `tags = ["users", "user:{id}"]` | tags of the entry (templates), for `#[invalidates(tags = ...)]` | none |
 /// | `cache_none`, `cache_none(ttl = "30s")` | for `-> Option<T>` and `-> Result<Option<T>, E>`: store `None` (`Ok(None)`) too (negative caching), optionally for a TTL of its own | `None` (`Ok(None)`) is not stored |
 /// | `cache = self.cache` | the [`Cache`] to use: any expression of type `Cache`, `&Cache` or `Arc<Cache>` (no `.await`) | the process-wide `cachette::default_cache()` |

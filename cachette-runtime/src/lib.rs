@@ -43,6 +43,7 @@ mod macro_support;
 pub mod observe;
 mod pending;
 mod policy;
+mod profiles;
 pub mod stats;
 
 pub use breaker::BreakerOptions;
@@ -67,10 +68,12 @@ pub mod __private {
     pub use crate::keys::{KeyBuilder, escape_into};
     pub use crate::macro_support::*;
     pub use crate::policy::DecodedCopy;
+    pub use crate::profiles::ProfileUse;
     pub use crate::{
         Cache, CacheValue, EarlyRefresh, Fallible, LockOptions, Optional, Options, Plain,
         ReturnPolicy, Ttl,
     };
+    pub use inventory;
     pub use std::borrow::Cow;
     pub use std::time::Duration;
 
