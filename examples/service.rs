@@ -35,8 +35,8 @@
 //!
 //! * `UserRepo::get` is a `#[cached]` method: key `user:{id}`, 10 minutes, tags `users` and
 //!   `user:{id}`. It returns `Result<Option<User>, DbError>`: a database error is never
-//!   stored, a missing user (`Ok(None)`) is (negative caching), and a `PUT` that creates the
-//!   user invalidates that entry like any other update.
+//!   stored, a missing user (`Ok(None)`) is, with `cache_none` (negative caching), and a
+//!   `PUT` that creates the user invalidates that entry like any other update.
 //! * `UserRepo::put` is an `#[invalidates(tags = ["user:{id}"])]` method: once it returns,
 //!   no process sharing the cache serves the old value (tags are race-free).
 //! * The handler wraps the cached call in [`capture_outcome`] for `X-Cache`, derives a strong
@@ -249,12 +249,13 @@ pub struct UserRepo {
 }
 
 impl UserRepo {
-    /// One user. `Ok(None)` (no such user) is cached too, under the same tags, so that a
-    /// `PUT` creating the user invalidates it.
+    /// One user. `Ok(None)` (no such user) is cached too (`cache_none`), under the same tags,
+    /// so that a `PUT` creating the user invalidates it.
     #[cached(
         key = "user:{id}",
         ttl = "10m",
         tags = ["users", "user:{id}"],
+        cache_none,
         name = "users.get",
         cache = self.cache,
     )]

@@ -18,6 +18,13 @@ async fn put_user(cache: &Cache, id: u64) -> u64 {
     id
 }
 
+/// Names a TTL profile: the builder below defines it, `Cache::memory` cannot (counted as
+/// `cachette_undefined_profiles_total`).
+#[cachette::cached(key = "profiled:{id}", ttl = profile("metrics"), cache = cache)]
+async fn profiled(cache: &Cache, id: u64) -> u64 {
+    id
+}
+
 /// The metric names of the table in `cachette-runtime/src/stats.rs`.
 fn documented() -> BTreeSet<String> {
     let doc = include_str!("../cachette-runtime/src/stats.rs");
@@ -44,9 +51,14 @@ async fn every_documented_metric_is_emitted() {
         .jitter(0.0)
         .max_value_bytes(256)
         .op_timeout(Duration::from_millis(100))
+        .ttl_profile("metrics", Duration::from_secs(60))
         .build()
         .unwrap();
     let name = |n: &'static str| Options::new().name(n).tags(["t"]);
+    // a profile named in code and defined nowhere, found when a cache is built
+    let memory = Cache::memory(1 << 20);
+    assert_eq!(profiled(&memory, 1).await, 1);
+    assert_eq!(profiled(&cache, 1).await, 1);
 
     // hits, misses, stores, compute time, backend time
     let o = name("basic");

@@ -48,6 +48,7 @@ impl Kind {
                 "early_refresh",
                 "lock",
                 "single_flight",
+                "background_refresh",
             ],
             Kind::Invalidates => &[
                 "tags", "keys", "patterns", "name", "cache", "returns", "crate",
@@ -115,6 +116,9 @@ pub struct Freshness {
     /// `(ttl, wait)` of the fill lock.
     pub lock: Option<(Duration, Duration)>,
     pub single_flight: Option<bool>,
+    /// `background_refresh` (or `= true`): refreshes run in a background task; the span of
+    /// the option, for the errors about it.
+    pub background: Option<Span>,
 }
 
 /// Reads the attribute's tokens. Errors go to `errors`; what parsed is returned.
@@ -224,6 +228,11 @@ pub fn parse(kind: Kind, tokens: TokenStream, errors: &mut Accumulator) -> Args 
             "lock" => args.fresh.lock = errors.handle(lock(meta)),
             "single_flight" => {
                 args.fresh.single_flight = errors.handle(bool_value(meta, "single_flight"))
+            }
+            "background_refresh" => {
+                args.fresh.background = errors
+                    .handle(background_refresh(meta))
+                    .and_then(|on| on.then(|| meta.span()));
             }
             _ => {
                 // `allowed` only lists the names matched above.
@@ -553,6 +562,26 @@ fn bool_value(meta: &Meta, name: &str) -> Result<bool, Error> {
             lit: Lit::Bool(b), ..
         }) => Ok(b.value),
         other => Err(Error::custom(format!("`{name}` takes `true` or `false`")).with_span(other)),
+    }
+}
+
+/// `background_refresh` or `background_refresh = true | false`.
+fn background_refresh(meta: &Meta) -> Result<bool, Error> {
+    match meta {
+        Meta::Path(_) => Ok(true),
+        Meta::NameValue(nv) => match strip_group(&nv.value) {
+            Expr::Lit(ExprLit {
+                lit: Lit::Bool(b), ..
+            }) => Ok(b.value),
+            other => Err(Error::custom(
+                "`background_refresh` takes no value (or `true` / `false`): write `background_refresh` to run early and stale refreshes in a background task",
+            )
+            .with_span(other)),
+        },
+        Meta::List(_) => Err(Error::custom(
+            "write `background_refresh` (no arguments): early refreshes and stale-while-revalidate refreshes then run in a background task",
+        )
+        .with_span(meta)),
     }
 }
 

@@ -54,7 +54,11 @@ struct Plan {
 }
 
 fn check(kind: Kind, args: &Args, func: &Func, errors: &mut Accumulator) -> Option<Plan> {
-    let shape = func.shape(args.returns.map(|(r, _)| r));
+    let mut shape = func.shape(args.returns.map(|(r, _)| r));
+    if kind != Kind::Cached && shape == Shape::ResultOption {
+        // A writer stores or invalidates after `Ok`, whatever the `Ok` value.
+        shape = Shape::Result;
+    }
     let mut ok = true;
     let mut resolve_all =
         |lits: &[syn::LitStr], what: &str, errors: &mut Accumulator| -> Vec<Resolved> {
@@ -99,7 +103,7 @@ fn check(kind: Kind, args: &Args, func: &Func, errors: &mut Accumulator) -> Opti
                 hashed = hashed_args(args, func, errors);
             }
             if let Some(span) = args.fresh.stale_if_error_span
-                && shape != Shape::Result
+                && !shape.is_result()
             {
                 errors.push(
                     Error::custom(
@@ -108,12 +112,15 @@ fn check(kind: Kind, args: &Args, func: &Func, errors: &mut Accumulator) -> Opti
                     .with_span(&span),
                 );
             }
+            if let Some(span) = args.fresh.background {
+                check_background(args, func, span, errors);
+            }
             if let Some(cn) = &args.cache_none
-                && shape != Shape::Option
+                && !shape.has_none()
             {
                 errors.push(
                     Error::custom(
-                        "`cache_none` applies to functions returning `Option<T>` (it stores `None` results); this function does not return an `Option`",
+                        "`cache_none` applies to functions returning `Option<T>` or `Result<Option<T>, E>` (it stores `None` and `Ok(None)` results); this function returns neither (use `returns = option` or `returns = result` for an alias)",
                     )
                     .with_span(&cn.span),
                 );
@@ -158,6 +165,45 @@ fn check(kind: Kind, args: &Args, func: &Func, errors: &mut Accumulator) -> Opti
         patterns,
         hashed,
     })
+}
+
+/// `background_refresh`: there must be a refresh to run, and the computation, moved into a
+/// background task, must own what it uses.
+fn check_background(args: &Args, func: &Func, span: Span, errors: &mut Accumulator) {
+    if args.fresh.early_refresh == Some(None) && args.fresh.stale.is_none() {
+        errors.push(
+            Error::custom(
+                "`background_refresh` runs early refreshes and stale-while-revalidate refreshes in a background task, but this function has neither (`early_refresh = false`, no `stale`); remove `background_refresh`, or turn one of them on",
+            )
+            .with_span(&span),
+        );
+    }
+    const WHY: &str = "`background_refresh` moves the computation into a background task, which must own what it uses (`Send + 'static`)";
+    if let Some(s) = func.ref_self {
+        errors.push(
+            Error::custom(format!(
+                "{WHY}: it cannot borrow `self`; take `self: Arc<Self>` (or `self`), or remove `background_refresh`"
+            ))
+            .with_span(&s),
+        );
+    }
+    let mut seen: Vec<String> = Vec::new();
+    for p in &func.params {
+        let Some(s) = p.borrows else { continue };
+        // One error per argument, not per binding of a destructured argument.
+        let at = format!("{s:?}");
+        if seen.contains(&at) {
+            continue;
+        }
+        seen.push(at);
+        errors.push(
+            Error::custom(format!(
+                "{WHY}: argument `{}` borrows (its type holds a reference or a lifetime); pass an owned value (`String`, `Vec<T>`, `Arc<T>`), or remove `background_refresh`",
+                p.ident
+            ))
+            .with_span(&s),
+        );
+    }
 }
 
 fn check_return(kind: Kind, func: &Func, errors: &mut Accumulator) {
@@ -565,7 +611,7 @@ fn decoded_copy(func: &Func, shape: Shape, p: &TokenStream) -> TokenStream {
         return none;
     }
     let stored = match shape {
-        Shape::Option => quote!(::core::option::Option<#ty>),
+        Shape::Option | Shape::ResultOption => quote!(::core::option::Option<#ty>),
         Shape::Plain | Shape::Result => quote!(#ty),
     };
     quote!({
@@ -584,6 +630,15 @@ fn generate(kind: Kind, args: &Args, func: &Func, plan: &Plan) -> TokenStream {
         block,
         ..
     } = &func.item;
+    // The body's statements, not its block: a one-line body (`{ Ok(id) }`) moved whole into
+    // the async block below would be a braced tail expression, which rustc's
+    // `unused_braces` lint reports at the user's braces.
+    let stmts = &block.stmts;
+    let block = quote!(#(#stmts)*);
+    // Inner attributes of the body (`#![allow(...)]` after the `{`) stay inside the body.
+    let (outer, inner): (Vec<_>, Vec<_>) = attrs
+        .iter()
+        .partition(|a| matches!(a.style, syn::AttrStyle::Outer));
     let cache = local("__cachette_cache");
     let ret = local("__cachette_ret");
     let cache_init = cache_init(args, &p);
@@ -634,25 +689,33 @@ fn generate(kind: Kind, args: &Args, func: &Func, plan: &Plan) -> TokenStream {
                     #block
                 }
             };
+            // `cached_plain`, ..., or with background refreshes `cached_plain_background`.
+            let driver = |name: &str| {
+                let suffix = if args.fresh.background.is_some() {
+                    "_background"
+                } else {
+                    ""
+                };
+                syn::Ident::new(&format!("{name}{suffix}"), span)
+            };
             let call = match plan.shape {
                 Shape::Plain => {
-                    quote_spanned!(span=> #ps::cached_plain(#marker, #decoded, #p::AsCache::as_cache(&#cache), #key, #opts, #compute).await)
+                    let f = driver("cached_plain");
+                    quote_spanned!(span=> #ps::#f(#marker, #decoded, #p::AsCache::as_cache(&#cache), #key, #opts, #compute).await)
                 }
                 Shape::Result => {
-                    quote_spanned!(span=> #ps::cached_fallible(#marker, #decoded, #p::AsCache::as_cache(&#cache), #key, #opts, #compute).await)
+                    let f = driver("cached_fallible");
+                    quote_spanned!(span=> #ps::#f(#marker, #decoded, #p::AsCache::as_cache(&#cache), #key, #opts, #compute).await)
                 }
                 Shape::Option => {
-                    let cache_none = args.cache_none.is_some();
-                    let none_ttl = match args.cache_none.as_ref().and_then(|c| c.ttl.as_ref()) {
-                        Some(t) => {
-                            let t = ttl_tokens(t, &p);
-                            quote!(::core::option::Option::Some(#t))
-                        }
-                        None => quote!(::core::option::Option::None),
-                    };
-                    let policy =
-                        quote!(#p::Optional { cache_none: #cache_none, none_ttl: #none_ttl });
-                    quote_spanned!(span=> #ps::cached_optional(#marker, #decoded, #p::AsCache::as_cache(&#cache), #key, #opts, #policy, #compute).await)
+                    let f = driver("cached_optional");
+                    let policy = optional_policy(args, &p);
+                    quote_spanned!(span=> #ps::#f(#marker, #decoded, #p::AsCache::as_cache(&#cache), #key, #opts, #policy, #compute).await)
+                }
+                Shape::ResultOption => {
+                    let f = driver("cached_fallible_optional");
+                    let policy = optional_policy(args, &p);
+                    quote_spanned!(span=> #ps::#f(#marker, #decoded, #p::AsCache::as_cache(&#cache), #key, #opts, #policy, #compute).await)
                 }
             };
             let cache_init = cached_cache_init(args, func, &cache, &p);
@@ -684,7 +747,7 @@ fn generate(kind: Kind, args: &Args, func: &Func, plan: &Plan) -> TokenStream {
                 })
                 .await;
             };
-            let after = if plan.shape == Shape::Result {
+            let after = if plan.shape.is_result() {
                 quote!(if #p::is_ok(&#ret) { #run })
             } else {
                 run
@@ -715,7 +778,7 @@ fn generate(kind: Kind, args: &Args, func: &Func, plan: &Plan) -> TokenStream {
             let span = stored_span(func, plan.shape);
             let which = match plan.shape {
                 Shape::Plain => syn::Ident::new("plain", span),
-                Shape::Result => syn::Ident::new("fallible", span),
+                Shape::Result | Shape::ResultOption => syn::Ident::new("fallible", span),
                 Shape::Option => syn::Ident::new("optional", span),
             };
             let ps = respan(&p, span);
@@ -737,12 +800,58 @@ fn generate(kind: Kind, args: &Args, func: &Func, plan: &Plan) -> TokenStream {
             }
         }
     };
+    let profiles = profile_registrations(args, func, &p);
     quote! {
-        #(#attrs)*
+        #(#outer)*
         #vis #sig {
+            #(#inner)*
+            #profiles
             #body
         }
     }
+}
+
+/// The TTL profiles the attribute names (`ttl`, `cache_none(ttl = ...)`), registered at link
+/// time so that building a cache reports those defined nowhere (the runtime's `profiles.rs`).
+/// Items in the function's body: they are linked with the function.
+fn profile_registrations(args: &Args, func: &Func, p: &TokenStream) -> TokenStream {
+    let cache_none_ttl = args.cache_none.as_ref().and_then(|c| c.ttl.as_ref());
+    let fn_name = func.item.sig.ident.to_string();
+    let mut names: Vec<&str> = Vec::new();
+    for ttl in args.ttl.iter().chain(cache_none_ttl) {
+        if let TtlSpec::Profile(name) = ttl
+            && !names.contains(&name.as_str())
+        {
+            names.push(name);
+        }
+    }
+    names
+        .into_iter()
+        .map(|name| {
+            quote! {
+                #p::inventory::submit! {
+                    #p::ProfileUse::new(
+                        #name,
+                        ::core::concat!(::core::module_path!(), "::", #fn_name),
+                    )
+                }
+            }
+        })
+        .collect()
+}
+
+/// The `Optional` policy of `-> Option<T>` and `-> Result<Option<T>, E>`: `None` (`Ok(None)`)
+/// stored only with `cache_none`, for its TTL when given.
+fn optional_policy(args: &Args, p: &TokenStream) -> TokenStream {
+    let cache_none = args.cache_none.is_some();
+    let none_ttl = match args.cache_none.as_ref().and_then(|c| c.ttl.as_ref()) {
+        Some(t) => {
+            let t = ttl_tokens(t, p);
+            quote!(::core::option::Option::Some(#t))
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    quote!(#p::Optional { cache_none: #cache_none, none_ttl: #none_ttl })
 }
 
 /// Hash mode: `path:hash(Self, type params, const params, arguments)`.
@@ -801,6 +910,33 @@ mod tests {
             uses.iter()
                 .all(|u| u.starts_with(":: cachette :: __private ::"))
         );
+    }
+
+    /// A profile is registered at link time through `__private`'s `inventory`.
+    #[test]
+    fn profiles_are_registered_through_private() {
+        let out = expand(
+            Kind::Cached,
+            quote!(
+                key = "u:{id}",
+                ttl = profile("session"),
+                cache_none(ttl = profile("gone"))
+            ),
+            quote!(
+                async fn f(id: u64) -> Option<u8> {
+                    None
+                }
+            ),
+        )
+        .to_string();
+        assert!(!out.contains("compile_error"));
+        assert_eq!(
+            out.matches(":: cachette :: __private :: inventory :: submit !")
+                .count(),
+            2
+        );
+        assert!(out.contains("ProfileUse :: new (\"session\""));
+        assert!(out.contains("ProfileUse :: new (\"gone\""));
     }
 
     #[test]

@@ -64,9 +64,9 @@ use proc_macro::TokenStream;
 /// |---|---|---|
 /// | `key = "user:{id}"` | the key template (see below) | the function's path and a hash of its arguments |
 /// | `skip(db, client)` | arguments left out of the hashed key (only without `key`) | every argument is hashed |
-/// | `ttl = 600` / `ttl = "10m"` / `ttl = profile("user_profile")` | seconds, a duration (checked at compile time: not zero, not negative), or a TTL profile of the cache's configuration | the cache's default TTL |
+/// | `ttl = 600` / `ttl = "10m"` / `ttl = profile("user_profile")` | seconds, a duration (checked at compile time: not zero, not negative), or a TTL profile of the cache's configuration (one defined nowhere makes `CacheBuilder::build()` fail, naming it) | the cache's default TTL |
 /// | `tags = ["users", "user:{id}"]` | tags of the entry (templates), for `#[invalidates(tags = ...)]` | none |
-/// | `cache_none`, `cache_none(ttl = "30s")` | for `-> Option<T>`: store `None` too (negative caching), optionally for a shorter TTL | `None` is not stored |
+/// | `cache_none`, `cache_none(ttl = "30s")` | for `-> Option<T>` and `-> Result<Option<T>, E>`: store `None` (`Ok(None)`) too (negative caching), optionally for a TTL of its own | `None` (`Ok(None)`) is not stored |
 /// | `cache = self.cache` | the [`Cache`] to use: any expression of type `Cache`, `&Cache` or `Arc<Cache>` (no `.await`) | the process-wide `cachette::default_cache()` |
 /// | `name = "users.get"` | the label in metrics and logs | the function's path |
 /// | `returns = plain \| result \| option` | overrides the detection of the return shape (for type aliases) | from the return type |
@@ -77,6 +77,7 @@ use proc_macro::TokenStream;
 /// | `early_refresh = 2.0` / `true` / `false` | probabilistic early refresh (XFetch) with this β; `true` is β = 1 | the cache's (β = 1) |
 /// | `lock`, `lock = "10s"`, `lock(ttl = "10s", wait = "5s")` | a distributed fill lock: one process computes a missing entry, the others wait for it (at most `wait`, then compute) | off |
 /// | `single_flight = false` | switch off the sharing of concurrent misses of one key in this process | on |
+/// | `background_refresh` | early refreshes and stale-while-revalidate refreshes run in a background task (a flight like any other: one per key in this process): the caller picked to refresh gets the value it found at once. The computation moves into the task, so it must own what it uses (`Send + 'static`): no reference arguments and no `&self` (take `self: Arc<Self>`), a compile error otherwise; needs a Tokio runtime (without one the refresh is skipped) | off: that caller recomputes before returning |
 ///
 /// [`Cache`]: https://docs.rs/cachette/latest/cachette/struct.Cache.html
 ///
@@ -108,6 +109,8 @@ use proc_macro::TokenStream;
 /// * `T`: every value is stored.
 /// * `Result<T, E>` (any `...::Result`): only `Ok` is stored; an `Err` is returned untouched.
 /// * `Option<T>`: `Some` is stored; `None` only with `cache_none`.
+/// * `Result<Option<T>, E>`: `Ok(Some)` is stored; `Ok(None)` as `None` is for `Option<T>`
+///   (only with `cache_none`, for its TTL when given); an `Err` never.
 ///
 /// The stored `T` must implement `Serialize` and `DeserializeOwned`: otherwise one error points
 /// at the return type.
@@ -118,6 +121,10 @@ use proc_macro::TokenStream;
 /// and trait `impl` blocks, generic functions, reference arguments. The function keeps its
 /// signature; its body runs inside the cache call. Argument names never collide with the
 /// generated code (`key`, `cache`, `value`, `ttl`, `opts` are fine).
+///
+/// The expansion adds no warning of its own, under `#![deny(warnings, clippy::all,
+/// clippy::pedantic)]` included, whatever the body's shape (a one-line `{ Ok(id) }` too), and
+/// inner attributes of the body (`#![allow(...)]`) keep applying to it.
 ///
 /// # Acting on one entry
 ///

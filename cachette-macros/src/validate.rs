@@ -20,6 +20,9 @@ pub struct Param {
     /// The argument is a plain binding of a primitive integer type (or a reference to one):
     /// a placeholder naming it is written as digits, without the formatting machinery.
     pub int: bool,
+    /// The argument's type borrows (a reference, or a lifetime other than `'static`): the
+    /// span of the type.
+    pub borrows: Option<Span>,
 }
 
 /// Which of the runtime's return policies applies.
@@ -28,6 +31,21 @@ pub enum Shape {
     Plain,
     Result,
     Option,
+    /// `Result<Option<T>, E>` (`#[cached]` only): `Ok(None)` is handled as `None` is for
+    /// `Option<T>`.
+    ResultOption,
+}
+
+impl Shape {
+    /// `Err` is a failure (`stale_if_error`, invalidations after `Ok` only).
+    pub fn is_result(self) -> bool {
+        matches!(self, Shape::Result | Shape::ResultOption)
+    }
+
+    /// A `None` may be returned (`cache_none`).
+    pub fn has_none(self) -> bool {
+        matches!(self, Shape::Option | Shape::ResultOption)
+    }
 }
 
 /// A function the attribute can wrap.
@@ -38,6 +56,8 @@ pub struct Func {
     pub params: Vec<Param>,
     /// The receiver is `&self` (shared, not `mut`, not typed).
     pub shared_self: bool,
+    /// The receiver is a reference (`&self`, `&mut self`): the span of the receiver.
+    pub ref_self: Option<Span>,
     pub type_params: Vec<Ident>,
     pub const_params: Vec<Ident>,
 }
@@ -121,6 +141,7 @@ pub fn parse_item(
 
     let mut has_self = false;
     let mut shared_self = false;
+    let mut ref_self = None;
     let mut self_span = Span::call_site();
     let mut params = Vec::new();
     for input in &sig.inputs {
@@ -130,6 +151,14 @@ pub fn parse_item(
                 self_span = r.self_token.span;
                 shared_self = r.mutability.is_none()
                     && matches!(r.kind, syn::ReceiverKind::Reference(_, _, None));
+                let borrowed = match &r.kind {
+                    syn::ReceiverKind::Reference(..) => true,
+                    syn::ReceiverKind::Typed(_, ty) => borrows(ty),
+                    _ => false,
+                };
+                if borrowed {
+                    ref_self = Some(r.span());
+                }
             }
             FnArg::Typed(pt) => {
                 let mut impl_trait = FindImpl(false);
@@ -138,11 +167,13 @@ pub fn parse_item(
                 collect_bindings(&pt.pat, &mut bindings);
                 let int =
                     matches!(&*pt.pat, Pat::Ident(p) if p.subpat.is_none()) && is_int_type(&pt.ty);
+                let borrows = borrows(&pt.ty).then(|| pt.ty.span());
                 for ident in bindings {
                     params.push(Param {
                         ident,
                         impl_trait: impl_trait.0,
                         int,
+                        borrows,
                     });
                 }
             }
@@ -163,6 +194,7 @@ pub fn parse_item(
         self_span,
         params,
         shared_self,
+        ref_self,
         type_params,
         const_params,
     })
@@ -201,6 +233,36 @@ impl<'ast> Visit<'ast> for FindImpl {
     fn visit_type_impl_trait(&mut self, _: &'ast syn::TypeImplTrait) {
         self.0 = true;
     }
+}
+
+/// Whether a type borrows: a reference, or a lifetime other than `'static`.
+fn borrows(ty: &Type) -> bool {
+    struct Borrows(bool);
+    impl<'ast> Visit<'ast> for Borrows {
+        fn visit_type_reference(&mut self, r: &'ast syn::TypeReference) {
+            match &r.lifetime {
+                Some(l) if l.ident == "static" => self.visit_type(&r.elem),
+                _ => self.0 = true,
+            }
+        }
+        fn visit_lifetime(&mut self, l: &'ast syn::Lifetime) {
+            if l.ident != "static" {
+                self.0 = true;
+            }
+        }
+        // What a function's or a closure trait's signature borrows is not held: `fn(&str)`
+        // and `impl Fn(&str) + 'static` own nothing borrowed.
+        fn visit_type_fn_ptr(&mut self, _: &'ast syn::TypeFnPtr) {}
+        fn visit_parenthesized_generic_arguments(
+            &mut self,
+            _: &'ast syn::ParenthesizedGenericArguments,
+        ) {
+        }
+        fn visit_bound_lifetimes(&mut self, _: &'ast syn::BoundLifetimes) {}
+    }
+    let mut b = Borrows(false);
+    b.visit_type(ty);
+    b.0
 }
 
 /// Whether a type is written as a primitive integer type, or a shared reference to one.
@@ -346,42 +408,42 @@ impl Func {
         }
     }
 
-    /// The return shape: the override, else the last path segment of the return type.
+    /// The return shape: the override, else the last path segment of the return type. A
+    /// `Result` (found or overridden) whose first type argument is an `Option` is
+    /// `ResultOption`.
     pub fn shape(&self, returns: Option<Returns>) -> Shape {
-        match returns {
-            Some(Returns::Plain) => return Shape::Plain,
-            Some(Returns::Result) => return Shape::Result,
-            Some(Returns::Option) => return Shape::Option,
-            None => {}
-        }
-        match self.ret_type().map(strip_parens) {
-            Some(Type::Path(p)) if p.qself.is_none() => match p.path.segments.last() {
-                Some(seg) if seg.ident == "Result" => Shape::Result,
-                Some(seg) if seg.ident == "Option" => Shape::Option,
+        let shape = match returns {
+            Some(Returns::Plain) => Shape::Plain,
+            Some(Returns::Result) => Shape::Result,
+            Some(Returns::Option) => Shape::Option,
+            None => match self.ret_type().map(|t| last_segment(t).map(|s| &s.ident)) {
+                Some(Some(ident)) if ident == "Result" => Shape::Result,
+                Some(Some(ident)) if ident == "Option" => Shape::Option,
                 _ => Shape::Plain,
             },
-            _ => Shape::Plain,
+        };
+        let ok_is_option = || {
+            self.ret_type()
+                .and_then(first_type_arg)
+                .and_then(last_segment)
+                .is_some_and(|seg| seg.ident == "Option")
+        };
+        if shape == Shape::Result && ok_is_option() {
+            Shape::ResultOption
+        } else {
+            shape
         }
     }
 
     /// The stored type as written: the whole return type, or the first type argument of
-    /// `Result`/`Option` (when written with angle brackets).
+    /// `Result`/`Option` (when written with angle brackets); for `Result<Option<T>, E>`, `T`.
     pub fn stored_type(&self, shape: Shape) -> Option<&Type> {
         let ret = self.ret_type()?;
-        if shape == Shape::Plain {
-            return Some(ret);
+        match shape {
+            Shape::Plain => Some(ret),
+            Shape::Result | Shape::Option => first_type_arg(ret),
+            Shape::ResultOption => first_type_arg(ret).and_then(first_type_arg),
         }
-        let Type::Path(p) = strip_parens(ret) else {
-            return None;
-        };
-        let seg = p.path.segments.last()?;
-        let syn::PathArguments::AngleBracketed(args) = &seg.arguments else {
-            return None;
-        };
-        args.args.iter().find_map(|a| match a {
-            syn::GenericArgument::Type(t) => Some(t),
-            _ => None,
-        })
     }
 
     /// The return type's tokens, for the type-parameter check.
@@ -413,6 +475,25 @@ impl Func {
         names.extend(self.const_params.iter().map(ToString::to_string));
         names
     }
+}
+
+/// The last segment of a type written as a path.
+fn last_segment(ty: &Type) -> Option<&syn::PathSegment> {
+    match strip_parens(ty) {
+        Type::Path(p) if p.qself.is_none() => p.path.segments.last(),
+        _ => None,
+    }
+}
+
+/// The first type argument of a type written as a path with angle brackets.
+fn first_type_arg(ty: &Type) -> Option<&Type> {
+    let syn::PathArguments::AngleBracketed(args) = &last_segment(ty)?.arguments else {
+        return None;
+    };
+    args.args.iter().find_map(|a| match a {
+        syn::GenericArgument::Type(t) => Some(t),
+        _ => None,
+    })
 }
 
 fn strip_parens(mut ty: &Type) -> &Type {
@@ -541,6 +622,77 @@ mod tests {
             assert!(!borrowable(item.clone(), quote::quote!(self.cache))?);
             assert!(borrowable(item, quote::quote!(current()))?);
         }
+        Ok(())
+    }
+
+    #[test]
+    fn result_of_option_is_its_own_shape() -> Result<(), String> {
+        let shape =
+            |item: TokenStream, returns: Option<Returns>| -> Result<(Shape, String), String> {
+                let f = func(item)?;
+                let shape = f.shape(returns);
+                let stored = f
+                    .stored_type(shape)
+                    .map(|t| t.to_token_stream().to_string())
+                    .unwrap_or_default();
+                Ok((shape, stored))
+            };
+        let of = |s: Shape, t: &str| (s, t.to_owned());
+        assert_eq!(
+            shape(
+                quote::quote!(
+                    async fn f() -> Result<Option<User>, E> {}
+                ),
+                None
+            )?,
+            of(Shape::ResultOption, "User")
+        );
+        assert_eq!(
+            shape(
+                quote::quote!(
+                    async fn f() -> std::io::Result<std::option::Option<u8>> {}
+                ),
+                None
+            )?,
+            of(Shape::ResultOption, "u8")
+        );
+        // An alias of `Result`, named by `returns = result`.
+        assert_eq!(
+            shape(
+                quote::quote!(
+                    async fn f() -> ApiResult<Option<u8>> {}
+                ),
+                Some(Returns::Result)
+            )?,
+            of(Shape::ResultOption, "u8")
+        );
+        assert_eq!(
+            shape(
+                quote::quote!(
+                    async fn f() -> Result<Vec<Option<u8>>, E> {}
+                ),
+                None
+            )?,
+            of(Shape::Result, "Vec < Option < u8 > >")
+        );
+        assert_eq!(
+            shape(
+                quote::quote!(
+                    async fn f() -> Option<Result<u8, E>> {}
+                ),
+                None
+            )?,
+            of(Shape::Option, "Result < u8 , E >")
+        );
+        assert_eq!(
+            shape(
+                quote::quote!(
+                    async fn f() -> Result<Option<u8>, E> {}
+                ),
+                Some(Returns::Plain)
+            )?,
+            of(Shape::Plain, "Result < Option < u8 > , E >")
+        );
         Ok(())
     }
 

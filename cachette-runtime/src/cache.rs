@@ -8,7 +8,7 @@ use crate::backend::{Backend, memory::MemoryBackend, redis::RedisBackend};
 use crate::breaker::Breaker;
 use crate::call::Check;
 use crate::codec::{self, Meta};
-use crate::config::{BackendChoice, CacheBuilder, Config, MAX_DURATION, Options, Ttl};
+use crate::config::{BackendChoice, CacheBuilder, Config, MAX_DURATION, Options, Ttl, Undefined};
 use crate::error::{Error, Result};
 use crate::flight::Flights;
 use crate::lock::Lock;
@@ -97,16 +97,23 @@ impl Cache {
     }
 
     /// Redis at `url`, with the default settings. Fails only on a malformed URL; Redis need
-    /// not be up (see [`CacheBuilder::redis`]).
+    /// not be up (see [`CacheBuilder::redis`]). It defines no TTL profile: those the
+    /// program's attributes name are logged at error level and counted (use the builder to
+    /// define them, and to have missing ones refused).
     pub fn redis(url: &str) -> Result<Cache> {
-        CacheBuilder::new().redis(url).build()
+        CacheBuilder::new().redis(url).build_reporting()
     }
 
-    /// The embedded memory store bounded by `max_bytes`, with the default settings.
+    /// The embedded memory store bounded by `max_bytes`, with the default settings. It
+    /// defines no TTL profile: those the program's attributes name are logged at error level
+    /// and counted (use the builder to define them, and to have missing ones refused).
     pub fn memory(max_bytes: u64) -> Cache {
         let config = CacheBuilder::new().memory(max_bytes);
-        // The defaults always validate; fall back to a disabled cache rather than panic.
-        config.build().unwrap_or_else(|_| Cache::disabled())
+        // The defaults always validate; fall back to a disabled cache rather than panic. TTL
+        // profiles named in code cannot be defined here: missing ones are logged and counted.
+        config
+            .build_reporting()
+            .unwrap_or_else(|_| Cache::disabled())
     }
 
     /// A cache that stores nothing: every call runs its computation.
@@ -117,7 +124,8 @@ impl Cache {
     /// mutual exclusion keeps it when caching is switched off.
     pub fn disabled() -> Cache {
         let config = CacheBuilder::new().disabled();
-        match config.build() {
+        // It uses no TTL: profiles are not its concern.
+        match config.build_with(Undefined::Ignore) {
             Ok(c) => c,
             Err(_) => Cache::from_parts_unchecked(
                 Backend::Disabled(crate::lock::MemoryLocks::default()),

@@ -121,6 +121,13 @@ enum Step<R, S, F> {
         stale: S,
         fill: Fill<F>,
     },
+    /// A fresh hit picked for an early refresh (XFetch): this call leads the refresh's
+    /// flight and runs `fill` (inline, returning its value; or in the background, serving
+    /// `fresh` at once).
+    Refresh {
+        fresh: S,
+        fill: Fill<F>,
+    },
 }
 
 impl Cache {
@@ -265,6 +272,11 @@ impl Cache {
                             self.fill(fill, &policy, opts, Some(stale), Some(CallOutcome::Stale))
                                 .await
                         }
+                        Step::Refresh { fresh, fill } => {
+                            report(CallOutcome::Miss);
+                            self.fill(fill, &policy, opts, Some(fresh), Some(CallOutcome::Hit))
+                                .await
+                        }
                     }
                 }
                 .instrument(span),
@@ -331,9 +343,13 @@ impl Cache {
         }))
     }
 
-    /// Like [`cached_with`](Self::cached_with), but a stale-while-revalidate refresh runs in
-    /// a background task, so every caller, the one that triggered it included, gets the
-    /// stale value at once. The computation must own what it uses (`'static`).
+    /// Like [`cached_with`](Self::cached_with), but refreshes run in a background task: a
+    /// stale-while-revalidate refresh (every caller, the one that triggered it included, gets
+    /// the stale value at once) and an early refresh (XFetch: the caller picked to refresh
+    /// gets the fresh hit at once). The refresh is a flight like any other: one at a time
+    /// per key in this process, and a value it shares obeys the same rule (ARCHITECTURE.md,
+    /// *Sharing*). The computation must own what it uses (`'static`, `Send`); without a
+    /// Tokio runtime the refresh is skipped.
     pub async fn cached_with_spawn<R, P, F, Fut>(
         &self,
         key: impl AsRef<str>,
@@ -348,44 +364,83 @@ impl Cache {
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = R> + Send + 'static,
     {
-        let started = Instant::now();
-        let step = self
-            .attributed(
+        self.cached_spawn_full(self.full_key(key.as_ref()), opts, policy, None, compute)
+            .await
+    }
+
+    /// [`cached_with_spawn`](Self::cached_with_spawn) of a full key, with the memory fast
+    /// path and decoded copies of [`cached_full`](Self::cached_full) (what `#[cached(...,
+    /// background_refresh)]` calls).
+    pub(crate) async fn cached_spawn_full<R, P, F, Fut>(
+        &self,
+        full_key: String,
+        opts: &Options,
+        policy: P,
+        decoded: Option<DecodedCopy<P::Stored>>,
+        compute: F,
+    ) -> R
+    where
+        R: Send + 'static,
+        P: ReturnPolicy<R> + Clone + Send + Sync + 'static,
+        P::Stored: Send + Sync,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = R> + Send + 'static,
+    {
+        let span = call_span(opts);
+        let start = match &self.inner.backend {
+            Backend::Memory(m) => {
+                // As in `cached_full`: a memory hit spends a unit of the cooperative budget.
+                tokio::task::coop::consume_budget().await;
+                let started = Instant::now();
+                let _entered = span.enter();
+                match self.memory_fast(m, full_key, opts, &policy, decoded, started) {
+                    Ok(r) => return r,
+                    Err(prepared) => Start::Looked(prepared),
+                }
+            }
+            _ => Start::Key(full_key),
+        };
+        let started = match &start {
+            Start::Looked(p) => p.started,
+            Start::Key(_) => Instant::now(),
+        };
+        let step = Box::pin(
+            self.attributed(
                 &opts.name,
-                self.run(
-                    Start::Key(self.full_key(key.as_ref())),
-                    opts,
-                    &policy,
-                    None,
-                    started,
-                    compute,
-                )
-                .instrument(call_span(opts)),
-            )
-            .await;
-        match step {
-            Step::Done(r) => r,
+                self.run(start, opts, &policy, decoded, started, compute)
+                    .instrument(span),
+            ),
+        )
+        .await;
+        let (served, fill) = match step {
+            Step::Done(r) => return r,
             Step::Revalidate { stale, fill } => {
                 report(CallOutcome::Stale);
-                let restored = policy.restore(stale);
-                match tokio::runtime::Handle::try_current() {
-                    Ok(handle) => {
-                        let cache = self.clone();
-                        let opts = opts.clone();
-                        let span = tracing::debug_span!("cachette.revalidate", cache = %opts.name);
-                        handle.spawn(
-                            async move {
-                                let refresh = cache.fill(fill, &policy, &opts, None, None);
-                                let _ = cache.attributed(&opts.name, refresh).await;
-                            }
-                            .instrument(span),
-                        );
-                    }
-                    Err(_) => drop(fill),
-                }
-                restored
+                (stale, fill)
             }
+            Step::Refresh { fresh, fill } => {
+                report(CallOutcome::Hit);
+                (fresh, fill)
+            }
+        };
+        let restored = policy.restore(served);
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                let cache = self.clone();
+                let opts = opts.clone();
+                let span = tracing::debug_span!("cachette.revalidate", cache = %opts.name);
+                handle.spawn(
+                    async move {
+                        let refresh = cache.fill(fill, &policy, &opts, None, None);
+                        let _ = cache.attributed(&opts.name, refresh).await;
+                    }
+                    .instrument(span),
+                );
+            }
+            // Dropping the fill drops its flight's guard: waiting callers elect a leader.
+            Err(_) => drop(fill),
         }
+        restored
     }
 
     /// Recomputes the value of `key` and stores it, without looking it up first (cache
@@ -563,12 +618,8 @@ impl Cache {
                     };
                     if refresh && let Role::Leader(guard) = flights.join(&full_key) {
                         stats.record(Event::EarlyRefresh, &opts.name);
-                        report(CallOutcome::Miss);
                         let fill = fill((fetched, seen), Some(guard), compute).await;
-                        return Step::Done(
-                            self.fill(fill, policy, opts, Some(value), Some(CallOutcome::Hit))
-                                .await,
-                        );
+                        return Step::Refresh { fresh: value, fill };
                     }
                     report(CallOutcome::Hit);
                     return Step::Done(policy.restore(value));

@@ -646,8 +646,29 @@ impl CacheBuilder {
     /// Validates the configuration and builds the cache. Connecting to Redis happens lazily,
     /// so this succeeds while Redis is down; it fails on a malformed URL or setting (every
     /// problem listed in one [`Error::Config`]), such as a duration longer than
-    /// [`MAX_DURATION`], whatever the backend.
-    pub fn build(mut self) -> Result<crate::Cache> {
+    /// [`MAX_DURATION`], whatever the backend, or a TTL profile named by an attribute of the
+    /// program (`ttl = profile("name")`) and defined neither here nor in
+    /// `CACHETTE_TTL_PROFILES`.
+    ///
+    /// ```
+    /// use cachette_runtime::{CacheBuilder, Error};
+    /// use std::time::Duration;
+    ///
+    /// let err = CacheBuilder::new().default_ttl(Duration::ZERO).build().unwrap_err();
+    /// assert!(matches!(err, Error::Config(_)));
+    /// ```
+    pub fn build(self) -> Result<crate::Cache> {
+        self.build_with(Undefined::Refuse)
+    }
+
+    /// [`build`](Self::build), but profiles named in code and defined nowhere are logged and
+    /// counted rather than refused (what the default cache and the constructors that take no
+    /// profiles do).
+    pub(crate) fn build_reporting(self) -> Result<crate::Cache> {
+        self.build_with(Undefined::Report)
+    }
+
+    pub(crate) fn build_with(mut self, undefined: Undefined) -> Result<crate::Cache> {
         if let Some(env) = self.env.take() {
             self = self.apply_env(&env);
         }
@@ -743,11 +764,31 @@ impl CacheBuilder {
                 ));
             }
         }
+        let missing = match undefined {
+            Undefined::Ignore => Default::default(),
+            _ => crate::profiles::undefined(&c.profiles),
+        };
+        match undefined {
+            Undefined::Refuse => errors.extend(crate::profiles::describe(&missing)),
+            Undefined::Report if errors.is_empty() => crate::profiles::report(&missing),
+            Undefined::Report | Undefined::Ignore => {}
+        }
         if !errors.is_empty() {
             return Err(Error::Config(errors.join("; ")));
         }
         crate::cache::Cache::from_parts(self.backend, self.config)
     }
+}
+
+/// What [`CacheBuilder::build_with`] does with TTL profiles named in code and defined nowhere.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Undefined {
+    /// An error of [`Error::Config`].
+    Refuse,
+    /// Logged at error level and counted; the cache is built.
+    Report,
+    /// Not looked at (a disabled cache uses no TTL).
+    Ignore,
 }
 
 /// Parses a human duration (`"10m"`, `"1h30m"`, `"250ms"`); zero is rejected.

@@ -24,9 +24,12 @@ pub fn install_default(cache: Cache) -> Result<()> {
 /// `CACHETTE_REDIS_URL` or `REDIS_URL` is set, the memory store otherwise. If the environment
 /// is malformed (a bad URL, a bad TTL profile), the error is logged and the default is a
 /// **disabled** cache: results stay correct, nothing is cached. Falling back to a per-process
-/// memory store instead could serve values another process has invalidated.
+/// memory store instead could serve values another process has invalidated. A TTL profile
+/// named in code (`ttl = profile("name")`) and missing from `CACHETTE_TTL_PROFILES` is logged
+/// at error level and counted (`cachette_undefined_profiles_total`), and the default cache is
+/// built anyway: calls naming that profile use the default TTL.
 pub fn default_cache() -> &'static Cache {
-    DEFAULT.get_or_init(|| match Cache::from_env() {
+    DEFAULT.get_or_init(|| match crate::CacheBuilder::new().from_env().build_reporting() {
         Ok(cache) => cache,
         Err(e) => {
             tracing::error!(error = %e, "cachette: cannot configure the default cache from the environment; caching is disabled");

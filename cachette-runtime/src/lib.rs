@@ -40,6 +40,7 @@ mod macro_support;
 pub mod observe;
 mod pending;
 mod policy;
+mod profiles;
 pub mod stats;
 mod timing;
 
@@ -66,10 +67,12 @@ pub mod __private {
     pub use crate::keys::{Key, KeyBuilder, Pattern, Tag, escape_into};
     pub use crate::macro_support::*;
     pub use crate::policy::DecodedCopy;
+    pub use crate::profiles::ProfileUse;
     pub use crate::{
         Cache, CacheValue, EarlyRefresh, Fallible, LockOptions, Optional, Options, Plain,
         ReturnPolicy, Ttl,
     };
+    pub use inventory;
     pub use std::borrow::Cow;
     pub use std::time::Duration;
 

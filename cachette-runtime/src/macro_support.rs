@@ -21,6 +21,10 @@
 //! by the function's body run normally. `#[invalidates]` and `#[cache_put]` functions refuse the
 //! `Capture` mode without running their body.
 
+mod background;
+
+pub use background::*;
+
 use crate::config::Options;
 use crate::error::Error;
 use crate::keys::KeyBuilder;
@@ -458,6 +462,31 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = R>,
 {
+    // The rare paths are boxed: their futures would make every call's future larger.
+    match begin(cache, key, opts) {
+        Begin::Captured => std::future::pending::<R>().await,
+        Begin::Uncached => Box::pin(compute()).await,
+        Begin::Refresh(key) => {
+            Box::pin(cache.refresh_full(key, opts, policy, decoded.is_some(), compute)).await
+        }
+        Begin::Normal(key) => cache.cached_full(key, opts, policy, decoded, compute).await,
+    }
+}
+
+/// Where a `#[cached]` call goes, by call mode and key.
+enum Begin {
+    /// A `Capture` poll: the key was handed over; the call stays pending.
+    Captured,
+    /// The key could not be built (logged, counted): compute without the cache.
+    Uncached,
+    /// `cachette::refresh`: recompute and store, without a lookup.
+    Refresh(String),
+    /// A cached call of this full key.
+    Normal(String),
+}
+
+/// Takes the call mode (see the module's documentation) and sorts the call out.
+fn begin(cache: &Cache, key: Result<String, HashError>, opts: &Options) -> Begin {
     let mode = take_mode();
     if mode == Mode::Capture {
         CAPTURED.with(|c| {
@@ -466,20 +495,15 @@ where
                 key,
             })
         });
-        return std::future::pending::<R>().await;
+        return Begin::Captured;
     }
-    // The rare paths are boxed: their futures would make every call's future larger.
-    let key = match key {
-        Ok(key) => key,
+    match key {
         Err(e) => {
             key_failure(opts, &e);
-            return Box::pin(compute()).await;
+            Begin::Uncached
         }
-    };
-    if mode == Mode::Refresh {
-        Box::pin(cache.refresh_full(key, opts, policy, decoded.is_some(), compute)).await
-    } else {
-        cache.cached_full(key, opts, policy, decoded, compute).await
+        Ok(key) if mode == Mode::Refresh => Begin::Refresh(key),
+        Ok(key) => Begin::Normal(key),
     }
 }
 
@@ -530,6 +554,24 @@ pub fn cached_optional<T: CacheValue, F, Fut>(
 where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Option<T>>,
+{
+    cached(cache, key, opts, policy, decoded, compute)
+}
+
+/// [`cached`] for `-> Result<Option<T>, E>`: `Ok(Some)` is stored, `Ok(None)` only with
+/// `policy.cache_none` (as `None` for [`cached_optional`]), `Err` never.
+pub fn cached_fallible_optional<T: CacheValue, E, F, Fut>(
+    _stored: PhantomData<T>,
+    decoded: Option<DecodedCopy<Option<T>>>,
+    cache: &Cache,
+    key: Result<String, HashError>,
+    opts: &Options,
+    policy: crate::Optional,
+    compute: F,
+) -> impl Future<Output = Result<Option<T>, E>>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<Option<T>, E>>,
 {
     cached(cache, key, opts, policy, decoded, compute)
 }

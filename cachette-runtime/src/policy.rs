@@ -165,6 +165,23 @@ impl<T: CacheValue, E: Clone + Send + Sync + 'static> ReturnPolicy<Result<T, E>>
 
 /// `Some` values are stored; `None` only with `cache_none` (negative caching), for
 /// `none_ttl` when given (`-> Option<T>`).
+///
+/// The same policy for `-> Result<Option<T>, E>`: `Ok(Some)` is stored, `Ok(None)` as a `None`
+/// is (only with `cache_none`, for `none_ttl` when given), an `Err` never.
+///
+/// ```
+/// use cachette_runtime::{Cache, Optional, Options};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let cache = Cache::memory(1 << 20);
+/// let found: Result<Option<u32>, String> = cache
+///     .cached_with("user:404", &Options::new(), Optional::default(), || async { Ok(None) })
+///     .await;
+/// assert_eq!(found, Ok(None));
+/// assert!(!cache.exists("user:404").await.unwrap()); // no `cache_none`: not stored
+/// # }
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct Optional {
     /// Store `None` results too.
@@ -187,5 +204,27 @@ impl<T: CacheValue> ReturnPolicy<Option<T>> for Optional {
     }
     fn share<'a>(&'a self, ret: &'a Option<T>) -> Option<&'a Option<T>> {
         Some(ret)
+    }
+}
+
+impl<T: CacheValue, E> ReturnPolicy<Result<Option<T>, E>> for Optional {
+    type Stored = Option<T>;
+    fn to_store<'a>(
+        &'a self,
+        ret: &'a Result<Option<T>, E>,
+    ) -> Option<(&'a Option<T>, Option<&'a Ttl>)> {
+        match ret {
+            Ok(found) => ReturnPolicy::<Option<T>>::to_store(self, found),
+            Err(_) => None,
+        }
+    }
+    fn restore(&self, stored: Option<T>) -> Result<Option<T>, E> {
+        Ok(stored)
+    }
+    fn share<'a>(&'a self, ret: &'a Result<Option<T>, E>) -> Option<&'a Option<T>> {
+        ret.as_ref().ok()
+    }
+    fn is_error(&self, ret: &Result<Option<T>, E>) -> bool {
+        ret.is_err()
     }
 }

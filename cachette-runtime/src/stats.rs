@@ -32,6 +32,7 @@
 //! | `cachette_pending_invalidations` | gauge | | failed invalidations kept for the retry worker (every cache of the process); back to 0 once applied |
 //! | `cachette_tag_unlink_fallbacks_total` | counter | | tag invalidations Redis refused for `maxmemory` (`OOM`), done by deleting the tag keys (`UNLINK`) instead |
 //! | `cachette_config_errors_total` | counter | | a malformed environment disabled the default cache |
+//! | `cachette_undefined_profiles_total` | counter | | TTL profiles named by attributes (`ttl = profile("name")`) and defined nowhere, found when the default cache, `Cache::memory` or `Cache::redis` was built (logged at error level; `CacheBuilder::build` refuses them) |
 //! | `cachette_put_failures_total` | counter | `cache` | `#[cache_put]` writes that failed (the key was then deleted) |
 //! | `cachette_refresh_not_cached_total` | counter | | `cachette::refresh` given a call that is not `#[cached]` |
 //! | `cachette_breaker_opened_total` | counter | | times the Redis circuit breaker opened |
