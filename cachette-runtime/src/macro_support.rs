@@ -15,11 +15,14 @@
 //! * `Capture` ([`key_of`], [`evict`]): the generated code builds the key, hands it and the
 //!   cache over, and never runs the function's body (the future stays pending and is dropped).
 //! * `Refresh` ([`refresh`]): the entry is recomputed and stored without a lookup.
+//! * `Put` ([`put`], `#[cache_put(call)]`): a value given by a writer is stored under the
+//!   call's key, tags and options, as the call's stored type, by the call's own generated
+//!   code; the function's body never runs (`coupled.rs`).
 //!
 //! The mode is read synchronously at the start of the first poll, before any `.await` of the
 //! generated code, and taken (reset) by the first cached function that reads it, so calls made
 //! by the function's body run normally. `#[invalidates]` and `#[cache_put]` functions refuse the
-//! `Capture` mode without running their body.
+//! `Capture` and `Put` modes without running their body.
 
 use crate::config::Options;
 use crate::error::Error;
@@ -36,6 +39,12 @@ use std::marker::PhantomData;
 use std::pin::pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Waker};
+
+mod coupled;
+pub use coupled::{
+    CallKey, Encoded, Filling, Fills, call_key, fill_fallible, fill_optional, fill_plain,
+    invalidate_calls, put, put_filling,
+};
 
 // ----- compile-time checks with readable errors ----------------------------------------------
 
@@ -294,6 +303,7 @@ enum Mode {
     Normal,
     Refresh,
     Capture,
+    Put,
 }
 
 /// What a `Capture` poll found.
@@ -355,6 +365,17 @@ pub enum CallError {
     /// The cache failed.
     #[error(transparent)]
     Cache(#[from] Error),
+    /// A value given to [`put`] does not decode as the type the cached call stores (the
+    /// compile-time check relates the types by the call's return type; a `returns = ...`
+    /// override or a type alias can still make them differ). Nothing was stored.
+    #[error("the value does not decode as the type the cached call stores: {0}")]
+    WrongType(String),
+    /// A value given to [`put`] would not read back from JSON as given (`Some(NaN)`,
+    /// `Some(None)` stored as an `Option`, ...). Nothing was stored.
+    #[error(
+        "the value would not read back from the cache as given (e.g. Some(NaN) or Some(None)); not stored"
+    )]
+    Lossy,
 }
 
 /// Polls `call` once in `Capture` mode: the cache and key a `#[cached]` call would use.
@@ -421,10 +442,10 @@ fn warn_not_cached() {
     }
 }
 
-/// First statement of `#[invalidates]` and `#[cache_put]` functions: refuses a `Capture` poll
-/// (never returning, so the body does not run) and otherwise does nothing.
+/// First statement of `#[invalidates]` and `#[cache_put]` functions: refuses a `Capture` or
+/// `Put` poll (never returning, so the body does not run) and otherwise does nothing.
 pub async fn refuse_capture(name: &'static str) {
-    let capturing = MODE.with(|m| m.get() == Mode::Capture);
+    let capturing = MODE.with(|m| matches!(m.get(), Mode::Capture | Mode::Put));
     if capturing {
         MODE.with(|m| m.set(Mode::Normal));
         CAPTURED.with(|c| *c.borrow_mut() = Some(Captured::NotCached(name)));
@@ -461,6 +482,16 @@ where
             })
         });
         return std::future::pending::<R>().await;
+    }
+    if mode == Mode::Put {
+        return Box::pin(coupled::store_here(
+            cache,
+            key,
+            opts,
+            &policy,
+            decoded.is_some(),
+        ))
+        .await;
     }
     // The rare paths are boxed: their futures would make every call's future larger.
     let key = match key {
@@ -551,6 +582,8 @@ pub struct Invalidation<'a> {
     pub keys: &'a [String],
     /// Glob patterns (key bodies) to delete with SCAN.
     pub patterns: &'a [String],
+    /// Entries of cached calls (`calls = [get_user(db, id)]`), captured before the body ran.
+    pub calls: &'a [Result<CallKey, CallError>],
 }
 
 /// Runs an invalidation after an `#[invalidates]` function's body succeeded: tags first (the
@@ -568,6 +601,7 @@ pub async fn invalidate(cache: &Cache, name: &'static str, what: Invalidation<'_
             invalidation_failed(name, "key", &e);
         }
     }
+    invalidate_calls(name, what.calls).await;
     for pattern in what.patterns {
         if let Err(e) = cache.invalidate_pattern(pattern).await {
             invalidation_failed(name, "pattern", &e);
@@ -575,7 +609,7 @@ pub async fn invalidate(cache: &Cache, name: &'static str, what: Invalidation<'_
     }
 }
 
-fn invalidation_failed(name: &'static str, what: &'static str, e: &Error) {
+pub(crate) fn invalidation_failed(name: &'static str, what: &'static str, e: &Error) {
     static LOG: OnceLock<LogLimiter> = OnceLock::new();
     if let Some(held) = LOG.get_or_init(LogLimiter::default).allow() {
         tracing::error!(
@@ -613,7 +647,7 @@ impl<T> Put<T> {
     where
         T: CacheValue,
     {
-        put(cache, key, ret, opts).await;
+        put_key(cache, key, ret, opts).await;
     }
 
     /// `-> Result<T, E>`: the `Ok` value is stored.
@@ -622,7 +656,7 @@ impl<T> Put<T> {
         T: CacheValue,
     {
         if let Ok(v) = ret {
-            put(cache, key, v, opts).await;
+            put_key(cache, key, v, opts).await;
         }
     }
 
@@ -632,7 +666,7 @@ impl<T> Put<T> {
         T: CacheValue,
     {
         if let Some(v) = ret {
-            put(cache, key, v, opts).await;
+            put_key(cache, key, v, opts).await;
         }
     }
 }
@@ -640,7 +674,7 @@ impl<T> Put<T> {
 /// Stores `value` at `key` after a `#[cache_put]` function succeeded. When the store fails,
 /// the entry is deleted instead (retried by the runtime), so that readers do not keep the value
 /// the function just replaced; that failing too is logged and counted by the runtime.
-async fn put<T: Serialize + ?Sized>(cache: &Cache, key: &str, value: &T, opts: &Options) {
+async fn put_key<T: Serialize + ?Sized>(cache: &Cache, key: &str, value: &T, opts: &Options) {
     if let Err(e) = cache.set(key, value, opts).await {
         static LOG: OnceLock<LogLimiter> = OnceLock::new();
         metrics::counter!("cachette_put_failures_total", "cache" => crate::stats::label(&opts.name))
@@ -702,6 +736,26 @@ mod tests {
         assert_eq!(refresh(cached_call(cache.clone(), 3)).await, 6);
         assert!(cache.exists("n:3").await.unwrap_or(false));
         assert_eq!(refresh(uncached_call()).await, 7);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn put_stores_through_the_call() -> Result<(), CallError> {
+        let cache = Cache::memory(1 << 20);
+        put(cached_call(cache.clone(), 4), &99u32).await?;
+        // A hit: the computation (`id * 2`) did not run.
+        assert_eq!(cached_call(cache.clone(), 4).await, 99);
+        assert!(matches!(
+            put(uncached_call(), &7u32).await,
+            Err(CallError::NotCached("tests::uncached_call"))
+        ));
+        assert!(matches!(
+            put(async { 1u32 }, &1u32).await,
+            Err(CallError::NotCached(""))
+        ));
+        // The mode does not leak into later calls.
+        assert_eq!(take_mode(), Mode::Normal);
+        assert_eq!(cached_call(cache, 5).await, 10);
+        Ok(())
     }
 
     #[test]
