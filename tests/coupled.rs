@@ -8,12 +8,14 @@ mod fixture;
 #[path = "support/redis_server.rs"]
 mod redis_server;
 
-use cachette::{Cache, CallError, cache_put, cached, invalidates};
+use cachette::clock::ManualClock;
+use cachette::{Cache, CacheBuilder, CallError, cache_put, cached, invalidates};
 use fixture::Fixture;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::Notify;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -105,6 +107,18 @@ impl Users {
     async fn name_len(&self, id: u64) -> usize {
         self.reads.fetch_add(1, Ordering::SeqCst);
         self.name_in_db(id).map_or(0, |n| n.len())
+    }
+
+    /// A short TTL, to see that the writer's entry gets the reader's.
+    #[cached(key = "brief:{id}", ttl = "1m", cache = self.cache)]
+    async fn brief(&self, id: u64) -> u64 {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        id
+    }
+
+    #[cache_put(self.brief(id))]
+    async fn set_brief(&self, id: u64, value: u64) -> u64 {
+        value
     }
 
     /// `-> Option<f64>`: a `Some(NaN)` would read back as `None`.
@@ -370,6 +384,40 @@ mod suite {
         assert_eq!(users.put_into_nothing(9).await, user(9, "lost"));
         assert_eq!(users.reads(), 0);
     }
+}
+
+/// The entry gets the reader's TTL (cachette's clock decides freshness: a manual one here).
+async fn reader_ttl_applies(fx: Fixture, clock: &ManualClock) {
+    let users = Users::new(&fx.cache);
+    assert_eq!(users.set_brief(1, 7).await, 7);
+    clock.advance(Duration::from_secs(50));
+    assert_eq!(users.brief(1).await, 7);
+    assert_eq!(users.reads(), 0, "fresh within the reader's minute");
+    clock.advance(Duration::from_secs(20));
+    assert_eq!(users.brief(1).await, 1);
+    assert_eq!(
+        users.reads(),
+        1,
+        "expired after the reader's minute, not the default TTL"
+    );
+}
+
+fn manual_clock() -> (Arc<ManualClock>, impl FnOnce(CacheBuilder) -> CacheBuilder) {
+    let clock = Arc::new(ManualClock::new(1_800_000_000_000));
+    let c = clock.clone();
+    (clock, move |b: CacheBuilder| b.clock(c).jitter(0.0))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reader_ttl_applies_on_redis() {
+    let (clock, builder) = manual_clock();
+    reader_ttl_applies(Fixture::redis_with(builder), &clock).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reader_ttl_applies_on_memory() {
+    let (clock, builder) = manual_clock();
+    reader_ttl_applies(Fixture::memory_with(builder), &clock).await;
 }
 
 fixture::both_backends!(
