@@ -34,10 +34,13 @@
 //!
 //! # Acting on the entry of one call
 //!
-//! [`key_of`], [`evict`] and [`refresh`] take a *call* of a `#[cached]` function (the future it
-//! returns, not awaited) and act on the entry that call reads and writes, without restating its
-//! key template. They work for every cached function: free functions, methods, trait `impl`s
-//! and generic functions alike.
+//! [`key_of`], [`evict`], [`refresh`] and [`put`] take a *call* of a `#[cached]` function (the
+//! future it returns, not awaited) and act on the entry that call reads and writes, without
+//! restating its key template. They work for every cached function: free functions, methods,
+//! trait `impl`s and generic functions alike. Writers name such a call in their attribute:
+//! `#[cache_put(get_user(db, id))]` stores the returned value in that call's entry (its key,
+//! tags, TTL and stored type, checked at compile time), `#[invalidates(calls = [get_user(db,
+//! id)])]` evicts it.
 //!
 //! ```
 //! use cachette::{Cache, cached};
@@ -234,6 +237,62 @@ pub async fn evict<F: Future>(call: F) -> Result<bool, CallError> {
 /// as usual. A future that is not a cached call runs normally (a warning is logged).
 pub async fn refresh<F: Future>(call: F) -> F::Output {
     cachette_runtime::__private::refresh(call).await
+}
+
+/// Stores `value` in the entry of `call` (a call of a `#[cached]` function, not awaited, whose
+/// body does not run): under that call's key, tags and TTL options and as the type it stores,
+/// exactly as if the call had computed `value`. For cache warming with values at hand, and
+/// what `#[cache_put(call)]` does after its body.
+///
+/// The type is checked at compile time: `value` must be the `T` the function stores, for a
+/// function returning `T`, `Result<T, E>`, `Option<T>` (stored as `Some(value)`) or
+/// `Result<Option<T>, E>`. The write is the one of [`Cache::set`]: a computation of the entry
+/// that began before it cannot overwrite it. If it cannot store (the backend fails, or the
+/// value would not read back as given, such as `Some(f64::NAN)`), the entry is deleted instead
+/// and the error returned. A future that is not a cached call is [`CallError::NotCached`] (it
+/// is polled once, see [`key_of`]).
+///
+/// ```
+/// use cachette::{Cache, cached};
+///
+/// struct Users {
+///     cache: Cache,
+/// }
+///
+/// impl Users {
+///     #[cached(key = "user:{id}", tags = ["users"], cache = self.cache)]
+///     async fn name(&self, id: u64) -> Result<String, std::io::Error> {
+///         Err(std::io::Error::other("the database, in real life"))
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let users = Users { cache: Cache::memory(16 << 20) };
+/// // Warming from a bulk export: no key template, tag or type restated.
+/// for (id, name) in [(1, "Ada"), (2, "Bob")] {
+///     cachette::put(users.name(id), &name.to_owned()).await?;
+/// }
+/// assert_eq!(users.name(2).await?, "Bob"); // a hit: the body did not run
+/// # Ok(()) }
+/// ```
+///
+/// A value of another type does not compile:
+///
+/// ```compile_fail,E0277
+/// # use cachette::{Cache, cached};
+/// # #[cached(key = "user:{id}", cache = Cache::disabled())]
+/// # async fn name(id: u64) -> Result<String, std::io::Error> { Ok(String::new()) }
+/// # async fn warm() {
+/// cachette::put(name(1), &42u64).await; // `name` stores a `String`
+/// # }
+/// ```
+pub async fn put<F, V>(call: F, value: &V) -> Result<(), CallError>
+where
+    F: Future,
+    F::Output: cachette_runtime::__private::Fills<V>,
+{
+    cachette_runtime::__private::put(call, value).await
 }
 
 /// The code blocks of `README.md`, run as doctests.

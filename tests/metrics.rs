@@ -25,6 +25,16 @@ async fn profiled(cache: &Cache, id: u64) -> u64 {
     id
 }
 
+async fn not_cached(id: u64) -> u64 {
+    id
+}
+
+/// A write-through coupled to a call that is not a cached one.
+#[cachette::cache_put(not_cached(id))]
+async fn put_nowhere(id: u64) -> u64 {
+    id
+}
+
 /// The metric names of the table in `cachette-runtime/src/stats.rs`.
 fn documented() -> BTreeSet<String> {
     let doc = include_str!("../cachette-runtime/src/stats.rs");
@@ -189,6 +199,8 @@ async fn every_documented_metric_is_emitted() {
     assert!(cache.breaker_open());
     // refresh of a call that is not a cached one
     assert_eq!(cachette::refresh(async { 5 }).await, 5);
+    // a writer coupled to a call that is not a cached one
+    assert_eq!(put_nowhere(6).await, 6);
     // config errors: the default cache from a malformed environment
     // SAFETY: single test in this binary.
     unsafe { std::env::set_var("CACHETTE_REDIS_URL", "redis://[bad") };

@@ -30,7 +30,7 @@ impl Kind {
         }
     }
 
-    fn options(self) -> &'static [&'static str] {
+    pub fn options(self) -> &'static [&'static str] {
         match self {
             Kind::Cached => &[
                 "key",
@@ -51,7 +51,7 @@ impl Kind {
                 "background_refresh",
             ],
             Kind::Invalidates => &[
-                "tags", "keys", "patterns", "name", "cache", "returns", "crate",
+                "tags", "keys", "patterns", "calls", "name", "cache", "returns", "crate",
             ],
             Kind::CachePut => &["key", "ttl", "tags", "name", "cache", "returns", "crate"],
         }
@@ -90,6 +90,12 @@ pub struct Args {
     pub tags: Vec<LitStr>,
     pub keys: Vec<LitStr>,
     pub patterns: Vec<LitStr>,
+    /// `#[cache_put(get_user(db, id))]`: the cached call whose entry the writer fills.
+    pub call: Option<Expr>,
+    /// `#[invalidates(calls = [get_user(db, id)])]`: cached calls whose entries are evicted.
+    pub calls: Vec<Expr>,
+    /// The options given, with their spans (to report those a coupled call replaces).
+    pub given: Vec<(String, Span)>,
     pub name: Option<LitStr>,
     pub cache: Option<Expr>,
     pub skip: Vec<Ident>,
@@ -124,6 +130,21 @@ pub struct Freshness {
 /// Reads the attribute's tokens. Errors go to `errors`; what parsed is returned.
 pub fn parse(kind: Kind, tokens: TokenStream, errors: &mut Accumulator) -> Args {
     let mut args = Args::default();
+    let tokens = if kind == Kind::CachePut {
+        let (call, rest) = crate::coupled::split_call(tokens);
+        if let Some(call) = call {
+            match crate::coupled::check_call(&call) {
+                Ok(()) => args.call = Some(call),
+                Err(e) => {
+                    errors.push(e);
+                    args.had_errors = true;
+                }
+            }
+        }
+        rest
+    } else {
+        tokens
+    };
     let items = match NestedMeta::parse_meta_list(tokens) {
         Ok(items) => items,
         Err(e) => {
@@ -138,9 +159,14 @@ pub fn parse(kind: Kind, tokens: TokenStream, errors: &mut Accumulator) -> Args 
         let meta = match item {
             NestedMeta::Meta(meta) => meta,
             NestedMeta::Lit(lit) => {
+                let call_form = if kind == Kind::CachePut {
+                    " (or first the cached call whose entry it writes: `#[cache_put(get_user(db, id))]`)"
+                } else {
+                    ""
+                };
                 errors.push(
                     Error::custom(format!(
-                        "expected an option such as `key = \"...\"`, found a literal; the options of {} are: {}",
+                        "expected an option such as `key = \"...\"`, found a literal{call_form}; the options of {} are: {}",
                         kind.attr(),
                         allowed.join(", ")
                     ))
@@ -188,6 +214,7 @@ pub fn parse(kind: Kind, tokens: TokenStream, errors: &mut Accumulator) -> Args 
             continue;
         }
         seen.push(name.clone());
+        args.given.push((name.clone(), path.span()));
         let before = errors_len(errors);
         match name.as_str() {
             "key" => args.key = errors.handle(template_lit(meta, "key", "\"user:{id}\"")),
@@ -208,6 +235,11 @@ pub fn parse(kind: Kind, tokens: TokenStream, errors: &mut Accumulator) -> Args 
             "patterns" => {
                 args.patterns = errors
                     .handle(lit_list(meta, "patterns"))
+                    .unwrap_or_default()
+            }
+            "calls" => {
+                args.calls = errors
+                    .handle(crate::coupled::call_list(meta))
                     .unwrap_or_default()
             }
             "cache" => args.cache = errors.handle(cache_expr(meta)),
@@ -273,14 +305,14 @@ fn other_attr_option(kind: Kind, name: &str) -> Option<&'static str> {
         .map(Kind::attr)
 }
 
-fn name_value<'a>(meta: &'a Meta, name: &str, example: &str) -> Result<&'a Expr, Error> {
+pub fn name_value<'a>(meta: &'a Meta, name: &str, example: &str) -> Result<&'a Expr, Error> {
     match meta {
         Meta::NameValue(nv) => Ok(strip_group(&nv.value)),
         _ => Err(Error::custom(format!("expected `{name} = {example}`")).with_span(meta)),
     }
 }
 
-fn strip_group(mut e: &Expr) -> &Expr {
+pub fn strip_group(mut e: &Expr) -> &Expr {
     while let Expr::Group(g) = e {
         e = &g.expr;
     }

@@ -14,7 +14,7 @@ use syn::spanned::Spanned;
 
 /// Names of the generated locals: mixed-site hygiene, so that they never collide with the
 /// user's arguments (`key`, `cache`, `value`, `ttl`, `opts`...).
-fn local(name: &str) -> syn::Ident {
+pub fn local(name: &str) -> syn::Ident {
     syn::Ident::new(name, Span::mixed_site())
 }
 
@@ -130,11 +130,12 @@ fn check(kind: Kind, args: &Args, func: &Func, errors: &mut Accumulator) -> Opti
             if args.tags.is_empty()
                 && args.keys.is_empty()
                 && args.patterns.is_empty()
+                && args.calls.is_empty()
                 && !args.had_errors
             {
                 errors.push(
                     Error::custom(
-                        "#[invalidates] needs something to invalidate: give `tags = [...]`, `keys = [...]` or `patterns = [...]`",
+                        "#[invalidates] needs something to invalidate: give `tags = [...]`, `keys = [...]`, `patterns = [...]` or `calls = [...]`",
                     )
                     .with_span(&Span::call_site()),
                 );
@@ -142,10 +143,12 @@ fn check(kind: Kind, args: &Args, func: &Func, errors: &mut Accumulator) -> Opti
         }
         Kind::CachePut => {
             check_return(kind, func, errors);
-            if args.key.is_none() && !args.had_errors {
+            if let Some(call) = &args.call {
+                crate::coupled::check_put_options(args, call, errors);
+            } else if args.key.is_none() && !args.had_errors {
                 errors.push(
                     Error::custom(
-                        "#[cache_put] needs `key = \"...\"`: the key of the entry it writes (the template of the #[cached] function that reads it)",
+                        "#[cache_put] needs the cached call whose entry it writes, `#[cache_put(get_user(db, id))]` (its key, tags, TTL options and stored type), or `key = \"...\"`",
                     )
                     .with_span(&Span::call_site()),
                 );
@@ -581,7 +584,7 @@ fn stored_span(func: &Func, shape: Shape) -> Span {
 }
 
 /// `tokens` (a path) with every token at `span`.
-fn respan(tokens: &TokenStream, span: Span) -> TokenStream {
+pub fn respan(tokens: &TokenStream, span: Span) -> TokenStream {
     tokens
         .clone()
         .into_iter()
@@ -739,13 +742,29 @@ fn generate(kind: Kind, args: &Args, func: &Func, plan: &Plan) -> TokenStream {
                 quote!(let #ident: [::std::string::String; #n] = [#(#exprs),*];)
             });
             let [(tags, _), (keys, _), (patterns, _)] = &arrays;
-            let run = quote! {
-                #p::invalidate(&#cache, #name, #p::Invalidation {
-                    tags: &#tags,
-                    keys: &#keys,
-                    patterns: &#patterns,
-                })
-                .await;
+            let calls = local("__cachette_calls");
+            let calls_let = crate::coupled::capture_calls(&args.calls, &calls, &p);
+            let only_calls =
+                plan.tags.is_empty() && plan.keys.is_empty() && plan.patterns.is_empty();
+            let (cache_let, run) = if only_calls {
+                // No template to apply: the calls name their own caches.
+                (
+                    TokenStream::new(),
+                    quote!(#p::invalidate_calls(#name, &#calls).await;),
+                )
+            } else {
+                (
+                    quote!(let #cache = #cache_init;),
+                    quote! {
+                        #p::invalidate(&#cache, #name, #p::Invalidation {
+                            tags: &#tags,
+                            keys: &#keys,
+                            patterns: &#patterns,
+                            calls: &#calls,
+                        })
+                        .await;
+                    },
+                )
             };
             let after = if plan.shape.is_result() {
                 quote!(if #p::is_ok(&#ret) { #run })
@@ -754,7 +773,8 @@ fn generate(kind: Kind, args: &Args, func: &Func, plan: &Plan) -> TokenStream {
             };
             quote! {
                 #p::refuse_capture(#name).await;
-                let #cache = #cache_init;
+                #cache_let
+                #calls_let
                 #(#lets)*
                 let #ret = async move {
                     #fake
@@ -764,6 +784,9 @@ fn generate(kind: Kind, args: &Args, func: &Func, plan: &Plan) -> TokenStream {
                 #after
                 #ret
             }
+        }
+        Kind::CachePut if args.call.is_some() => {
+            crate::coupled::put_body(args, plan.shape, &p, &name, &fake, &block)
         }
         Kind::CachePut => {
             let key = local("__cachette_key");

@@ -4,12 +4,14 @@
 //! code calls.
 //!
 //! Layout: `args` reads the options, `template` parses `"user:{id}"`, `validate` reads the
-//! function, `expand` generates, `fallback` emits the user's function unchanged with the
-//! errors when anything is wrong; `builder` expands the key, tag and pattern builders. The
-//! generated code calls only `<crate>::__private`.
+//! function, `expand` generates, `coupled` reads and generates the cached calls writers name
+//! (`#[cache_put(call)]`, `calls = [...]`), `fallback` emits the user's function unchanged
+//! with the errors when anything is wrong; `builder` expands the key, tag and pattern
+//! builders. The generated code calls only `<crate>::__private`.
 
 mod args;
 mod builder;
+mod coupled;
 mod expand;
 mod fallback;
 mod suggest;
@@ -128,9 +130,11 @@ use proc_macro::TokenStream;
 ///
 /// # Acting on one entry
 ///
-/// `cachette::key_of(call)`, `cachette::evict(call).await` and `cachette::refresh(call).await`
-/// take a call of the function (not awaited) and compute its key, remove its entry, or
-/// recompute and store it (cache warming). See the facade's documentation.
+/// `cachette::key_of(call)`, `cachette::evict(call).await`, `cachette::refresh(call).await` and
+/// `cachette::put(call, &value).await` take a call of the function (not awaited) and compute
+/// its key, remove its entry, recompute and store it (cache warming), or store a value in it.
+/// Writers name such a call too: `#[cache_put(get_user(db, id))]` and
+/// `#[invalidates(calls = [get_user(db, id)])]`. See the facade's documentation.
 ///
 /// # Failure
 ///
@@ -158,6 +162,12 @@ pub fn cached(attr: TokenStream, item: TokenStream) -> TokenStream {
 ///         format!("{member}@{guild}")
 ///     }
 ///
+///     /// Evicts the entry of that call: no key template restated.
+///     #[invalidates(calls = [self.member(guild, member)])]
+///     async fn leave(&self, guild: &str, member: u64) -> Result<(), String> {
+///         Ok(())
+///     }
+///
 ///     /// Runs after `Ok` only: an `Err` invalidates nothing.
 ///     #[invalidates(tags = ["guild:{guild}"], cache = self.cache)]
 ///     async fn rename(&self, guild: &str) -> Result<(), String> {
@@ -174,6 +184,9 @@ pub fn cached(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// let guilds = Guilds { cache: Cache::memory(16 << 20) };
 /// guilds.member("rust", 1).await;
 /// assert!(guilds.cache.exists("guild:rust:member:1").await?);
+/// guilds.leave("rust", 1).await?;
+/// assert!(!guilds.cache.exists("guild:rust:member:1").await?);
+/// guilds.member("rust", 1).await;
 /// guilds.rename("rust").await?;
 /// assert!(!guilds.cache.exists("guild:rust:member:1").await?);
 /// # Ok(()) }
@@ -193,14 +206,24 @@ pub fn cached(attr: TokenStream, item: TokenStream) -> TokenStream {
 ///   still returned). Prefer tags: O(1), and they fence only what they cover. See
 ///   `Cache::invalidate_pattern`.
 ///
-/// At least one of the three is required; all are templates over the arguments, like
-/// `#[cached]`'s `key`, evaluated with the values the function was called with. Also `cache`,
-/// `name`, `returns` and `crate`, as for `#[cached]`.
+/// * `calls = [get_user(db, id), self.user(id)]`: calls of `#[cached]` functions whose entries
+///   are deleted (as `cachette::evict` does, race-free like `keys`), each in its function's own
+///   cache, without restating their key templates. The calls are written with the function's
+///   parameters, never awaited, and captured before the body runs (the functions' bodies never
+///   run). Whether a call is one of a `#[cached]` function cannot be checked at compile time: a
+///   call of another `async fn` is polled once (up to its first `.await`, as by
+///   `cachette::key_of`), logged at error level and counted
+///   (`cachette_coupled_call_errors_total`); the other invalidations still run.
+///
+/// At least one of the four is required; tags, keys and patterns are templates over the
+/// arguments, like `#[cached]`'s `key`, evaluated with the values the function was called
+/// with. Also `cache` (where tags, keys and patterns are invalidated), `name`, `returns` and
+/// `crate`, as for `#[cached]`.
 ///
 /// # When and what if it fails
 ///
 /// The invalidation runs after the body: after `Ok` for a function returning `Result`, always
-/// otherwise; tags first, then keys, then patterns. The function's own result is always
+/// otherwise; tags first, then keys, then calls, then patterns. The function's own result is always
 /// returned: an invalidation that fails is retried by the runtime (three attempts), then logged
 /// and counted (`StatsSnapshot::invalidation_failures`, `cachette_invalidation_failures_total`).
 ///
@@ -254,7 +277,8 @@ pub fn invalidates(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand::expand(Kind::Invalidates, attr.into(), item.into()).into()
 }
 
-/// Write-through: stores the value an `async fn` returns under a key, after it succeeds.
+/// Write-through: stores the value an `async fn` returns in the entry of a cached call, after
+/// it succeeds.
 ///
 /// ```
 /// use cachette::{Cache, cache_put, cached};
@@ -271,14 +295,15 @@ pub fn invalidates(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// }
 ///
 /// impl Items {
-///     #[cached(key = "item:{id}", cache = self.cache)]
+///     #[cached(key = "item:{id}", ttl = "1h", tags = ["items"], cache = self.cache)]
 ///     async fn get(&self, id: u64) -> Result<Item, String> {
 ///         Err("not in this example's database".into())
 ///     }
 ///
-///     /// Writes the database, then the cache: the next `get` is a hit with the new value.
-///     #[cache_put(key = "item:{item.id}", ttl = "1h", cache = self.cache)]
-///     async fn update(&self, item: Item) -> Result<Item, String> {
+///     /// Writes the database, then stores the new item as `self.get(item.id)` would have:
+///     /// same key, tags, TTL and type. The next `get` is a hit with the new value.
+///     #[cache_put(self.get(item.id))]
+///     async fn update(&self, item: Item) -> Result<Item, std::io::Error> {
 ///         Ok(item)
 ///     }
 /// }
@@ -292,10 +317,76 @@ pub fn invalidates(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// # Ok(()) }
 /// ```
 ///
-/// `key` is required (the template of the `#[cached]` function that reads the entry); `ttl`,
-/// `tags`, `name`, `cache`, `returns` and `crate` are as for `#[cached]`. What is stored: the
-/// value for `-> T`, the `Ok` value for `-> Result<T, E>` (nothing after `Err`), the `Some`
-/// value for `-> Option<T>` (nothing after `None`). The value must be serializable.
+/// # The coupled form: `#[cache_put(call)]`
+///
+/// The first argument is a call of the `#[cached]` function that reads the entry, written with
+/// the writer's parameters: `get_user(db, id)`, `self.get(item.id)`, `load::<User>(id)`. It is
+/// not awaited, and that function's body never runs. Its arguments are evaluated before the
+/// writer's body runs (the values the writer was called with; an argument may not borrow what
+/// the body moves: pass a clone), and the call is made after it (so a `&mut self` writer may
+/// use `self` in its body).
+///
+/// What is written: the value for `-> T`, the `Ok` value for `-> Result<T, E>` (nothing after
+/// `Err`), the `Some` value for `-> Option<T>` (nothing after `None`). The reader's own
+/// generated code stores it, exactly as if it had computed it: under its key, with its tags,
+/// TTL and options, and by its return policy (a reader returning `Option<T>` stores
+/// `Some(value)`; a `None` it would not store deletes the entry instead). The write is the one
+/// of `Cache::set`: no computation of the reader that began before it can overwrite the value.
+///
+/// **The types are checked at compile time.** The value must be the `T` the reader stores, for
+/// a reader returning `T`, `Result<T, E>`, `Option<T>` or `Result<Option<T>, E>` (the error
+/// types may differ). Anything else is one error at the call: "the cached call returns
+/// `Result<User, DbError>`: its entry cannot hold the `Admin` this writer stores". (A
+/// `returns = ...` override on the reader can still make the types differ; that is caught at
+/// run time, the entry deleted instead.)
+///
+/// Whether the call is one of a `#[cached]` function cannot be checked at compile time (an
+/// `async fn`'s future is opaque): a call of another `async fn` is polled once (up to its first
+/// `.await`, as by `cachette::key_of`) and dropped; nothing is stored, the error is logged at
+/// error level and counted (`cachette_coupled_call_errors_total`), and the writer's result is
+/// returned.
+///
+/// Options: `name`, `returns` and `crate`, as for `#[cached]`; `key`, `ttl`, `tags` and `cache`
+/// come from the call (giving them is an error).
+///
+/// # The key form: `#[cache_put(key = "...")]`
+///
+/// ```
+/// use cachette::{Cache, cache_put, cached};
+///
+/// struct Items {
+///     cache: Cache,
+/// }
+///
+/// impl Items {
+///     #[cached(key = "title:{id}", cache = self.cache)]
+///     async fn title(&self, id: u64) -> Option<String> {
+///         None
+///     }
+///
+///     /// The key template, TTL and tags restated by hand: nothing checks them against `title`.
+///     #[cache_put(key = "title:{id}", ttl = "1h", cache = self.cache)]
+///     async fn retitle(&self, id: u64, title: String) -> Option<String> {
+///         Some(title)
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let items = Items { cache: Cache::memory(16 << 20) };
+/// items.retitle(1, "new".into()).await;
+/// assert_eq!(items.title(1).await.as_deref(), Some("new"));
+/// # Ok(()) }
+/// ```
+///
+/// `key` is the template of the `#[cached]` function that reads the entry; `ttl`, `tags`,
+/// `name`, `cache`, `returns` and `crate` are as for `#[cached]`. What is stored: the value for
+/// `-> T`, the `Ok` value for `-> Result<T, E>` (nothing after `Err`), the `Some` value for
+/// `-> Option<T>` (nothing after `None`). The value must be serializable. Prefer the coupled
+/// form: a template, a tag or a type that differs from the reader's compiles and silently
+/// misses.
+///
+/// # Failure
 ///
 /// If the store fails, the function's result is still returned, and the entry is deleted
 /// instead (retried), so that readers do not keep the value the function just replaced; the

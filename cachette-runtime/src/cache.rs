@@ -420,19 +420,45 @@ impl Cache {
         if matches!(self.inner.backend, Backend::Disabled(_)) {
             return Ok(());
         }
-        self.attributed(&opts.name, self.set_raw(key.as_ref(), value, opts))
+        let raw = codec::encode_value(value)?;
+        self.write_through(&self.full_key(key.as_ref()), &raw, opts, None, false)
             .await
     }
 
-    async fn set_raw<T: Serialize + ?Sized>(
+    /// The write of [`set`](Self::set), of an encoded value at a full key: also what a
+    /// write-through coupled to a cached call (`#[cache_put(get_user(id))]`,
+    /// `cachette::put`) does, from that call's generated code, with the call's options and
+    /// `ttl` (the policy's TTL for this value, e.g. `cache_none`'s) instead of `opts.ttl`
+    /// when given. Unconditional, so it fences fills that began before it (see `store_raw`).
+    /// Its round trips are timed under the options' name.
+    pub(crate) async fn write_through(
         &self,
-        key: &str,
-        value: &T,
+        full_key: &str,
+        raw: &serde_json::value::RawValue,
         opts: &Options,
+        ttl: Option<&Ttl>,
+        keep_decoded: bool,
     ) -> Result<()> {
-        let full_key = self.full_key(key);
+        self.attributed(
+            &opts.name,
+            self.write_through_raw(full_key, raw, opts, ttl, keep_decoded),
+        )
+        .await
+    }
+
+    async fn write_through_raw(
+        &self,
+        full_key: &str,
+        raw: &serde_json::value::RawValue,
+        opts: &Options,
+        ttl: Option<&Ttl>,
+        keep_decoded: bool,
+    ) -> Result<()> {
+        if matches!(self.inner.backend, Backend::Disabled(_)) {
+            return Ok(());
+        }
         let tag_keys = self.call_tag_keys(opts);
-        let ttl = self.ttl_for(&opts.ttl, &opts.name);
+        let ttl = self.ttl_for(ttl.unwrap_or(&opts.ttl), &opts.name);
         let tag_ttl = self.inner.config.tag_ttl.max(ttl);
         let versions = self.inner.backend.ensure_tags(&tag_keys, tag_ttl).await?;
         let versions = crate::call::named_versions(&opts.tags, versions);
@@ -441,8 +467,7 @@ impl Cache {
                 "a tag key vanished while it was being created; nothing was stored".to_owned(),
             ));
         };
-        let raw = codec::encode_value(value)?;
-        self.store_raw(&full_key, &raw, &versions, ttl, opts, 0, false, None)
+        self.store_raw(full_key, raw, &versions, ttl, opts, 0, keep_decoded, None)
             .await
             .map(|_| ())
     }

@@ -15,11 +15,14 @@
 //! * `Capture` ([`key_of`], [`evict`]): the generated code builds the key, hands it and the
 //!   cache over, and never runs the function's body (the future stays pending and is dropped).
 //! * `Refresh` ([`refresh`]): the entry is recomputed and stored without a lookup.
+//! * `Put` ([`put`], `#[cache_put(call)]`): a value given by a writer is stored under the
+//!   call's key, tags and options, as the call's stored type, by the call's own generated
+//!   code; the function's body never runs (`coupled.rs`).
 //!
 //! The mode is read synchronously at the start of the first poll, before any `.await` of the
 //! generated code, and taken (reset) by the first cached function that reads it, so calls made
 //! by the function's body run normally. `#[invalidates]` and `#[cache_put]` functions refuse the
-//! `Capture` mode without running their body.
+//! `Capture` and `Put` modes without running their body.
 
 mod background;
 
@@ -40,6 +43,12 @@ use std::marker::PhantomData;
 use std::pin::pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Waker};
+
+mod coupled;
+pub use coupled::{
+    CallKey, Encoded, Filling, Fills, call_key, fill_fallible, fill_optional, fill_plain,
+    invalidate_calls, put, put_filling,
+};
 
 // ----- compile-time checks with readable errors ----------------------------------------------
 
@@ -304,6 +313,7 @@ enum Mode {
     Normal,
     Refresh,
     Capture,
+    Put,
 }
 
 /// What a `Capture` poll found.
@@ -365,6 +375,17 @@ pub enum CallError {
     /// The cache failed.
     #[error(transparent)]
     Cache(#[from] Error),
+    /// A value given to [`put`] does not decode as the type the cached call stores (the
+    /// compile-time check relates the types by the call's return type; a `returns = ...`
+    /// override or a type alias can still make them differ). Nothing was stored.
+    #[error("the value does not decode as the type the cached call stores: {0}")]
+    WrongType(String),
+    /// A value given to [`put`] would not read back from JSON as given (`Some(NaN)`,
+    /// `Some(None)` stored as an `Option`, ...). Nothing was stored.
+    #[error(
+        "the value would not read back from the cache as given (e.g. Some(NaN) or Some(None)); not stored"
+    )]
+    Lossy,
 }
 
 /// Polls `call` once in `Capture` mode: the cache and key a `#[cached]` call would use.
@@ -431,10 +452,10 @@ fn warn_not_cached() {
     }
 }
 
-/// First statement of `#[invalidates]` and `#[cache_put]` functions: refuses a `Capture` poll
-/// (never returning, so the body does not run) and otherwise does nothing.
+/// First statement of `#[invalidates]` and `#[cache_put]` functions: refuses a `Capture` or
+/// `Put` poll (never returning, so the body does not run) and otherwise does nothing.
 pub async fn refuse_capture(name: &'static str) {
-    let capturing = MODE.with(|m| m.get() == Mode::Capture);
+    let capturing = MODE.with(|m| matches!(m.get(), Mode::Capture | Mode::Put));
     if capturing {
         MODE.with(|m| m.set(Mode::Normal));
         CAPTURED.with(|c| *c.borrow_mut() = Some(Captured::NotCached(name)));
@@ -470,6 +491,16 @@ where
             Box::pin(cache.refresh_full(key, opts, policy, decoded.is_some(), compute)).await
         }
         Begin::Normal(key) => cache.cached_full(key, opts, policy, decoded, compute).await,
+        Begin::Put(key) => {
+            Box::pin(coupled::store_here(
+                cache,
+                key,
+                opts,
+                &policy,
+                decoded.is_some(),
+            ))
+            .await
+        }
     }
 }
 
@@ -483,6 +514,8 @@ enum Begin {
     Refresh(String),
     /// A cached call of this full key.
     Normal(String),
+    /// A `Put` poll (`#[cache_put(call)]`, `cachette::put`): store the value handed over.
+    Put(Result<String, HashError>),
 }
 
 /// Takes the call mode (see the module's documentation) and sorts the call out.
@@ -496,6 +529,9 @@ fn begin(cache: &Cache, key: Result<String, HashError>, opts: &Options) -> Begin
             })
         });
         return Begin::Captured;
+    }
+    if mode == Mode::Put {
+        return Begin::Put(key);
     }
     match key {
         Err(e) => {
@@ -599,6 +635,8 @@ pub struct Invalidation<'a> {
     pub keys: &'a [String],
     /// Glob patterns (key bodies) to delete with SCAN.
     pub patterns: &'a [String],
+    /// Entries of cached calls (`calls = [get_user(db, id)]`), captured before the body ran.
+    pub calls: &'a [Result<CallKey, CallError>],
 }
 
 /// Runs an invalidation after an `#[invalidates]` function's body succeeded: tags first (the
@@ -616,6 +654,7 @@ pub async fn invalidate(cache: &Cache, name: &'static str, what: Invalidation<'_
             invalidation_failed(name, "key", &e);
         }
     }
+    invalidate_calls(name, what.calls).await;
     for pattern in what.patterns {
         if let Err(e) = cache.invalidate_pattern(pattern).await {
             invalidation_failed(name, "pattern", &e);
@@ -623,7 +662,7 @@ pub async fn invalidate(cache: &Cache, name: &'static str, what: Invalidation<'_
     }
 }
 
-fn invalidation_failed(name: &'static str, what: &'static str, e: &Error) {
+pub(crate) fn invalidation_failed(name: &'static str, what: &'static str, e: &Error) {
     static LOG: OnceLock<LogLimiter> = OnceLock::new();
     if let Some(held) = LOG.get_or_init(LogLimiter::default).allow() {
         tracing::error!(
@@ -661,7 +700,7 @@ impl<T> Put<T> {
     where
         T: CacheValue,
     {
-        put(cache, key, ret, opts).await;
+        put_key(cache, key, ret, opts).await;
     }
 
     /// `-> Result<T, E>`: the `Ok` value is stored.
@@ -670,7 +709,7 @@ impl<T> Put<T> {
         T: CacheValue,
     {
         if let Ok(v) = ret {
-            put(cache, key, v, opts).await;
+            put_key(cache, key, v, opts).await;
         }
     }
 
@@ -680,32 +719,16 @@ impl<T> Put<T> {
         T: CacheValue,
     {
         if let Some(v) = ret {
-            put(cache, key, v, opts).await;
+            put_key(cache, key, v, opts).await;
         }
     }
 }
 
-/// Stores `value` at `key` after a `#[cache_put]` function succeeded. When the store fails,
-/// the entry is deleted instead (retried by the runtime), so that readers do not keep the value
-/// the function just replaced; that failing too is logged and counted by the runtime. After an
-/// outage (a timeout, a lost connection, the breaker open) the delete is kept for the
-/// background worker at once, not attempted: the caller waits one operation timeout at most.
-async fn put<T: Serialize + ?Sized>(cache: &Cache, key: &str, value: &T, opts: &Options) {
+/// Stores `value` at `key` after a `#[cache_put]` function succeeded; when the store fails,
+/// deletes the entry instead ([`coupled::put_failed`]).
+async fn put_key<T: Serialize + ?Sized>(cache: &Cache, key: &str, value: &T, opts: &Options) {
     if let Err(e) = cache.set(key, value, opts).await {
-        static LOG: OnceLock<LogLimiter> = OnceLock::new();
-        metrics::counter!("cachette_put_failures_total", "cache" => crate::stats::label(&opts.name))
-            .increment(1);
-        if let Some(held) = LOG.get_or_init(LogLimiter::default).allow() {
-            tracing::warn!(
-                cache = %opts.name, error = %e, suppressed = held,
-                "write-through store failed; deleting the entry instead"
-            );
-        }
-        if e.is_outage() || matches!(e, crate::Error::CircuitOpen) {
-            cache.keep_delete(key);
-        } else {
-            let _ = cache.delete(key).await;
-        }
+        coupled::put_failed(cache, &cache.full_key(key), opts, &e).await;
     }
 }
 
@@ -756,6 +779,26 @@ mod tests {
         assert_eq!(refresh(cached_call(cache.clone(), 3)).await, 6);
         assert!(cache.exists("n:3").await.unwrap_or(false));
         assert_eq!(refresh(uncached_call()).await, 7);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn put_stores_through_the_call() -> Result<(), CallError> {
+        let cache = Cache::memory(1 << 20);
+        put(cached_call(cache.clone(), 4), &99u32).await?;
+        // A hit: the computation (`id * 2`) did not run.
+        assert_eq!(cached_call(cache.clone(), 4).await, 99);
+        assert!(matches!(
+            put(uncached_call(), &7u32).await,
+            Err(CallError::NotCached("tests::uncached_call"))
+        ));
+        assert!(matches!(
+            put(async { 1u32 }, &1u32).await,
+            Err(CallError::NotCached(""))
+        ));
+        // The mode does not leak into later calls.
+        assert_eq!(take_mode(), Mode::Normal);
+        assert_eq!(cached_call(cache, 5).await, 10);
+        Ok(())
     }
 
     #[test]

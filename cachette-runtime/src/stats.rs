@@ -35,6 +35,7 @@
 //! | `cachette_undefined_profiles_total` | counter | | TTL profiles named by attributes (`ttl = profile("name")`) and defined nowhere, found when the default cache, `Cache::memory` or `Cache::redis` was built (logged at error level; `CacheBuilder::build` refuses them) |
 //! | `cachette_put_failures_total` | counter | `cache` | `#[cache_put]` writes that failed (the key was then deleted) |
 //! | `cachette_refresh_not_cached_total` | counter | | `cachette::refresh` given a call that is not `#[cached]` |
+//! | `cachette_coupled_call_errors_total` | counter | `function`, `attribute` (`cache_put`, `invalidates`) | calls named by `#[cache_put(call)]` or `#[invalidates(calls = ...)]` that could not be acted on (not a `#[cached]` call, a key that could not be built, a value that does not fit the call's stored type) |
 //! | `cachette_breaker_opened_total` | counter | | times the Redis circuit breaker opened |
 //! | `cachette_breaker_rejected_total` | counter | | round trips skipped while it was open |
 //! | `cachette_breaker_open` | gauge | | 1 while it is open, 0 once closed |

@@ -44,6 +44,16 @@ where
                 .cached_spawn_full(key, opts, policy, decoded, compute)
                 .await
         }
+        Begin::Put(key) => {
+            Box::pin(super::coupled::store_here(
+                cache,
+                key,
+                opts,
+                &policy,
+                decoded.is_some(),
+            ))
+            .await
+        }
     }
 }
 
