@@ -453,13 +453,21 @@ fn warn_not_cached() {
 }
 
 /// First statement of `#[invalidates]` and `#[cache_put]` functions: refuses a `Capture` or
-/// `Put` poll (never returning, so the body does not run) and otherwise does nothing.
+/// `Put` poll (never returning, so the body does not run); takes a `Refresh` mode so that it
+/// does not reach a cached call of the body (the writer then runs as usual, and `refresh`
+/// warns that it was not given a cached call); otherwise does nothing.
 pub async fn refuse_capture(name: &'static str) {
-    let capturing = MODE.with(|m| matches!(m.get(), Mode::Capture | Mode::Put));
-    if capturing {
-        MODE.with(|m| m.set(Mode::Normal));
-        CAPTURED.with(|c| *c.borrow_mut() = Some(Captured::NotCached(name)));
-        std::future::pending::<()>().await;
+    match MODE.with(Cell::get) {
+        Mode::Capture | Mode::Put => {
+            MODE.with(|m| m.set(Mode::Normal));
+            CAPTURED.with(|c| *c.borrow_mut() = Some(Captured::NotCached(name)));
+            std::future::pending::<()>().await;
+        }
+        Mode::Refresh => {
+            MODE.with(|m| m.set(Mode::Normal));
+            warn_not_cached();
+        }
+        Mode::Normal => {}
     }
 }
 
@@ -754,6 +762,24 @@ mod tests {
     async fn uncached_call() -> u32 {
         refuse_capture("tests::uncached_call").await;
         7
+    }
+
+    /// An `#[invalidates]`/`#[cache_put]` function whose body makes a cached call.
+    async fn writer_calling(cache: Cache, id: u32) -> u32 {
+        refuse_capture("tests::writer_calling").await;
+        cached_call(cache, id).await
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn refresh_of_a_writer_does_not_reach_the_calls_in_its_body() -> Result<(), crate::Error>
+    {
+        let cache = Cache::memory(1 << 20);
+        cache.set("n:6", &99u32, &Options::new()).await?;
+        // The writer is not a cached call: it runs as usual, and the cached call in its body
+        // is looked up (a hit), not refreshed in its place.
+        assert_eq!(refresh(writer_calling(cache.clone(), 6)).await, 99);
+        assert_eq!(take_mode(), Mode::Normal);
+        Ok(())
     }
 
     #[test]
