@@ -25,6 +25,7 @@ use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::future::Future;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::Instrument;
@@ -238,24 +239,12 @@ impl Cache {
         Fut: Future<Output = R>,
     {
         let span = call_span(opts);
-        let start = match &self.inner.backend {
-            Backend::Memory(m) => {
-                // A memory hit waits for nothing: it spends a unit of the task's cooperative
-                // budget (yielding once the budget is spent, no allocation), so that a loop
-                // of hits lets the runtime's other tasks run.
-                tokio::task::coop::consume_budget().await;
-                let started = Instant::now();
-                let _entered = span.enter();
-                match self.memory_fast(m, full_key, opts, &policy, decoded, started) {
-                    Ok(r) => return r,
-                    Err(prepared) => Start::Looked(prepared),
-                }
-            }
-            _ => Start::Key(full_key),
-        };
-        let started = match &start {
-            Start::Looked(p) => p.started,
-            Start::Key(_) => Instant::now(),
+        let (start, started) = match self
+            .first_look(full_key, opts, &policy, decoded, &span)
+            .await
+        {
+            ControlFlow::Break(hit) => return hit,
+            ControlFlow::Continue(start) => start,
         };
         // Boxed: the path beyond a memory hit is a large future, which would otherwise make
         // every call's future (moved on each call) as large.
@@ -283,6 +272,41 @@ impl Cache {
             ),
         )
         .await
+    }
+
+    /// A call's first step: on the memory store, a fresh hit is served at once (`Break`);
+    /// otherwise (`Continue`) where [`run`](Self::run) starts and when the call started.
+    /// A memory hit waits for nothing, so it spends a unit of the task's cooperative budget
+    /// (yielding once the budget is spent, no allocation): a loop of hits lets the runtime's
+    /// other tasks run.
+    async fn first_look<'o, R, P>(
+        &'o self,
+        full_key: String,
+        opts: &'o Options,
+        policy: &P,
+        decoded: Option<DecodedCopy<P::Stored>>,
+        span: &tracing::Span,
+    ) -> ControlFlow<R, (Start<'o, P::Stored>, Instant)>
+    where
+        P: ReturnPolicy<R>,
+    {
+        let start = match &self.inner.backend {
+            Backend::Memory(m) => {
+                tokio::task::coop::consume_budget().await;
+                let started = Instant::now();
+                let _entered = span.enter();
+                match self.memory_fast(m, full_key, opts, policy, decoded, started) {
+                    Ok(hit) => return ControlFlow::Break(hit),
+                    Err(prepared) => Start::Looked(prepared),
+                }
+            }
+            _ => Start::Key(full_key),
+        };
+        let started = match &start {
+            Start::Looked(p) => p.started,
+            Start::Key(_) => Instant::now(),
+        };
+        ControlFlow::Continue((start, started))
     }
 
     /// A call's first look at the memory store, without an `.await`: a fresh hit that is not
@@ -387,22 +411,12 @@ impl Cache {
         Fut: Future<Output = R> + Send + 'static,
     {
         let span = call_span(opts);
-        let start = match &self.inner.backend {
-            Backend::Memory(m) => {
-                // As in `cached_full`: a memory hit spends a unit of the cooperative budget.
-                tokio::task::coop::consume_budget().await;
-                let started = Instant::now();
-                let _entered = span.enter();
-                match self.memory_fast(m, full_key, opts, &policy, decoded, started) {
-                    Ok(r) => return r,
-                    Err(prepared) => Start::Looked(prepared),
-                }
-            }
-            _ => Start::Key(full_key),
-        };
-        let started = match &start {
-            Start::Looked(p) => p.started,
-            Start::Key(_) => Instant::now(),
+        let (start, started) = match self
+            .first_look(full_key, opts, &policy, decoded, &span)
+            .await
+        {
+            ControlFlow::Break(hit) => return hit,
+            ControlFlow::Continue(start) => start,
         };
         let step = Box::pin(
             self.attributed(

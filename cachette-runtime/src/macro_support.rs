@@ -491,21 +491,17 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = R>,
 {
-    // The rare paths are boxed: their futures would make every call's future larger.
     match begin(cache, key, opts) {
-        Begin::Captured => std::future::pending::<R>().await,
-        Begin::Uncached => Box::pin(compute()).await,
-        Begin::Refresh(key) => {
-            Box::pin(cache.refresh_full(key, opts, policy, decoded.is_some(), compute)).await
-        }
         Begin::Normal(key) => cache.cached_full(key, opts, policy, decoded, compute).await,
-        Begin::Put(key) => {
-            Box::pin(coupled::store_here(
+        // Boxed: its future would make every call's future larger.
+        Begin::Special(call) => {
+            Box::pin(special(
                 cache,
-                key,
+                call,
                 opts,
-                &policy,
+                policy,
                 decoded.is_some(),
+                compute,
             ))
             .await
         }
@@ -514,14 +510,20 @@ where
 
 /// Where a `#[cached]` call goes, by call mode and key.
 enum Begin {
+    /// A cached call of this full key: what nearly every call is.
+    Normal(String),
+    /// Any other mode, or a key that could not be built ([`special`]).
+    Special(Special),
+}
+
+/// The calls that are not [`Begin::Normal`].
+enum Special {
     /// A `Capture` poll: the key was handed over; the call stays pending.
     Captured,
     /// The key could not be built (logged, counted): compute without the cache.
     Uncached,
     /// `cachette::refresh`: recompute and store, without a lookup.
     Refresh(String),
-    /// A cached call of this full key.
-    Normal(String),
     /// A `Put` poll (`#[cache_put(call)]`, `cachette::put`): store the value handed over.
     Put(Result<String, HashError>),
 }
@@ -536,18 +538,44 @@ fn begin(cache: &Cache, key: Result<String, HashError>, opts: &Options) -> Begin
                 key,
             })
         });
-        return Begin::Captured;
+        return Begin::Special(Special::Captured);
     }
     if mode == Mode::Put {
-        return Begin::Put(key);
+        return Begin::Special(Special::Put(key));
     }
     match key {
         Err(e) => {
             key_failure(opts, &e);
-            Begin::Uncached
+            Begin::Special(Special::Uncached)
         }
-        Ok(key) if mode == Mode::Refresh => Begin::Refresh(key),
+        Ok(key) if mode == Mode::Refresh => Begin::Special(Special::Refresh(key)),
         Ok(key) => Begin::Normal(key),
+    }
+}
+
+/// Runs a [`Special`] call: what [`cached`] and the background variant share.
+async fn special<R, P, F, Fut>(
+    cache: &Cache,
+    call: Special,
+    opts: &Options,
+    policy: P,
+    keep_decoded: bool,
+    compute: F,
+) -> R
+where
+    P: ReturnPolicy<R>,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = R>,
+{
+    match call {
+        Special::Captured => std::future::pending::<R>().await,
+        Special::Uncached => compute().await,
+        Special::Refresh(key) => {
+            cache
+                .refresh_full(key, opts, policy, keep_decoded, compute)
+                .await
+        }
+        Special::Put(key) => coupled::store_here(cache, key, opts, &policy, keep_decoded).await,
     }
 }
 

@@ -9,7 +9,7 @@
 //! non-`'static` types (a type parameter without a `'static` bound) fail on these bounds.
 //! Call modes (`key_of`, `evict`, `refresh`) work as for [`cached`](super::cached).
 
-use super::{Begin, begin};
+use super::{Begin, begin, special};
 use crate::config::Options;
 use crate::keys::hash::HashError;
 use crate::policy::{DecodedCopy, ReturnPolicy};
@@ -34,23 +34,19 @@ where
     Fut: Future<Output = R> + Send + 'static,
 {
     match begin(cache, key, opts) {
-        Begin::Captured => std::future::pending::<R>().await,
-        Begin::Uncached => Box::pin(compute()).await,
-        Begin::Refresh(key) => {
-            Box::pin(cache.refresh_full(key, opts, policy, decoded.is_some(), compute)).await
-        }
         Begin::Normal(key) => {
             cache
                 .cached_spawn_full(key, opts, policy, decoded, compute)
                 .await
         }
-        Begin::Put(key) => {
-            Box::pin(super::coupled::store_here(
+        Begin::Special(call) => {
+            Box::pin(special(
                 cache,
-                key,
+                call,
                 opts,
-                &policy,
+                policy,
                 decoded.is_some(),
+                compute,
             ))
             .await
         }
