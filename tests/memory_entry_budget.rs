@@ -3,19 +3,16 @@
 //! constant of the configured bytes, not a multiple of them. Own test binary, so that no
 //! other test's allocations move the resident size.
 
+#[path = "support/rss.rs"]
+mod rss;
+
+use rss::rss_bytes;
+
 use cachette::{Cache, Options};
 
 const BUDGET: u64 = 16 << 20;
 /// Enough distinct entries to fill the store about ten times over.
 const ENTRIES: u32 = 200_000;
-
-/// The process's resident set (`VmRSS` of `/proc/self/status`), in bytes; `None` off Linux.
-fn rss_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
-}
 
 #[tokio::test(flavor = "current_thread")]
 async fn small_entries_keep_resident_memory_near_the_byte_budget() {

@@ -3,6 +3,11 @@
 //! within a small constant of it (own test binary, so that no other test's allocations
 //! move the resident size).
 
+#[path = "support/rss.rs"]
+mod rss;
+
+use rss::rss_bytes;
+
 use cachette::__private::testing;
 use cachette::{Cache, Options};
 use std::sync::Arc;
@@ -10,14 +15,6 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 const BUDGET: u64 = 1024 * 1024;
 const TAGS: usize = 1_000_000;
-
-/// The process's resident set (`VmRSS` of `/proc/self/status`), in bytes; `None` off Linux.
-fn rss_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
-}
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_million_distinct_tags_stay_within_the_byte_budget() {
