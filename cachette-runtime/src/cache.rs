@@ -731,22 +731,21 @@ impl Cache {
         }
     }
 
-    /// Runs an invalidation with retries (error replies only: an outage returns after its first
-    /// failed attempt, see [`INVALIDATION_RETRY_DELAYS`]); counts and logs the outcome.
-    /// Runs `fut` with its Redis round trips timed under the call name `name`
-    /// (`cachette_backend_seconds{cache}`); on the other backends, just runs it.
-    pub(crate) async fn attributed<F: Future>(
+    /// `fut`, with its Redis round trips timed under the call name `name`
+    /// (`cachette_backend_seconds{cache}`; the other backends make none, and name nothing).
+    /// Not an `async fn`, for the reason given at [`crate::timing::attributed`].
+    pub(crate) fn attributed<F: Future>(
         &self,
         name: &Cow<'static, str>,
         fut: F,
-    ) -> F::Output {
-        if matches!(self.inner.backend, Backend::Redis(_)) {
-            crate::timing::attributed(self.inner.stats.name(name), fut).await
-        } else {
-            fut.await
-        }
+    ) -> impl Future<Output = F::Output> {
+        let counters = matches!(self.inner.backend, Backend::Redis(_))
+            .then(|| self.inner.stats.name(name));
+        crate::timing::attributed(counters, fut)
     }
 
+    /// Runs an invalidation with retries (error replies only: an outage returns after its first
+    /// failed attempt, see [`INVALIDATION_RETRY_DELAYS`]); counts and logs the outcome.
     async fn retrying<T, F, Fut>(&self, op: &'static str, mut f: F) -> Result<T>
     where
         F: FnMut() -> Fut,
