@@ -50,9 +50,40 @@ mod suite {
         assert_eq!(counter.runs(), 5);
         assert_eq!(c.stats().lossy, 4, "two lossy fills per key");
     }
+
+    /// A value JSON cannot keep (`Some(None)` inside a struct).
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct Maybe(Option<Option<u8>>);
+
+    #[cachette::cache_put(key = "maybe:{id}", cache = cache)]
+    async fn put_maybe(cache: &cachette::Cache, id: u32, v: Option<Option<u8>>) -> Maybe {
+        let _ = (cache, id);
+        Maybe(v)
+    }
+
+    /// A `#[cache_put]` value that would not read back is not stored either, and the value it
+    /// replaces is gone.
+    pub async fn write_through_values_json_cannot_keep_are_not_stored(fx: Fixture) {
+        let c = &fx.cache;
+        c.set("maybe:1", &Maybe(Some(Some(1))), &opts())
+            .await
+            .expect("an older value");
+        assert_eq!(put_maybe(c, 1, Some(None)).await, Maybe(Some(None)));
+        assert_eq!(
+            c.get::<Maybe>("maybe:1").await.expect("a read"),
+            None,
+            "Some(None) is not stored as None, and the older value is deleted"
+        );
+        assert_eq!(c.stats().lossy, 1);
+        put_maybe(c, 1, Some(Some(2))).await;
+        assert_eq!(
+            c.get::<Maybe>("maybe:1").await.expect("a read"),
+            Some(Maybe(Some(Some(2))))
+        );
+    }
 }
 
-fixture::both_backends!(std::convert::identity; values_json_cannot_keep_are_not_stored);
+fixture::both_backends!(std::convert::identity; values_json_cannot_keep_are_not_stored, write_through_values_json_cannot_keep_are_not_stored);
 
 /// Unit and newtype variants, nested options, every kind of float, maps with integer keys.
 #[derive(Debug, Clone, Serialize, Deserialize)]

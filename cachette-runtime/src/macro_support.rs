@@ -761,10 +761,25 @@ impl<T> Put<T> {
 }
 
 /// Stores `value` at `key` after a `#[cache_put]` function succeeded; when the store fails,
-/// deletes the entry instead ([`coupled::put_failed`]).
-async fn put_key<T: Serialize + ?Sized>(cache: &Cache, key: &str, value: &T, opts: &Options) {
-    if let Err(e) = cache.set(key, value, opts).await {
-        coupled::put_failed(cache, &cache.full_key(key), opts, &e).await;
+/// deletes the entry instead ([`coupled::put_failed`]). A value whose JSON would not read back
+/// as it (`Some(NaN)`, `Some(None)`: see `lossless.rs`) is not stored: counted as lossy, and
+/// the entry is deleted, so that readers keep neither it nor the value it replaces.
+async fn put_key<T: CacheValue>(cache: &Cache, key: &str, value: &T, opts: &Options) {
+    let full_key = cache.full_key(key);
+    let stored = match crate::codec::encode_value(value) {
+        Ok(raw) if crate::lossless::reads_back(value, &raw) => {
+            cache
+                .write_through(&full_key, &raw, opts, None, false)
+                .await
+        }
+        Ok(_) => {
+            coupled::lossy(cache, opts);
+            cache.delete(key).await.map(|_| ())
+        }
+        Err(e) => Err(Error::Encode(e)),
+    };
+    if let Err(e) = stored {
+        coupled::put_failed(cache, &full_key, opts, &e).await;
     }
 }
 

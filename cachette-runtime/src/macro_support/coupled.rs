@@ -310,7 +310,7 @@ fn decode<S: CacheValue>(value: &Encoded) -> Result<S, CallError> {
     }
 }
 
-fn lossy(cache: &Cache, opts: &Options) {
+pub(super) fn lossy(cache: &Cache, opts: &Options) {
     cache.inner.stats.record(Event::Lossy, &opts.name);
     if let Some(held) = cache.inner.stats.log_lossy.allow() {
         tracing::warn!(
