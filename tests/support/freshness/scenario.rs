@@ -110,6 +110,9 @@ impl Scenario {
             },
             Scenario {
                 early_beta: Some(5.0),
+                // `cached_with_spawn` runs early refreshes in a background task too
+                // (`#[cached(background_refresh)]`).
+                apis: vec![Api::Compute, Api::Spawn],
                 ..Scenario::base("early_refresh", 100)
             },
             Scenario {
