@@ -15,14 +15,14 @@ use syn::{Expr, ExprLit, Ident, Lit, LitStr, Meta, Path, UnOp};
 
 /// Which attribute is being read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     Cached,
     Invalidates,
     CachePut,
 }
 
 impl Kind {
-    pub fn attr(self) -> &'static str {
+    pub(crate) fn attr(self) -> &'static str {
         match self {
             Kind::Cached => "#[cached]",
             Kind::Invalidates => "#[invalidates]",
@@ -30,7 +30,7 @@ impl Kind {
         }
     }
 
-    pub fn options(self) -> &'static [&'static str] {
+    pub(crate) fn options(self) -> &'static [&'static str] {
         match self {
             Kind::Cached => &[
                 "key",
@@ -60,7 +60,7 @@ impl Kind {
 
 /// A TTL given in the attribute, validated.
 #[derive(Debug, Clone)]
-pub enum TtlSpec {
+pub(crate) enum TtlSpec {
     /// `ttl = 600` or `ttl = "10m"`.
     Fixed(Duration),
     /// `ttl = profile("user_profile")`.
@@ -69,14 +69,14 @@ pub enum TtlSpec {
 
 /// `cache_none` or `cache_none(ttl = ...)`.
 #[derive(Debug, Clone)]
-pub struct CacheNone {
+pub(crate) struct CacheNone {
     pub span: Span,
     pub ttl: Option<TtlSpec>,
 }
 
 /// `returns = plain | result | option`: overrides the detection from the return type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Returns {
+pub(crate) enum Returns {
     Plain,
     Result,
     Option,
@@ -84,7 +84,7 @@ pub enum Returns {
 
 /// Everything the attributes can say; which options are allowed depends on the [`Kind`].
 #[derive(Default)]
-pub struct Args {
+pub(crate) struct Args {
     pub key: Option<LitStr>,
     pub ttl: Option<TtlSpec>,
     pub tags: Vec<LitStr>,
@@ -112,7 +112,7 @@ pub struct Args {
 
 /// `stale`, `stale_if_error`, `jitter`, `early_refresh`, `lock`, `single_flight`.
 #[derive(Debug, Clone, Default)]
-pub struct Freshness {
+pub(crate) struct Freshness {
     pub stale: Option<Duration>,
     pub stale_if_error: Option<Duration>,
     pub stale_if_error_span: Option<Span>,
@@ -128,7 +128,7 @@ pub struct Freshness {
 }
 
 /// Reads the attribute's tokens. Errors go to `errors`; what parsed is returned.
-pub fn parse(kind: Kind, tokens: TokenStream, errors: &mut Accumulator) -> Args {
+pub(crate) fn parse(kind: Kind, tokens: TokenStream, errors: &mut Accumulator) -> Args {
     let mut args = Args::default();
     let tokens = if kind == Kind::CachePut {
         let (call, rest) = crate::coupled::split_call(tokens);
@@ -305,14 +305,14 @@ fn other_attr_option(kind: Kind, name: &str) -> Option<&'static str> {
         .map(Kind::attr)
 }
 
-pub fn name_value<'a>(meta: &'a Meta, name: &str, example: &str) -> Result<&'a Expr, Error> {
+pub(crate) fn name_value<'a>(meta: &'a Meta, name: &str, example: &str) -> Result<&'a Expr, Error> {
     match meta {
         Meta::NameValue(nv) => Ok(strip_group(&nv.value)),
         _ => Err(Error::custom(format!("expected `{name} = {example}`")).with_span(meta)),
     }
 }
 
-pub fn strip_group(mut e: &Expr) -> &Expr {
+pub(crate) fn strip_group(mut e: &Expr) -> &Expr {
     while let Expr::Group(g) = e {
         e = &g.expr;
     }
@@ -369,7 +369,7 @@ fn ttl_option(meta: &Meta) -> Result<TtlSpec, Error> {
 }
 
 /// Validates a TTL expression at compile time.
-pub fn ttl_expr(expr: &Expr) -> Result<TtlSpec, Error> {
+pub(crate) fn ttl_expr(expr: &Expr) -> Result<TtlSpec, Error> {
     let expr = strip_group(expr);
     match expr {
         Expr::Lit(ExprLit {

@@ -34,7 +34,7 @@ struct Bound {
 }
 
 /// Entry point: `<crate path> ; <Key|Tag|Pattern> ; <template>, <args>...`.
-pub fn expand(input: TokenStream) -> TokenStream {
+pub(crate) fn expand(input: TokenStream) -> TokenStream {
     let mut tokens = input.into_iter();
     let mut krate = TokenStream::new();
     for t in tokens.by_ref() {

@@ -17,7 +17,7 @@ use syn::{Expr, Meta, Path};
 /// `#[cache_put(get_user(db, id), name = "...")]`: splits off a leading expression that is not
 /// an option (not `name = value`, not a bare or called option name of any attribute) as the
 /// cached call; the rest is read as options.
-pub fn split_call(tokens: TokenStream) -> (Option<Expr>, TokenStream) {
+pub(crate) fn split_call(tokens: TokenStream) -> (Option<Expr>, TokenStream) {
     use proc_macro2::TokenTree;
     let mut first = TokenStream::new();
     let mut iter = tokens.clone().into_iter();
@@ -56,7 +56,7 @@ pub fn split_call(tokens: TokenStream) -> (Option<Expr>, TokenStream) {
 }
 
 /// A coupled call must be a call (of a function or a method), not awaited.
-pub fn check_call(expr: &Expr) -> Result<(), Error> {
+pub(crate) fn check_call(expr: &Expr) -> Result<(), Error> {
     match strip_group(expr) {
         Expr::Call(_) | Expr::MethodCall(_) => Ok(()),
         Expr::Await(a) => Err(Error::custom(
@@ -71,7 +71,7 @@ pub fn check_call(expr: &Expr) -> Result<(), Error> {
 }
 
 /// `calls = [get_user(db, id), self.user(id)]`.
-pub fn call_list(meta: &Meta) -> Result<Vec<Expr>, Error> {
+pub(crate) fn call_list(meta: &Meta) -> Result<Vec<Expr>, Error> {
     let example = "[get_user(db, id)]";
     let expr = name_value(meta, "calls", example)?;
     let Expr::Array(array) = expr else {
@@ -91,7 +91,7 @@ pub fn call_list(meta: &Meta) -> Result<Vec<Expr>, Error> {
 }
 
 /// With a call, `key`, `ttl`, `tags` and `cache` are the call's: giving them is an error.
-pub fn check_put_options(args: &Args, call: &Expr, errors: &mut Accumulator) {
+pub(crate) fn check_put_options(args: &Args, call: &Expr, errors: &mut Accumulator) {
     for (option, span) in &args.given {
         if ["key", "ttl", "tags", "cache"].contains(&option.as_str()) {
             errors.push(
@@ -108,7 +108,7 @@ pub fn check_put_options(args: &Args, call: &Expr, errors: &mut Accumulator) {
 /// `let __cachette_calls = [call_key(call), ...];`: the entries of `calls`, captured before
 /// the body runs (with the arguments as they were passed); each capture is spanned at its
 /// call, so that an expression that is not a future is reported there.
-pub fn capture_calls(calls: &[Expr], local: &syn::Ident, p: &TokenStream) -> TokenStream {
+pub(crate) fn capture_calls(calls: &[Expr], local: &syn::Ident, p: &TokenStream) -> TokenStream {
     let n = calls.len();
     let captures = calls.iter().map(|c| {
         let pc = respan(p, c.span());
@@ -122,7 +122,7 @@ pub fn capture_calls(calls: &[Expr], local: &syn::Ident, p: &TokenStream) -> Tok
 
 /// The body of a `#[cache_put(call)]` function: the call's arguments, the original body, the
 /// call, and the typed write-through of the value (after `Ok`/`Some`).
-pub fn put_body(
+pub(crate) fn put_body(
     args: &Args,
     shape: Shape,
     p: &TokenStream,

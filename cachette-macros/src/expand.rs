@@ -14,12 +14,12 @@ use syn::spanned::Spanned;
 
 /// Names of the generated locals: mixed-site hygiene, so that they never collide with the
 /// user's arguments (`key`, `cache`, `value`, `ttl`, `opts`...).
-pub fn local(name: &str) -> syn::Ident {
+pub(crate) fn local(name: &str) -> syn::Ident {
     syn::Ident::new(name, Span::mixed_site())
 }
 
 /// Entry point of the three attributes.
-pub fn expand(kind: Kind, attr: TokenStream, item: TokenStream) -> TokenStream {
+pub(crate) fn expand(kind: Kind, attr: TokenStream, item: TokenStream) -> TokenStream {
     let mut errors = Error::accumulator();
     let args = args::parse(kind, attr, &mut errors);
     let func = match validate::parse_item(kind, item, &mut errors) {
@@ -584,7 +584,7 @@ fn stored_span(func: &Func, shape: Shape) -> Span {
 }
 
 /// `tokens` (a path) with every token at `span`.
-pub fn respan(tokens: &TokenStream, span: Span) -> TokenStream {
+pub(crate) fn respan(tokens: &TokenStream, span: Span) -> TokenStream {
     tokens
         .clone()
         .into_iter()

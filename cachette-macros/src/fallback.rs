@@ -8,12 +8,12 @@ use proc_macro2::TokenStream;
 use quote::quote;
 
 /// The item as it was, and the accumulated errors.
-pub fn emit(item: TokenStream, errors: Accumulator) -> TokenStream {
+pub(crate) fn emit(item: TokenStream, errors: Accumulator) -> TokenStream {
     emit_errors(item, errors.into_inner())
 }
 
 /// The item as it was, and `errors`.
-pub fn emit_errors(item: TokenStream, errors: Vec<Error>) -> TokenStream {
+pub(crate) fn emit_errors(item: TokenStream, errors: Vec<Error>) -> TokenStream {
     let errors = if errors.is_empty() {
         TokenStream::new()
     } else {

@@ -20,7 +20,7 @@ fn distance(a: &str, b: &str) -> usize {
 }
 
 /// The candidate closest to `wrong`, if it is close enough to be a typo.
-pub fn did_you_mean<'a>(
+pub(crate) fn did_you_mean<'a>(
     wrong: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {

@@ -13,19 +13,19 @@ use syn::LitStr;
 
 /// One parsed template.
 #[derive(Debug, Clone)]
-pub struct Template {
+pub(crate) struct Template {
     pub parts: Vec<Part>,
 }
 
 #[derive(Debug, Clone)]
-pub enum Part {
+pub(crate) enum Part {
     Lit(String),
     Hole(Hole),
 }
 
 /// Which placeholders a template may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Holes {
+pub(crate) enum Holes {
     /// `{name}` and `{name.field}` (the attributes: names are the function's parameters).
     Named,
     /// Also `{}` and `{0}`, `{0.field}`: positional arguments, as in `format!` (the builder
@@ -35,7 +35,7 @@ pub enum Holes {
 
 /// A placeholder: `{root.a.b}`.
 #[derive(Debug, Clone)]
-pub struct Hole {
+pub(crate) struct Hole {
     /// A name, or with [`Holes::Positional`] an index (`"0"`) or nothing (`{}`).
     pub root: String,
     pub fields: Vec<String>,
@@ -45,7 +45,7 @@ pub struct Hole {
 }
 
 impl Template {
-    pub fn holes(&self) -> impl Iterator<Item = &Hole> {
+    pub(crate) fn holes(&self) -> impl Iterator<Item = &Hole> {
         self.parts.iter().filter_map(|p| match p {
             Part::Hole(h) => Some(h),
             Part::Lit(_) => None,
@@ -53,7 +53,7 @@ impl Template {
     }
 
     /// Bytes of literal text, a hint for the builder's capacity.
-    pub fn capacity(&self) -> usize {
+    pub(crate) fn capacity(&self) -> usize {
         self.parts
             .iter()
             .map(|p| match p {
@@ -84,7 +84,7 @@ fn sub_span(lit: &LitStr, start: usize, end: usize) -> Span {
 }
 
 /// Parses `lit` (the value of option `what`); errors go to `errors`.
-pub fn parse(lit: &LitStr, what: &str, errors: &mut Accumulator) -> Option<Template> {
+pub(crate) fn parse(lit: &LitStr, what: &str, errors: &mut Accumulator) -> Option<Template> {
     parse_with(lit, what, Holes::Named, errors)
 }
 
@@ -93,7 +93,7 @@ pub fn parse(lit: &LitStr, what: &str, errors: &mut Accumulator) -> Option<Templ
     clippy::arithmetic_side_effects,
     reason = "offsets into the template, each at most its length"
 )]
-pub fn parse_with(
+pub(crate) fn parse_with(
     lit: &LitStr,
     what: &str,
     holes: Holes,

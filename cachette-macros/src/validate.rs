@@ -13,7 +13,7 @@ use syn::{FnArg, GenericParam, Ident, ItemFn, Pat, ReturnType, Safety, Type};
 
 /// A name bound by the function's arguments.
 #[derive(Debug, Clone)]
-pub struct Param {
+pub(crate) struct Param {
     pub ident: Ident,
     /// The argument's type contains `impl Trait`.
     pub impl_trait: bool,
@@ -27,7 +27,7 @@ pub struct Param {
 
 /// Which of the runtime's return policies applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Shape {
+pub(crate) enum Shape {
     Plain,
     Result,
     Option,
@@ -38,18 +38,18 @@ pub enum Shape {
 
 impl Shape {
     /// `Err` is a failure (`stale_if_error`, invalidations after `Ok` only).
-    pub fn is_result(self) -> bool {
+    pub(crate) fn is_result(self) -> bool {
         matches!(self, Shape::Result | Shape::ResultOption)
     }
 
     /// A `None` may be returned (`cache_none`).
-    pub fn has_none(self) -> bool {
+    pub(crate) fn has_none(self) -> bool {
         matches!(self, Shape::Option | Shape::ResultOption)
     }
 }
 
 /// A function the attribute can wrap.
-pub struct Func {
+pub(crate) struct Func {
     pub item: ItemFn,
     pub has_self: bool,
     pub self_span: Span,
@@ -64,7 +64,7 @@ pub struct Func {
 
 /// Parses the item. `Err` carries the tokens to emit unchanged (not a function we can wrap);
 /// the reason was pushed to `errors`.
-pub fn parse_item(
+pub(crate) fn parse_item(
     kind: Kind,
     tokens: TokenStream,
     errors: &mut Accumulator,
@@ -305,7 +305,7 @@ fn is_int_type(ty: &Type) -> bool {
 }
 
 /// Whether a type mentions `impl Trait`.
-pub fn has_impl_trait(ty: &Type) -> bool {
+pub(crate) fn has_impl_trait(ty: &Type) -> bool {
     let mut f = FindImpl(false);
     f.visit_type(ty);
     f.0
@@ -319,7 +319,7 @@ pub fn has_impl_trait(ty: &Type) -> bool {
 /// `impl` (one capital letter, then digits: `T`, `U`, `K2`), and a `Cow` without `'static`
 /// (its lifetime may be elided). A type that is not probed is still cached; its memory hits
 /// decode the stored bytes.
-pub fn probe_clone(ty: &Type, func: &Func) -> bool {
+pub(crate) fn probe_clone(ty: &Type, func: &Func) -> bool {
     struct Probe<'a> {
         ok: bool,
         type_params: &'a [Ident],
@@ -380,7 +380,7 @@ pub fn probe_clone(ty: &Type, func: &Func) -> bool {
 /// call: the function's body is moved into a closure while the call runs, so the expression
 /// must not borrow anything that closure may move: it names no argument, and names `self` only
 /// when the receiver is `&self` (the closure then copies a shared reference).
-pub fn cache_borrowable(expr: &syn::Expr, func: &Func) -> bool {
+pub(crate) fn cache_borrowable(expr: &syn::Expr, func: &Func) -> bool {
     let tokens = expr.to_token_stream();
     let self_ident = Ident::new("self", Span::call_site());
     !func
@@ -391,7 +391,7 @@ pub fn cache_borrowable(expr: &syn::Expr, func: &Func) -> bool {
 }
 
 /// Whether `ident` occurs anywhere in `tokens`.
-pub fn mentions(tokens: TokenStream, ident: &Ident) -> bool {
+pub(crate) fn mentions(tokens: TokenStream, ident: &Ident) -> bool {
     tokens.into_iter().any(|t| match t {
         TokenTree::Ident(i) => i == *ident,
         TokenTree::Group(g) => mentions(g.stream(), ident),
@@ -401,7 +401,7 @@ pub fn mentions(tokens: TokenStream, ident: &Ident) -> bool {
 
 impl Func {
     /// The declared return type; `()` when there is none.
-    pub fn ret_type(&self) -> Option<&Type> {
+    pub(crate) fn ret_type(&self) -> Option<&Type> {
         match &self.item.sig.output {
             ReturnType::Default => None,
             ReturnType::Type(_, ty) => Some(ty),
@@ -411,7 +411,7 @@ impl Func {
     /// The return shape: the override, else the last path segment of the return type. A
     /// `Result` (found or overridden) whose first type argument is an `Option` is
     /// `ResultOption`.
-    pub fn shape(&self, returns: Option<Returns>) -> Shape {
+    pub(crate) fn shape(&self, returns: Option<Returns>) -> Shape {
         let shape = match returns {
             Some(Returns::Plain) => Shape::Plain,
             Some(Returns::Result) => Shape::Result,
@@ -437,7 +437,7 @@ impl Func {
 
     /// The stored type as written: the whole return type, or the first type argument of
     /// `Result`/`Option` (when written with angle brackets); for `Result<Option<T>, E>`, `T`.
-    pub fn stored_type(&self, shape: Shape) -> Option<&Type> {
+    pub(crate) fn stored_type(&self, shape: Shape) -> Option<&Type> {
         let ret = self.ret_type()?;
         match shape {
             Shape::Plain => Some(ret),
@@ -447,26 +447,26 @@ impl Func {
     }
 
     /// The return type's tokens, for the type-parameter check.
-    pub fn ret_tokens(&self) -> TokenStream {
+    pub(crate) fn ret_tokens(&self) -> TokenStream {
         self.ret_type()
             .map(ToTokens::to_token_stream)
             .unwrap_or_default()
     }
 
     /// Span of the return type, or of the signature when there is none.
-    pub fn ret_span(&self) -> Span {
+    pub(crate) fn ret_span(&self) -> Span {
         match &self.item.sig.output {
             ReturnType::Default => self.item.sig.paren_token.span.join(),
             ReturnType::Type(_, ty) => ty.span(),
         }
     }
 
-    pub fn param(&self, name: &str) -> Option<&Param> {
+    pub(crate) fn param(&self, name: &str) -> Option<&Param> {
         self.params.iter().find(|p| p.ident == name)
     }
 
     /// Every name a placeholder may start with, for "did you mean".
-    pub fn names(&self) -> Vec<String> {
+    pub(crate) fn names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.params.iter().map(|p| p.ident.to_string()).collect();
         if self.has_self {
             names.push("self".to_owned());

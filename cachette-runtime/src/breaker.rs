@@ -54,7 +54,7 @@ pub(crate) struct Breaker {
 }
 
 impl Breaker {
-    pub fn new(options: Option<BreakerOptions>, clock: Arc<dyn Clock>) -> Breaker {
+    pub(crate) fn new(options: Option<BreakerOptions>, clock: Arc<dyn Clock>) -> Breaker {
         Breaker {
             options,
             clock,
@@ -67,7 +67,7 @@ impl Breaker {
         }
     }
 
-    pub fn admit(&self) -> Admit {
+    pub(crate) fn admit(&self) -> Admit {
         let Some(opts) = self.options else {
             return Admit::Yes;
         };
@@ -88,7 +88,7 @@ impl Breaker {
         Admit::No
     }
 
-    pub fn success(&self, admit: &Admit) {
+    pub(crate) fn success(&self, admit: &Admit) {
         self.consecutive.store(0, Ordering::Relaxed);
         if *admit == Admit::Probe || self.opened_at.load(Ordering::Relaxed) != 0 {
             self.opened_at.store(0, Ordering::Release);
@@ -98,7 +98,7 @@ impl Breaker {
         }
     }
 
-    pub fn failure(&self, admit: &Admit) {
+    pub(crate) fn failure(&self, admit: &Admit) {
         let Some(opts) = self.options else { return };
         if *admit == Admit::Probe {
             self.opened_at
@@ -131,7 +131,7 @@ impl Breaker {
         }
     }
 
-    pub fn is_open(&self) -> bool {
+    pub(crate) fn is_open(&self) -> bool {
         self.opened_at.load(Ordering::Acquire) != 0
     }
 }

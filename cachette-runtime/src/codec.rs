@@ -187,7 +187,7 @@ pub(crate) fn decode_header(bytes: &[u8]) -> Result<Envelope<'_>, DecodeError> {
 }
 
 impl Envelope<'_> {
-    pub fn meta(&self) -> Meta {
+    pub(crate) fn meta(&self) -> Meta {
         Meta {
             created_ms: self.created_ms,
             fresh_until_ms: self.fresh_until_ms,
@@ -214,7 +214,7 @@ pub(crate) struct Whole<'a, T> {
 }
 
 impl<T> Whole<'_, T> {
-    pub fn meta(&self) -> Meta {
+    pub(crate) fn meta(&self) -> Meta {
         Meta {
             created_ms: self.created_ms,
             fresh_until_ms: self.fresh_until_ms,

@@ -50,7 +50,7 @@ impl Basis {
     /// Whether a value made under this basis is fresh for a caller with `view`: started after
     /// the caller's lookup began, or made under the tag versions and key state the caller's
     /// own lookup read.
-    pub fn serves(&self, view: &View<'_>) -> bool {
+    pub(crate) fn serves(&self, view: &View<'_>) -> bool {
         if self.started > view.mark.clock {
             return true;
         }
@@ -115,7 +115,7 @@ pub(crate) enum Role {
 }
 
 impl Flights {
-    pub fn new() -> Arc<Flights> {
+    pub(crate) fn new() -> Arc<Flights> {
         Arc::new(Flights {
             shards: (0..SHARDS)
                 .map(|_| Shard {
@@ -136,7 +136,7 @@ impl Flights {
     }
 
     /// The mark of `key`'s shard (read before a lookup).
-    pub fn mark(&self, key: &str) -> Mark {
+    pub(crate) fn mark(&self, key: &str) -> Mark {
         let shard = self.shard(key);
         Mark {
             completed: shard.completed.load(Ordering::Acquire),
@@ -145,13 +145,13 @@ impl Flights {
     }
 
     /// Whether a flight of `key`'s shard ended since `mark` was taken.
-    pub fn ended_since(&self, key: &str, mark: Mark) -> bool {
+    pub(crate) fn ended_since(&self, key: &str, mark: Mark) -> bool {
         self.shard(key).completed.load(Ordering::Acquire) != mark.completed
     }
 
     /// A tick of `key`'s shard clock, taken right before a computation (or a read whose value
     /// will be shared) starts: greater than the clock of every mark taken before.
-    pub fn tick(&self, key: &str) -> u64 {
+    pub(crate) fn tick(&self, key: &str) -> u64 {
         self.shard(key)
             .clock
             .fetch_add(1, Ordering::SeqCst)
@@ -159,7 +159,7 @@ impl Flights {
     }
 
     /// Joins the flight of `key`, or starts it.
-    pub fn join(self: &Arc<Self>, key: &str) -> Role {
+    pub(crate) fn join(self: &Arc<Self>, key: &str) -> Role {
         let shard = self.shard(key);
         // A poisoned shard only means another thread panicked while holding it; the map is
         // still consistent (insert/remove are single operations), so go on with it.
@@ -177,7 +177,7 @@ impl Flights {
     }
 
     /// Number of flights in progress (for tests of the memory bound).
-    pub fn in_flight(&self) -> usize {
+    pub(crate) fn in_flight(&self) -> usize {
         self.shards
             .iter()
             .map(|s| s.flights.lock().map(|m| m.len()).unwrap_or(0))
@@ -194,12 +194,12 @@ pub(crate) struct LeaderGuard {
 
 impl LeaderGuard {
     /// Ends the flight with `outcome`.
-    pub fn finish(mut self, outcome: Outcome) {
+    pub(crate) fn finish(mut self, outcome: Outcome) {
         self.end(outcome);
     }
 
     /// A tick of the flight's shard clock (see [`Flights::tick`]).
-    pub fn tick(&self) -> u64 {
+    pub(crate) fn tick(&self) -> u64 {
         self.flights.tick(&self.key)
     }
 

@@ -94,7 +94,7 @@ pub(crate) struct MemoryLocks {
 const PRUNE_ABOVE: usize = 4096;
 
 impl MemoryLocks {
-    pub fn try_lock(&self, key: &str, token: &str, ttl: Duration) -> bool {
+    pub(crate) fn try_lock(&self, key: &str, token: &str, ttl: Duration) -> bool {
         let now = Instant::now();
         let mut map = self.locks.lock().unwrap_or_else(|e| e.into_inner());
         if map.len() > PRUNE_ABOVE {
@@ -109,7 +109,7 @@ impl MemoryLocks {
         }
     }
 
-    pub fn release(&self, key: &str, token: &str) -> bool {
+    pub(crate) fn release(&self, key: &str, token: &str) -> bool {
         let now = Instant::now();
         let mut map = self.locks.lock().unwrap_or_else(|e| e.into_inner());
         match map.get(key) {
@@ -121,7 +121,7 @@ impl MemoryLocks {
         }
     }
 
-    pub fn extend(&self, key: &str, token: &str, ttl: Duration) -> bool {
+    pub(crate) fn extend(&self, key: &str, token: &str, ttl: Duration) -> bool {
         let now = Instant::now();
         let mut map = self.locks.lock().unwrap_or_else(|e| e.into_inner());
         match map.get_mut(key) {
@@ -133,7 +133,7 @@ impl MemoryLocks {
         }
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.locks.lock().map(|m| m.len()).unwrap_or(0)
     }
 }

@@ -37,7 +37,7 @@ use crate::stats::LogLimiter;
 use crate::{Cache, CacheValue};
 use serde::Serialize;
 use std::cell::{Cell, RefCell};
-use std::fmt::Display;
+use std::fmt::{self, Display};
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::pin;
@@ -266,6 +266,12 @@ impl HashKey {
 /// bound) it would pick `ProbeClone` and fail to compile. The macro therefore probes only
 /// stored types that name no lifetime, reference, `Self`, `impl` type or type parameter.
 pub struct CloneProbe<T>(PhantomData<fn() -> T>);
+
+impl<T> fmt::Debug for CloneProbe<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CloneProbe")
+    }
+}
 
 impl<T> CloneProbe<T> {
     /// A probe of `T`.

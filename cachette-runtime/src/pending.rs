@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Most invalidations kept one by one.
-pub const MAX_PENDING: usize = 100_000;
+pub(crate) const MAX_PENDING: usize = 100_000;
 
 /// One kept invalidation (backend keys and patterns, namespace prefixes included).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -59,7 +59,7 @@ impl Drop for Pending {
 
 impl Pending {
     /// Keeps `items`; true when the retry worker must be started.
-    pub fn add(&self, new: impl IntoIterator<Item = Item>) -> bool {
+    pub(crate) fn add(&self, new: impl IntoIterator<Item = Item>) -> bool {
         let mut items = self.items.lock().unwrap_or_else(|e| e.into_inner());
         let before = items.len();
         for item in new {
@@ -82,13 +82,13 @@ impl Pending {
     }
 
     /// A copy of what is kept, with generations.
-    pub fn snapshot(&self) -> Vec<(Item, u64)> {
+    pub(crate) fn snapshot(&self) -> Vec<(Item, u64)> {
         let items = self.items.lock().unwrap_or_else(|e| e.into_inner());
         items.iter().map(|(i, g)| (i.clone(), *g)).collect()
     }
 
     /// Drops `applied` items unless they were re-added since; whether anything is left.
-    pub fn applied(&self, applied: &[(Item, u64)]) -> bool {
+    pub(crate) fn applied(&self, applied: &[(Item, u64)]) -> bool {
         let mut items = self.items.lock().unwrap_or_else(|e| e.into_inner());
         let before = items.len();
         for (item, g) in applied {
@@ -105,12 +105,12 @@ impl Pending {
         left
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.items.lock().map(|m| m.len()).unwrap_or(0)
     }
 
     /// Whether a read of `full_key`, asking for `tag_keys`, must bypass the cache.
-    pub fn blocks(&self, full_key: &str, tag_keys: &[String]) -> bool {
+    pub(crate) fn blocks(&self, full_key: &str, tag_keys: &[String]) -> bool {
         if !self.nonempty.load(Ordering::Acquire) {
             return false;
         }
@@ -127,12 +127,12 @@ impl Pending {
     }
 
     /// Whether anything is kept (one atomic load: the hot path's check).
-    pub fn any(&self) -> bool {
+    pub(crate) fn any(&self) -> bool {
         self.nonempty.load(Ordering::Acquire)
     }
 
     /// Whether an entry carrying the tag key `tag_key` must be bypassed.
-    pub fn blocks_tag(&self, tag_key: &str) -> bool {
+    pub(crate) fn blocks_tag(&self, tag_key: &str) -> bool {
         if !self.nonempty.load(Ordering::Acquire) {
             return false;
         }

@@ -182,7 +182,7 @@ impl Event {
     ];
 
     /// The `metrics` counter this event increments.
-    pub const fn metric(self) -> &'static str {
+    pub(crate) const fn metric(self) -> &'static str {
         match self {
             Event::Hit => "cachette_hits_total",
             Event::Miss => "cachette_misses_total",
@@ -277,7 +277,7 @@ impl NameCounters {
     }
 
     /// This name's `cachette_backend_seconds` histograms, registered on first use.
-    pub fn round_trip_timers(&self) -> &RoundTripTimers {
+    pub(crate) fn round_trip_timers(&self) -> &RoundTripTimers {
         self.round_trips
             .get_or_init(|| crate::timing::round_trip_timers(self.name.clone()))
     }
@@ -357,7 +357,7 @@ impl Default for Stats {
 
 impl Stats {
     /// This cache's id, unique in the process.
-    pub fn id(&self) -> u64 {
+    pub(crate) fn id(&self) -> u64 {
         self.id
     }
 
@@ -396,7 +396,7 @@ impl Stats {
     }
 
     /// The counters of `name`, registered on first use.
-    pub fn name(&self, name: &Cow<'static, str>) -> Arc<NameCounters> {
+    pub(crate) fn name(&self, name: &Cow<'static, str>) -> Arc<NameCounters> {
         if let Ok(map) = self.by_name.read()
             && let Some(c) = map.get(name)
         {
@@ -415,7 +415,7 @@ impl Stats {
     }
 
     /// Counts `event` for `name`: the cache's total, the name's counter, the `metrics` counter.
-    pub fn record(&self, event: Event, name: &Cow<'static, str>) {
+    pub(crate) fn record(&self, event: Event, name: &Cow<'static, str>) {
         self.totals.add(event);
         self.with_name(name, |counters| {
             counters.counts.add(event);
@@ -425,7 +425,7 @@ impl Stats {
 
     /// Counts a hit for `name`, as [`record`](Self::record) does, and times it since
     /// `started` into `cachette_hit_seconds`.
-    pub fn record_hit(&self, name: &Cow<'static, str>, started: Instant) {
+    pub(crate) fn record_hit(&self, name: &Cow<'static, str>, started: Instant) {
         self.totals.add(Event::Hit);
         self.with_name(name, |counters| {
             counters.counts.add(Event::Hit);
@@ -434,16 +434,16 @@ impl Stats {
         });
     }
 
-    pub fn get(&self, event: Event) -> u64 {
+    pub(crate) fn get(&self, event: Event) -> u64 {
         self.totals.get(event)
     }
 
-    pub fn snapshot(&self, round_trips: u64) -> StatsSnapshot {
+    pub(crate) fn snapshot(&self, round_trips: u64) -> StatsSnapshot {
         snapshot_of(|e| self.get(e), round_trips)
     }
 
     /// Per-name snapshots, sorted by name.
-    pub fn by_name(&self) -> Vec<(String, StatsSnapshot)> {
+    pub(crate) fn by_name(&self) -> Vec<(String, StatsSnapshot)> {
         let map = self.by_name.read().unwrap_or_else(|e| e.into_inner());
         let mut v: Vec<_> = map
             .iter()
@@ -480,7 +480,7 @@ pub(crate) struct LogLimiter {
 impl LogLimiter {
     /// `Some(n)` when the caller should log now (`n` messages were held back since the last
     /// one), `None` when it should stay quiet.
-    pub fn allow(&self) -> Option<u64> {
+    pub(crate) fn allow(&self) -> Option<u64> {
         let now = u64::try_from(epoch().elapsed().as_millis()).unwrap_or(u64::MAX);
         let next = self.next_ms.load(Ordering::Relaxed);
         let interval = u64::try_from(LOG_INTERVAL.as_millis()).unwrap_or(u64::MAX);

@@ -80,7 +80,7 @@ impl Batcher {
     }
 
     /// Sends now, or queues `keys` (copied only when queued).
-    pub fn enter(self: &Arc<Self>, keys: impl FnOnce() -> Vec<String>) -> Entry {
+    pub(super) fn enter(self: &Arc<Self>, keys: impl FnOnce() -> Vec<String>) -> Entry {
         let mut st = self.lock();
         if st.in_flight < MAX_IN_FLIGHT {
             st.in_flight = st.in_flight.saturating_add(1);
@@ -142,7 +142,11 @@ pub(crate) struct Batch {
 
 impl Batch {
     /// Passes each distinct key to `send`, in order, and remembers who asked for what.
-    pub fn new<'k: 'w, 'w, L>(leader: L, waiters: &'w [Waiter], mut send: impl FnMut(&str)) -> Self
+    pub(super) fn new<'k: 'w, 'w, L>(
+        leader: L,
+        waiters: &'w [Waiter],
+        mut send: impl FnMut(&str),
+    ) -> Self
     where
         L: IntoIterator<Item = &'k str>,
     {
@@ -188,7 +192,7 @@ impl Batch {
     }
 
     /// Hands each waiter its replies (or the error) and returns the leader's.
-    pub fn deliver(self, waiters: Vec<Waiter>, replies: Result<Replies>) -> Result<Replies> {
+    pub(super) fn deliver(self, waiters: Vec<Waiter>, replies: Result<Replies>) -> Result<Replies> {
         let replies = match replies {
             Ok(r) if r.len() == self.sent => Ok(r),
             Ok(r) => Err(Error::Backend(redis::RedisError::from((

@@ -85,17 +85,17 @@ impl MemEntry {
     }
 
     /// Whether this is a tombstone (what a delete leaves: a miss, not a decode failure).
-    pub fn is_tombstone(&self) -> bool {
+    pub(crate) fn is_tombstone(&self) -> bool {
         self.header.is_err() && codec::is_tombstone(&self.bytes)
     }
 
     /// The parsed header, or why there is none.
-    pub fn header(&self) -> Result<&MemHeader, &str> {
+    pub(crate) fn header(&self) -> Result<&MemHeader, &str> {
         self.header.as_ref().map_err(|e| &**e)
     }
 
     /// The serialized value (empty when the entry has no readable header).
-    pub fn value(&self) -> &[u8] {
+    pub(crate) fn value(&self) -> &[u8] {
         match &self.header {
             Ok(h) => self.bytes.get(h.value.clone()).unwrap_or_default(),
             Err(_) => &[],
@@ -103,12 +103,12 @@ impl MemEntry {
     }
 
     /// The decoded copy of the value, if one was kept.
-    pub fn decoded(&self) -> Option<&Decoded> {
+    pub(crate) fn decoded(&self) -> Option<&Decoded> {
         self.decoded.as_ref().and_then(OnceLock::get)
     }
 
     /// Keeps `make()` as the decoded copy when the entry has room for one and has none yet.
-    pub fn keep_decoded(&self, make: impl FnOnce() -> Decoded) {
+    pub(crate) fn keep_decoded(&self, make: impl FnOnce() -> Decoded) {
         if let Some(slot) = &self.decoded {
             let _ = slot.get_or_init(make);
         }
@@ -224,7 +224,7 @@ pub(crate) struct MemoryBackend {
 impl MemoryBackend {
     /// A store of `max_bytes` in all: tag versions get at most `max_bytes / TAG_SHARE`, the
     /// entries the rest.
-    pub fn new(max_bytes: u64) -> Self {
+    pub(crate) fn new(max_bytes: u64) -> Self {
         let tag_bytes = max_bytes / TAG_SHARE;
         let entry_bytes = max_bytes.saturating_sub(tag_bytes);
         let evictions = Arc::new(AtomicU64::new(0));
@@ -267,7 +267,7 @@ impl MemoryBackend {
     }
 
     /// The current versions of `tag_keys`, copied.
-    pub fn versions(&self, tag_keys: &[String]) -> Vec<Option<String>> {
+    pub(crate) fn versions(&self, tag_keys: &[String]) -> Vec<Option<String>> {
         tag_keys
             .iter()
             .map(|t| self.tags.get(t).map(|v| v.to_string()))
@@ -275,11 +275,11 @@ impl MemoryBackend {
     }
 
     /// The current version of `tag_key`.
-    pub fn version(&self, tag_key: &str) -> Option<Arc<str>> {
+    pub(crate) fn version(&self, tag_key: &str) -> Option<Arc<str>> {
         self.tags.get(tag_key)
     }
 
-    pub fn ensure_tags(&self, tag_keys: &[String]) -> Vec<Option<String>> {
+    pub(crate) fn ensure_tags(&self, tag_keys: &[String]) -> Vec<Option<String>> {
         tag_keys
             .iter()
             .map(|t| {
@@ -292,7 +292,7 @@ impl MemoryBackend {
             .collect()
     }
 
-    pub fn bump_tags(&self, tag_keys: &[String]) {
+    pub(crate) fn bump_tags(&self, tag_keys: &[String]) {
         for t in tag_keys {
             self.tags.insert(t.clone(), self.new_version());
         }
@@ -300,7 +300,7 @@ impl MemoryBackend {
 
     /// The entry at `key`, the current version of each of `tag_keys` (shared, not copied),
     /// and, when moka told it, the monotonic instant at which it read the entry.
-    pub fn lookup(&self, key: &str, tag_keys: &[String]) -> Looked {
+    pub(crate) fn lookup(&self, key: &str, tag_keys: &[String]) -> Looked {
         let _ = READ_AT.try_with(|r| r.set(None));
         let patterns = self.patterns.load(Ordering::Acquire);
         let entry = self.entries.get(key);
@@ -326,7 +326,7 @@ impl MemoryBackend {
     /// has room for a decoded copy of its value (and is weighed with it). Every write of an
     /// entry goes through moka's per-key compute lock, so a compare-and-set never interleaves
     /// with another write of the key.
-    pub fn store(
+    pub(crate) fn store(
         &self,
         key: &str,
         bytes: Vec<u8>,
@@ -353,7 +353,7 @@ impl MemoryBackend {
 
     /// Replaces the entry at `key` by a tombstone living `fence_ttl`; whether an entry (not a
     /// tombstone) was there.
-    pub fn delete(&self, key: &str, fence_ttl: Duration) -> bool {
+    pub(crate) fn delete(&self, key: &str, fence_ttl: Duration) -> bool {
         let tomb = Arc::new(MemEntry::new(
             bytes::Bytes::from(codec::tombstone()),
             fence_ttl,
@@ -370,7 +370,7 @@ impl MemoryBackend {
     /// Removes every entry whose key matches `pattern` (each under its key's compute lock, so
     /// that a fill's compare-and-set cannot interleave); how many. With `fence`, first counts
     /// a pattern invalidation (see [`Seen::Absent`]).
-    pub fn delete_matching(&self, pattern: &str, fence: bool) -> u64 {
+    pub(crate) fn delete_matching(&self, pattern: &str, fence: bool) -> u64 {
         if fence {
             let _fence = self
                 .pattern_fence
@@ -402,7 +402,7 @@ impl MemoryBackend {
     }
 
     /// Keys matching `pattern`, at most `limit`.
-    pub fn keys(&self, pattern: &str, limit: usize) -> Vec<String> {
+    pub(crate) fn keys(&self, pattern: &str, limit: usize) -> Vec<String> {
         self.entries
             .iter()
             .filter(|(k, _)| glob_match(pattern.as_bytes(), k.as_bytes()))
@@ -412,7 +412,7 @@ impl MemoryBackend {
     }
 
     /// The raw bytes at `key` and the time it has left.
-    pub fn inspect(&self, key: &str) -> Option<(Vec<u8>, Duration)> {
+    pub(crate) fn inspect(&self, key: &str) -> Option<(Vec<u8>, Duration)> {
         self.entries.get(key).map(|e| {
             (
                 e.bytes.to_vec(),
@@ -422,7 +422,7 @@ impl MemoryBackend {
     }
 
     /// Drops every entry and tag version.
-    pub fn clear(&self) -> u64 {
+    pub(crate) fn clear(&self) -> u64 {
         self.entries.run_pending_tasks();
         let n = self.entries.entry_count();
         self.entries.invalidate_all();
@@ -432,27 +432,27 @@ impl MemoryBackend {
     }
 
     /// The byte budget, entries and tag versions together.
-    pub fn max_bytes(&self) -> u64 {
+    pub(crate) fn max_bytes(&self) -> u64 {
         self.max_bytes
     }
 
     /// Entries evicted for room so far.
-    pub fn evictions(&self) -> u64 {
+    pub(crate) fn evictions(&self) -> u64 {
         self.evictions.load(Ordering::Relaxed)
     }
 
     /// Test hook: drops a tag version as an eviction would.
-    pub fn evict_tag(&self, tag_key: &str) {
+    pub(crate) fn evict_tag(&self, tag_key: &str) {
         self.tags.invalidate(tag_key);
     }
 
     /// Test hook: writes raw bytes under a key, as a foreign writer would.
-    pub fn put_raw(&self, key: &str, bytes: Vec<u8>, ttl: Duration) {
+    pub(crate) fn put_raw(&self, key: &str, bytes: Vec<u8>, ttl: Duration) {
         self.store(key, bytes, ttl, false, None);
     }
 
     /// Tag versions kept and their weighted size, after pending maintenance.
-    pub fn tag_usage(&self) -> (u64, u64) {
+    pub(crate) fn tag_usage(&self) -> (u64, u64) {
         self.tags.run_pending_tasks();
         (self.tags.entry_count(), self.tags.weighted_size())
     }
@@ -465,7 +465,7 @@ impl MemoryBackend {
     /// ones are counted by walking the store (an admin operation, O(entries)). An entry written
     /// through ([`Cache::set`](crate::Cache::set)) and kept past its windows as a fence (at
     /// least the fence TTL) still counts until then: its windows are not recorded apart.
-    pub fn usage(&self) -> (u64, u64) {
+    pub(crate) fn usage(&self) -> (u64, u64) {
         self.entries.run_pending_tasks();
         let now = Instant::now();
         let live = self

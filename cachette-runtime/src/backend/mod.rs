@@ -61,7 +61,7 @@ pub(crate) enum Seen {
 impl Seen {
     /// The state a lookup found, taking its entry (cloning `Bytes` made from a `Vec` would
     /// allocate a shared header: a hit does not pay for that).
-    pub fn found(entry: Option<Stored>, patterns: u64) -> Seen {
+    pub(crate) fn found(entry: Option<Stored>, patterns: u64) -> Seen {
         match entry {
             None => Seen::Absent { patterns },
             Some(Stored::Bytes(b)) => Seen::Bytes(b),
@@ -70,7 +70,7 @@ impl Seen {
     }
 
     /// Whether two reads saw the key in the same state.
-    pub fn same(&self, other: &Seen) -> bool {
+    pub(crate) fn same(&self, other: &Seen) -> bool {
         match (self, other) {
             (Seen::Absent { patterns: a }, Seen::Absent { patterns: b }) => a == b,
             (Seen::Bytes(a), Seen::Bytes(b)) => a == b,
@@ -89,7 +89,7 @@ pub(crate) enum Versions {
 
 impl Versions {
     /// The version of the `i`-th tag asked for.
-    pub fn get(&self, i: usize) -> Option<&str> {
+    pub(crate) fn get(&self, i: usize) -> Option<&str> {
         match self {
             Versions::Owned(v) => v.get(i).and_then(Option::as_deref),
             Versions::Shared(v) => v.get(i).and_then(Option::as_deref),
@@ -97,14 +97,14 @@ impl Versions {
     }
 
     /// How many versions (the call's tags, then the epoch on Redis).
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         match self {
             Versions::Owned(v) => v.len(),
             Versions::Shared(v) => v.len(),
         }
     }
 
-    pub fn into_owned(self) -> Vec<Option<String>> {
+    pub(crate) fn into_owned(self) -> Vec<Option<String>> {
         match self {
             Versions::Owned(v) => v,
             Versions::Shared(v) => v
@@ -135,7 +135,7 @@ pub(crate) enum Backend {
 }
 
 impl Backend {
-    pub fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             Backend::Redis(_) => "redis",
             Backend::Memory(_) => "memory",
@@ -147,7 +147,7 @@ impl Backend {
     /// backend keeps them (what the cached-call path reads). The stores that answer without
     /// waiting spend a unit of the task's cooperative budget (Redis waits on its socket,
     /// which does), so that a loop of lookups lets the runtime's other tasks run.
-    pub async fn lookup(&self, key: &str, tag_keys: &[String]) -> Result<Found> {
+    pub(crate) async fn lookup(&self, key: &str, tag_keys: &[String]) -> Result<Found> {
         if !matches!(self, Backend::Redis(_)) {
             tokio::task::coop::consume_budget().await;
         }
@@ -170,7 +170,7 @@ impl Backend {
     }
 
     /// The current versions of `tag_keys`.
-    pub async fn versions(&self, tag_keys: &[String]) -> Result<Vec<Option<String>>> {
+    pub(crate) async fn versions(&self, tag_keys: &[String]) -> Result<Vec<Option<String>>> {
         Ok(match self {
             Backend::Redis(r) => r.fetch(None, tag_keys).await?.versions,
             Backend::Memory(m) => m.versions(tag_keys),
@@ -180,7 +180,7 @@ impl Backend {
 
     /// Creates each missing tag key with a fresh version (keeping existing ones) and returns
     /// the version each key holds afterwards.
-    pub async fn ensure_tags(
+    pub(crate) async fn ensure_tags(
         &self,
         tag_keys: &[String],
         ttl: Duration,
@@ -193,7 +193,7 @@ impl Backend {
     }
 
     /// Gives every tag key a new version: every entry stored with an older one is invalid.
-    pub async fn bump_tags(&self, tag_keys: &[String], ttl: Duration) -> Result<()> {
+    pub(crate) async fn bump_tags(&self, tag_keys: &[String], ttl: Duration) -> Result<()> {
         match self {
             Backend::Redis(r) => r.bump_tags(tag_keys, ttl).await,
             Backend::Memory(m) => {
@@ -207,7 +207,7 @@ impl Backend {
     /// Stores an entry: unconditionally (`expect` is `None`), or only if the key is still in
     /// the state `expect` (compare-and-set); whether it was stored. `keep_decoded`: the memory
     /// store gives it room for a decoded copy of its value (the caller can use one).
-    pub async fn store(
+    pub(crate) async fn store(
         &self,
         key: &str,
         bytes: Vec<u8>,
@@ -224,7 +224,7 @@ impl Backend {
 
     /// Replaces what is stored at `key` by a tombstone living `fence_ttl` (a fence against
     /// computations that began before); whether an entry was there.
-    pub async fn delete(&self, key: &str, fence_ttl: Duration) -> Result<bool> {
+    pub(crate) async fn delete(&self, key: &str, fence_ttl: Duration) -> Result<bool> {
         match self {
             Backend::Redis(r) => r.delete(key, fence_ttl).await,
             Backend::Memory(m) => Ok(m.delete(key, fence_ttl)),
@@ -235,7 +235,7 @@ impl Backend {
     /// Removes every key matching the glob `pattern`; how many. With `fence`, first counts a
     /// pattern invalidation, so that fills of keys that were absent do not store afterwards
     /// (see [`Seen::Absent`]).
-    pub async fn delete_matching(&self, pattern: &str, fence: bool) -> Result<u64> {
+    pub(crate) async fn delete_matching(&self, pattern: &str, fence: bool) -> Result<u64> {
         match self {
             Backend::Redis(r) => r.delete_matching(pattern, fence).await,
             Backend::Memory(m) => Ok(m.delete_matching(pattern, fence)),
@@ -243,7 +243,12 @@ impl Backend {
         }
     }
 
-    pub async fn try_lock(&self, lock_key: &str, token: &str, ttl: Duration) -> Result<bool> {
+    pub(crate) async fn try_lock(
+        &self,
+        lock_key: &str,
+        token: &str,
+        ttl: Duration,
+    ) -> Result<bool> {
         match self {
             Backend::Redis(r) => r.try_lock(lock_key, token, ttl).await,
             Backend::Memory(m) => Ok(m.locks.try_lock(lock_key, token, ttl)),
@@ -252,7 +257,7 @@ impl Backend {
     }
 
     /// A lookup and a lock attempt, in one round trip.
-    pub async fn lookup_and_lock(
+    pub(crate) async fn lookup_and_lock(
         &self,
         key: &str,
         tag_keys: &[String],
@@ -274,7 +279,7 @@ impl Backend {
         }
     }
 
-    pub async fn release_lock(&self, lock_key: &str, token: &str) -> Result<bool> {
+    pub(crate) async fn release_lock(&self, lock_key: &str, token: &str) -> Result<bool> {
         match self {
             Backend::Redis(r) => r.release_lock(lock_key, token).await,
             Backend::Memory(m) => Ok(m.locks.release(lock_key, token)),
@@ -282,7 +287,12 @@ impl Backend {
         }
     }
 
-    pub async fn extend_lock(&self, lock_key: &str, token: &str, ttl: Duration) -> Result<bool> {
+    pub(crate) async fn extend_lock(
+        &self,
+        lock_key: &str,
+        token: &str,
+        ttl: Duration,
+    ) -> Result<bool> {
         match self {
             Backend::Redis(r) => r.extend_lock(lock_key, token, ttl).await,
             Backend::Memory(m) => Ok(m.locks.extend(lock_key, token, ttl)),
@@ -291,7 +301,7 @@ impl Backend {
     }
 
     /// Round trips made so far (Redis only; 0 otherwise).
-    pub fn round_trips(&self) -> u64 {
+    pub(crate) fn round_trips(&self) -> u64 {
         match self {
             Backend::Redis(r) => r.round_trips(),
             _ => 0,

@@ -163,7 +163,7 @@ impl std::fmt::Debug for RedisBackend {
 
 impl RedisBackend {
     /// Parses the URL; does not connect.
-    pub fn new(
+    pub(crate) fn new(
         url: &str,
         root_cert: Option<Vec<u8>>,
         op_timeout: Duration,
@@ -203,11 +203,11 @@ impl RedisBackend {
         })
     }
 
-    pub fn redacted_url(&self) -> &str {
+    pub(crate) fn redacted_url(&self) -> &str {
         &self.redacted_url
     }
 
-    pub fn round_trips(&self) -> u64 {
+    pub(crate) fn round_trips(&self) -> u64 {
         self.round_trips.load(Ordering::Relaxed)
     }
 
@@ -343,7 +343,7 @@ impl RedisBackend {
     }
 
     /// One `PING`, bypassing the breaker: start-up checks.
-    pub async fn ping(&self) -> Result<()> {
+    pub(crate) async fn ping(&self) -> Result<()> {
         self.round_trips.fetch_add(1, Ordering::Relaxed);
         let check = async {
             let mut conn = self.conn().await?;
@@ -371,13 +371,13 @@ impl RedisBackend {
     }
 
     /// Whether the circuit breaker is open (calls skip Redis).
-    pub fn breaker_open(&self) -> bool {
+    pub(crate) fn breaker_open(&self) -> bool {
         self.breaker.is_open()
     }
 
     /// The entry at `key` (if any) and the versions of `tag_keys`: one `MGET`, alone or
     /// batched with the lookups of other callers (see [`super::batch`]).
-    pub async fn fetch(&self, key: Option<&str>, tag_keys: &[String]) -> Result<Fetched> {
+    pub(crate) async fn fetch(&self, key: Option<&str>, tag_keys: &[String]) -> Result<Fetched> {
         if key.is_none() && tag_keys.is_empty() {
             return Ok(Fetched::default());
         }
@@ -424,7 +424,7 @@ impl RedisBackend {
         batch.deliver(waiters, replies)
     }
 
-    pub async fn ensure_tags(
+    pub(crate) async fn ensure_tags(
         &self,
         tag_keys: &[String],
         ttl: Duration,
@@ -477,7 +477,7 @@ impl RedisBackend {
         self.run::<()>(Op::Invalidate, &pipe).await
     }
 
-    pub async fn bump_tags(&self, tag_keys: &[String], ttl: Duration) -> Result<()> {
+    pub(crate) async fn bump_tags(&self, tag_keys: &[String], ttl: Duration) -> Result<()> {
         if tag_keys.is_empty() {
             return Ok(());
         }
@@ -520,7 +520,7 @@ impl RedisBackend {
     /// `SET key bytes PX ttl`, unconditionally (`expect` is `None`) or only if the key still
     /// holds what `expect` saw: `NX` when it was absent, a compare-and-set script otherwise.
     /// Whether it was stored.
-    pub async fn store(
+    pub(crate) async fn store(
         &self,
         key: &str,
         bytes: Vec<u8>,
@@ -578,7 +578,7 @@ impl RedisBackend {
 
     /// Replaces what is at `key` by a tombstone living `fence_ttl` (one script, one round
     /// trip); whether an entry (not a tombstone) was there.
-    pub async fn delete(&self, key: &str, fence_ttl: Duration) -> Result<bool> {
+    pub(crate) async fn delete(&self, key: &str, fence_ttl: Duration) -> Result<bool> {
         static SCRIPT: OnceLock<redis::Script> = OnceLock::new();
         let script = SCRIPT.get_or_init(|| {
             redis::Script::new(
@@ -643,7 +643,7 @@ impl RedisBackend {
     /// `SCAN MATCH` + `UNLINK` in batches; never `KEYS`. Each step is one round trip with its
     /// own timeout, so a large keyspace takes several timeouts' worth in total.
     /// With `fence`, the pattern count is bumped first (see `Seen::Absent`).
-    pub async fn delete_matching(&self, pattern: &str, fence: bool) -> Result<u64> {
+    pub(crate) async fn delete_matching(&self, pattern: &str, fence: bool) -> Result<u64> {
         if fence {
             let mut pipe = redis::pipe();
             pipe.cmd("INCR").arg(&self.patterns_key).ignore();
@@ -686,7 +686,12 @@ impl RedisBackend {
     }
 
     /// `SET lock token NX PX ttl`: whether the lock was taken.
-    pub async fn try_lock(&self, lock_key: &str, token: &str, ttl: Duration) -> Result<bool> {
+    pub(crate) async fn try_lock(
+        &self,
+        lock_key: &str,
+        token: &str,
+        ttl: Duration,
+    ) -> Result<bool> {
         let mut pipe = redis::pipe();
         push_lock(&mut pipe, lock_key, token, ttl);
         let (ok,): (Option<String>,) = self.run(Op::Lock, &pipe).await?;
@@ -694,7 +699,7 @@ impl RedisBackend {
     }
 
     /// The lookup of `fetch` and `try_lock` in one round trip.
-    pub async fn fetch_and_lock(
+    pub(crate) async fn fetch_and_lock(
         &self,
         key: &str,
         tag_keys: &[String],
@@ -728,7 +733,7 @@ impl RedisBackend {
     }
 
     /// Compare-and-delete: releases the lock only if `token` still holds it.
-    pub async fn release_lock(&self, lock_key: &str, token: &str) -> Result<bool> {
+    pub(crate) async fn release_lock(&self, lock_key: &str, token: &str) -> Result<bool> {
         static SCRIPT: std::sync::OnceLock<redis::Script> = std::sync::OnceLock::new();
         let script = SCRIPT.get_or_init(|| {
             redis::Script::new(
@@ -742,7 +747,12 @@ impl RedisBackend {
     }
 
     /// Compare-and-expire: extends the lock only if `token` still holds it.
-    pub async fn extend_lock(&self, lock_key: &str, token: &str, ttl: Duration) -> Result<bool> {
+    pub(crate) async fn extend_lock(
+        &self,
+        lock_key: &str,
+        token: &str,
+        ttl: Duration,
+    ) -> Result<bool> {
         static SCRIPT: std::sync::OnceLock<redis::Script> = std::sync::OnceLock::new();
         let script = SCRIPT.get_or_init(|| {
             redis::Script::new(
@@ -759,14 +769,14 @@ impl RedisBackend {
 
 impl RedisBackend {
     /// `INFO` (all sections) and `DBSIZE`, in one round trip.
-    pub async fn info(&self) -> Result<(String, u64)> {
+    pub(crate) async fn info(&self) -> Result<(String, u64)> {
         let mut pipe = redis::pipe();
         pipe.cmd("INFO").cmd("DBSIZE");
         self.run(Op::Scan, &pipe).await
     }
 
     /// Keys matching `pattern` (SCAN, never KEYS), at most `limit`.
-    pub async fn keys(&self, pattern: &str, limit: usize) -> Result<Vec<String>> {
+    pub(crate) async fn keys(&self, pattern: &str, limit: usize) -> Result<Vec<String>> {
         let mut out = Vec::new();
         let mut cursor: u64 = 0;
         loop {
@@ -785,7 +795,7 @@ impl RedisBackend {
     }
 
     /// The raw bytes at `key` and its remaining TTL, in one round trip.
-    pub async fn inspect(&self, key: &str) -> Result<Option<(Vec<u8>, Duration)>> {
+    pub(crate) async fn inspect(&self, key: &str) -> Result<Option<(Vec<u8>, Duration)>> {
         let mut pipe = redis::pipe();
         pipe.get(key).cmd("PTTL").arg(key);
         let (bytes, pttl): (Option<Vec<u8>>, i64) = self.run(Op::Fetch, &pipe).await?;
