@@ -1,8 +1,10 @@
 //! The options of the three attributes, read with darling's `NestedMeta` and error type.
 //!
-//! The top-level loop is written out (rather than derived) so that every mistake in one
-//! attribute is reported: an unknown option, a duplicate and a bad TTL in the same attribute
-//! give three errors, and the options that did parse are still checked against the function.
+//! One `Args` serves the three attributes; each accepts its own subset of the options
+//! ([`Kind::options`]), so an option given to the wrong attribute is named as belonging to
+//! another. Errors are accumulated: an unknown option, a duplicate and a bad TTL in the same
+//! attribute give three errors, and the options that did parse are still checked against
+//! the function.
 
 use darling::Error;
 use darling::ast::NestedMeta;

@@ -1,9 +1,12 @@
 //! The cached-call path: lookup, single-flight, fill locks, probabilistic early refresh,
 //! stale-while-revalidate, stale-if-error, TTL jitter, and the fill itself.
 //!
-//! Everything here is shared by `#[cached]`, [`Cache::get_or_compute`] and friends: the
-//! macros only build a key and [`Options`] and call [`Cache::cached_with`] (or
-//! [`Cache::cached_with_spawn`] when the refresh may run in the background).
+//! Everything here is shared by `#[cached]`, [`Cache::get_or_compute`] and friends. The
+//! manual API enters through [`Cache::cached_with`] or [`Cache::cached_with_spawn`]; the
+//! macros build a full key and [`Options`] and enter through `__private::cached*`, which
+//! calls `cached_full` (with the memory store's decoded copies) or, for
+//! `#[cached(background_refresh)]`, `cached_spawn_full`, after the call modes of `key_of`,
+//! `evict`, `refresh` and `put` are sorted out.
 
 // Call names travel as `&Cow<'static, str>` so that a static name becomes a metrics label
 // without an allocation.

@@ -1,6 +1,8 @@
-//! The Redis backend: a few multiplexed connections (one by default), each made by cachette
-//! and re-made after a connection-level failure, every round trip bounded by the operation
-//! timeout.
+//! The Redis backend: multiplexed connections used round-robin (`redis_connections`, one by
+//! default), plus one for invalidations that `WAIT` for replicas (`wait_for_replicas`: `WAIT`
+//! blocks its connection). Each is made by cachette, and re-made after a connection-level
+//! failure or once the runtime that drove it has shut down. Every round trip is bounded by the
+//! operation timeout; a `WAIT` by its own.
 //!
 //! # The epoch
 //!
