@@ -16,6 +16,7 @@ use crate::Cache;
 use crate::backend::memory::{MemEntry, MemoryBackend};
 use crate::backend::redis::EPOCH_TAG;
 use crate::backend::{Backend, Found, Seen, Stored, Versions, new_version};
+use crate::clock::millis;
 use crate::codec::{self, Meta, WholeError};
 use crate::config::{EarlyRefresh, LockOptions, MAX_DURATION, Options};
 use crate::error::{Error, Result};
@@ -1531,10 +1532,6 @@ fn extra_still_valid<V: AsRef<str>>(
 
 fn wrong_type(e: &serde_json::Error) -> String {
     format!("value does not decode as the expected type: {e}")
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Versions named by their tags, in order: the call's tags, then (on Redis) the epoch;

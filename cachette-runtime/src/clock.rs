@@ -56,8 +56,9 @@ impl Clock for SystemClock {
     }
 }
 
-/// Milliseconds of a duration, in 64 bits (`Duration::as_millis` works in 128).
-fn millis(d: Duration) -> u64 {
+/// Milliseconds of a duration, in 64 bits (`Duration::as_millis` works in 128), saturating:
+/// the one conversion of the runtime (the Redis backend bounds it further for `PX`).
+pub(crate) fn millis(d: Duration) -> u64 {
     d.as_secs()
         .saturating_mul(1000)
         .saturating_add(u64::from(d.subsec_millis()))

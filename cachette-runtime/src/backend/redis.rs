@@ -874,9 +874,7 @@ fn is_oom(e: &Error) -> bool {
 /// `PX <i64::MAX - now_ms - 10000>`), and no `n` past `i64::MAX` ("value is not an integer or
 /// out of range"); 100 years stays far below both for the next 292 million years.
 fn millis(d: Duration) -> u64 {
-    u64::try_from(d.min(MAX_DURATION).as_millis())
-        .unwrap_or(u64::MAX)
-        .max(1)
+    crate::clock::millis(d.min(MAX_DURATION)).max(1)
 }
 
 /// What a version read from bytes that are not kept as they are starts with (see
