@@ -33,7 +33,7 @@ use crate::error::Error;
 use crate::keys::KeyBuilder;
 use crate::keys::hash::{ArgsHasher, HashError};
 use crate::policy::{DecodedCopy, ReturnPolicy};
-use crate::stats::LogLimiter;
+use crate::stats::rate_limited;
 use crate::{Cache, CacheValue};
 use serde::Serialize;
 use std::cell::{Cell, RefCell};
@@ -41,7 +41,7 @@ use std::fmt::{self, Display};
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::task::{Context, Waker};
 
 mod coupled;
@@ -448,14 +448,11 @@ pub async fn refresh<F: Future>(call: F) -> F::Output {
 }
 
 fn warn_not_cached() {
-    static LOG: OnceLock<LogLimiter> = OnceLock::new();
     metrics::counter!("cachette_refresh_not_cached_total").increment(1);
-    if let Some(held) = LOG.get_or_init(LogLimiter::default).allow() {
-        tracing::warn!(
-            suppressed = held,
-            "cachette::refresh was given a call that is not a #[cached] function; it ran without the cache"
-        );
-    }
+    rate_limited!(
+        warn,
+        "cachette::refresh was given a call that is not a #[cached] function; it ran without the cache"
+    );
 }
 
 /// First statement of `#[invalidates]` and `#[cache_put]` functions: refuses a `Capture` or
@@ -655,15 +652,13 @@ where
 }
 
 fn key_failure(opts: &Options, e: &HashError) {
-    static LOG: OnceLock<LogLimiter> = OnceLock::new();
     metrics::counter!("cachette_key_errors_total", "cache" => crate::stats::label(&opts.name))
         .increment(1);
-    if let Some(held) = LOG.get_or_init(LogLimiter::default).allow() {
-        tracing::warn!(
-            cache = %opts.name, error = %e, suppressed = held,
-            "cannot build the cache key; running without the cache"
-        );
-    }
+    rate_limited!(
+        warn,
+        cache = %opts.name, error = %e,
+        "cannot build the cache key; running without the cache"
+    );
 }
 
 // ----- #[invalidates] --------------------------------------------------------------------------
@@ -705,13 +700,11 @@ pub async fn invalidate(cache: &Cache, name: &'static str, what: Invalidation<'_
 }
 
 pub(crate) fn invalidation_failed(name: &'static str, what: &'static str, e: &Error) {
-    static LOG: OnceLock<LogLimiter> = OnceLock::new();
-    if let Some(held) = LOG.get_or_init(LogLimiter::default).allow() {
-        tracing::error!(
-            function = name, what, error = %e, suppressed = held,
-            "invalidation after a successful call failed; the call's result is returned anyway"
-        );
-    }
+    rate_limited!(
+        error,
+        function = name, what, error = %e,
+        "invalidation after a successful call failed; the call's result is returned anyway"
+    );
 }
 
 /// Whether a `Result` is `Ok` (the generated code calls it for `Result` return types).

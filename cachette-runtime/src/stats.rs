@@ -469,6 +469,23 @@ fn epoch() -> Instant {
     *EPOCH.get_or_init(Instant::now)
 }
 
+/// Logs through `tracing` at `$level` at most once per [`LOG_INTERVAL`] for this call site,
+/// with `suppressed` = how many were held back since the last one:
+/// `rate_limited!(warn, cache = %name, "message")`.
+macro_rules! rate_limited {
+    ($level:ident, $($field:tt)+) => {{
+        static LIMITER: ::std::sync::OnceLock<$crate::stats::LogLimiter> =
+            ::std::sync::OnceLock::new();
+        if let Some(held) = LIMITER
+            .get_or_init($crate::stats::LogLimiter::default)
+            .allow()
+        {
+            ::tracing::$level!(suppressed = held, $($field)+);
+        }
+    }};
+}
+pub(crate) use rate_limited;
+
 /// Lets one message through per [`LOG_INTERVAL`] and counts the ones it held back.
 #[derive(Default)]
 pub(crate) struct LogLimiter {

@@ -46,14 +46,15 @@ use crate::config::Options;
 use crate::error::Error;
 use crate::keys::hash::{HashError, stable_hash};
 use crate::policy::{CacheValue, ReturnPolicy};
-use crate::stats::{Event, LogLimiter};
+use crate::stats::Event;
+use crate::stats::rate_limited;
 use crate::{Cache, codec};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use std::cell::RefCell;
 use std::future::Future;
 use std::pin::pin;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::Poll;
 
 /// Relates the output `Self` of a call of a `#[cached]` function to a value `V` a writer
@@ -325,15 +326,13 @@ pub(super) fn lossy(cache: &Cache, opts: &Options) {
 /// (a timeout, a lost connection, the breaker open) the delete is kept for the background
 /// worker at once, not attempted: the writer's caller waits one operation timeout at most.
 pub(super) async fn put_failed(cache: &Cache, full_key: &str, opts: &Options, e: &Error) {
-    static LOG: OnceLock<LogLimiter> = OnceLock::new();
     metrics::counter!("cachette_put_failures_total", "cache" => crate::stats::label(&opts.name))
         .increment(1);
-    if let Some(held) = LOG.get_or_init(LogLimiter::default).allow() {
-        tracing::warn!(
-            cache = %opts.name, error = %e, suppressed = held,
-            "write-through store failed; deleting the entry instead"
-        );
-    }
+    rate_limited!(
+        warn,
+        cache = %opts.name, error = %e,
+        "write-through store failed; deleting the entry instead"
+    );
     if e.is_outage() || matches!(e, Error::CircuitOpen) {
         cache.keep_delete(cache.key_body(full_key));
     } else {
@@ -378,13 +377,11 @@ pub async fn invalidate_calls(name: &'static str, calls: &[Result<CallKey, CallE
 /// A call named by `#[cache_put(call)]` or `#[invalidates(calls = [...])]` that could not be
 /// acted on: logged at error level (rate-limited) and counted.
 fn coupled_call_failed(name: &'static str, attr: &'static str, e: &CallError) {
-    static LOG: OnceLock<LogLimiter> = OnceLock::new();
     metrics::counter!("cachette_coupled_call_errors_total", "function" => name, "attribute" => attr)
         .increment(1);
-    if let Some(held) = LOG.get_or_init(LogLimiter::default).allow() {
-        tracing::error!(
-            function = name, attribute = attr, error = %e, suppressed = held,
-            "the cached call named by this writer could not be acted on; the call's result is returned anyway"
-        );
-    }
+    rate_limited!(
+        error,
+        function = name, attribute = attr, error = %e,
+        "the cached call named by this writer could not be acted on; the call's result is returned anyway"
+    );
 }
