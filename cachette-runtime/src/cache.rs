@@ -7,6 +7,7 @@
 use crate::backend::{Backend, memory::MemoryBackend, redis::RedisBackend};
 use crate::breaker::Breaker;
 use crate::call::Check;
+use crate::clock::Backoff;
 use crate::codec::{self, Meta};
 use crate::config::{BackendChoice, CacheBuilder, Config, MAX_DURATION, Options, Ttl, Undefined};
 use crate::error::{Error, Result};
@@ -659,7 +660,7 @@ impl Cache {
     }
 
     async fn apply_pending_raw(&self, lease: &mut WorkerLease) {
-        let mut pause = Duration::from_millis(50);
+        let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
         loop {
             let snapshot = self.inner.pending.snapshot();
             let mut applied = Vec::with_capacity(snapshot.len());
@@ -725,8 +726,7 @@ impl Cache {
                 }
             }
             if applied.len() < snapshot.len() {
-                tokio::time::sleep(pause).await;
-                pause = pause.saturating_mul(2).min(Duration::from_secs(2));
+                backoff.sleep(None).await;
             }
         }
     }
@@ -831,17 +831,15 @@ impl Cache {
     ) -> Result<Option<Lock>> {
         let name = name.as_ref();
         let deadline = crate::clock::instant_after(Instant::now(), wait);
-        let mut pause = Duration::from_millis(10);
+        let mut backoff = Backoff::new(Duration::from_millis(10), Duration::from_millis(100));
         loop {
             if let Some(lock) = self.try_lock(name, ttl).await? {
                 return Ok(Some(lock));
             }
-            let now = Instant::now();
-            if now >= deadline {
+            if Instant::now() >= deadline {
                 return Ok(None);
             }
-            tokio::time::sleep(pause.min(deadline.saturating_duration_since(now))).await;
-            pause = pause.saturating_mul(2).min(Duration::from_millis(100));
+            backoff.sleep(Some(deadline)).await;
         }
     }
 

@@ -16,6 +16,7 @@ use crate::Cache;
 use crate::backend::memory::{MemEntry, MemoryBackend};
 use crate::backend::redis::EPOCH_TAG;
 use crate::backend::{Backend, Found, Seen, Stored, Versions, new_version};
+use crate::clock::Backoff;
 use crate::clock::millis;
 use crate::codec::{self, Meta, WholeError};
 use crate::config::{EarlyRefresh, LockOptions, MAX_DURATION, Options};
@@ -989,7 +990,7 @@ impl Cache {
         let lock_key = self.lock_key(full_key);
         let token = new_version();
         let deadline = crate::clock::instant_after(Instant::now(), lock.wait);
-        let mut pause = LOCK_POLL_MIN;
+        let mut backoff = Backoff::new(LOCK_POLL_MIN, LOCK_POLL_MAX);
         let mut waited = false;
         let mut last = (None, None);
         // The stale-if-error fallback of the last poll: a fallback is shared with the flight's
@@ -1057,13 +1058,11 @@ impl Cache {
                     break;
                 }
             }
-            let now = Instant::now();
-            if now >= deadline {
+            if Instant::now() >= deadline {
                 self.inner.stats.record(Event::LockTimeout, &opts.name);
                 break;
             }
-            tokio::time::sleep(pause.min(deadline.saturating_duration_since(now))).await;
-            pause = pause.saturating_mul(2).min(LOCK_POLL_MAX);
+            backoff.sleep(Some(deadline)).await;
         }
         let fill = self
             .prepare_fill(

@@ -64,6 +64,31 @@ pub(crate) fn millis(d: Duration) -> u64 {
         .saturating_add(u64::from(d.subsec_millis()))
 }
 
+/// Pauses between attempts that double from a first one up to a largest one: the retry
+/// worker of kept invalidations, `Cache::lock`, and a process waiting for another's fill lock.
+#[derive(Debug)]
+pub(crate) struct Backoff {
+    next: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    /// Pauses from `first`, doubling, at most `max`.
+    pub(crate) const fn new(first: Duration, max: Duration) -> Backoff {
+        Backoff { next: first, max }
+    }
+
+    /// Sleeps the next pause, cut short at `deadline` if one is given, then doubles it.
+    pub(crate) async fn sleep(&mut self, deadline: Option<Instant>) {
+        let pause = match deadline {
+            Some(d) => self.next.min(d.saturating_duration_since(Instant::now())),
+            None => self.next,
+        };
+        tokio::time::sleep(pause).await;
+        self.next = self.next.saturating_mul(2).min(self.max);
+    }
+}
+
 /// The instant `d` after `now`, `d` taken as at most [`MAX_DURATION`]; where the platform's
 /// clock cannot represent that, the latest instant it can on the way (a deadline too far to
 /// name is one that never comes).
