@@ -459,9 +459,9 @@ impl Cache {
         }
         let tag_keys = self.call_tag_keys(opts);
         let ttl = self.ttl_for(ttl.unwrap_or(&opts.ttl), &opts.name);
-        let tag_ttl = self.inner.config.tag_ttl.max(ttl);
-        let versions = self.inner.backend.ensure_tags(&tag_keys, tag_ttl).await?;
-        let versions = crate::call::named_versions(&opts.tags, versions);
+        let versions = self
+            .resolve_versions(&opts.tags, &tag_keys, Vec::new(), ttl)
+            .await?;
         let Some(versions) = versions else {
             return Err(Error::Config(
                 "a tag key vanished while it was being created; nothing was stored".to_owned(),

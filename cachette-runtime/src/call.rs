@@ -1236,27 +1236,43 @@ impl Cache {
         entry_ttl: Duration,
         name: &Cow<'static, str>,
     ) -> Option<Vec<(String, String)>> {
-        let mut versions = fetched?;
-        versions.resize(tag_keys.len(), None);
+        let known = fetched?;
+        match self
+            .resolve_versions(tags, tag_keys, known, entry_ttl)
+            .await
+        {
+            Ok(versions) => versions,
+            Err(e) => {
+                self.log_error(&self.inner.stats.log_backend, name, "create_tags", &e);
+                None
+            }
+        }
+    }
+
+    /// The tag versions an entry is stored with (what a fill and a write-through share):
+    /// `known`, read by a lookup (`None` where a tag key was missing; the write-through knows
+    /// none), with the missing tag keys created. `Ok(None)`: a tag key vanished while it was
+    /// created.
+    pub(crate) async fn resolve_versions(
+        &self,
+        tags: &[String],
+        tag_keys: &[String],
+        mut known: Vec<Option<String>>,
+        entry_ttl: Duration,
+    ) -> Result<Option<Vec<(String, String)>>, crate::Error> {
+        known.resize(tag_keys.len(), None);
         let missing: Vec<usize> = (0..tag_keys.len())
-            .filter(|&i| versions[i].is_none())
+            .filter(|&i| known[i].is_none())
             .collect();
         if !missing.is_empty() {
             let keys: Vec<String> = missing.iter().map(|&i| tag_keys[i].clone()).collect();
             let ttl = self.inner.config.tag_ttl.max(entry_ttl);
-            match self.inner.backend.ensure_tags(&keys, ttl).await {
-                Ok(created) => {
-                    for (&i, v) in missing.iter().zip(created) {
-                        versions[i] = v;
-                    }
-                }
-                Err(e) => {
-                    self.log_error(&self.inner.stats.log_backend, name, "create_tags", &e);
-                    return None;
-                }
+            let created = self.inner.backend.ensure_tags(&keys, ttl).await?;
+            for (&i, v) in missing.iter().zip(created) {
+                known[i] = v;
             }
         }
-        named_versions(tags, versions)
+        Ok(named_versions(tags, known))
     }
 
     /// Checks a stored entry against the current tag versions and decodes its value.
