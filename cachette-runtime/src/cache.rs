@@ -751,7 +751,7 @@ impl Cache {
     }
 }
 
-/// The epoch key of a namespace (see `backend/redis.rs`).
+/// The epoch key of a namespace (see `backend/redis/mod.rs`).
 fn epoch_key(namespace: &str) -> String {
     format!("{namespace}#epoch")
 }

@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// The `op` label of `cachette_backend_seconds`, in the order of the Redis backend's
-/// round-trip kinds (`backend::redis::Op`, which indexes this).
+/// round-trip kinds (`backend::redis::round_trip::Op`, which indexes this).
 pub(crate) const BACKEND_OPS: [&str; 8] = [
     "fetch",
     "create_tags",

@@ -1,0 +1,134 @@
+//! The Redis backend: multiplexed connections used round-robin (`redis_connections`, one by
+//! default), plus one for invalidations that `WAIT` for replicas (`wait_for_replicas`: `WAIT`
+//! blocks its connection). Each is made by cachette, and re-made after a connection-level
+//! failure or once the runtime that drove it has shut down. Every round trip is bounded by the
+//! operation timeout; a `WAIT` by its own.
+//!
+//! # The epoch
+//!
+//! A connection is handed out only after it has made sure that the namespace's epoch key
+//! (`namespace#epoch`) names the data set it talks to: the key holds the server's replication
+//! id (`master_replid` of `INFO replication`) and a random part, and is replaced when it names
+//! another (one script, `ENSURE_EPOCH`). Every lookup reads the epoch beside the tag versions
+//! and every entry is stored with it, like a tag. A primary restarted (from an older snapshot
+//! or not) gets a new replication id, and so does a replica promoted after a failover: the
+//! first connection to it replaces the epoch, and every entry stored before, revived with its
+//! old tag versions, is invalid. A replica reports its primary's id, so reads from a synced
+//! replica keep working. A TCP connection never outlives the server process it reached, which
+//! is why connections are made here and not re-made silently inside redis-rs.
+//!
+//! # Files
+//!
+//! This file holds the backend's state; each other file adds the methods of one job:
+//! `connections.rs` (the pool, each connection's lifecycle, the epoch script, TLS),
+//! `round_trip.rs` (the guarded round trip: breaker, timeout, timing), `commands.rs` (lookups,
+//! tags, stores, deletes, pattern invalidation), `locks.rs` (fill locks), `admin.rs` (admin
+//! queries) and `replies.rs` (reading replies, `PX` milliseconds).
+
+mod admin;
+mod commands;
+mod connections;
+mod locks;
+mod replies;
+mod round_trip;
+
+use self::connections::{Slot, tls_client};
+use super::batch::Batcher;
+use crate::breaker::Breaker;
+use crate::error::{Error, Result, redact_url};
+use crate::stats::LogLimiter;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+pub(crate) struct RedisBackend {
+    client: redis::Client,
+    /// A few multiplexed connections, used round-robin: under concurrency one socket (and
+    /// the one task that drives it) is the bottleneck, several are not.
+    /// A connection-level error empties every slot: after Redis went away, the next use of
+    /// each slot connects afresh instead of discovering its stale socket one call at a time.
+    conns: Box<[Slot]>,
+    /// The connection of invalidations that `WAIT` for replicas: `WAIT` blocks the connection
+    /// it is sent on (and counts that connection's writes), so it never shares one with hits.
+    waiting: Slot,
+    /// `namespace#epoch`.
+    epoch_key: String,
+    /// `namespace#patterns`: pattern invalidations so far (an `INCR` before each scan), read
+    /// with every entry: see [`Seen::Absent`](super::Seen::Absent).
+    patterns_key: String,
+    /// `WAIT` for this many replicas, at most this long, after each invalidation.
+    wait_replicas: Option<(usize, Duration)>,
+    next: AtomicUsize,
+    op_timeout: Duration,
+    round_trips: AtomicU64,
+    redacted_url: String,
+    breaker: Breaker,
+    /// Lookups sent while others are in flight leave together, as one `MGET`.
+    batcher: Arc<Batcher>,
+    /// Warnings about tag invalidations done by `UNLINK` under `maxmemory`.
+    log_oom: LogLimiter,
+}
+
+/// The tag name entries carry their epoch under (reserved: a user tag of that name makes
+/// entries never valid, never stale).
+pub(crate) const EPOCH_TAG: &str = "#epoch";
+
+impl std::fmt::Debug for RedisBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisBackend")
+            .field("url", &self.redacted_url)
+            .field("op_timeout", &self.op_timeout)
+            .finish()
+    }
+}
+
+impl RedisBackend {
+    /// Parses the URL; does not connect.
+    pub(crate) fn new(
+        url: &str,
+        root_cert: Option<Vec<u8>>,
+        op_timeout: Duration,
+        breaker: Breaker,
+        connections: usize,
+        namespace: &str,
+        wait_replicas: Option<(usize, Duration)>,
+    ) -> Result<Self> {
+        let invalid = |reason: String| Error::InvalidUrl {
+            url: redact_url(url),
+            reason,
+        };
+        let client = if url.starts_with("rediss://") {
+            tls_client(url, root_cert).map_err(invalid)?
+        } else {
+            if root_cert.is_some() {
+                return Err(invalid(
+                    "a TLS root certificate was given for a URL that is not rediss://".to_owned(),
+                ));
+            }
+            redis::Client::open(url).map_err(|e| invalid(e.to_string()))?
+        };
+        Ok(RedisBackend {
+            client,
+            conns: (0..connections.max(1)).map(|_| Slot::default()).collect(),
+            waiting: Slot::default(),
+            epoch_key: format!("{namespace}#epoch"),
+            patterns_key: format!("{namespace}#patterns"),
+            wait_replicas,
+            next: AtomicUsize::new(0),
+            op_timeout,
+            round_trips: AtomicU64::new(0),
+            redacted_url: redact_url(url),
+            breaker,
+            batcher: Arc::default(),
+            log_oom: LogLimiter::default(),
+        })
+    }
+
+    pub(crate) fn redacted_url(&self) -> &str {
+        &self.redacted_url
+    }
+
+    pub(crate) fn round_trips(&self) -> u64 {
+        self.round_trips.load(Ordering::Relaxed)
+    }
+}
