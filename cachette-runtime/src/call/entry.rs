@@ -1,0 +1,424 @@
+//! The entry points of a cached call: the manual API (`get_or_compute`, `cached_with`,
+//! `cached_with_spawn`, `refresh`) and the macros' (`cached_full`, `cached_spawn_full`,
+//! `refresh_full`), and a call's first look at the memory store.
+
+use super::*;
+
+impl Cache {
+    /// Returns the cached value of `key`, or runs `compute`, stores its value and returns it.
+    ///
+    /// This is the entry point of `#[cached]`. It never fails because of the cache: when the
+    /// backend is slow, down or returns garbage, the computation runs and its value is
+    /// returned (the problem is logged, rate-limited, and counted). One round trip on a hit
+    /// (entry and tag versions together); on a miss, that lookup, one more if a tag key had to
+    /// be created, and one store. Concurrent misses of one key in this process share one
+    /// computation (see [`Options::single_flight`]).
+    ///
+    /// With the memory store, a hit parses nothing (the envelope's header is parsed when the
+    /// entry is stored) but decodes the value from its JSON each time: `T` need not be
+    /// `Clone`. `#[cached]` on a `Clone` type goes further and keeps one decoded copy per
+    /// entry, cloned by later hits.
+    ///
+    /// `key`: a [`Key`](crate::Key), built with `cachette::key!("user:{}", id)` so that
+    /// values are escaped as the attributes escape them, or a string taken as **already
+    /// escaped** (see [`keys`](crate::keys#the-manual-api)); the same for every method taking
+    /// a key.
+    pub async fn get_or_compute<T, F, Fut>(
+        &self,
+        key: impl AsRef<str>,
+        opts: &Options,
+        compute: F,
+    ) -> T
+    where
+        T: CacheValue,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = T>,
+    {
+        self.cached_with(key, opts, Plain, compute).await
+    }
+
+    /// Like [`get_or_compute`](Self::get_or_compute) for a fallible computation: only `Ok`
+    /// values are stored; an `Err` is returned as it is and nothing is cached. Callers that
+    /// were waiting on the same key's computation run their own when it fails (an error is
+    /// not `Clone` in general; see [`FallibleShared`](crate::FallibleShared)).
+    pub async fn get_or_try_compute<T, E, F, Fut>(
+        &self,
+        key: impl AsRef<str>,
+        opts: &Options,
+        compute: F,
+    ) -> Result<T, E>
+    where
+        T: CacheValue,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        self.cached_with(key, opts, Fallible, compute).await
+    }
+
+    /// The general form of [`get_or_compute`](Self::get_or_compute): `policy` says which
+    /// return values are stored and how a stored value becomes a return value
+    /// ([`Plain`], [`Fallible`], [`Optional`](crate::Optional), ...).
+    ///
+    /// With [`Options::stale`], the caller that finds a stale entry first refreshes it
+    /// inline (and gets the new value); everyone else gets the stale value at once. Use
+    /// [`cached_with_spawn`](Self::cached_with_spawn) to refresh in the background instead.
+    ///
+    /// ```
+    /// use cachette_runtime::{Cache, Optional, Options, Ttl};
+    /// use std::time::Duration;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let cache = Cache::memory(1 << 20);
+    /// // Negative caching: a `None` is stored too, for 30 seconds.
+    /// let policy = Optional { cache_none: true, none_ttl: Some(Ttl::Fixed(Duration::from_secs(30))) };
+    /// let found: Option<u32> = cache
+    ///     .cached_with("user:404", &Options::new(), policy, || async { None })
+    ///     .await;
+    /// assert_eq!(found, None);
+    /// assert!(cache.exists("user:404").await.unwrap());
+    /// # }
+    /// ```
+    pub async fn cached_with<R, P, F, Fut>(
+        &self,
+        key: impl AsRef<str>,
+        opts: &Options,
+        policy: P,
+        compute: F,
+    ) -> R
+    where
+        P: ReturnPolicy<R>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = R>,
+    {
+        self.cached_full(self.full_key(key.as_ref()), opts, policy, None, compute)
+            .await
+    }
+
+    /// [`cached_with`](Self::cached_with) of a full key (namespace included), letting the
+    /// memory store keep a decoded copy of the value when `decoded` is given (what
+    /// `#[cached]` calls).
+    pub(crate) async fn cached_full<R, P, F, Fut>(
+        &self,
+        full_key: String,
+        opts: &Options,
+        policy: P,
+        decoded: Option<DecodedCopy<P::Stored>>,
+        compute: F,
+    ) -> R
+    where
+        P: ReturnPolicy<R>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = R>,
+    {
+        let span = call_span(opts);
+        let (start, started) = match self
+            .first_look(full_key, opts, &policy, decoded, &span)
+            .await
+        {
+            ControlFlow::Break(hit) => return hit,
+            ControlFlow::Continue(start) => start,
+        };
+        // Boxed: the path beyond a memory hit is a large future, which would otherwise make
+        // every call's future (moved on each call) as large.
+        Box::pin(
+            self.attributed(
+                &opts.name,
+                async {
+                    match self
+                        .run(start, opts, &policy, decoded, started, compute)
+                        .await
+                    {
+                        Step::Done(r) => r,
+                        Step::Revalidate { stale, fill } => {
+                            self.fill(fill, &policy, opts, Some(stale), Some(CallOutcome::Stale))
+                                .await
+                        }
+                        Step::Refresh { fresh, fill } => {
+                            report(CallOutcome::Miss);
+                            self.fill(fill, &policy, opts, Some(fresh), Some(CallOutcome::Hit))
+                                .await
+                        }
+                    }
+                }
+                .instrument(span),
+            ),
+        )
+        .await
+    }
+
+    /// A call's first step: on the memory store, a fresh hit is served at once (`Break`);
+    /// otherwise (`Continue`) where [`run`](Self::run) starts and when the call started.
+    /// A memory hit waits for nothing, so it spends a unit of the task's cooperative budget
+    /// (yielding once the budget is spent, no allocation): a loop of hits lets the runtime's
+    /// other tasks run.
+    pub(super) async fn first_look<'o, R, P>(
+        &'o self,
+        full_key: String,
+        opts: &'o Options,
+        policy: &P,
+        decoded: Option<DecodedCopy<P::Stored>>,
+        span: &tracing::Span,
+    ) -> ControlFlow<R, (Start<'o, P::Stored>, Instant)>
+    where
+        P: ReturnPolicy<R>,
+    {
+        let start = match &self.inner.backend {
+            Backend::Memory(m) => {
+                tokio::task::coop::consume_budget().await;
+                let started = Instant::now();
+                let _entered = span.enter();
+                match self.memory_fast(m, full_key, opts, policy, decoded, started) {
+                    Ok(hit) => return ControlFlow::Break(hit),
+                    Err(prepared) => Start::Looked(prepared),
+                }
+            }
+            _ => Start::Key(full_key),
+        };
+        let started = match &start {
+            Start::Looked(p) => p.started,
+            Start::Key(_) => Instant::now(),
+        };
+        ControlFlow::Continue((start, started))
+    }
+
+    /// A call's first look at the memory store, without an `.await`: a fresh hit that is not
+    /// refreshed early is served here (counted and reported as by [`run`](Self::run));
+    /// anything else is handed to `run` with what was found.
+    pub(super) fn memory_fast<'o, R, P>(
+        &'o self,
+        m: &MemoryBackend,
+        full_key: String,
+        opts: &'o Options,
+        policy: &P,
+        decoded: Option<DecodedCopy<P::Stored>>,
+        started: Instant,
+    ) -> std::result::Result<R, Box<Prepared<'o, P::Stored>>>
+    where
+        P: ReturnPolicy<R>,
+    {
+        let tag_keys = self.call_tag_keys(opts);
+        // A profile is resolved on every call (an unknown one is counted per call); a fixed
+        // TTL only when a fill may follow.
+        let profile_ttl = matches!(opts.ttl, crate::config::Ttl::Profile(_))
+            .then(|| self.ttl_for(&opts.ttl, &opts.name));
+        let mark = self.inner.flights.mark(&full_key);
+        let Lookup {
+            state,
+            fetched,
+            seen,
+            now_ms,
+        } = self.lookup_memory(m, &full_key, &tag_keys, opts, decoded);
+        let (state, refresh_early) = match state {
+            State::Fresh(value, meta) => {
+                if !self.refresh_early(opts, meta, now_ms) {
+                    self.inner.stats.record_hit(&opts.name, started);
+                    tracing::debug!(cache = %opts.name, key = %full_key, "cache hit");
+                    report(CallOutcome::Hit);
+                    return Ok(policy.restore(value));
+                }
+                (State::Fresh(value, meta), Some(true))
+            }
+            other => (other, None),
+        };
+        let ttl = profile_ttl.unwrap_or_else(|| self.ttl_for(&opts.ttl, &opts.name));
+        Err(Box::new(Prepared {
+            started,
+            full_key,
+            tag_keys,
+            ttl,
+            first: (
+                mark,
+                Lookup {
+                    state,
+                    fetched,
+                    seen,
+                    now_ms,
+                },
+            ),
+            refresh_early,
+        }))
+    }
+
+    /// Like [`cached_with`](Self::cached_with), but refreshes run in a background task: a
+    /// stale-while-revalidate refresh (every caller, the one that triggered it included, gets
+    /// the stale value at once) and an early refresh (XFetch: the caller picked to refresh
+    /// gets the fresh hit at once). The refresh is a flight like any other: one at a time
+    /// per key in this process, and a value it shares obeys the same rule (ARCHITECTURE.md,
+    /// *Sharing*). The computation must own what it uses (`'static`, `Send`); without a
+    /// Tokio runtime the refresh is skipped.
+    pub async fn cached_with_spawn<R, P, F, Fut>(
+        &self,
+        key: impl AsRef<str>,
+        opts: &Options,
+        policy: P,
+        compute: F,
+    ) -> R
+    where
+        R: Send + 'static,
+        P: ReturnPolicy<R> + Clone + Send + Sync + 'static,
+        P::Stored: Send + Sync,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = R> + Send + 'static,
+    {
+        self.cached_spawn_full(self.full_key(key.as_ref()), opts, policy, None, compute)
+            .await
+    }
+
+    /// [`cached_with_spawn`](Self::cached_with_spawn) of a full key, with the memory fast
+    /// path and decoded copies of [`cached_full`](Self::cached_full) (what `#[cached(...,
+    /// background_refresh)]` calls).
+    pub(crate) async fn cached_spawn_full<R, P, F, Fut>(
+        &self,
+        full_key: String,
+        opts: &Options,
+        policy: P,
+        decoded: Option<DecodedCopy<P::Stored>>,
+        compute: F,
+    ) -> R
+    where
+        R: Send + 'static,
+        P: ReturnPolicy<R> + Clone + Send + Sync + 'static,
+        P::Stored: Send + Sync,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = R> + Send + 'static,
+    {
+        let span = call_span(opts);
+        let (start, started) = match self
+            .first_look(full_key, opts, &policy, decoded, &span)
+            .await
+        {
+            ControlFlow::Break(hit) => return hit,
+            ControlFlow::Continue(start) => start,
+        };
+        let step = Box::pin(
+            self.attributed(
+                &opts.name,
+                self.run(start, opts, &policy, decoded, started, compute)
+                    .instrument(span),
+            ),
+        )
+        .await;
+        let (served, fill) = match step {
+            Step::Done(r) => return r,
+            Step::Revalidate { stale, fill } => {
+                report(CallOutcome::Stale);
+                (stale, fill)
+            }
+            Step::Refresh { fresh, fill } => {
+                report(CallOutcome::Hit);
+                (fresh, fill)
+            }
+        };
+        let restored = policy.restore(served);
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                let cache = self.clone();
+                let opts = opts.clone();
+                let span = tracing::debug_span!("cachette.revalidate", cache = %opts.name);
+                handle.spawn(
+                    async move {
+                        let refresh = cache.fill(fill, &policy, &opts, None, None);
+                        let _ = cache.attributed(&opts.name, refresh).await;
+                    }
+                    .instrument(span),
+                );
+            }
+            // Dropping the fill drops its flight's guard: waiting callers elect a leader.
+            Err(_) => drop(fill),
+        }
+        restored
+    }
+
+    /// Recomputes the value of `key` and stores it, without looking it up first (cache
+    /// warming, or refreshing after an out-of-band change). Returns the computed value. The
+    /// tag versions are read before the computation starts, as on a miss.
+    pub async fn refresh<R, P, F, Fut>(
+        &self,
+        key: impl AsRef<str>,
+        opts: &Options,
+        policy: P,
+        compute: F,
+    ) -> R
+    where
+        P: ReturnPolicy<R>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = R>,
+    {
+        self.refresh_full(self.full_key(key.as_ref()), opts, policy, false, compute)
+            .await
+    }
+
+    /// [`refresh`](Self::refresh) of a full key (namespace included, as
+    /// [`cached_full`](Self::cached_full)); `keep_decoded`: the memory store may keep a
+    /// decoded copy of the value.
+    pub(crate) async fn refresh_full<R, P, F, Fut>(
+        &self,
+        full_key: String,
+        opts: &Options,
+        policy: P,
+        keep_decoded: bool,
+        compute: F,
+    ) -> R
+    where
+        P: ReturnPolicy<R>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = R>,
+    {
+        if self.is_disabled() {
+            return compute().await;
+        }
+        self.attributed(
+            &opts.name,
+            self.refresh_looked(full_key, opts, policy, keep_decoded, compute),
+        )
+        .await
+    }
+
+    /// [`refresh_full`](Self::refresh_full) on a backend that stores.
+    pub(super) async fn refresh_looked<R, P, F, Fut>(
+        &self,
+        full_key: String,
+        opts: &Options,
+        policy: P,
+        keep_decoded: bool,
+        compute: F,
+    ) -> R
+    where
+        P: ReturnPolicy<R>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = R>,
+    {
+        let tag_keys = self.call_tag_keys(opts);
+        let ttl = self.ttl_for(&opts.ttl, &opts.name);
+        // The key's state too, not only the tag versions: the refreshed value is stored only
+        // if nothing was written or deleted at the key meanwhile.
+        let (fetched, seen) = match self.inner.backend.lookup(&full_key, &tag_keys).await {
+            Ok(found) => {
+                let seen = Seen::found(found.entry, found.patterns);
+                (Some(found.versions), Some(seen))
+            }
+            Err(e) => {
+                self.log_error(&self.inner.stats.log_backend, &opts.name, "fetch_tags", &e);
+                (None, None)
+            }
+        };
+        let fill = self
+            .prepare_fill(
+                &full_key,
+                &tag_keys,
+                opts,
+                ttl,
+                (fetched, seen),
+                None,
+                keep_decoded,
+                compute,
+            )
+            .await;
+        self.fill(fill, &policy, opts, None, None).await
+    }
+
+    pub(super) fn is_disabled(&self) -> bool {
+        matches!(self.inner.backend, crate::backend::Backend::Disabled(_))
+    }
+}

@@ -1,0 +1,138 @@
+//! Waiting on another process's fill lock: polling the entry and the lock in one round trip
+//! until the value is there, the lock is ours, or the wait times out.
+
+use super::*;
+
+impl Cache {
+    /// A miss under a distributed lock: one process computes, the others poll (lookup and
+    /// lock attempt in one round trip) until the value is there, the lock is theirs, or
+    /// `lock.wait` has passed, after which they compute themselves.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn locked_fill<R, P, F, Fut>(
+        &self,
+        full_key: &str,
+        tag_keys: &[String],
+        opts: &Options,
+        ttl: Duration,
+        lock: LockOptions,
+        policy: &P,
+        decoded: Option<DecodedCopy<P::Stored>>,
+        guard: LeaderGuard,
+        compute: F,
+        fallback: Option<P::Stored>,
+    ) -> R
+    where
+        P: ReturnPolicy<R>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = R>,
+    {
+        let lock_key = self.lock_key(full_key);
+        let token = new_version();
+        let deadline = crate::clock::instant_after(Instant::now(), lock.wait);
+        let mut backoff = Backoff::new(LOCK_POLL_MIN, LOCK_POLL_MAX);
+        let mut waited = false;
+        let mut last = (None, None);
+        // The stale-if-error fallback of the last poll: a fallback is shared with the flight's
+        // followers under the basis of the read that found it, never under a later one.
+        let mut last_fallback = None;
+        loop {
+            // The basis of a value this poll finds, should it be shared with this flight's
+            // followers: the poll's own read.
+            let started = guard.tick();
+            match self
+                .inner
+                .backend
+                .lookup_and_lock(full_key, tag_keys, &lock_key, &token, lock.ttl)
+                .await
+            {
+                Ok((fetched, locked)) => {
+                    let (state, _) = self
+                        .classify::<P::Stored>(full_key, &fetched, opts, decoded)
+                        .await;
+                    let seen = Seen::found(fetched.entry, fetched.patterns);
+                    let poll_fallback = match state {
+                        State::Fresh(v, _) => Ok(v),
+                        State::Stale(v) => Err(Some(v)),
+                        State::Missing { fallback } => Err(fallback),
+                    };
+                    if let Ok(v) = poll_fallback {
+                        if locked {
+                            self.release_quietly(&lock_key, &token, &opts.name).await;
+                        }
+                        let basis = Basis {
+                            started,
+                            versions: basis_versions(&fetched.versions, tag_keys.len()),
+                            seen: Some(seen),
+                        };
+                        share_found(guard, &v, basis);
+                        return policy.restore(v);
+                    }
+                    if locked {
+                        let fill = self
+                            .prepare_fill(
+                                full_key,
+                                tag_keys,
+                                opts,
+                                ttl,
+                                (Some(fetched.versions), Some(seen)),
+                                Some(guard),
+                                decoded.is_some(),
+                                compute,
+                            )
+                            .await;
+                        let fallback = poll_fallback.err().flatten();
+                        let r = self.fill(fill, policy, opts, fallback, None).await;
+                        self.release_quietly(&lock_key, &token, &opts.name).await;
+                        return r;
+                    }
+                    last = (Some(fetched.versions), Some(seen));
+                    last_fallback = Some(poll_fallback.err().flatten());
+                    if !waited {
+                        waited = true;
+                        self.inner.stats.record(Event::LockWait, &opts.name);
+                    }
+                }
+                Err(e) => {
+                    self.log_error(&self.inner.stats.log_backend, &opts.name, "lock", &e);
+                    break;
+                }
+            }
+            if Instant::now() >= deadline {
+                self.inner.stats.record(Event::LockTimeout, &opts.name);
+                break;
+            }
+            backoff.sleep(Some(deadline)).await;
+        }
+        let fill = self
+            .prepare_fill(
+                full_key,
+                tag_keys,
+                opts,
+                ttl,
+                last,
+                Some(guard),
+                decoded.is_some(),
+                compute,
+            )
+            .await;
+        // No poll answered: the first lookup's fallback, under no basis (no follower takes it).
+        let fallback = last_fallback.unwrap_or(fallback);
+        self.fill(fill, policy, opts, fallback, None).await
+    }
+
+    pub(super) async fn release_quietly(
+        &self,
+        lock_key: &str,
+        token: &str,
+        name: &Cow<'static, str>,
+    ) {
+        if let Err(e) = self.inner.backend.release_lock(lock_key, token).await {
+            self.log_error(&self.inner.stats.log_backend, name, "unlock", &e);
+        }
+    }
+
+    /// The backend key of a fill lock or a user lock: `namespace#lock:name`.
+    pub(crate) fn lock_key(&self, name: &str) -> String {
+        format!("{}#lock:{}", self.inner.config.namespace, name)
+    }
+}

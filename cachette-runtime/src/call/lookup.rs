@@ -1,0 +1,350 @@
+//! A lookup and what it found: the entry and its tag versions read, checked for validity
+//! (tags, epoch, kept invalidations) and classified by freshness; early refresh (XFetch).
+
+use super::*;
+
+impl Cache {
+    /// Whether a fresh hit should be recomputed now (XFetch); `now` is cachette's clock.
+    pub(super) fn refresh_early(&self, opts: &Options, meta: Meta, now: u64) -> bool {
+        let beta = match opts.early_refresh {
+            EarlyRefresh::Default => self.inner.config.early_refresh_beta,
+            EarlyRefresh::Off => None,
+            EarlyRefresh::Beta(b) => Some(b),
+        };
+        let Some(beta) = beta.filter(|b| b.is_finite() && *b > 0.0) else {
+            return false;
+        };
+        if meta.fresh_until_ms == 0 || meta.compute_us == 0 {
+            return false;
+        }
+        let left_ms = meta.fresh_until_ms.saturating_sub(now) as f64;
+        let delta_ms = meta.compute_us as f64 / 1000.0;
+        let exponent = -left_ms / (beta * delta_ms);
+        // Below -746, `exp` is 0 and no number in [0, 1) is under it: no draw (most hits).
+        exponent >= -746.0 && self.inner.config.random.next_f64() < exponent.exp()
+    }
+
+    /// One round trip: the entry and the versions of the call's tags; then the entry is
+    /// classified by validity and freshness.
+    pub(super) async fn lookup<S: DeserializeOwned>(
+        &self,
+        full_key: &str,
+        tag_keys: &[String],
+        opts: &Options,
+        decoded: Option<DecodedCopy<S>>,
+    ) -> Lookup<S> {
+        if let Backend::Memory(m) = &self.inner.backend {
+            return self.lookup_memory(m, full_key, tag_keys, opts, decoded);
+        }
+        self.ensure_pending_worker();
+        let found = match self.inner.backend.lookup(full_key, tag_keys).await {
+            Ok(f) => f,
+            Err(e) => {
+                self.log_error(&self.inner.stats.log_backend, &opts.name, "fetch", &e);
+                return Lookup {
+                    state: State::Missing { fallback: None },
+                    fetched: None,
+                    seen: None,
+                    now_ms: 0,
+                };
+            }
+        };
+        let (state, now_ms) = if self.inner.pending.blocks(full_key, tag_keys) {
+            (State::Missing { fallback: None }, 0)
+        } else {
+            self.classify(full_key, &found, opts, decoded).await
+        };
+        Lookup {
+            state,
+            seen: Some(Seen::found(found.entry, found.patterns)),
+            fetched: Some(found.versions),
+            now_ms,
+        }
+    }
+
+    /// [`lookup`](Self::lookup) in the memory store: no `.await`.
+    pub(super) fn lookup_memory<S: DeserializeOwned>(
+        &self,
+        m: &MemoryBackend,
+        full_key: &str,
+        tag_keys: &[String],
+        opts: &Options,
+        decoded: Option<DecodedCopy<S>>,
+    ) -> Lookup<S> {
+        self.ensure_pending_worker();
+        let looked = m.lookup(full_key, tag_keys);
+        let versions = Versions::Shared(looked.versions);
+        let (state, now_ms) = match &looked.entry {
+            Some(entry) if !self.inner.pending.blocks(full_key, tag_keys) => {
+                let checked = self.check_memory(m, entry, &opts.tags, &versions, decoded);
+                self.state_of(full_key, opts, checked, looked.read_at)
+            }
+            _ => (State::Missing { fallback: None }, 0),
+        };
+        Lookup {
+            state,
+            fetched: Some(versions),
+            seen: Some(match looked.entry {
+                Some(entry) => Seen::Memory(entry),
+                None => Seen::Absent {
+                    patterns: looked.patterns,
+                },
+            }),
+            now_ms,
+        }
+    }
+
+    /// Classifies a found entry by validity and freshness; with the clock's time.
+    pub(super) async fn classify<S: DeserializeOwned>(
+        &self,
+        full_key: &str,
+        found: &Found,
+        opts: &Options,
+        decoded: Option<DecodedCopy<S>>,
+    ) -> (State<S>, u64) {
+        let Some(entry) = &found.entry else {
+            return (State::Missing { fallback: None }, 0);
+        };
+        let checked = self
+            .check_stored::<S>(entry, &opts.tags, &found.versions, decoded)
+            .await;
+        self.state_of(full_key, opts, checked, None)
+    }
+
+    /// Where a checked entry leaves the call, by freshness; with the clock's time (at
+    /// `read_at`, the instant the backend read the entry, when it knows it).
+    pub(super) fn state_of<S>(
+        &self,
+        full_key: &str,
+        opts: &Options,
+        checked: Result<Check<S>>,
+        read_at: Option<std::time::Instant>,
+    ) -> (State<S>, u64) {
+        match checked {
+            Ok(Check::Valid(v, meta)) => {
+                let clock = &self.inner.config.clock;
+                let now = match read_at {
+                    Some(at) => clock.now_ms_at(at),
+                    None => clock.now_ms(),
+                };
+                let fresh_until = meta.fresh_until_ms;
+                let state = if fresh_until == 0 || now < fresh_until {
+                    State::Fresh(v, meta)
+                } else if now < fresh_until.saturating_add(millis(opts.stale)) {
+                    State::Stale(v)
+                } else if now < fresh_until.saturating_add(millis(opts.stale_if_error)) {
+                    State::Missing { fallback: Some(v) }
+                } else {
+                    State::Missing { fallback: None }
+                };
+                (state, now)
+            }
+            Ok(Check::Invalid) => (State::Missing { fallback: None }, 0),
+            Ok(Check::Undecodable(why)) => {
+                self.decode_failure(&opts.name, full_key, &why);
+                (State::Missing { fallback: None }, 0)
+            }
+            Err(e) => {
+                self.log_error(&self.inner.stats.log_backend, &opts.name, "fetch_tags", &e);
+                (State::Missing { fallback: None }, 0)
+            }
+        }
+    }
+
+    /// Checks a stored entry against the current tag versions and decodes its value.
+    pub(crate) async fn check_stored<T: DeserializeOwned>(
+        &self,
+        entry: &Stored,
+        tags: &[String],
+        versions: &Versions,
+        decoded: Option<DecodedCopy<T>>,
+    ) -> Result<Check<T>> {
+        match (entry, &self.inner.backend) {
+            (Stored::Memory(entry), Backend::Memory(m)) => {
+                self.check_memory::<T>(m, entry, tags, versions, decoded)
+            }
+            (Stored::Memory(entry), _) => Ok(Check::Undecodable(format!(
+                "a memory entry outside the memory store ({} bytes)",
+                entry.value().len()
+            ))),
+            (Stored::Bytes(bytes), _) => self.check::<T>(bytes, tags, versions).await,
+        }
+    }
+
+    /// Checks stored bytes against the current tag versions and decodes the value.
+    ///
+    /// `versions.get(i)` is the current version of `tags[i]`. The entry is valid only if it
+    /// carries every tag in `tags` and each of its tags still has the version it was stored
+    /// with; tags the entry carries beyond `tags` are fetched (one more round trip).
+    pub(crate) async fn check<T: DeserializeOwned>(
+        &self,
+        bytes: &[u8],
+        tags: &[String],
+        versions: &Versions,
+    ) -> Result<Check<T>> {
+        let env = match codec::decode_whole::<T>(bytes) {
+            Ok(env) => env,
+            // A deleted key: a miss, not a decode failure.
+            Err(WholeError::Envelope(_)) if codec::is_tombstone(bytes) => {
+                return Ok(Check::Invalid);
+            }
+            Err(WholeError::Envelope(e)) => return Ok(Check::Undecodable(e.to_string())),
+            Err(WholeError::Value(header, e)) => {
+                // Rare: an entry whose value is of another type is still only `Invalid` (not
+                // a decode failure) when its tags say it was invalidated anyway.
+                let invalid = matches!(
+                    self.check_tags(&header.tags, tags, versions),
+                    TagCheck::Invalid
+                );
+                return Ok(if invalid {
+                    Check::Invalid
+                } else {
+                    Check::Undecodable(wrong_type(&e))
+                });
+            }
+        };
+        match self.check_tags(&env.tags, tags, versions) {
+            TagCheck::Valid => {}
+            TagCheck::Invalid => return Ok(Check::Invalid),
+            TagCheck::Extra(extra) => {
+                let keys: Vec<String> = extra.iter().map(|(t, _)| self.tag_key(t)).collect();
+                let current = self.inner.backend.versions(&keys).await?;
+                if !extra_still_valid(&extra, current.iter().map(Option::as_deref)) {
+                    return Ok(Check::Invalid);
+                }
+            }
+        }
+        let meta = env.meta();
+        Ok(Check::Valid(env.value, meta))
+    }
+
+    /// [`check`](Self::check) for a memory entry, whose header was parsed when it was stored:
+    /// no parsing, no `.await`. With `decoded`, the entry's decoded copy is cloned instead of
+    /// decoding the bytes, and the first value decoded is kept as that copy. The tag versions
+    /// are checked either way, before the value is touched.
+    pub(super) fn check_memory<T: DeserializeOwned>(
+        &self,
+        m: &MemoryBackend,
+        entry: &MemEntry,
+        tags: &[String],
+        versions: &Versions,
+        decoded: Option<DecodedCopy<T>>,
+    ) -> Result<Check<T>> {
+        let header = match entry.header() {
+            Ok(h) => h,
+            Err(_) if entry.is_tombstone() => return Ok(Check::Invalid),
+            Err(why) => return Ok(Check::Undecodable(why.to_owned())),
+        };
+        match self.check_tags(&header.tags, tags, versions) {
+            TagCheck::Valid => {}
+            TagCheck::Invalid => return Ok(Check::Invalid),
+            TagCheck::Extra(extra) => {
+                let current = extra.iter().map(|(t, _)| m.version(&self.tag_key(t)));
+                if !extra_still_valid(&extra, current) {
+                    return Ok(Check::Invalid);
+                }
+            }
+        }
+        if let Some(copy) = decoded
+            && let Some(v) = entry.decoded().and_then(|kept| copy.take(kept.as_ref()))
+        {
+            return Ok(Check::Valid(v, header.meta));
+        }
+        Ok(match serde_json::from_slice::<T>(entry.value()) {
+            Ok(v) => {
+                if let Some(copy) = decoded {
+                    entry.keep_decoded(|| copy.keep(&v));
+                }
+                Check::Valid(v, header.meta)
+            }
+            Err(e) => Check::Undecodable(wrong_type(&e)),
+        })
+    }
+
+    /// Whether an entry carrying `entry_tags` (each with the version it was stored with) is
+    /// valid for a call asking for `tags`, whose current versions are `versions`: it must
+    /// carry every tag asked for, and each of its tags must still have its stored version
+    /// (for tags beyond the call's, the caller fetches the current versions). An entry
+    /// carrying a tag whose invalidation is kept (`pending.rs`) is not valid.
+    pub(super) fn check_tags<'a, S: AsRef<str>>(
+        &self,
+        entry_tags: &'a [(S, S)],
+        tags: &[String],
+        versions: &Versions,
+    ) -> TagCheck<'a> {
+        if !tags
+            .iter()
+            .all(|t| entry_tags.iter().any(|(et, _)| et.as_ref() == t.as_str()))
+        {
+            return TagCheck::Invalid;
+        }
+        // On Redis the lookup also read the epoch, after the tags: the entry must have been
+        // stored under it (a revived entry of an older server life never is).
+        if versions.len() > tags.len() {
+            let epoch = versions.get(tags.len());
+            let stored = entry_tags
+                .iter()
+                .find(|(t, _)| t.as_ref() == EPOCH_TAG)
+                .map(|(_, v)| v.as_ref());
+            if epoch.is_none() || stored != epoch {
+                return TagCheck::Invalid;
+            }
+        }
+        if self.inner.pending.any()
+            && entry_tags
+                .iter()
+                .any(|(t, _)| self.inner.pending.blocks_tag(&self.tag_key(t.as_ref())))
+        {
+            return TagCheck::Invalid;
+        }
+        let mut extra = Vec::new();
+        for (tag, stored) in entry_tags {
+            if tag.as_ref() == EPOCH_TAG {
+                continue;
+            }
+            match tags.iter().position(|t| t.as_str() == tag.as_ref()) {
+                Some(i) => {
+                    if versions.get(i) != Some(stored.as_ref()) {
+                        return TagCheck::Invalid;
+                    }
+                }
+                None => extra.push((tag.as_ref(), stored.as_ref())),
+            }
+        }
+        if extra.is_empty() {
+            TagCheck::Valid
+        } else {
+            TagCheck::Extra(extra)
+        }
+    }
+
+    pub(crate) fn decode_failure(&self, name: &Cow<'static, str>, full_key: &str, why: &str) {
+        self.inner.stats.record(Event::DecodeFailure, name);
+        if let Some(held) = self.inner.stats.log_decode.allow() {
+            tracing::warn!(
+                cache = %name, error = why, suppressed = held,
+                "stored entry does not decode; recomputing and overwriting it"
+            );
+        }
+        tracing::debug!(cache = %name, key = %full_key, "undecodable entry");
+    }
+}
+
+/// Whether each extra tag (with its stored version) still has that version; `current` gives
+/// their current versions, in order.
+pub(super) fn extra_still_valid<V: AsRef<str>>(
+    extra: &[(&str, &str)],
+    current: impl IntoIterator<Item = Option<V>>,
+) -> bool {
+    let mut current = current.into_iter();
+    extra.iter().all(|(_, stored)| {
+        current
+            .next()
+            .flatten()
+            .is_some_and(|cur| cur.as_ref() == *stored)
+    })
+}
+
+pub(super) fn wrong_type(e: &serde_json::Error) -> String {
+    format!("value does not decode as the expected type: {e}")
+}
