@@ -1,6 +1,7 @@
 //! The builder: [`CacheBuilder`], the validated [`Config`] it builds, the environment
 //! (`CACHETTE_*`) and the check of TTL profiles.
 
+use super::env::EnvSettings;
 use super::*;
 
 /// Which backend a builder builds.
@@ -94,28 +95,13 @@ impl Config {
 /// ```
 #[derive(Clone)]
 pub struct CacheBuilder {
-    backend: BackendChoice,
-    config: Config,
-    profile_spec: Option<String>,
+    pub(super) backend: BackendChoice,
+    pub(super) config: Config,
+    pub(super) profile_spec: Option<String>,
     /// What [`from_env`](CacheBuilder::from_env) read, applied again by `build` so that the
     /// environment wins over settings made in code after it.
-    env: Option<EnvSettings>,
-    errors: Vec<String>,
-}
-
-/// The settings read from the environment (only the variables that were set).
-#[derive(Clone, Default)]
-struct EnvSettings {
-    backend: Option<EnvBackend>,
-    namespace: Option<String>,
-    version: Option<String>,
-}
-
-#[derive(Clone)]
-enum EnvBackend {
-    Disabled,
-    Redis(String),
-    Memory(u64),
+    pub(super) env: Option<EnvSettings>,
+    pub(super) errors: Vec<String>,
 }
 
 impl Default for CacheBuilder {
@@ -128,10 +114,6 @@ impl Default for CacheBuilder {
             errors: Vec::new(),
         }
     }
-}
-
-fn env_var(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
 impl CacheBuilder {
@@ -184,70 +166,6 @@ impl CacheBuilder {
     /// Cache nothing: every call runs its computation (for tests and for switching caching off).
     pub fn disabled(mut self) -> Self {
         self.backend = BackendChoice::Disabled;
-        self
-    }
-
-    /// Reads the environment. **The environment wins**: a variable that is set overrides the
-    /// setting made in code, whether that setting comes before or after `from_env()` (the
-    /// variables are read here and applied again by [`build`](Self::build)); a variable that
-    /// is unset or blank leaves the code's setting (or the default) alone.
-    ///
-    /// | variable | overrides |
-    /// |---|---|
-    /// | `CACHETTE_DISABLED` = `1`/`true`/`yes` | the backend: [`disabled`](Self::disabled) |
-    /// | `CACHETTE_REDIS_URL`, else `REDIS_URL` | the backend: [`redis`](Self::redis) (a root certificate set in code is kept) |
-    /// | `CACHETTE_MEMORY_BYTES` (neither of the above set) | the backend: [`memory`](Self::memory) of that many bytes |
-    /// | `CACHETTE_NAMESPACE` | [`namespace`](Self::namespace) |
-    /// | `CACHETTE_VERSION` | [`version`](Self::version) |
-    /// | `CACHETTE_TTL_PROFILES` = `session=1h,presence=1m` | the profiles it names ([`ttl_profiles`](Self::ttl_profiles)); other profiles set in code stay |
-    ///
-    /// Malformed values are reported by [`build`](Self::build).
-    pub fn from_env(mut self) -> Self {
-        let mut env = EnvSettings::default();
-        if env_var("CACHETTE_DISABLED").is_some_and(|v| matches!(v.trim(), "1" | "true" | "yes")) {
-            env.backend = Some(EnvBackend::Disabled);
-        } else if let Some(url) = env_var("CACHETTE_REDIS_URL").or_else(|| env_var("REDIS_URL")) {
-            env.backend = Some(EnvBackend::Redis(url.trim().to_owned()));
-        } else if let Some(v) = env_var("CACHETTE_MEMORY_BYTES") {
-            match v.trim().parse::<u64>() {
-                Ok(b) => env.backend = Some(EnvBackend::Memory(b)),
-                Err(_) => self
-                    .errors
-                    .push(format!("CACHETTE_MEMORY_BYTES={v:?} is not a byte count")),
-            }
-        }
-        env.namespace = env_var("CACHETTE_NAMESPACE").map(|v| v.trim().to_owned());
-        env.version = env_var("CACHETTE_VERSION").map(|v| v.trim().to_owned());
-        if let Some(spec) = env_var("CACHETTE_TTL_PROFILES") {
-            self.profile_spec = Some(spec);
-        }
-        // Applied now too, so that settings in code that depend on them (a root certificate
-        // after a Redis URL) see them.
-        self = self.apply_env(&env);
-        self.env = Some(env);
-        self
-    }
-
-    /// Applies what [`from_env`](Self::from_env) read (the environment wins).
-    fn apply_env(mut self, env: &EnvSettings) -> Self {
-        match &env.backend {
-            Some(EnvBackend::Disabled) => self.backend = BackendChoice::Disabled,
-            Some(EnvBackend::Redis(url)) => {
-                let root = match &mut self.backend {
-                    BackendChoice::Redis(_, root) => root.take(),
-                    _ => None,
-                };
-                self.backend = BackendChoice::Redis(url.clone(), root);
-            }
-            Some(EnvBackend::Memory(bytes)) => self.backend = BackendChoice::Memory(*bytes),
-            None => {}
-        }
-        if let Some(ns) = &env.namespace {
-            self.config.namespace = ns.clone();
-        }
-        if let Some(v) = &env.version {
-            self.config.version = Some(v.clone());
-        }
         self
     }
 

@@ -10,6 +10,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 mod builder;
+mod env;
 mod options;
 
 pub(crate) use builder::{BackendChoice, Config, Undefined};
