@@ -312,7 +312,7 @@ pub(crate) fn has_impl_trait(ty: &Type) -> bool {
 }
 
 /// Whether a stored type can be probed for `Clone` (see `CloneProbe` in the runtime's
-/// `macro_support.rs`): the probe's method resolution ignores lifetimes, so a type that might
+/// `macro_support/probes.rs`): the probe's method resolution ignores lifetimes, so a type that might
 /// not be `'static` must not be probed (it would not compile). Rejected: lifetimes other than
 /// `'static` and references, `Self`, `impl` and `dyn` types, `_`, macros, function pointers,
 /// the function's type parameters, names that look like a type parameter of an enclosing
