@@ -616,8 +616,8 @@ impl Cache {
         name: &Cow<'static, str>,
         fut: F,
     ) -> impl Future<Output = F::Output> {
-        let counters =
-            matches!(self.inner.backend, Backend::Redis(_)).then(|| self.inner.stats.name(name));
+        let counters = matches!(self.inner.backend, Backend::Redis(_))
+            .then(|| self.inner.stats.counters(name));
         crate::timing::attributed(counters, fut)
     }
 

@@ -364,7 +364,7 @@ impl Stats {
     /// Runs `f` with the counters of `name`: for a static name, from this thread's cache of
     /// recent names when it is there (no lock, no hash of the name, no reference count
     /// touched); otherwise from [`name`](Self::name), then cached.
-    fn with_name(&self, name: &Cow<'static, str>, f: impl Fn(&NameCounters)) {
+    fn with_name<R>(&self, name: &Cow<'static, str>, f: impl Fn(&Arc<NameCounters>) -> R) -> R {
         let Cow::Borrowed(s) = name else {
             return f(&self.name(name));
         };
@@ -375,14 +375,13 @@ impl Stats {
             let r = recent[slot]
                 .as_ref()
                 .filter(|r| r.stats == self.id && r.ptr == ptr && r.len == len)?;
-            f(&r.counters);
-            Some(())
+            Some(f(&r.counters))
         });
-        if let Ok(Some(())) = cached {
-            return;
+        if let Ok(Some(out)) = cached {
+            return out;
         }
         let counters = self.name(name);
-        f(&counters);
+        let out = f(&counters);
         let _ = RECENT.try_with(|recent| {
             if let Ok(mut recent) = recent.try_borrow_mut() {
                 recent[slot] = Some(RecentName {
@@ -393,6 +392,13 @@ impl Stats {
                 });
             }
         });
+        out
+    }
+
+    /// The counters of `name`, shared: through this thread's cache of recent names, as
+    /// [`with_name`](Self::with_name) finds them.
+    pub(crate) fn counters(&self, name: &Cow<'static, str>) -> Arc<NameCounters> {
+        self.with_name(name, Arc::clone)
     }
 
     /// The counters of `name`, registered on first use.
