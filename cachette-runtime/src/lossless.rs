@@ -18,23 +18,38 @@
 //! variants overlap). A `HashSet` (serialized as a sequence, in no fixed order) holding a
 //! `null` may be refused although it would read back equal: not stored, never wrong.
 
-use crate::keys::hash::stable_hash;
+use crate::keys::hash::{HashError, stable_hash};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
+/// What a value read back from `raw` must match: nothing when the JSON has no `null` (it
+/// reads back as written), else the stable hash of `value`, the value `raw` encodes.
+pub(crate) fn fingerprint<T: Serialize + ?Sized>(
+    value: &T,
+    raw: &RawValue,
+) -> Option<Result<u128, HashError>> {
+    raw.get().contains("null").then(|| stable_hash(value))
+}
+
+/// Whether `back`, read from JSON whose [`fingerprint`] is `given`, equals the value encoded.
+pub(crate) fn matches<T: Serialize + ?Sized>(
+    back: &T,
+    given: Option<&Result<u128, HashError>>,
+) -> bool {
+    match given {
+        None => true,
+        Some(Ok(given)) => stable_hash(back).is_ok_and(|h| h == *given),
+        Some(Err(_)) => false,
+    }
+}
+
 /// Whether `raw`, the JSON of `value`, reads back as a value equal to it.
 pub(crate) fn reads_back<T: Serialize + DeserializeOwned>(value: &T, raw: &RawValue) -> bool {
-    if !raw.get().contains("null") {
+    let Some(given) = fingerprint(value, raw) else {
         return true;
-    }
-    let Ok(back) = serde_json::from_str::<T>(raw.get()) else {
-        return false;
     };
-    match (stable_hash(value), stable_hash(&back)) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    }
+    serde_json::from_str::<T>(raw.get()).is_ok_and(|back| matches(&back, Some(&given)))
 }
 
 #[cfg(test)]

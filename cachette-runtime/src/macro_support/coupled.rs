@@ -44,7 +44,8 @@
 use super::{CAPTURED, CallError, Captured, Mode, ModeGuard, capture, invalidation_failed};
 use crate::config::Options;
 use crate::error::Error;
-use crate::keys::hash::{HashError, stable_hash};
+use crate::keys::hash::HashError;
+use crate::lossless;
 use crate::policy::{CacheValue, ReturnPolicy};
 use crate::stats::Event;
 use crate::stats::rate_limited;
@@ -80,8 +81,7 @@ pub struct Encoded {
 
 fn encode<S: Serialize + ?Sized>(repr: &S) -> Result<Encoded, CallError> {
     let raw = codec::encode_value(repr).map_err(Error::Encode)?;
-    // Every collapse of serde's data model in JSON ends in a `null` (see `lossless.rs`).
-    let hash = raw.get().contains("null").then(|| stable_hash(repr));
+    let hash = lossless::fingerprint(repr, &raw);
     Ok(Encoded { raw, hash })
 }
 
@@ -304,10 +304,10 @@ pub(super) async fn store_here<R, P: ReturnPolicy<R>>(
 fn decode<S: CacheValue>(value: &Encoded) -> Result<S, CallError> {
     let stored: S =
         serde_json::from_str(value.raw.get()).map_err(|e| CallError::WrongType(e.to_string()))?;
-    match &value.hash {
-        None => Ok(stored),
-        Some(Ok(given)) if stable_hash(&stored).is_ok_and(|h| h == *given) => Ok(stored),
-        Some(_) => Err(CallError::Lossy),
+    if lossless::matches(&stored, value.hash.as_ref()) {
+        Ok(stored)
+    } else {
+        Err(CallError::Lossy)
     }
 }
 
