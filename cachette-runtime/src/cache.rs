@@ -644,7 +644,7 @@ impl Cache {
                     // An outage (a timeout, a connection that fails) or the breaker open: more
                     // attempts would hold the caller for more timeouts, and the background
                     // worker retries the kept invalidation anyway. An error reply is retried.
-                    let outage = e.is_outage() || matches!(e, Error::CircuitOpen);
+                    let outage = e.is_unreachable();
                     last = Some(e);
                     if outage {
                         break;

@@ -92,6 +92,12 @@ impl Error {
         }
     }
 
+    /// Whether another attempt now would only wait again: an [outage](Self::is_outage), or the
+    /// circuit breaker open. A write that meets one leaves the rest to the background worker.
+    pub(crate) fn is_unreachable(&self) -> bool {
+        self.is_outage() || matches!(self, Error::CircuitOpen)
+    }
+
     /// Whether this failure says the backend cannot be reached or used: a timeout, an I/O or
     /// connection error (refused, reset, dropped), a connection that could not be set up
     /// (authentication, a garbled stream). Only these count toward the circuit breaker.

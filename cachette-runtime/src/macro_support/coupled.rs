@@ -333,7 +333,7 @@ pub(super) async fn put_failed(cache: &Cache, full_key: &str, opts: &Options, e:
         cache = %opts.name, error = %e,
         "write-through store failed; deleting the entry instead"
     );
-    if e.is_outage() || matches!(e, Error::CircuitOpen) {
+    if e.is_unreachable() {
         cache.keep_delete(cache.key_body(full_key));
     } else {
         let _ = cache.delete(cache.key_body(full_key)).await;
