@@ -84,7 +84,7 @@ pub const REDIS_HITS: [&str; 6] = [
 /// it); `raw_cm`: the same through a `ConnectionManager` configured as cachette's (no retries,
 /// 200 ms response timeout); `raw_cm_timeout`: that, inside `tokio::time::timeout` as cachette
 /// bounds every round trip; `cachette_0_tags_1conn`: cachette with one connection (the default
-/// is `cachette::DEFAULT_REDIS_CONNECTIONS`, used round-robin), as many as the raw baselines.
+/// is `cachette::CacheBuilder::DEFAULT_REDIS_CONNECTIONS`, used round-robin), as many as the raw baselines.
 pub const REDIS_LAYERS: [&str; 4] = [
     "raw_pipe",
     "raw_cm",

@@ -610,7 +610,7 @@ impl Cache {
 
     /// `fut`, with its Redis round trips timed under the call name `name`
     /// (`cachette_backend_seconds{cache}`; the other backends make none, and name nothing).
-    /// Not an `async fn`, for the reason given at [`crate::timing::attributed`].
+    /// Not an `async fn`, for the reason given at [`crate::stats::attributed`].
     pub(crate) fn attributed<F: Future>(
         &self,
         name: &Cow<'static, str>,
@@ -618,7 +618,7 @@ impl Cache {
     ) -> impl Future<Output = F::Output> {
         let counters = matches!(self.inner.backend, Backend::Redis(_))
             .then(|| self.inner.stats.counters(name));
-        crate::timing::attributed(counters, fut)
+        crate::stats::attributed(counters, fut)
     }
 
     /// Runs an invalidation with retries (error replies only: an outage returns after its first

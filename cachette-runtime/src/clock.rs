@@ -10,10 +10,31 @@
 //! assert_eq!(clock.now_ms(), 3_000);
 //! ```
 
-use crate::config::MAX_DURATION;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The longest duration cachette keeps an entry, a tag version, a fence or a lock, or waits
+/// for anything: 100 years, which stands for "forever".
+///
+/// [`CacheBuilder::build`] refuses a longer setting on every backend, so that a configuration
+/// that passes on the memory store does not fail on Redis (which takes a TTL only while
+/// `now + TTL` fits in 63 bits of milliseconds, and otherwise refuses every store and
+/// invalidation). A longer duration given per call
+/// ([`Options::ttl`], [`Options::stale`], [`Options::stale_if_error`], [`LockOptions`],
+/// [`Cache::lock`](crate::Cache::lock), [`Cache::try_lock`](crate::Cache::try_lock),
+/// [`Lock::extend`](crate::Lock::extend)) is taken as this one, as is a TTL plus its windows.
+///
+/// ```
+/// use cachette_runtime::{Cache, MAX_DURATION};
+/// use std::time::Duration;
+///
+/// let cache = Cache::memory(1 << 20);
+/// assert_eq!(cache.resolve_ttl(&Duration::MAX.into()), MAX_DURATION);
+/// assert!(Cache::builder().default_ttl(Duration::MAX).build().is_err());
+/// assert!(Cache::builder().default_ttl(MAX_DURATION).build().is_ok());
+/// ```
+pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// Wall-clock milliseconds since the Unix epoch, as cachette sees them.
 pub trait Clock: Send + Sync + 'static {

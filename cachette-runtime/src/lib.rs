@@ -41,16 +41,11 @@ mod pending;
 mod policy;
 mod profiles;
 pub mod stats;
-mod timing;
 
 pub use breaker::BreakerOptions;
 pub use cache::Cache;
-pub use config::{
-    CacheBuilder, DEFAULT_EARLY_REFRESH_BETA, DEFAULT_FENCE_TTL, DEFAULT_JITTER, DEFAULT_LOCK_TTL,
-    DEFAULT_MAX_VALUE_BYTES, DEFAULT_MEMORY_BYTES, DEFAULT_NAMESPACE, DEFAULT_OP_TIMEOUT,
-    DEFAULT_REDIS_CONNECTIONS, DEFAULT_TAG_TTL, DEFAULT_TTL, EarlyRefresh, LockOptions,
-    MAX_DURATION, Options, Ttl, parse_duration,
-};
+pub use clock::MAX_DURATION;
+pub use config::{CacheBuilder, EarlyRefresh, LockOptions, Options, Ttl, parse_duration};
 pub use error::{Error, Result};
 pub use global::{default_cache, install_default};
 pub use keys::{Key, Pattern, Tag};

@@ -2,74 +2,26 @@
 //! (`CACHETTE_*`) and the check of TTL profiles.
 
 use super::env::EnvSettings;
+use super::settings::{BackendChoice, Config};
 use super::*;
-
-/// Which backend a builder builds.
-#[derive(Clone)]
-pub(crate) enum BackendChoice {
-    Redis(String, Option<Vec<u8>>),
-    Memory(u64),
-    Disabled,
-}
-
-impl std::fmt::Debug for BackendChoice {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            BackendChoice::Redis(url, _) => f.debug_tuple("Redis").field(&redact_url(url)).finish(),
-            BackendChoice::Memory(b) => f.debug_tuple("Memory").field(b).finish(),
-            BackendChoice::Disabled => f.write_str("Disabled"),
-        }
-    }
-}
-
-/// The settings a [`Cache`](crate::Cache) runs with.
-#[derive(Clone)]
-pub(crate) struct Config {
-    pub clock: Arc<dyn Clock>,
-    pub random: Arc<dyn RandomSource>,
-    pub jitter: f64,
-    pub early_refresh_beta: Option<f64>,
-    pub namespace: String,
-    pub version: Option<String>,
-    pub default_ttl: Duration,
-    pub profiles: HashMap<String, Duration>,
-    pub op_timeout: Duration,
-    pub max_value_bytes: usize,
-    pub tag_ttl: Duration,
-    pub fence_ttl: Duration,
-    pub breaker: Option<crate::breaker::BreakerOptions>,
-    pub redis_connections: usize,
-    pub wait_replicas: Option<(usize, Duration)>,
-}
-
-impl std::fmt::Debug for Config {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Config")
-            .field("namespace", &self.namespace)
-            .field("version", &self.version)
-            .field("default_ttl", &self.default_ttl)
-            .field("op_timeout", &self.op_timeout)
-            .finish_non_exhaustive()
-    }
-}
 
 impl Config {
     pub(crate) fn defaults() -> Config {
         Config {
             clock: Arc::new(SystemClock),
             random: Arc::new(ThreadRandom),
-            jitter: DEFAULT_JITTER,
-            early_refresh_beta: Some(DEFAULT_EARLY_REFRESH_BETA),
-            namespace: DEFAULT_NAMESPACE.to_owned(),
+            jitter: CacheBuilder::DEFAULT_JITTER,
+            early_refresh_beta: Some(CacheBuilder::DEFAULT_EARLY_REFRESH_BETA),
+            namespace: CacheBuilder::DEFAULT_NAMESPACE.to_owned(),
             version: None,
-            default_ttl: DEFAULT_TTL,
+            default_ttl: CacheBuilder::DEFAULT_TTL,
             profiles: HashMap::new(),
-            op_timeout: DEFAULT_OP_TIMEOUT,
-            max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
-            tag_ttl: DEFAULT_TAG_TTL,
-            fence_ttl: DEFAULT_FENCE_TTL,
+            op_timeout: CacheBuilder::DEFAULT_OP_TIMEOUT,
+            max_value_bytes: CacheBuilder::DEFAULT_MAX_VALUE_BYTES,
+            tag_ttl: CacheBuilder::DEFAULT_TAG_TTL,
+            fence_ttl: CacheBuilder::DEFAULT_FENCE_TTL,
             breaker: Some(crate::breaker::BreakerOptions::default()),
-            redis_connections: DEFAULT_REDIS_CONNECTIONS,
+            redis_connections: CacheBuilder::DEFAULT_REDIS_CONNECTIONS,
             wait_replicas: None,
         }
     }
@@ -107,7 +59,7 @@ pub struct CacheBuilder {
 impl Default for CacheBuilder {
     fn default() -> Self {
         CacheBuilder {
-            backend: BackendChoice::Memory(DEFAULT_MEMORY_BYTES),
+            backend: BackendChoice::Memory(CacheBuilder::DEFAULT_MEMORY_BYTES),
             config: Config::defaults(),
             profile_spec: None,
             env: None,
@@ -117,6 +69,33 @@ impl Default for CacheBuilder {
 }
 
 impl CacheBuilder {
+    /// Default namespace prefix of every key.
+    pub const DEFAULT_NAMESPACE: &str = "cachette";
+    /// Default time-to-live of an entry when the call names none.
+    pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
+    /// Default budget for one backend operation (one round trip) before the call gives up on the
+    /// cache and goes on without it.
+    pub const DEFAULT_OP_TIMEOUT: Duration = Duration::from_millis(200);
+    /// Default largest serialized entry that is stored (larger values are computed, returned and
+    /// not stored).
+    pub const DEFAULT_MAX_VALUE_BYTES: usize = 4 * 1024 * 1024;
+    /// Default byte budget of the embedded memory store.
+    pub const DEFAULT_MEMORY_BYTES: u64 = 256 * 1024 * 1024;
+    /// Default lifetime of a tag version key (see [`CacheBuilder::tag_ttl`]).
+    pub const DEFAULT_TAG_TTL: Duration = Duration::from_secs(24 * 3600);
+    /// Default TTL jitter: each stored TTL is shortened by a random fraction of up to 10%, so
+    /// that entries filled together do not expire together. A TTL is never lengthened.
+    pub const DEFAULT_JITTER: f64 = 0.1;
+    /// Default β of probabilistic early refresh (XFetch).
+    pub const DEFAULT_EARLY_REFRESH_BETA: f64 = 1.0;
+    /// Default number of multiplexed Redis connections a cache uses, round-robin. One: on the
+    /// 2-core machines measured (BENCHMARKS.md), more connections meant less pipelining per
+    /// socket write and 38% less throughput at 64 tasks; raise it where cores are plentiful.
+    pub const DEFAULT_REDIS_CONNECTIONS: usize = 1;
+    /// Default lifetime of a key fence, the tombstone a delete leaves (see
+    /// [`CacheBuilder::fence_ttl`]).
+    pub const DEFAULT_FENCE_TTL: Duration = Duration::from_secs(600);
+
     /// A builder for the embedded memory store with the defaults.
     pub fn new() -> Self {
         Self::default()
@@ -263,7 +242,7 @@ impl CacheBuilder {
     }
 
     /// How many multiplexed Redis connections to use, round-robin (default
-    /// [`DEFAULT_REDIS_CONNECTIONS`]). Each is made on first use and re-made after a failure.
+    /// [`CacheBuilder::DEFAULT_REDIS_CONNECTIONS`]). Each is made on first use and re-made after a failure.
     pub fn redis_connections(mut self, n: usize) -> Self {
         self.config.redis_connections = n;
         self
@@ -291,7 +270,7 @@ impl CacheBuilder {
         self
     }
 
-    /// Default TTL jitter (fraction 0 to 1; [`DEFAULT_JITTER`]). `0` switches it off.
+    /// Default TTL jitter (fraction 0 to 1; [`CacheBuilder::DEFAULT_JITTER`]). `0` switches it off.
     pub fn jitter(mut self, fraction: f64) -> Self {
         self.config.jitter = fraction;
         self
@@ -353,93 +332,7 @@ impl CacheBuilder {
         }
         let c = &self.config;
         let mut errors = std::mem::take(&mut self.errors);
-        if !valid_segment(&c.namespace) {
-            errors.push(format!(
-                "namespace {:?} must be 1-64 ASCII letters, digits, `_`, `-` or `.`",
-                c.namespace
-            ));
-        }
-        if let Some(v) = &c.version
-            && !valid_segment(v)
-        {
-            errors.push(format!(
-                "version {v:?} must be 1-64 ASCII letters, digits, `_`, `-` or `.`"
-            ));
-        }
-        if c.default_ttl.is_zero() {
-            errors.push("default TTL must be greater than zero".to_owned());
-        }
-        if let Some((name, _)) = c.profiles.iter().find(|(_, d)| d.is_zero()) {
-            errors.push(format!("TTL profile `{name}` must be greater than zero"));
-        }
-        if c.op_timeout.is_zero() {
-            errors.push("operation timeout must be greater than zero".to_owned());
-        }
-        if !(0.0..=1.0).contains(&c.jitter) {
-            errors.push(format!("jitter {} must be between 0 and 1", c.jitter));
-        }
-        if let Some(beta) = c.early_refresh_beta
-            && !(beta.is_finite() && beta > 0.0)
-        {
-            errors.push(format!(
-                "early refresh beta {beta} must be a positive number"
-            ));
-        }
-        if let Some(b) = c.breaker
-            && (b.failures == 0 || b.cool_down.is_zero())
-        {
-            errors.push(
-                "circuit breaker needs at least 1 failure and a non-zero cool-down".to_owned(),
-            );
-        }
-        if c.redis_connections == 0 || c.redis_connections > 64 {
-            errors.push(format!(
-                "redis_connections {} must be between 1 and 64",
-                c.redis_connections
-            ));
-        }
-        if c.tag_ttl.is_zero() {
-            errors.push("tag TTL must be greater than zero".to_owned());
-        }
-        if let Some((n, wait)) = c.wait_replicas
-            && (n == 0 || wait.is_zero())
-        {
-            errors.push(
-                "wait_for_replicas needs at least 1 replica and a non-zero timeout".to_owned(),
-            );
-        }
-        if c.fence_ttl < Duration::from_secs(1) {
-            errors.push("fence TTL must be at least 1 s".to_owned());
-        }
-        let mut profiles: Vec<_> = c.profiles.iter().collect();
-        profiles.sort();
-        let durations = [
-            ("default TTL".to_owned(), c.default_ttl),
-            ("tag TTL".to_owned(), c.tag_ttl),
-            ("fence TTL".to_owned(), c.fence_ttl),
-            ("operation timeout".to_owned(), c.op_timeout),
-        ]
-        .into_iter()
-        .chain(
-            profiles
-                .into_iter()
-                .map(|(name, d)| (format!("TTL profile `{name}`"), *d)),
-        )
-        .chain(
-            c.wait_replicas
-                .map(|(_, d)| ("wait_for_replicas timeout".to_owned(), d)),
-        )
-        .chain(
-            c.breaker
-                .map(|b| ("circuit breaker cool-down".to_owned(), b.cool_down)),
-        );
-        for (what, d) in durations {
-            if d > MAX_DURATION {
-                errors.push(format!(
-                    "{what} {d:?} is longer than MAX_DURATION ({MAX_DURATION:?}, 100 years)"
-                ));
-            }
-        }
+        errors.extend(super::validate::problems(c));
         let missing = match undefined {
             Undefined::Ignore => Default::default(),
             _ => crate::profiles::undefined(&c.profiles),

@@ -29,11 +29,16 @@ pub struct LockOptions {
     pub wait: Duration,
 }
 
+impl LockOptions {
+    /// The default lifetime of a fill lock, and how long others wait for its value: 10 s.
+    pub const DEFAULT_TTL: Duration = Duration::from_secs(10);
+}
+
 impl Default for LockOptions {
     fn default() -> Self {
         LockOptions {
-            ttl: DEFAULT_LOCK_TTL,
-            wait: DEFAULT_LOCK_TTL,
+            ttl: LockOptions::DEFAULT_TTL,
+            wait: LockOptions::DEFAULT_TTL,
         }
     }
 }
@@ -120,7 +125,7 @@ impl Options {
     }
 
     /// TTL jitter for this call: the stored TTL is shortened by a random fraction up to
-    /// `fraction` (0 to 1; default [`DEFAULT_JITTER`]).
+    /// `fraction` (0 to 1; default [`CacheBuilder::DEFAULT_JITTER`]).
     pub fn jitter(mut self, fraction: f64) -> Self {
         self.jitter = Some(fraction);
         self

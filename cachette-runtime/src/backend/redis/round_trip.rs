@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// The kinds of round trip: the `op` label of `cachette_backend_seconds`, each the index of
-/// its label in [`BACKEND_OPS`](crate::timing::BACKEND_OPS).
+/// its label in [`BACKEND_OPS`](crate::stats::names::BACKEND_OPS).
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Op {
     Fetch,
@@ -83,7 +83,7 @@ impl RedisBackend {
             Ok(r) => r,
             Err(_) => Err(Error::Timeout(timeout)),
         };
-        crate::timing::record_round_trip(op as usize, started.elapsed());
+        crate::stats::record_round_trip(op as usize, started.elapsed());
         match &r {
             Ok(_) => self.breaker.success(&admit),
             Err(e) => {

@@ -5,37 +5,9 @@
 //! there is none. A batched lookup carries other calls' lookups too: it is timed once, under
 //! the name of the call that sent it.
 
-use crate::stats::NameCounters;
+use super::names::{NameCounters, RoundTripTimers, round_trip_timers};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
-
-/// The `op` label of `cachette_backend_seconds`, in the order of the Redis backend's
-/// round-trip kinds (`backend::redis::round_trip::Op`, which indexes this).
-pub(crate) const BACKEND_OPS: [&str; 8] = [
-    "fetch",
-    "create_tags",
-    "invalidate",
-    "store",
-    "delete",
-    "scan",
-    "lock",
-    "unlock",
-];
-
-/// One histogram per round-trip kind, for one call name.
-pub(crate) type RoundTripTimers = [metrics::Histogram; BACKEND_OPS.len()];
-
-/// Registers the round-trip histograms of the call name `name`.
-pub(crate) fn round_trip_timers(name: metrics::SharedString) -> RoundTripTimers {
-    BACKEND_OPS.map(|op| {
-        metrics::histogram!(
-            "cachette_backend_seconds",
-            "cache" => name.clone(),
-            "backend" => "redis",
-            "op" => op
-        )
-    })
-}
 
 tokio::task_local! {
     /// The counters of the call whose Redis round trips the current task makes (`None`: not
@@ -54,7 +26,8 @@ pub(crate) fn attributed<F: std::future::Future>(
     ROUND_TRIPS_OF.scope(counters, fut)
 }
 
-/// Times one Redis round trip of kind `op` (an index of [`BACKEND_OPS`]) into
+/// Times one Redis round trip of kind `op` (an index of
+/// [`BACKEND_OPS`](super::names::BACKEND_OPS)) into
 /// `cachette_backend_seconds`, under the name of the call that made it, or `internal` when
 /// no call is known (see [`attributed`]).
 pub(crate) fn record_round_trip(op: usize, elapsed: Duration) {
