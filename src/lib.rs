@@ -78,7 +78,17 @@
 use std::future::Future;
 
 pub use cachette_macros::{cache_put, cached, invalidates};
-pub use cachette_runtime::*;
+
+// The runtime, item by item: what a user names, and nothing else.
+pub use cachette_runtime::{
+    BreakerOptions, Cache, CacheBuilder, CacheValue, EarlyRefresh, Error, Fallible, FallibleShared,
+    Key, Lock, LockOptions, MAX_DURATION, Optional, Options, Pattern, Plain, Result, ReturnPolicy,
+    StatsSnapshot, Tag, Ttl, default_cache, install_default, parse_duration,
+};
+pub use cachette_runtime::{admin, clock, codec, keys, observe, stats};
+
+#[doc(hidden)]
+pub use cachette_runtime::__private;
 
 #[doc(hidden)]
 pub use cachette_macros::__escaped;

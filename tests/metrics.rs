@@ -35,9 +35,9 @@ async fn put_nowhere(id: u64) -> u64 {
     id
 }
 
-/// The metric names of the table in `cachette-runtime/src/stats.rs`.
+/// The metric names of the table in `cachette-runtime/src/stats/mod.rs`.
 fn documented() -> BTreeSet<String> {
-    let doc = include_str!("../cachette-runtime/src/stats.rs");
+    let doc = include_str!("../cachette-runtime/src/stats/mod.rs");
     doc.lines()
         .filter_map(|l| l.strip_prefix("//! | `cachette_"))
         .filter_map(|l| l.split('`').next())
