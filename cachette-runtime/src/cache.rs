@@ -4,7 +4,8 @@
 // without an allocation.
 #![allow(clippy::ptr_arg)]
 
-use crate::backend::{Backend, memory::MemoryBackend, redis::RedisBackend};
+use crate::backend::disabled::DisabledStore;
+use crate::backend::{Backend, Store, memory::MemoryBackend, redis::RedisBackend};
 use crate::breaker::Breaker;
 use crate::call::Check;
 use crate::clock::Backoff;
@@ -70,9 +71,9 @@ pub(crate) struct Inner {
     pub prefix: String,
     /// `namespace#tag:`
     pub tag_prefix: String,
-    /// Keys every lookup reads besides the call's tags: the epoch key on Redis (its version
-    /// comes after the tags' in a lookup's versions, and is stored in every entry under
-    /// `#epoch`), nothing on the other backends.
+    /// Keys every lookup reads besides the call's tags: the store's base keys (the epoch key
+    /// on Redis: its version comes after the tags' in a lookup's versions, and is stored in
+    /// every entry under `EPOCH_TAG`), nothing on the other stores.
     pub base_tag_keys: Box<[String]>,
     pub stats: Stats,
     pub flights: Arc<Flights>,
@@ -83,8 +84,8 @@ impl std::fmt::Debug for Cache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut d = f.debug_struct("Cache");
         d.field("backend", &self.inner.backend.kind());
-        if let Backend::Redis(r) = &self.inner.backend {
-            d.field("url", &r.redacted_url());
+        if let Some(url) = self.inner.backend.location() {
+            d.field("url", &url);
         }
         d.field("prefix", &self.inner.prefix).finish()
     }
@@ -128,7 +129,7 @@ impl Cache {
         match config.build_with(Undefined::Ignore) {
             Ok(c) => c,
             Err(_) => Cache::from_parts_unchecked(
-                Backend::Disabled(crate::lock::MemoryLocks::default()),
+                Backend::Disabled(DisabledStore::default()),
                 default_config(),
             ),
         }
@@ -151,7 +152,7 @@ impl Cache {
                 config.wait_replicas,
             )?),
             BackendChoice::Memory(bytes) => Backend::Memory(MemoryBackend::new(bytes)),
-            BackendChoice::Disabled => Backend::Disabled(crate::lock::MemoryLocks::default()),
+            BackendChoice::Disabled => Backend::Disabled(DisabledStore::default()),
         };
         Ok(Self::from_parts_unchecked(backend, config))
     }
@@ -162,10 +163,7 @@ impl Cache {
             None => format!("{}:", config.namespace),
         };
         let tag_prefix = format!("{}#tag:", config.namespace);
-        let base_tag_keys = match backend {
-            Backend::Redis(_) => vec![epoch_key(&config.namespace)].into_boxed_slice(),
-            _ => Box::default(),
-        };
+        let base_tag_keys = backend.base_keys().to_vec().into_boxed_slice();
         Cache {
             inner: Arc::new(Inner {
                 backend,
@@ -211,6 +209,11 @@ impl Cache {
         k.push_str(&self.inner.tag_prefix);
         k.push_str(tag);
         k
+    }
+
+    /// The backend key of a fill lock or a user lock: `namespace#lock:name`.
+    pub(crate) fn lock_key(&self, name: &str) -> String {
+        format!("{}#lock:{}", self.inner.config.namespace, name)
     }
 
     /// The duration a [`Ttl`] stands for in this cache. An unknown profile gives the default
@@ -417,7 +420,7 @@ impl Cache {
         value: &T,
         opts: &Options,
     ) -> Result<()> {
-        if matches!(self.inner.backend, Backend::Disabled(_)) {
+        if !self.inner.backend.stores() {
             return Ok(());
         }
         let raw = codec::encode_value(value)?;
@@ -454,7 +457,7 @@ impl Cache {
         ttl: Option<&Ttl>,
         keep_decoded: bool,
     ) -> Result<()> {
-        if matches!(self.inner.backend, Backend::Disabled(_)) {
+        if !self.inner.backend.stores() {
             return Ok(());
         }
         let tag_keys = self.call_tag_keys(opts);
@@ -588,10 +591,7 @@ impl Cache {
     /// [`Error::Auth`], an unreachable server a connection error. Without it, cachette starts
     /// anyway and runs uncached (logged, counted) until Redis answers.
     pub async fn connect(&self) -> Result<()> {
-        match &self.inner.backend {
-            Backend::Redis(r) => r.ping().await,
-            _ => Ok(()),
-        }
+        self.inner.backend.ping().await
     }
 
     /// Invalidations that failed and wait to be applied (see
@@ -602,10 +602,7 @@ impl Cache {
 
     /// Whether the Redis circuit breaker is open (calls skip Redis until it answers again).
     pub fn breaker_open(&self) -> bool {
-        match &self.inner.backend {
-            Backend::Redis(r) => r.breaker_open(),
-            _ => false,
-        }
+        self.inner.backend.breaker_open()
     }
 
     /// `fut`, with its Redis round trips timed under the call name `name`
@@ -616,7 +613,10 @@ impl Cache {
         name: &Cow<'static, str>,
         fut: F,
     ) -> impl Future<Output = F::Output> {
-        let counters = matches!(self.inner.backend, Backend::Redis(_))
+        let counters = self
+            .inner
+            .backend
+            .times_round_trips()
             .then(|| self.inner.stats.counters(name));
         crate::timing::attributed(counters, fut)
     }
@@ -744,16 +744,8 @@ impl Cache {
     // ----- test support --------------------------------------------------------------------
 
     pub(crate) fn memory_backend(&self) -> Option<&MemoryBackend> {
-        match &self.inner.backend {
-            Backend::Memory(m) => Some(m),
-            _ => None,
-        }
+        self.inner.backend.memory()
     }
-}
-
-/// The epoch key of a namespace (see `backend/redis/mod.rs`).
-fn epoch_key(namespace: &str) -> String {
-    format!("{namespace}#epoch")
 }
 
 fn default_config() -> Config {

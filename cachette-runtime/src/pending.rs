@@ -13,6 +13,7 @@
 //! cache of the process): raised when items are kept, lowered when they are applied.
 
 use crate::Cache;
+use crate::backend::Store;
 use crate::clock::Backoff;
 use crate::stats::Event;
 use std::borrow::Cow;

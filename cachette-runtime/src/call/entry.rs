@@ -147,11 +147,11 @@ impl Cache {
         .await
     }
 
-    /// A call's first step: on the memory store, a fresh hit is served at once (`Break`);
-    /// otherwise (`Continue`) where [`run`](Self::run) starts and when the call started.
-    /// A memory hit waits for nothing, so it spends a unit of the task's cooperative budget
-    /// (yielding once the budget is spent, no allocation): a loop of hits lets the runtime's
-    /// other tasks run.
+    /// A call's first step: on a store that answers without waiting (the memory store), a
+    /// fresh hit is served at once (`Break`); otherwise (`Continue`) where
+    /// [`run`](Self::run) starts and when the call started. Such a store waits for nothing,
+    /// so the call spends a unit of the task's cooperative budget first (yielding once the
+    /// budget is spent, no allocation): a loop of hits lets the runtime's other tasks run.
     pub(super) async fn first_look<'o, R, P>(
         &'o self,
         full_key: String,
@@ -163,17 +163,16 @@ impl Cache {
     where
         P: ReturnPolicy<R>,
     {
-        let start = match &self.inner.backend {
-            Backend::Memory(m) => {
-                tokio::task::coop::consume_budget().await;
-                let started = Instant::now();
-                let _entered = span.enter();
-                match self.memory_fast(m, full_key, opts, policy, decoded, started) {
-                    Ok(hit) => return ControlFlow::Break(hit),
-                    Err(prepared) => Start::Looked(prepared),
-                }
+        let start = if self.inner.backend.answers_now() {
+            tokio::task::coop::consume_budget().await;
+            let started = Instant::now();
+            let _entered = span.enter();
+            match self.look_now(full_key, opts, policy, decoded, started) {
+                Ok(hit) => return ControlFlow::Break(hit),
+                Err(start) => start,
             }
-            _ => Start::Key(full_key),
+        } else {
+            Start::Key(full_key)
         };
         let started = match &start {
             Start::Looked(p) => p.started,
@@ -182,18 +181,17 @@ impl Cache {
         ControlFlow::Continue((start, started))
     }
 
-    /// A call's first look at the memory store, without an `.await`: a fresh hit that is not
-    /// refreshed early is served here (counted and reported as by [`run`](Self::run));
-    /// anything else is handed to `run` with what was found.
-    pub(super) fn memory_fast<'o, R, P>(
+    /// A call's first look at a store that answers without waiting, without an `.await`: a
+    /// fresh hit that is not refreshed early is served here (counted and reported as by
+    /// [`run`](Self::run)); anything else is handed to `run` with what was found.
+    pub(super) fn look_now<'o, R, P>(
         &'o self,
-        m: &MemoryBackend,
         full_key: String,
         opts: &'o Options,
         policy: &P,
         decoded: Option<DecodedCopy<P::Stored>>,
         started: Instant,
-    ) -> std::result::Result<R, Box<Prepared<'o, P::Stored>>>
+    ) -> std::result::Result<R, Start<'o, P::Stored>>
     where
         P: ReturnPolicy<R>,
     {
@@ -203,12 +201,15 @@ impl Cache {
         let profile_ttl = matches!(opts.ttl, crate::config::Ttl::Profile(_))
             .then(|| self.ttl_for(&opts.ttl, &opts.name));
         let mark = self.inner.flights.mark(&full_key);
+        let Some(found) = self.inner.backend.lookup_now(&full_key, &tag_keys) else {
+            return Err(Start::Key(full_key));
+        };
         let Lookup {
             state,
             fetched,
             seen,
             now_ms,
-        } = self.lookup_memory(m, &full_key, &tag_keys, opts, decoded);
+        } = self.looked_now(&full_key, &tag_keys, opts, decoded, found);
         let (state, refresh_early) = match state {
             State::Fresh(value, meta) => {
                 if !self.refresh_early(opts, meta, now_ms) {
@@ -222,7 +223,7 @@ impl Cache {
             other => (other, None),
         };
         let ttl = profile_ttl.unwrap_or_else(|| self.ttl_for(&opts.ttl, &opts.name));
-        Err(Box::new(Prepared {
+        Err(Start::Looked(Box::new(Prepared {
             started,
             full_key,
             tag_keys,
@@ -237,7 +238,7 @@ impl Cache {
                 },
             ),
             refresh_early,
-        }))
+        })))
     }
 
     /// Like [`cached_with`](Self::cached_with), but refreshes run in a background task: a
@@ -419,6 +420,6 @@ impl Cache {
     }
 
     pub(super) fn is_disabled(&self) -> bool {
-        matches!(self.inner.backend, crate::backend::Backend::Disabled(_))
+        !self.inner.backend.stores()
     }
 }

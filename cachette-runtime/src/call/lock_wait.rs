@@ -130,9 +130,4 @@ impl Cache {
             self.log_error(&self.inner.stats.log_backend, name, "unlock", &e);
         }
     }
-
-    /// The backend key of a fill lock or a user lock: `namespace#lock:name`.
-    pub(crate) fn lock_key(&self, name: &str) -> String {
-        format!("{}#lock:{}", self.inner.config.namespace, name)
-    }
 }

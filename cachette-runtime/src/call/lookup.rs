@@ -25,7 +25,8 @@ impl Cache {
     }
 
     /// One round trip: the entry and the versions of the call's tags; then the entry is
-    /// classified by validity and freshness.
+    /// classified by validity and freshness. A store that answers without waiting is asked
+    /// without an `.await`.
     pub(super) async fn lookup<S: DeserializeOwned>(
         &self,
         full_key: &str,
@@ -33,8 +34,8 @@ impl Cache {
         opts: &Options,
         decoded: Option<DecodedCopy<S>>,
     ) -> Lookup<S> {
-        if let Backend::Memory(m) = &self.inner.backend {
-            return self.lookup_memory(m, full_key, tag_keys, opts, decoded);
+        if let Some(found) = self.inner.backend.lookup_now(full_key, tag_keys) {
+            return self.looked_now(full_key, tag_keys, opts, decoded, found);
         }
         self.ensure_pending_worker();
         let found = match self.inner.backend.lookup(full_key, tag_keys).await {
@@ -62,34 +63,28 @@ impl Cache {
         }
     }
 
-    /// [`lookup`](Self::lookup) in the memory store: no `.await`.
-    pub(super) fn lookup_memory<S: DeserializeOwned>(
+    /// [`lookup`](Self::lookup) of what a store answered without waiting
+    /// ([`Store::lookup_now`]): no `.await`.
+    pub(super) fn looked_now<S: DeserializeOwned>(
         &self,
-        m: &MemoryBackend,
         full_key: &str,
         tag_keys: &[String],
         opts: &Options,
         decoded: Option<DecodedCopy<S>>,
+        found: Found,
     ) -> Lookup<S> {
         self.ensure_pending_worker();
-        let looked = m.lookup(full_key, tag_keys);
-        let versions = Versions::Shared(looked.versions);
-        let (state, now_ms) = match &looked.entry {
+        let (state, now_ms) = match &found.entry {
             Some(entry) if !self.inner.pending.blocks(full_key, tag_keys) => {
-                let checked = self.check_memory(m, entry, &opts.tags, &versions, decoded);
-                self.state_of(full_key, opts, checked, looked.read_at)
+                let checked = self.check_now(entry, &opts.tags, &found.versions, decoded);
+                self.state_of(full_key, opts, checked, found.read_at)
             }
             _ => (State::Missing { fallback: None }, 0),
         };
         Lookup {
             state,
-            fetched: Some(versions),
-            seen: Some(match looked.entry {
-                Some(entry) => Seen::Memory(entry),
-                None => Seen::Absent {
-                    patterns: looked.patterns,
-                },
-            }),
+            fetched: Some(found.versions),
+            seen: Some(Seen::found(found.entry, found.patterns)),
             now_ms,
         }
     }
@@ -108,11 +103,11 @@ impl Cache {
         let checked = self
             .check_stored::<S>(entry, &opts.tags, &found.versions, decoded)
             .await;
-        self.state_of(full_key, opts, checked, None)
+        self.state_of(full_key, opts, checked, found.read_at)
     }
 
     /// Where a checked entry leaves the call, by freshness; with the clock's time (at
-    /// `read_at`, the instant the backend read the entry, when it knows it).
+    /// `read_at`, the instant the store read the entry, when it knows it).
     pub(super) fn state_of<S>(
         &self,
         full_key: &str,
@@ -152,6 +147,11 @@ impl Cache {
     }
 
     /// Checks a stored entry against the current tag versions and decodes its value.
+    ///
+    /// `versions.get(i)` is the current version of `tags[i]`. The entry is valid only if it
+    /// carries every tag in `tags` and each of its tags still has the version it was stored
+    /// with; tags the entry carries beyond `tags` are read from the store (without waiting
+    /// when it can answer so; otherwise one more round trip).
     pub(crate) async fn check_stored<T: DeserializeOwned>(
         &self,
         entry: &Stored,
@@ -159,36 +159,78 @@ impl Cache {
         versions: &Versions,
         decoded: Option<DecodedCopy<T>>,
     ) -> Result<Check<T>> {
-        match (entry, &self.inner.backend) {
-            (Stored::Memory(entry), Backend::Memory(m)) => {
-                self.check_memory::<T>(m, entry, tags, versions, decoded)
+        match self.check_entry(entry, tags, versions, decoded) {
+            Checked::Done(check) => Ok(check),
+            Checked::Extra { extra, valid } => {
+                let keys: Vec<String> = extra.iter().map(|(t, _)| self.tag_key(t)).collect();
+                let still = match self.inner.backend.versions_now(&keys) {
+                    Some(now) => extra_still_valid(&extra, (0..keys.len()).map(|i| now.get(i))),
+                    None => {
+                        let current = self.inner.backend.versions(&keys).await?;
+                        extra_still_valid(&extra, current.iter().map(Option::as_deref))
+                    }
+                };
+                Ok(if still { valid } else { Check::Invalid })
             }
-            (Stored::Memory(entry), _) => Ok(Check::Undecodable(format!(
-                "a memory entry outside the memory store ({} bytes)",
-                entry.value().len()
-            ))),
-            (Stored::Bytes(bytes), _) => self.check::<T>(bytes, tags, versions).await,
         }
     }
 
-    /// Checks stored bytes against the current tag versions and decodes the value.
-    ///
-    /// `versions.get(i)` is the current version of `tags[i]`. The entry is valid only if it
-    /// carries every tag in `tags` and each of its tags still has the version it was stored
-    /// with; tags the entry carries beyond `tags` are fetched (one more round trip).
-    pub(crate) async fn check<T: DeserializeOwned>(
+    /// [`check_stored`](Self::check_stored) without an `.await`: the versions of tags beyond
+    /// the call's come from [`Store::versions_now`]; a store that cannot answer them now
+    /// makes such an entry invalid (a miss, never an unchecked hit).
+    pub(super) fn check_now<T: DeserializeOwned>(
         &self,
-        bytes: &[u8],
+        entry: &Stored,
         tags: &[String],
         versions: &Versions,
+        decoded: Option<DecodedCopy<T>>,
     ) -> Result<Check<T>> {
+        Ok(match self.check_entry(entry, tags, versions, decoded) {
+            Checked::Done(check) => check,
+            Checked::Extra { extra, valid } => {
+                let keys: Vec<String> = extra.iter().map(|(t, _)| self.tag_key(t)).collect();
+                match self.inner.backend.versions_now(&keys) {
+                    Some(now) if extra_still_valid(&extra, (0..keys.len()).map(|i| now.get(i))) => {
+                        valid
+                    }
+                    _ => Check::Invalid,
+                }
+            }
+        })
+    }
+
+    /// The part of a check that needs no store: the envelope, the call's tags, the base
+    /// keys' versions, kept invalidations, and the value.
+    fn check_entry<'a, T: DeserializeOwned>(
+        &self,
+        entry: &'a Stored,
+        tags: &[String],
+        versions: &Versions,
+        decoded: Option<DecodedCopy<T>>,
+    ) -> Checked<'a, T> {
+        match entry {
+            Stored::Parsed(entry) => self.check_parsed(entry, tags, versions, decoded),
+            Stored::Bytes(bytes) => self.check_bytes(bytes, tags, versions),
+        }
+    }
+
+    /// [`check_entry`](Self::check_entry) of envelope bytes: the header and the value are
+    /// decoded in one pass.
+    fn check_bytes<'a, T: DeserializeOwned>(
+        &self,
+        bytes: &'a [u8],
+        tags: &[String],
+        versions: &Versions,
+    ) -> Checked<'a, T> {
         let env = match codec::decode_whole::<T>(bytes) {
             Ok(env) => env,
             // A deleted key: a miss, not a decode failure.
             Err(WholeError::Envelope(_)) if codec::is_tombstone(bytes) => {
-                return Ok(Check::Invalid);
+                return Checked::Done(Check::Invalid);
             }
-            Err(WholeError::Envelope(e)) => return Ok(Check::Undecodable(e.to_string())),
+            Err(WholeError::Envelope(e)) => {
+                return Checked::Done(Check::Undecodable(e.to_string()));
+            }
             Err(WholeError::Value(header, e)) => {
                 // Rare: an entry whose value is of another type is still only `Invalid` (not
                 // a decode failure) when its tags say it was invalidated anyway.
@@ -196,69 +238,77 @@ impl Cache {
                     self.check_tags(&header.tags, tags, versions),
                     TagCheck::Invalid
                 );
-                return Ok(if invalid {
+                return Checked::Done(if invalid {
                     Check::Invalid
                 } else {
                     Check::Undecodable(wrong_type(&e))
                 });
             }
         };
-        match self.check_tags(&env.tags, tags, versions) {
-            TagCheck::Valid => {}
-            TagCheck::Invalid => return Ok(Check::Invalid),
-            TagCheck::Extra(extra) => {
-                let keys: Vec<String> = extra.iter().map(|(t, _)| self.tag_key(t)).collect();
-                let current = self.inner.backend.versions(&keys).await?;
-                if !extra_still_valid(&extra, current.iter().map(Option::as_deref)) {
-                    return Ok(Check::Invalid);
-                }
-            }
-        }
         let meta = env.meta();
-        Ok(Check::Valid(env.value, meta))
+        // Owned: the envelope's tags may be unescaped copies, which do not outlive it.
+        let extra: Vec<(Cow<'a, str>, Cow<'a, str>)> =
+            match self.check_tags(&env.tags, tags, versions) {
+                TagCheck::Valid => Vec::new(),
+                TagCheck::Invalid => return Checked::Done(Check::Invalid),
+                TagCheck::Extra(extra) => extra
+                    .into_iter()
+                    .map(|(t, v)| (Cow::Owned(t.to_owned()), Cow::Owned(v.to_owned())))
+                    .collect(),
+            };
+        let valid = Check::Valid(env.value, meta);
+        if extra.is_empty() {
+            Checked::Done(valid)
+        } else {
+            Checked::Extra { extra, valid }
+        }
     }
 
-    /// [`check`](Self::check) for a memory entry, whose header was parsed when it was stored:
-    /// no parsing, no `.await`. With `decoded`, the entry's decoded copy is cloned instead of
-    /// decoding the bytes, and the first value decoded is kept as that copy. The tag versions
-    /// are checked either way, before the value is touched.
-    pub(super) fn check_memory<T: DeserializeOwned>(
+    /// [`check_entry`](Self::check_entry) of a parsed entry: no parsing. With `decoded`, the
+    /// entry's decoded copy is cloned instead of decoding the bytes, and the first value
+    /// decoded is kept as that copy. The call's tag versions are checked first, before the
+    /// value is touched.
+    fn check_parsed<'a, T: DeserializeOwned>(
         &self,
-        m: &MemoryBackend,
-        entry: &MemEntry,
+        entry: &'a ParsedEntry,
         tags: &[String],
         versions: &Versions,
         decoded: Option<DecodedCopy<T>>,
-    ) -> Result<Check<T>> {
+    ) -> Checked<'a, T> {
         let header = match entry.header() {
             Ok(h) => h,
-            Err(_) if entry.is_tombstone() => return Ok(Check::Invalid),
-            Err(why) => return Ok(Check::Undecodable(why.to_owned())),
+            Err(_) if entry.is_tombstone() => return Checked::Done(Check::Invalid),
+            Err(why) => return Checked::Done(Check::Undecodable(why.to_owned())),
         };
-        match self.check_tags(&header.tags, tags, versions) {
-            TagCheck::Valid => {}
-            TagCheck::Invalid => return Ok(Check::Invalid),
-            TagCheck::Extra(extra) => {
-                let current = extra.iter().map(|(t, _)| m.version(&self.tag_key(t)));
-                if !extra_still_valid(&extra, current) {
-                    return Ok(Check::Invalid);
-                }
+        let extra = match self.check_tags(&header.tags, tags, versions) {
+            TagCheck::Valid => Vec::new(),
+            TagCheck::Invalid => return Checked::Done(Check::Invalid),
+            TagCheck::Extra(extra) => extra
+                .into_iter()
+                .map(|(t, v)| (Cow::Borrowed(t), Cow::Borrowed(v)))
+                .collect(),
+        };
+        let valid = 'value: {
+            if let Some(copy) = decoded
+                && let Some(v) = entry.decoded().and_then(|kept| copy.take(kept.as_ref()))
+            {
+                break 'value Check::Valid(v, header.meta);
             }
-        }
-        if let Some(copy) = decoded
-            && let Some(v) = entry.decoded().and_then(|kept| copy.take(kept.as_ref()))
-        {
-            return Ok(Check::Valid(v, header.meta));
-        }
-        Ok(match serde_json::from_slice::<T>(entry.value()) {
-            Ok(v) => {
-                if let Some(copy) = decoded {
-                    entry.keep_decoded(|| copy.keep(&v));
+            match serde_json::from_slice::<T>(entry.value()) {
+                Ok(v) => {
+                    if let Some(copy) = decoded {
+                        entry.keep_decoded(|| copy.keep(&v));
+                    }
+                    Check::Valid(v, header.meta)
                 }
-                Check::Valid(v, header.meta)
+                Err(e) => Check::Undecodable(wrong_type(&e)),
             }
-            Err(e) => Check::Undecodable(wrong_type(&e)),
-        })
+        };
+        if extra.is_empty() {
+            Checked::Done(valid)
+        } else {
+            Checked::Extra { extra, valid }
+        }
     }
 
     /// Whether an entry carrying `entry_tags` (each with the version it was stored with) is
@@ -330,10 +380,22 @@ impl Cache {
     }
 }
 
+/// What the part of a check that needs no store found.
+pub(super) enum Checked<'a, T> {
+    /// Decided.
+    Done(Check<T>),
+    /// `valid` if each of these tags beyond the call's (with the version the entry stored)
+    /// still has that version; otherwise invalid.
+    Extra {
+        extra: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+        valid: Check<T>,
+    },
+}
+
 /// Whether each extra tag (with its stored version) still has that version; `current` gives
 /// their current versions, in order.
 pub(super) fn extra_still_valid<V: AsRef<str>>(
-    extra: &[(&str, &str)],
+    extra: &[(Cow<'_, str>, Cow<'_, str>)],
     current: impl IntoIterator<Item = Option<V>>,
 ) -> bool {
     let mut current = current.into_iter();
@@ -341,7 +403,7 @@ pub(super) fn extra_still_valid<V: AsRef<str>>(
         current
             .next()
             .flatten()
-            .is_some_and(|cur| cur.as_ref() == *stored)
+            .is_some_and(|cur| cur.as_ref() == stored.as_ref())
     })
 }
 

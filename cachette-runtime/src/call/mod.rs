@@ -13,9 +13,8 @@
 #![allow(clippy::ptr_arg)]
 
 use crate::Cache;
-use crate::backend::memory::{MemEntry, MemoryBackend};
-use crate::backend::redis::EPOCH_TAG;
-use crate::backend::{Backend, Found, Seen, Stored, Versions, new_version};
+use crate::backend::parsed::ParsedEntry;
+use crate::backend::{EPOCH_TAG, Found, Seen, Store, Stored, Versions, new_version};
 use crate::clock::Backoff;
 use crate::clock::millis;
 use crate::codec::{self, Meta, WholeError};
