@@ -436,3 +436,6 @@ fn share_found<S: serde::Serialize>(guard: LeaderGuard, value: &S, basis: Basis)
         .unwrap_or(Outcome::Unshareable);
     guard.finish(outcome);
 }
+
+#[cfg(test)]
+mod tests;
