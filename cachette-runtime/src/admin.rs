@@ -3,9 +3,9 @@
 
 use crate::Cache;
 use crate::backend::{Store, Stored, Versions};
-use crate::call::Check;
 use crate::codec;
 use crate::error::Result;
+use crate::read_through::Check;
 use std::borrow::Cow;
 use std::time::Duration;
 

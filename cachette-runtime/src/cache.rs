@@ -7,7 +7,6 @@
 use crate::backend::disabled::DisabledStore;
 use crate::backend::{Backend, Store, memory::MemoryBackend, redis::RedisBackend};
 use crate::breaker::Breaker;
-use crate::call::Check;
 use crate::clock::Backoff;
 use crate::codec::{self, Meta};
 use crate::config::{BackendChoice, CacheBuilder, Config, MAX_DURATION, Options, Ttl, Undefined};
@@ -15,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::flight::Flights;
 use crate::lock::Lock;
 use crate::pending::{Item, Pending};
+use crate::read_through::{Check, ToStore};
 use crate::stats::{Event, LogLimiter, Stats, StatsSnapshot};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -470,9 +470,15 @@ impl Cache {
                 "a tag key vanished while it was being created; nothing was stored".to_owned(),
             ));
         };
-        self.store_raw(full_key, raw, &versions, ttl, opts, 0, keep_decoded, None)
-            .await
-            .map(|_| ())
+        let entry = ToStore {
+            full_key,
+            raw,
+            versions: &versions,
+            ttl,
+            compute_us: 0,
+            keep_decoded,
+        };
+        self.store_raw(entry, opts, None).await.map(|_| ())
     }
 
     /// Removes the entry at `key`; whether there was one. Retried like invalidations. `key` as

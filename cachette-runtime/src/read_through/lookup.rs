@@ -43,7 +43,7 @@ impl Cache {
             Err(e) => {
                 self.log_error(&self.inner.stats.log_backend, &opts.name, "fetch", &e);
                 return Lookup {
-                    state: State::Missing { fallback: None },
+                    state: Freshness::Missing { fallback: None },
                     fetched: None,
                     seen: None,
                     now_ms: 0,
@@ -51,7 +51,7 @@ impl Cache {
             }
         };
         let (state, now_ms) = if self.inner.pending.blocks(full_key, tag_keys) {
-            (State::Missing { fallback: None }, 0)
+            (Freshness::Missing { fallback: None }, 0)
         } else {
             self.classify(full_key, &found, opts, decoded).await
         };
@@ -79,7 +79,7 @@ impl Cache {
                 let checked = self.check_now(entry, &opts.tags, &found.versions, decoded);
                 self.state_of(full_key, opts, checked, found.read_at)
             }
-            _ => (State::Missing { fallback: None }, 0),
+            _ => (Freshness::Missing { fallback: None }, 0),
         };
         Lookup {
             state,
@@ -96,9 +96,9 @@ impl Cache {
         found: &Found,
         opts: &Options,
         decoded: Option<DecodedCopy<S>>,
-    ) -> (State<S>, u64) {
+    ) -> (Freshness<S>, u64) {
         let Some(entry) = &found.entry else {
-            return (State::Missing { fallback: None }, 0);
+            return (Freshness::Missing { fallback: None }, 0);
         };
         let checked = self
             .check_stored::<S>(entry, &opts.tags, &found.versions, decoded)
@@ -114,7 +114,7 @@ impl Cache {
         opts: &Options,
         checked: Result<Check<S>>,
         read_at: Option<std::time::Instant>,
-    ) -> (State<S>, u64) {
+    ) -> (Freshness<S>, u64) {
         match checked {
             Ok(Check::Valid(v, meta)) => {
                 let clock = &self.inner.config.clock;
@@ -124,24 +124,24 @@ impl Cache {
                 };
                 let fresh_until = meta.fresh_until_ms;
                 let state = if fresh_until == 0 || now < fresh_until {
-                    State::Fresh(v, meta)
+                    Freshness::Fresh(v, meta)
                 } else if now < fresh_until.saturating_add(millis(opts.stale)) {
-                    State::Stale(v)
+                    Freshness::Stale(v)
                 } else if now < fresh_until.saturating_add(millis(opts.stale_if_error)) {
-                    State::Missing { fallback: Some(v) }
+                    Freshness::Missing { fallback: Some(v) }
                 } else {
-                    State::Missing { fallback: None }
+                    Freshness::Missing { fallback: None }
                 };
                 (state, now)
             }
-            Ok(Check::Invalid) => (State::Missing { fallback: None }, 0),
+            Ok(Check::Invalid) => (Freshness::Missing { fallback: None }, 0),
             Ok(Check::Undecodable(why)) => {
                 self.decode_failure(&opts.name, full_key, &why);
-                (State::Missing { fallback: None }, 0)
+                (Freshness::Missing { fallback: None }, 0)
             }
             Err(e) => {
                 self.log_error(&self.inner.stats.log_backend, &opts.name, "fetch_tags", &e);
-                (State::Missing { fallback: None }, 0)
+                (Freshness::Missing { fallback: None }, 0)
             }
         }
     }

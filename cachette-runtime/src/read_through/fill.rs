@@ -7,19 +7,14 @@ impl Cache {
     /// Runs the computation, stores what the policy stores, tells the flight's followers,
     /// and falls back to `fallback` when the computation fails and a fallback applies
     /// (stale-if-error; or, with `fallback_on_error`, the value being refreshed).
-    pub(super) async fn fill<R, P, F, Fut>(
+    pub(super) async fn fill<R, P: ReturnPolicy<R>, F: Compute<R>>(
         &self,
         fill: Fill<F>,
         policy: &P,
         opts: &Options,
         fallback: Option<P::Stored>,
         fallback_on_error: Option<CallOutcome>,
-    ) -> R
-    where
-        P: ReturnPolicy<R>,
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = R>,
-    {
+    ) -> R {
         let Fill {
             full_key,
             versions,
@@ -102,19 +97,17 @@ impl Cache {
             let outlived_fence = matches!(seen, Some(Seen::Absent { .. }))
                 && looked_at.elapsed() >= fence_ttl.checked_div(2).unwrap_or_default();
             let stored = match (&seen, outlived_fence) {
-                (Some(seen), false) => self
-                    .store_raw(
-                        &full_key,
+                (Some(seen), false) => {
+                    let entry = ToStore {
+                        full_key: &full_key,
                         raw,
-                        &versions,
+                        versions: &versions,
                         ttl,
-                        opts,
                         compute_us,
                         keep_decoded,
-                        Some(seen),
-                    )
-                    .await
-                    .map(Some),
+                    };
+                    self.store_raw(entry, opts, Some(seen)).await.map(Some)
+                }
                 _ => Ok(None),
             };
             match stored {
@@ -196,18 +189,20 @@ impl Cache {
     /// for the stale windows beyond that.
     /// With `expect`, only if the key is still in that state (see [`Seen`]); whether it was
     /// stored.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn store_raw(
         &self,
-        full_key: &str,
-        raw: &RawValue,
-        versions: &[(String, String)],
-        ttl: Duration,
+        entry: ToStore<'_>,
         opts: &Options,
-        compute_us: u64,
-        keep_decoded: bool,
         expect: Option<&Seen>,
     ) -> Result<bool> {
+        let ToStore {
+            full_key,
+            raw,
+            versions,
+            ttl,
+            compute_us,
+            keep_decoded,
+        } = entry;
         let config = &self.inner.config;
         let jitter = opts.jitter.unwrap_or(config.jitter).clamp(0.0, 1.0);
         let ttl = if jitter > 0.0 {
@@ -257,6 +252,20 @@ impl Cache {
         }
         Ok(stored)
     }
+}
+
+/// What [`Cache::store_raw`] stores.
+pub(crate) struct ToStore<'a> {
+    pub full_key: &'a str,
+    pub raw: &'a RawValue,
+    /// The tags with the versions the entry is stored under.
+    pub versions: &'a [(String, String)],
+    /// Fresh for this long (before jitter).
+    pub ttl: Duration,
+    /// What the computation took (0: unknown), for early refresh.
+    pub compute_us: u64,
+    /// The store may keep a decoded copy of the value.
+    pub keep_decoded: bool,
 }
 
 /// Versions named by their tags, in order: the call's tags, then (on Redis) the epoch;
