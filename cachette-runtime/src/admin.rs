@@ -55,7 +55,7 @@ impl Cache {
     }
 
     async fn backend_stats_raw(&self) -> Result<BackendStats> {
-        self.inner.backend.backend_stats().await
+        self.store().backend_stats().await
     }
 
     /// Key bodies of this cache's namespace (and version) matching the glob `pattern`, at most
@@ -72,7 +72,7 @@ impl Cache {
     async fn keys_raw(&self, pattern: &str, limit: usize) -> Result<Vec<String>> {
         let full = self.full_key(pattern);
         let prefix_len = self.full_key("").len();
-        let keys = self.inner.backend.keys(&full, limit).await?;
+        let keys = self.store().keys(&full, limit).await?;
         Ok(keys
             .into_iter()
             .map(|k| k.get(prefix_len..).unwrap_or_default().to_owned())
@@ -88,7 +88,7 @@ impl Cache {
 
     async fn inspect_raw(&self, key: &str) -> Result<Option<EntryInfo>> {
         let full = self.full_key(key);
-        let found = self.inner.backend.inspect(&full).await?;
+        let found = self.store().inspect(&full).await?;
         let Some((bytes, ttl)) = found else {
             return Ok(None);
         };
@@ -105,12 +105,7 @@ impl Cache {
             Err(_) => (None, Vec::new(), 0),
         };
         // The epoch too, on Redis (an entry of an older server life is not valid).
-        let base = Versions::Owned(
-            self.inner
-                .backend
-                .versions(&self.inner.base_tag_keys)
-                .await?,
-        );
+        let base = Versions::Owned(self.store().versions(self.base_keys()).await?);
         let valid = value.is_some()
             && matches!(
                 self.check_stored::<serde::de::IgnoredAny>(
@@ -141,6 +136,6 @@ impl Cache {
     }
 
     pub(crate) async fn clear_raw(&self) -> Result<u64> {
-        self.inner.backend.clear(&self.inner.config.namespace).await
+        self.store().clear(&self.config().namespace).await
     }
 }

@@ -1,6 +1,6 @@
 //! The storage contract: what every store (Redis, the memory store, the disabled store, and
 //! later a near cache or Redis Cluster) does for the engine, and the store-neutral types its
-//! answers are made of. The engine (`call/`) and the handle (`cache.rs` and friends) reach a
+//! answers are made of. The engine (`read_through/`) and the handle (`cache/`) reach a
 //! store only through [`Store`]; they never name a concrete one.
 //!
 //! A store moves bytes and tag versions; it never decides validity or freshness. A lookup
@@ -16,6 +16,7 @@
 //! [`Seen::Entry`] by identity, [`Seen::Absent`] by its pattern count).
 
 use super::parsed::ParsedEntry;
+pub(crate) use crate::codec::new_version;
 use crate::error::Result;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -299,10 +300,4 @@ pub(crate) trait Store {
     /// Removes every key of `namespace` (entries of all versions, tag versions, locks);
     /// how many.
     async fn clear(&self, namespace: &str) -> Result<u64>;
-}
-
-/// A fresh, unique tag version: 128 random bits as 32 hex digits. Unique across processes
-/// and restarts, so a re-created tag key can never revive an entry made under an old one.
-pub(crate) fn new_version() -> String {
-    format!("{:032x}", rand::random::<u128>())
 }

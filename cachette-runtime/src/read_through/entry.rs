@@ -157,7 +157,7 @@ impl Cache {
         decoded: Option<DecodedCopy<P::Stored>>,
         span: &tracing::Span,
     ) -> ControlFlow<R, Start<'o, R, P>> {
-        if !self.inner.backend.answers_now() {
+        if !self.store().answers_now() {
             return ControlFlow::Continue(Start::Key(full_key));
         }
         tokio::task::coop::consume_budget().await;
@@ -185,8 +185,8 @@ impl Cache {
         // TTL only when a fill may follow.
         let profile_ttl = matches!(opts.ttl, crate::config::Ttl::Profile(_))
             .then(|| self.ttl_for(&opts.ttl, &opts.name));
-        let mark = self.inner.flights.mark(&full_key);
-        let Some(found) = self.inner.backend.lookup_now(&full_key, &tag_keys) else {
+        let mark = self.flights().mark(&full_key);
+        let Some(found) = self.store().lookup_now(&full_key, &tag_keys) else {
             return Err(Start::Key(full_key));
         };
         let Lookup {
@@ -198,7 +198,7 @@ impl Cache {
         let (state, refresh_early) = match state {
             Freshness::Fresh(value, meta) => {
                 if !self.refresh_early(opts, meta, now_ms) {
-                    self.inner.stats.record_hit(&opts.name, started);
+                    self.recorder().record_hit(&opts.name, started);
                     tracing::debug!(cache = %opts.name, key = %full_key, "cache hit");
                     report(CallOutcome::Hit);
                     return Ok(policy.restore(value));
@@ -244,7 +244,7 @@ impl Cache {
         compute: F,
     ) -> Step<R, P::Stored, F> {
         if self.is_disabled() {
-            self.inner.stats.record(Event::Miss, &opts.name);
+            self.recorder().record(Event::Miss, &opts.name);
             report(CallOutcome::Bypass);
             return Step::Done(compute().await);
         }
@@ -412,18 +412,13 @@ impl Cache {
         call.keep_decoded = keep_decoded;
         // The key's state too, not only the tag versions: the refreshed value is stored only
         // if nothing was written or deleted at the key meanwhile.
-        let read = match self
-            .inner
-            .backend
-            .lookup(&call.full_key, &call.tag_keys)
-            .await
-        {
+        let read = match self.store().lookup(&call.full_key, &call.tag_keys).await {
             Ok(found) => {
                 let seen = Seen::found(found.entry, found.patterns);
                 (Some(found.versions), Some(seen))
             }
             Err(e) => {
-                self.log_error(&self.inner.stats.log_backend, &opts.name, "fetch_tags", &e);
+                self.log_error(&self.recorder().log_backend, &opts.name, "fetch_tags", &e);
                 (None, None)
             }
         };
@@ -432,6 +427,6 @@ impl Cache {
     }
 
     pub(super) fn is_disabled(&self) -> bool {
-        !self.inner.backend.stores()
+        !self.store().stores()
     }
 }

@@ -39,8 +39,7 @@ impl Cache {
         let result = compute().await;
         let elapsed = started.elapsed();
         let compute_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-        self.inner
-            .stats
+        self.recorder()
             .name(&opts.name)
             .compute_seconds
             .record(elapsed.as_secs_f64());
@@ -49,7 +48,7 @@ impl Cache {
             && let Some(stale) = fallback
         {
             if fallback_on_error.is_none() {
-                self.inner.stats.record(Event::StaleIfError, &opts.name);
+                self.recorder().record(Event::StaleIfError, &opts.name);
                 tracing::debug!(cache = %opts.name, key = %full_key, "computation failed; serving the stale value");
             }
             report(fallback_on_error.unwrap_or(CallOutcome::Stale));
@@ -70,8 +69,8 @@ impl Cache {
             Ok(raw) if lossless::reads_back(v, &raw) => Some(raw),
             Ok(_) => {
                 // Neither stored nor shared as bytes: followers would read the same wrong value.
-                self.inner.stats.record(Event::Lossy, &opts.name);
-                if let Some(held) = self.inner.stats.log_lossy.allow() {
+                self.recorder().record(Event::Lossy, &opts.name);
+                if let Some(held) = self.recorder().log_lossy.allow() {
                     tracing::warn!(
                         cache = %opts.name, suppressed = held,
                         "value would not read back from JSON as computed (e.g. Some(NaN), Some(None)); not stored"
@@ -80,7 +79,7 @@ impl Cache {
                 None
             }
             Err(e) => {
-                if let Some(held) = self.inner.stats.log_oversize.allow() {
+                if let Some(held) = self.recorder().log_oversize.allow() {
                     tracing::warn!(cache = %opts.name, error = %e, suppressed = held, "value does not serialize; not stored");
                 }
                 None
@@ -93,7 +92,7 @@ impl Cache {
                 Some(t) => self.ttl_for(t, &opts.name),
                 None => ttl,
             };
-            let fence_ttl = self.inner.config.fence_ttl;
+            let fence_ttl = self.config().fence_ttl;
             let outlived_fence = matches!(seen, Some(Seen::Absent { .. }))
                 && looked_at.elapsed() >= fence_ttl.checked_div(2).unwrap_or_default();
             let stored = match (&seen, outlived_fence) {
@@ -113,14 +112,14 @@ impl Cache {
             match stored {
                 Ok(Some(true)) => {}
                 Ok(Some(false) | None) => {
-                    self.inner.stats.record(Event::FillFenced, &opts.name);
+                    self.recorder().record(Event::FillFenced, &opts.name);
                     tracing::debug!(
                         cache = %opts.name, key = %full_key,
                         "the key was written or deleted since the computation began; not stored"
                     );
                 }
                 Err(Error::TooLarge { .. }) => {}
-                Err(e) => self.log_error(&self.inner.stats.log_backend, &opts.name, "store", &e),
+                Err(e) => self.log_error(&self.recorder().log_backend, &opts.name, "store", &e),
             }
         }
         if let (Some(guard), Some(basis)) = (guard, basis) {
@@ -153,7 +152,7 @@ impl Cache {
         {
             Ok(versions) => versions,
             Err(e) => {
-                self.log_error(&self.inner.stats.log_backend, name, "create_tags", &e);
+                self.log_error(&self.recorder().log_backend, name, "create_tags", &e);
                 None
             }
         }
@@ -176,8 +175,8 @@ impl Cache {
             .collect();
         if !missing.is_empty() {
             let keys: Vec<String> = missing.iter().map(|&i| tag_keys[i].clone()).collect();
-            let ttl = self.inner.config.tag_ttl.max(entry_ttl);
-            let created = self.inner.backend.ensure_tags(&keys, ttl).await?;
+            let ttl = self.config().tag_ttl.max(entry_ttl);
+            let created = self.store().ensure_tags(&keys, ttl).await?;
             for (&i, v) in missing.iter().zip(created) {
                 known[i] = v;
             }
@@ -203,7 +202,7 @@ impl Cache {
             compute_us,
             keep_decoded,
         } = entry;
-        let config = &self.inner.config;
+        let config = &self.config();
         let jitter = opts.jitter.unwrap_or(config.jitter).clamp(0.0, 1.0);
         let ttl = if jitter > 0.0 {
             let cut = ttl.mul_f64(jitter * config.random.next_f64().clamp(0.0, 1.0));
@@ -220,8 +219,8 @@ impl Cache {
         let bytes = codec::encode_raw(raw, versions, meta)?;
         let max = config.max_value_bytes;
         if bytes.len() > max {
-            self.inner.stats.record(Event::Oversize, &opts.name);
-            if let Some(held) = self.inner.stats.log_oversize.allow() {
+            self.recorder().record(Event::Oversize, &opts.name);
+            if let Some(held) = self.recorder().log_oversize.allow() {
                 tracing::warn!(
                     cache = %opts.name, size = bytes.len(), max, suppressed = held,
                     "value over the size limit; not stored"
@@ -240,15 +239,14 @@ impl Cache {
             // that found the key absent before it must not find it absent again when it
             // stores, so the entry stays (as a miss once past its windows) for at least the
             // fence TTL, like a delete's tombstone.
-            keep = keep.max(self.inner.config.fence_ttl);
+            keep = keep.max(self.config().fence_ttl);
         }
         let stored = self
-            .inner
-            .backend
+            .store()
             .store(full_key, bytes, keep, keep_decoded, expect)
             .await?;
         if stored {
-            self.inner.stats.record(Event::Store, &opts.name);
+            self.recorder().record(Event::Store, &opts.name);
         }
         Ok(stored)
     }

@@ -16,7 +16,7 @@ impl<R, P: ReturnPolicy<R>> Call<'_, R, P> {
     ) -> R {
         let (cache, opts, policy) = (self.cache, self.opts, self.policy);
         let (full_key, tag_keys) = (self.full_key.as_str(), &self.tag_keys[..]);
-        let stats = &cache.inner.stats;
+        let stats = &cache.recorder();
         let lock_key = cache.lock_key(full_key);
         let token = new_version();
         let deadline = crate::clock::instant_after(Instant::now(), lock.wait);
@@ -31,8 +31,7 @@ impl<R, P: ReturnPolicy<R>> Call<'_, R, P> {
             // followers: the poll's own read.
             let started = guard.tick();
             match cache
-                .inner
-                .backend
+                .store()
                 .lookup_and_lock(full_key, tag_keys, &lock_key, &token, lock.ttl)
                 .await
             {
@@ -103,8 +102,8 @@ impl Cache {
         token: &str,
         name: &Cow<'static, str>,
     ) {
-        if let Err(e) = self.inner.backend.release_lock(lock_key, token).await {
-            self.log_error(&self.inner.stats.log_backend, name, "unlock", &e);
+        if let Err(e) = self.store().release_lock(lock_key, token).await {
+            self.log_error(&self.recorder().log_backend, name, "unlock", &e);
         }
     }
 }

@@ -7,7 +7,7 @@ impl Cache {
     /// Whether a fresh hit should be recomputed now (XFetch); `now` is cachette's clock.
     pub(super) fn refresh_early(&self, opts: &Options, meta: Meta, now: u64) -> bool {
         let beta = match opts.early_refresh {
-            EarlyRefresh::Default => self.inner.config.early_refresh_beta,
+            EarlyRefresh::Default => self.config().early_refresh_beta,
             EarlyRefresh::Off => None,
             EarlyRefresh::Beta(b) => Some(b),
         };
@@ -21,7 +21,7 @@ impl Cache {
         let delta_ms = meta.compute_us as f64 / 1000.0;
         let exponent = -left_ms / (beta * delta_ms);
         // Below -746, `exp` is 0 and no number in [0, 1) is under it: no draw (most hits).
-        exponent >= -746.0 && self.inner.config.random.next_f64() < exponent.exp()
+        exponent >= -746.0 && self.config().random.next_f64() < exponent.exp()
     }
 
     /// One round trip: the entry and the versions of the call's tags; then the entry is
@@ -34,14 +34,14 @@ impl Cache {
         opts: &Options,
         decoded: Option<DecodedCopy<S>>,
     ) -> Lookup<S> {
-        if let Some(found) = self.inner.backend.lookup_now(full_key, tag_keys) {
+        if let Some(found) = self.store().lookup_now(full_key, tag_keys) {
             return self.looked_now(full_key, tag_keys, opts, decoded, found);
         }
         self.ensure_pending_worker();
-        let found = match self.inner.backend.lookup(full_key, tag_keys).await {
+        let found = match self.store().lookup(full_key, tag_keys).await {
             Ok(f) => f,
             Err(e) => {
-                self.log_error(&self.inner.stats.log_backend, &opts.name, "fetch", &e);
+                self.log_error(&self.recorder().log_backend, &opts.name, "fetch", &e);
                 return Lookup {
                     state: Freshness::Missing { fallback: None },
                     fetched: None,
@@ -50,7 +50,7 @@ impl Cache {
                 };
             }
         };
-        let (state, now_ms) = if self.inner.pending.blocks(full_key, tag_keys) {
+        let (state, now_ms) = if self.pending().blocks(full_key, tag_keys) {
             (Freshness::Missing { fallback: None }, 0)
         } else {
             self.classify(full_key, &found, opts, decoded).await
@@ -75,7 +75,7 @@ impl Cache {
     ) -> Lookup<S> {
         self.ensure_pending_worker();
         let (state, now_ms) = match &found.entry {
-            Some(entry) if !self.inner.pending.blocks(full_key, tag_keys) => {
+            Some(entry) if !self.pending().blocks(full_key, tag_keys) => {
                 let checked = self.check_now(entry, &opts.tags, &found.versions, decoded);
                 self.state_of(full_key, opts, checked, found.read_at)
             }
@@ -117,7 +117,7 @@ impl Cache {
     ) -> (Freshness<S>, u64) {
         match checked {
             Ok(Check::Valid(v, meta)) => {
-                let clock = &self.inner.config.clock;
+                let clock = &self.config().clock;
                 let now = match read_at {
                     Some(at) => clock.now_ms_at(at),
                     None => clock.now_ms(),
@@ -140,7 +140,7 @@ impl Cache {
                 (Freshness::Missing { fallback: None }, 0)
             }
             Err(e) => {
-                self.log_error(&self.inner.stats.log_backend, &opts.name, "fetch_tags", &e);
+                self.log_error(&self.recorder().log_backend, &opts.name, "fetch_tags", &e);
                 (Freshness::Missing { fallback: None }, 0)
             }
         }
@@ -163,10 +163,10 @@ impl Cache {
             Checked::Done(check) => Ok(check),
             Checked::Extra { extra, valid } => {
                 let keys: Vec<String> = extra.iter().map(|(t, _)| self.tag_key(t)).collect();
-                let still = match self.inner.backend.versions_now(&keys) {
+                let still = match self.store().versions_now(&keys) {
                     Some(now) => extra_still_valid(&extra, (0..keys.len()).map(|i| now.get(i))),
                     None => {
-                        let current = self.inner.backend.versions(&keys).await?;
+                        let current = self.store().versions(&keys).await?;
                         extra_still_valid(&extra, current.iter().map(Option::as_deref))
                     }
                 };
@@ -189,7 +189,7 @@ impl Cache {
             Checked::Done(check) => check,
             Checked::Extra { extra, valid } => {
                 let keys: Vec<String> = extra.iter().map(|(t, _)| self.tag_key(t)).collect();
-                match self.inner.backend.versions_now(&keys) {
+                match self.store().versions_now(&keys) {
                     Some(now) if extra_still_valid(&extra, (0..keys.len()).map(|i| now.get(i))) => {
                         valid
                     }
@@ -340,10 +340,10 @@ impl Cache {
                 return TagCheck::Invalid;
             }
         }
-        if self.inner.pending.any()
+        if self.pending().any()
             && entry_tags
                 .iter()
-                .any(|(t, _)| self.inner.pending.blocks_tag(&self.tag_key(t.as_ref())))
+                .any(|(t, _)| self.pending().blocks_tag(&self.tag_key(t.as_ref())))
         {
             return TagCheck::Invalid;
         }
@@ -369,8 +369,8 @@ impl Cache {
     }
 
     pub(crate) fn decode_failure(&self, name: &Cow<'static, str>, full_key: &str, why: &str) {
-        self.inner.stats.record(Event::DecodeFailure, name);
-        if let Some(held) = self.inner.stats.log_decode.allow() {
+        self.recorder().record(Event::DecodeFailure, name);
+        if let Some(held) = self.recorder().log_decode.allow() {
             tracing::warn!(
                 cache = %name, error = why, suppressed = held,
                 "stored entry does not decode; recomputing and overwriting it"

@@ -83,8 +83,8 @@ impl<R, P: ReturnPolicy<R>> Call<'_, R, P> {
         compute: F,
     ) -> Step<R, P::Stored, F> {
         let (cache, opts, key) = (self.cache, self.opts, &self.full_key);
-        let stats = &cache.inner.stats;
-        let flights = &cache.inner.flights;
+        let stats = &cache.recorder();
+        let flights = &cache.flights();
         let mut counted_miss = false;
         let (mut attempt, mut state) = match first {
             Some((mark, lookup)) => (1u32, State::Looked(mark, lookup)),

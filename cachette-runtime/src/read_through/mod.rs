@@ -28,7 +28,7 @@ use crate::backend::{EPOCH_TAG, Found, Seen, Store, Stored, Versions, new_versio
 use crate::clock::Backoff;
 use crate::clock::millis;
 use crate::codec::{self, Meta, WholeError};
-use crate::config::{EarlyRefresh, LockOptions, MAX_DURATION, Options};
+use crate::config::{EarlyRefresh, LockOptions, MAX_DURATION, Options, Ttl};
 use crate::error::{Error, Result};
 use crate::flight::{self, Basis, LeaderGuard, Mark, Outcome, Role, View};
 use crate::lossless;
@@ -50,6 +50,7 @@ mod fill;
 mod lock_wait;
 mod lookup;
 mod machine;
+mod manual;
 
 pub(crate) use fill::ToStore;
 
