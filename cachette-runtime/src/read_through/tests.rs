@@ -179,10 +179,23 @@ async fn a_follower_leads_when_the_leader_is_dropped() -> Result<()> {
     while crate::__private::testing::in_flight(&cache) == 0 {
         tokio::task::yield_now().await;
     }
-    let calls = Arc::new(AtomicUsize::new(0));
+    // The follower's computation notes how many flights run while it computes: 1 if it
+    // leads a new flight (others would wait for it), 0 if it computed on its own.
+    let flights_seen = Arc::new(AtomicUsize::new(usize::MAX));
     let follower = {
-        let (cache, opts, calls) = (cache.clone(), opts.clone(), Arc::clone(&calls));
-        tokio::spawn(async move { call(&cache, &opts, &calls, 9).await })
+        let (cache, opts, seen) = (cache.clone(), opts.clone(), Arc::clone(&flights_seen));
+        tokio::spawn(async move {
+            let probe = cache.clone();
+            cache
+                .cached_with(KEY, &opts, Plain, || async move {
+                    seen.store(
+                        crate::__private::testing::in_flight(&probe),
+                        Ordering::SeqCst,
+                    );
+                    9u32
+                })
+                .await
+        })
     };
     while cache.stats().coalesced == 0 {
         tokio::task::yield_now().await;
@@ -192,7 +205,11 @@ async fn a_follower_leads_when_the_leader_is_dropped() -> Result<()> {
         .await
         .map_err(|e| crate::Error::Config(format!("the follower's task failed: {e}")))?;
     assert_eq!(got, 9, "the follower computed");
-    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        flights_seen.load(Ordering::SeqCst),
+        1,
+        "the follower led a new flight"
+    );
     assert_eq!(cache.stats().stores, 1);
     Ok(())
 }
