@@ -234,10 +234,7 @@ impl Cache {
             Err(WholeError::Value(header, e)) => {
                 // Rare: an entry whose value is of another type is still only `Invalid` (not
                 // a decode failure) when its tags say it was invalidated anyway.
-                let invalid = matches!(
-                    self.check_tags(&header.tags, tags, versions),
-                    TagCheck::Invalid
-                );
+                let invalid = self.check_tags(&header.tags, tags, versions).is_none();
                 return Checked::Done(if invalid {
                     Check::Invalid
                 } else {
@@ -249,9 +246,8 @@ impl Cache {
         // Owned: the envelope's tags may be unescaped copies, which do not outlive it.
         let extra: Vec<(Cow<'a, str>, Cow<'a, str>)> =
             match self.check_tags(&env.tags, tags, versions) {
-                TagCheck::Valid => Vec::new(),
-                TagCheck::Invalid => return Checked::Done(Check::Invalid),
-                TagCheck::Extra(extra) => extra
+                None => return Checked::Done(Check::Invalid),
+                Some(extra) => extra
                     .into_iter()
                     .map(|(t, v)| (Cow::Owned(t.to_owned()), Cow::Owned(v.to_owned())))
                     .collect(),
@@ -280,14 +276,14 @@ impl Cache {
             Err(_) if entry.is_tombstone() => return Checked::Done(Check::Invalid),
             Err(why) => return Checked::Done(Check::Undecodable(why.to_owned())),
         };
-        let extra = match self.check_tags(&header.tags, tags, versions) {
-            TagCheck::Valid => Vec::new(),
-            TagCheck::Invalid => return Checked::Done(Check::Invalid),
-            TagCheck::Extra(extra) => extra
-                .into_iter()
-                .map(|(t, v)| (Cow::Borrowed(t), Cow::Borrowed(v)))
-                .collect(),
-        };
+        let extra: Vec<(Cow<'a, str>, Cow<'a, str>)> =
+            match self.check_tags(&header.tags, tags, versions) {
+                None => return Checked::Done(Check::Invalid),
+                Some(extra) => extra
+                    .into_iter()
+                    .map(|(t, v)| (Cow::Borrowed(t), Cow::Borrowed(v)))
+                    .collect(),
+            };
         let valid = 'value: {
             if let Some(copy) = decoded
                 && let Some(v) = entry.decoded().and_then(|kept| copy.take(kept.as_ref()))
@@ -316,17 +312,20 @@ impl Cache {
     /// carry every tag asked for, and each of its tags must still have its stored version
     /// (for tags beyond the call's, the caller fetches the current versions). An entry
     /// carrying a tag whose invalidation is kept (`pending.rs`) is not valid.
+    ///
+    /// `None`: invalid. `Some(extra)`: valid if each tag of `extra`, one the entry carries
+    /// beyond the call's, still has the version it was stored with (none: valid).
     pub(super) fn check_tags<'a, S: AsRef<str>>(
         &self,
         entry_tags: &'a [(S, S)],
         tags: &[String],
         versions: &Versions,
-    ) -> TagCheck<'a> {
+    ) -> Option<Vec<(&'a str, &'a str)>> {
         if !tags
             .iter()
             .all(|t| entry_tags.iter().any(|(et, _)| et.as_ref() == t.as_str()))
         {
-            return TagCheck::Invalid;
+            return None;
         }
         // On Redis the lookup also read the epoch, after the tags: the entry must have been
         // stored under it (a revived entry of an older server life never is).
@@ -337,7 +336,7 @@ impl Cache {
                 .find(|(t, _)| t.as_ref() == EPOCH_TAG)
                 .map(|(_, v)| v.as_ref());
             if epoch.is_none() || stored != epoch {
-                return TagCheck::Invalid;
+                return None;
             }
         }
         if self.pending().any()
@@ -345,7 +344,7 @@ impl Cache {
                 .iter()
                 .any(|(t, _)| self.pending().blocks_tag(&self.tag_key(t.as_ref())))
         {
-            return TagCheck::Invalid;
+            return None;
         }
         let mut extra = Vec::new();
         for (tag, stored) in entry_tags {
@@ -355,17 +354,13 @@ impl Cache {
             match tags.iter().position(|t| t.as_str() == tag.as_ref()) {
                 Some(i) => {
                     if versions.get(i) != Some(stored.as_ref()) {
-                        return TagCheck::Invalid;
+                        return None;
                     }
                 }
                 None => extra.push((tag.as_ref(), stored.as_ref())),
             }
         }
-        if extra.is_empty() {
-            TagCheck::Valid
-        } else {
-            TagCheck::Extra(extra)
-        }
+        Some(extra)
     }
 
     pub(crate) fn decode_failure(&self, name: &Cow<'static, str>, full_key: &str, why: &str) {

@@ -167,15 +167,6 @@ enum Start<'o, R, P: ReturnPolicy<R>> {
     Looked(Box<Prepared<'o, R, P>>),
 }
 
-/// Whether the tags of an entry let it be served, before the versions of tags it carries
-/// beyond the call's are known.
-enum TagCheck<'a> {
-    Valid,
-    Invalid,
-    /// Valid if each of these tags still has the version it was stored with.
-    Extra(Vec<(&'a str, &'a str)>),
-}
-
 /// A computation about to run, with everything its fill needs (owned: a background refresh
 /// takes it into its task).
 pub(crate) struct Fill<F> {
