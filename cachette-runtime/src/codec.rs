@@ -133,6 +133,13 @@ pub(crate) fn encode_raw(
 }
 
 /// Serializes `value` with its tag versions into the envelope.
+/// A fresh, unique tag version (also a tombstone's random part): 128 random bits as 32 hex
+/// digits. Unique across processes and restarts, so a re-created tag key can never revive an
+/// entry made under an old one.
+pub(crate) fn new_version() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
 #[cfg(test)]
 pub(crate) fn encode<T: Serialize + ?Sized>(
     value: &T,
@@ -150,7 +157,7 @@ pub(crate) const TOMBSTONE_PREFIX: &[u8] = b"#tombstone:";
 /// tombstone never mistakes another for it.
 pub(crate) fn tombstone() -> Vec<u8> {
     let mut t = TOMBSTONE_PREFIX.to_vec();
-    t.extend_from_slice(crate::backend::new_version().as_bytes());
+    t.extend_from_slice(new_version().as_bytes());
     t
 }
 

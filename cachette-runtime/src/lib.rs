@@ -25,7 +25,6 @@ pub mod admin;
 mod backend;
 mod breaker;
 mod cache;
-mod call;
 pub mod clock;
 pub mod codec;
 mod config;
@@ -40,6 +39,7 @@ pub mod observe;
 mod pending;
 mod policy;
 mod profiles;
+mod read_through;
 pub mod stats;
 
 pub use breaker::BreakerOptions;

@@ -17,11 +17,13 @@
 //! ```
 
 use crate::Cache;
-use crate::clock::instant_after;
+use crate::backend::Store;
+use crate::cache::MANUAL;
+use crate::clock::Backoff;
 use crate::error::Result;
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::borrow::Cow;
+use std::time::Duration;
+use std::time::Instant;
 
 /// A held lock. Release it with [`Lock::release`]; a lock that is dropped unreleased is
 /// released in the background when a Tokio runtime is available, and otherwise expires at
@@ -84,57 +86,79 @@ impl Drop for Lock {
     }
 }
 
-/// Lock table of the memory backend: token and deadline per key, pruned of expired locks as
-/// it grows.
-#[derive(Default)]
-pub(crate) struct MemoryLocks {
-    locks: Mutex<HashMap<String, (String, Instant)>>,
-}
-
-const PRUNE_ABOVE: usize = 4096;
-
-impl MemoryLocks {
-    pub(crate) fn try_lock(&self, key: &str, token: &str, ttl: Duration) -> bool {
-        let now = Instant::now();
-        let mut map = self.locks.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() > PRUNE_ABOVE {
-            map.retain(|_, (_, deadline)| *deadline > now);
-        }
-        match map.get(key) {
-            Some((_, deadline)) if *deadline > now => false,
-            _ => {
-                map.insert(key.to_owned(), (token.to_owned(), instant_after(now, ttl)));
-                true
-            }
-        }
-    }
-
-    pub(crate) fn release(&self, key: &str, token: &str) -> bool {
-        let now = Instant::now();
-        let mut map = self.locks.lock().unwrap_or_else(|e| e.into_inner());
-        match map.get(key) {
-            Some((t, deadline)) if t == token && *deadline > now => {
-                map.remove(key);
-                true
-            }
-            _ => false,
+impl Cache {
+    /// Takes the lock `name` for `ttl` if nobody holds it (`SET NX PX` with a fresh random
+    /// token). A holder that crashes loses the lock when `ttl` runs out.
+    ///
+    /// On Redis the lock excludes every process sharing it; on the memory store and on a
+    /// [disabled](Self::disabled) cache, which keeps a lock table of its own although it
+    /// stores nothing, it excludes within the process (this cache and its clones).
+    ///
+    /// `name`: a [`Key`](crate::Key) (`cachette::key!("rebuild:{}", id)`) or a string taken as
+    /// already escaped, as for [`get`](Self::get).
+    pub async fn try_lock(&self, name: impl AsRef<str>, ttl: Duration) -> Result<Option<Lock>> {
+        let key = self.lock_key(name.as_ref());
+        let token = crate::backend::new_version();
+        let taken = self
+            .attributed(
+                &Cow::Borrowed(MANUAL),
+                self.store().try_lock(&key, &token, ttl),
+            )
+            .await?;
+        if taken {
+            Ok(Some(Lock {
+                cache: self.clone(),
+                key,
+                token,
+                released: false,
+            }))
+        } else {
+            Ok(None)
         }
     }
 
-    pub(crate) fn extend(&self, key: &str, token: &str, ttl: Duration) -> bool {
-        let now = Instant::now();
-        let mut map = self.locks.lock().unwrap_or_else(|e| e.into_inner());
-        match map.get_mut(key) {
-            Some((t, deadline)) if t == token && *deadline > now => {
-                *deadline = instant_after(now, ttl);
-                true
+    /// Waits up to `wait` for the lock `name` (polling every 10 to 100 ms); `Ok(None)` when
+    /// it stayed taken. It excludes as [`try_lock`](Self::try_lock) does, on a
+    /// [disabled](Self::disabled) cache too.
+    pub async fn lock(
+        &self,
+        name: impl AsRef<str>,
+        ttl: Duration,
+        wait: Duration,
+    ) -> Result<Option<Lock>> {
+        let name = name.as_ref();
+        let deadline = crate::clock::instant_after(Instant::now(), wait);
+        let mut backoff = Backoff::new(Duration::from_millis(10), Duration::from_millis(100));
+        loop {
+            if let Some(lock) = self.try_lock(name, ttl).await? {
+                return Ok(Some(lock));
             }
-            _ => false,
+            if Instant::now() >= deadline {
+                return Ok(None);
+            }
+            backoff.sleep(Some(deadline)).await;
         }
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.locks.lock().map(|m| m.len()).unwrap_or(0)
+    pub(crate) async fn release_lock_raw(&self, key: &str, token: &str) -> Result<bool> {
+        self.attributed(
+            &Cow::Borrowed(MANUAL),
+            self.store().release_lock(key, token),
+        )
+        .await
+    }
+
+    pub(crate) async fn extend_lock_raw(
+        &self,
+        key: &str,
+        token: &str,
+        ttl: Duration,
+    ) -> Result<bool> {
+        self.attributed(
+            &Cow::Borrowed(MANUAL),
+            self.store().extend_lock(key, token, ttl),
+        )
+        .await
     }
 }
 

@@ -312,8 +312,8 @@ fn decode<S: CacheValue>(value: &Encoded) -> Result<S, CallError> {
 }
 
 pub(super) fn lossy(cache: &Cache, opts: &Options) {
-    cache.inner.stats.record(Event::Lossy, &opts.name);
-    if let Some(held) = cache.inner.stats.log_lossy.allow() {
+    cache.recorder().record(Event::Lossy, &opts.name);
+    if let Some(held) = cache.recorder().log_lossy.allow() {
         tracing::warn!(
             cache = %opts.name, suppressed = held,
             "write-through value would not read back from JSON as given (e.g. Some(NaN), Some(None)); deleting the entry instead"

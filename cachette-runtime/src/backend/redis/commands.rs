@@ -174,8 +174,8 @@ impl RedisBackend {
         let (mode, expected) = match expect {
             Some(Seen::Bytes(old)) => ("same", old.to_vec()),
             Some(Seen::Absent { patterns }) => ("absent", patterns.to_string().into_bytes()),
-            // A memory entry is never seen in Redis: nothing to compare with.
-            Some(Seen::Memory(_)) => return Ok(false),
+            // Redis never hands out a parsed entry: nothing to compare with.
+            Some(Seen::Entry(_)) => return Ok(false),
             None => return self.set(key, bytes, ttl).await.map(|()| true),
         };
         static SCRIPT: OnceLock<redis::Script> = OnceLock::new();

@@ -7,7 +7,8 @@
 //! # The epoch
 //!
 //! A connection is handed out only after it has made sure that the namespace's epoch key
-//! (`namespace#epoch`) names the data set it talks to: the key holds the server's replication
+//! (`namespace#epoch`, the store's base key, recorded in entries under
+//! [`EPOCH_TAG`](crate::backend::EPOCH_TAG)) names the data set it talks to: the key holds the server's replication
 //! id (`master_replid` of `INFO replication`) and a random part, and is replaced when it names
 //! another (one script, `ENSURE_EPOCH`). Every lookup reads the epoch beside the tag versions
 //! and every entry is stored with it, like a tag. A primary restarted (from an older snapshot
@@ -23,7 +24,9 @@
 //! `connections.rs` (the pool, each connection's lifecycle, the epoch script, TLS),
 //! `round_trip.rs` (the guarded round trip: breaker, timeout, timing), `commands.rs` (lookups,
 //! tags, stores, deletes, pattern invalidation), `locks.rs` (fill locks), `admin.rs` (admin
-//! queries) and `replies.rs` (reading replies, `PX` milliseconds).
+//! queries) and `replies.rs` (reading replies, `PX` milliseconds) and `store.rs` (the backend as a
+//! [`Store`](crate::backend::Store): the storage contract's operations, the epoch key as its base
+//! key).
 
 mod admin;
 mod commands;
@@ -31,6 +34,7 @@ mod connections;
 mod locks;
 mod replies;
 mod round_trip;
+mod store;
 
 use self::connections::{Slot, tls_client};
 use super::batch::Batcher;
@@ -68,10 +72,6 @@ pub(crate) struct RedisBackend {
     /// Warnings about tag invalidations done by `UNLINK` under `maxmemory`.
     log_oom: LogLimiter,
 }
-
-/// The tag name entries carry their epoch under (reserved: a user tag of that name makes
-/// entries never valid, never stale).
-pub(crate) const EPOCH_TAG: &str = "#epoch";
 
 impl std::fmt::Debug for RedisBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

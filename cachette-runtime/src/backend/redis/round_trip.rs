@@ -27,7 +27,7 @@ pub(super) enum Op {
 
 impl RedisBackend {
     /// Runs one pipeline (one round trip) within the operation timeout, timing it into the
-    /// `cachette_backend_seconds{cache,backend="redis",op}` histogram (`cache`: see [`crate::timing`]).
+    /// `cachette_backend_seconds{cache,backend="redis",op}` histogram (`cache`: see [`attributed`](crate::stats::attributed)).
     pub(super) async fn run<T: redis::FromRedisValue>(
         &self,
         op: Op,

@@ -11,123 +11,24 @@
 //! value, filled by the first hit that decodes it; later hits of that type clone it instead of
 //! decoding the bytes.
 
-use super::Seen;
-use crate::codec::{self, Meta};
-use crate::config::MAX_DURATION;
+//!
+//! Files: this one holds the store and its [`Store`] implementation; `locks.rs` the lock
+//! table (shared with the disabled store). The parsed entry is `backend/parsed.rs`.
+
+mod locks;
+
+pub(crate) use self::locks::MemoryLocks;
+use super::contract::{BackendStats, Found, Seen, Store, Stored, Versions};
+use super::parsed::ParsedEntry;
+use crate::codec;
+use crate::error::Result;
 use crate::keys::glob_match;
 use moka::Expiry;
 use moka::ops::compute::{CompResult, Op};
-use std::any::Any;
 use std::cell::Cell;
-use std::ops::Range;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
-
-/// A decoded value kept beside its bytes.
-pub(crate) type Decoded = Arc<dyn Any + Send + Sync>;
-
-/// One stored entry (shared by every hit: moka hands out clones of the `Arc`).
-pub(crate) struct MemEntry {
-    bytes: bytes::Bytes,
-    /// The envelope's header, parsed when the entry was stored; `Err`: why the bytes are not
-    /// a readable envelope (every lookup of it is then an undecodable entry, as in Redis).
-    header: Result<MemHeader, Box<str>>,
-    ttl: Duration,
-    expires_at: Instant,
-    /// Room for a decoded copy of the value (counted in the entry's weight), for entries
-    /// stored by a call that can use one.
-    decoded: Option<OnceLock<Decoded>>,
-}
-
-/// A parsed envelope header.
-pub(crate) struct MemHeader {
-    /// Each tag with the version it was stored with.
-    pub tags: Box<[(Box<str>, Box<str>)]>,
-    pub meta: Meta,
-    /// Where the serialized value lies in the entry's bytes.
-    value: Range<usize>,
-}
-
-impl MemEntry {
-    fn new(bytes: bytes::Bytes, ttl: Duration, keep_decoded: bool) -> MemEntry {
-        let header = match codec::decode_header(&bytes) {
-            Ok(env) => {
-                let raw = env.value.get().as_bytes();
-                // `raw` borrows from `bytes`: its offset locates the value.
-                let start = (raw.as_ptr() as usize).wrapping_sub(bytes.as_ptr() as usize);
-                let value = start..start.saturating_add(raw.len());
-                if bytes.get(value.clone()) == Some(raw) {
-                    Ok(MemHeader {
-                        tags: env
-                            .tags
-                            .iter()
-                            .map(|(t, v)| (Box::from(t.as_ref()), Box::from(v.as_ref())))
-                            .collect(),
-                        meta: env.meta(),
-                        value,
-                    })
-                } else {
-                    Err(Box::from("the value is not part of the entry"))
-                }
-            }
-            Err(e) => Err(e.to_string().into_boxed_str()),
-        };
-        let decoded = (keep_decoded && header.is_ok()).then(OnceLock::new);
-        let ttl = ttl.min(MAX_DURATION);
-        MemEntry {
-            bytes,
-            header,
-            ttl,
-            expires_at: crate::clock::instant_after(Instant::now(), ttl),
-            decoded,
-        }
-    }
-
-    /// Whether this is a tombstone (what a delete leaves: a miss, not a decode failure).
-    pub(crate) fn is_tombstone(&self) -> bool {
-        self.header.is_err() && codec::is_tombstone(&self.bytes)
-    }
-
-    /// The parsed header, or why there is none.
-    pub(crate) fn header(&self) -> Result<&MemHeader, &str> {
-        self.header.as_ref().map_err(|e| &**e)
-    }
-
-    /// The serialized value (empty when the entry has no readable header).
-    pub(crate) fn value(&self) -> &[u8] {
-        match &self.header {
-            Ok(h) => self.bytes.get(h.value.clone()).unwrap_or_default(),
-            Err(_) => &[],
-        }
-    }
-
-    /// The decoded copy of the value, if one was kept.
-    pub(crate) fn decoded(&self) -> Option<&Decoded> {
-        self.decoded.as_ref().and_then(OnceLock::get)
-    }
-
-    /// Keeps `make()` as the decoded copy when the entry has room for one and has none yet.
-    pub(crate) fn keep_decoded(&self, make: impl FnOnce() -> Decoded) {
-        if let Some(slot) = &self.decoded {
-            let _ = slot.get_or_init(make);
-        }
-    }
-
-    /// What the entry counts against the byte budget besides its key: its bytes, the
-    /// bookkeeping, and, when it has room for a decoded copy, an estimate of that copy (the
-    /// serialized size of the value again).
-    fn weight(&self) -> usize {
-        let decoded = match (&self.decoded, &self.header) {
-            (Some(_), Ok(h)) => h.value.len().saturating_add(ENTRY_OVERHEAD),
-            _ => 0,
-        };
-        self.bytes
-            .len()
-            .saturating_add(ENTRY_OVERHEAD)
-            .saturating_add(decoded)
-    }
-}
 
 struct PerEntryTtl;
 
@@ -137,13 +38,13 @@ thread_local! {
     static READ_AT: Cell<Option<Instant>> = const { Cell::new(None) };
 }
 
-impl Expiry<String, Arc<MemEntry>> for PerEntryTtl {
+impl Expiry<String, Arc<ParsedEntry>> for PerEntryTtl {
     /// Keeps the entry's expiry as it is, and notes the time of the read: moka reads the
     /// clock on every lookup, so the caller need not read it again.
     fn expire_after_read(
         &self,
         _: &String,
-        _: &Arc<MemEntry>,
+        _: &Arc<ParsedEntry>,
         read_at: Instant,
         duration_until_expiry: Option<Duration>,
         _: Instant,
@@ -151,36 +52,24 @@ impl Expiry<String, Arc<MemEntry>> for PerEntryTtl {
         let _ = READ_AT.try_with(|r| r.set(Some(read_at)));
         duration_until_expiry
     }
-    fn expire_after_create(&self, _: &String, v: &Arc<MemEntry>, _: Instant) -> Option<Duration> {
+    fn expire_after_create(
+        &self,
+        _: &String,
+        v: &Arc<ParsedEntry>,
+        _: Instant,
+    ) -> Option<Duration> {
         Some(v.ttl)
     }
     fn expire_after_update(
         &self,
         _: &String,
-        v: &Arc<MemEntry>,
+        v: &Arc<ParsedEntry>,
         _: Instant,
         _: Option<Duration>,
     ) -> Option<Duration> {
         Some(v.ttl)
     }
 }
-
-/// What [`MemoryBackend::lookup`] found.
-pub(crate) struct Looked {
-    pub entry: Option<Arc<MemEntry>>,
-    pub versions: Vec<Option<Arc<str>>>,
-    /// When the entry was read (monotonic), if moka reported it.
-    pub read_at: Option<Instant>,
-    /// Pattern invalidations so far, read before the entry.
-    pub patterns: u64,
-}
-
-/// Bytes counted per entry besides its key and envelope: what an entry costs in moka's map
-/// (its node and queues, the hash table and its deferred frees, the key's and the envelope's
-/// allocations, the parsed header) under churn, measured by `tests/memory_entry_budget.rs`:
-/// ~800 B of resident memory per entry kept with small values, against ~185 B counted when
-/// this was 64 (a 16 MB store grew the process by 52 MB; with 640, by 13 MB).
-const ENTRY_OVERHEAD: usize = 640;
 
 /// The share of the memory store's byte budget that tag versions may use (a quarter; the
 /// entries get the rest). The budget bounds the two together, whatever the workload: a
@@ -207,7 +96,7 @@ fn tag_weight(key: &str, version: &str) -> u32 {
 pub(crate) struct MemoryBackend {
     /// The byte budget, entries and tag versions together.
     max_bytes: u64,
-    entries: moka::sync::Cache<String, Arc<MemEntry>>,
+    entries: moka::sync::Cache<String, Arc<ParsedEntry>>,
     evictions: Arc<AtomicU64>,
     tags: moka::sync::Cache<String, Arc<str>>,
     /// Versions are unique within the process: a counter, never reused.
@@ -218,7 +107,7 @@ pub(crate) struct MemoryBackend {
     /// entry stored under the old count.
     patterns: AtomicU64,
     pattern_fence: std::sync::RwLock<()>,
-    pub locks: crate::lock::MemoryLocks,
+    pub locks: MemoryLocks,
 }
 
 impl MemoryBackend {
@@ -236,7 +125,7 @@ impl MemoryBackend {
                 }
             })
             .max_capacity(entry_bytes)
-            .weigher(|k: &String, v: &Arc<MemEntry>| {
+            .weigher(|k: &String, v: &Arc<ParsedEntry>| {
                 u32::try_from(k.len().saturating_add(v.weight())).unwrap_or(u32::MAX)
             })
             .expire_after(PerEntryTtl)
@@ -300,7 +189,7 @@ impl MemoryBackend {
 
     /// The entry at `key`, the current version of each of `tag_keys` (shared, not copied),
     /// and, when moka told it, the monotonic instant at which it read the entry.
-    pub(crate) fn lookup(&self, key: &str, tag_keys: &[String]) -> Looked {
+    pub(crate) fn lookup(&self, key: &str, tag_keys: &[String]) -> Found {
         let _ = READ_AT.try_with(|r| r.set(None));
         let patterns = self.patterns.load(Ordering::Acquire);
         let entry = self.entries.get(key);
@@ -313,9 +202,9 @@ impl MemoryBackend {
         } else {
             tag_keys.iter().map(|t| self.tags.get(t)).collect()
         };
-        Looked {
-            entry,
-            versions,
+        Found {
+            entry: entry.map(Stored::Parsed),
+            versions: Versions::Shared(versions),
             read_at,
             patterns,
         }
@@ -334,7 +223,11 @@ impl MemoryBackend {
         keep_decoded: bool,
         expect: Option<&Seen>,
     ) -> bool {
-        let entry = Arc::new(MemEntry::new(bytes::Bytes::from(bytes), ttl, keep_decoded));
+        let entry = Arc::new(ParsedEntry::new(
+            bytes::Bytes::from(bytes),
+            ttl,
+            keep_decoded,
+        ));
         let _fence = self.pattern_fence.read().unwrap_or_else(|e| e.into_inner());
         let result = self.entries.entry_by_ref(key).and_compute_with(|current| {
             let current = current.map(|e| e.into_value());
@@ -343,7 +236,7 @@ impl MemoryBackend {
                 Some(Seen::Absent { patterns }) => {
                     current.is_none() && self.patterns.load(Ordering::Acquire) == *patterns
                 }
-                Some(Seen::Memory(seen)) => current.is_some_and(|c| Arc::ptr_eq(&c, seen)),
+                Some(Seen::Entry(seen)) => current.is_some_and(|c| Arc::ptr_eq(&c, seen)),
                 Some(Seen::Bytes(_)) => false,
             };
             if unchanged { Op::Put(entry) } else { Op::Nop }
@@ -354,7 +247,7 @@ impl MemoryBackend {
     /// Replaces the entry at `key` by a tombstone living `fence_ttl`; whether an entry (not a
     /// tombstone) was there.
     pub(crate) fn delete(&self, key: &str, fence_ttl: Duration) -> bool {
-        let tomb = Arc::new(MemEntry::new(
+        let tomb = Arc::new(ParsedEntry::new(
             bytes::Bytes::from(codec::tombstone()),
             fence_ttl,
             false,
@@ -480,56 +373,107 @@ impl MemoryBackend {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn entry(bytes: &[u8], keep_decoded: bool) -> MemEntry {
-        MemEntry::new(
-            bytes::Bytes::copy_from_slice(bytes),
-            Duration::from_secs(60),
-            keep_decoded,
-        )
+impl Store for MemoryBackend {
+    fn kind(&self) -> &'static str {
+        "memory"
     }
 
-    #[test]
-    fn the_header_is_parsed_once_when_stored() -> Result<(), String> {
-        let bytes = br#"{"v":1,"tags":[["users","v7"]],"created_ms":5,"fresh_until_ms":9,"compute_us":3,"value":{"a":[1,2]}}"#;
-        let e = entry(bytes, false);
-        let h = e
-            .header()
-            .map_err(|err| format!("a readable envelope: {err}"))?;
-        assert_eq!(h.meta.fresh_until_ms, 9);
-        assert_eq!(h.meta.compute_us, 3);
-        assert_eq!(h.tags.len(), 1);
-        assert_eq!((&*h.tags[0].0, &*h.tags[0].1), ("users", "v7"));
-        assert_eq!(e.value(), br#"{"a":[1,2]}"#);
-        assert!(e.decoded().is_none());
-        e.keep_decoded(|| Arc::new(1u8));
-        assert!(e.decoded().is_none(), "no room for a copy");
+    #[inline]
+    fn answers_now(&self) -> bool {
+        true
+    }
+
+    #[inline]
+    fn lookup_now(&self, key: &str, tag_keys: &[String]) -> Option<Found> {
+        Some(self.lookup(key, tag_keys))
+    }
+
+    fn versions_now(&self, tag_keys: &[String]) -> Option<Versions> {
+        Some(Versions::Shared(
+            tag_keys.iter().map(|t| self.version(t)).collect(),
+        ))
+    }
+
+    async fn lookup(&self, key: &str, tag_keys: &[String]) -> Result<Found> {
+        // It answers without waiting: a loop of lookups must still let other tasks run.
+        tokio::task::coop::consume_budget().await;
+        Ok(MemoryBackend::lookup(self, key, tag_keys))
+    }
+
+    async fn versions(&self, tag_keys: &[String]) -> Result<Vec<Option<String>>> {
+        Ok(MemoryBackend::versions(self, tag_keys))
+    }
+
+    async fn ensure_tags(&self, tag_keys: &[String], _: Duration) -> Result<Vec<Option<String>>> {
+        Ok(MemoryBackend::ensure_tags(self, tag_keys))
+    }
+
+    async fn bump_tags(&self, tag_keys: &[String], _: Duration) -> Result<()> {
+        MemoryBackend::bump_tags(self, tag_keys);
         Ok(())
     }
 
-    #[test]
-    fn garbage_has_no_header_and_no_value() {
-        for bytes in [&b"not json"[..], br#"{"v":2,"value":1}"#, b""] {
-            let e = entry(bytes, true);
-            assert!(e.header().is_err());
-            assert!(e.value().is_empty());
-            e.keep_decoded(|| Arc::new(1u8));
-            assert!(e.decoded().is_none());
-        }
+    async fn store(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        ttl: Duration,
+        keep_decoded: bool,
+        expect: Option<&Seen>,
+    ) -> Result<bool> {
+        Ok(MemoryBackend::store(
+            self,
+            key,
+            bytes,
+            ttl,
+            keep_decoded,
+            expect,
+        ))
     }
 
-    #[test]
-    fn room_for_a_decoded_copy_is_weighed_and_kept_once() {
-        let bytes = br#"{"v":1,"value":"abcdefgh"}"#;
-        let plain = entry(bytes, false);
-        let roomy = entry(bytes, true);
-        assert_eq!(roomy.weight(), plain.weight() + 10 + ENTRY_OVERHEAD);
-        roomy.keep_decoded(|| Arc::new(String::from("abcdefgh")));
-        roomy.keep_decoded(|| Arc::new(String::from("other")));
-        let kept = roomy.decoded().and_then(|d| d.downcast_ref::<String>());
-        assert_eq!(kept.map(String::as_str), Some("abcdefgh"));
+    async fn delete(&self, key: &str, fence_ttl: Duration) -> Result<bool> {
+        Ok(MemoryBackend::delete(self, key, fence_ttl))
+    }
+
+    async fn delete_matching(&self, pattern: &str, fence: bool) -> Result<u64> {
+        Ok(MemoryBackend::delete_matching(self, pattern, fence))
+    }
+
+    async fn try_lock(&self, lock_key: &str, token: &str, ttl: Duration) -> Result<bool> {
+        Ok(self.locks.try_lock(lock_key, token, ttl))
+    }
+
+    async fn release_lock(&self, lock_key: &str, token: &str) -> Result<bool> {
+        Ok(self.locks.release(lock_key, token))
+    }
+
+    async fn extend_lock(&self, lock_key: &str, token: &str, ttl: Duration) -> Result<bool> {
+        Ok(self.locks.extend(lock_key, token, ttl))
+    }
+
+    async fn backend_stats(&self) -> Result<BackendStats> {
+        let (entries, bytes) = self.usage();
+        let (_, tag_bytes) = self.tag_usage();
+        Ok(BackendStats {
+            backend: "memory",
+            used_memory_bytes: Some(bytes.saturating_add(tag_bytes)),
+            evicted_keys: Some(self.evictions()),
+            keys: Some(entries),
+            maxmemory_bytes: Some(self.max_bytes()),
+            ..Default::default()
+        })
+    }
+
+    async fn keys(&self, pattern: &str, limit: usize) -> Result<Vec<String>> {
+        Ok(MemoryBackend::keys(self, pattern, limit))
+    }
+
+    async fn inspect(&self, key: &str) -> Result<Option<(Vec<u8>, Duration)>> {
+        Ok(MemoryBackend::inspect(self, key))
+    }
+
+    async fn clear(&self, _namespace: &str) -> Result<u64> {
+        // One store per cache: everything in it is the namespace's.
+        Ok(MemoryBackend::clear(self))
     }
 }

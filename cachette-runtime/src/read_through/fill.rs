@@ -7,19 +7,14 @@ impl Cache {
     /// Runs the computation, stores what the policy stores, tells the flight's followers,
     /// and falls back to `fallback` when the computation fails and a fallback applies
     /// (stale-if-error; or, with `fallback_on_error`, the value being refreshed).
-    pub(super) async fn fill<R, P, F, Fut>(
+    pub(super) async fn fill<R, P: ReturnPolicy<R>, F: Compute<R>>(
         &self,
         fill: Fill<F>,
         policy: &P,
         opts: &Options,
         fallback: Option<P::Stored>,
         fallback_on_error: Option<CallOutcome>,
-    ) -> R
-    where
-        P: ReturnPolicy<R>,
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = R>,
-    {
+    ) -> R {
         let Fill {
             full_key,
             versions,
@@ -44,8 +39,7 @@ impl Cache {
         let result = compute().await;
         let elapsed = started.elapsed();
         let compute_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-        self.inner
-            .stats
+        self.recorder()
             .name(&opts.name)
             .compute_seconds
             .record(elapsed.as_secs_f64());
@@ -54,7 +48,7 @@ impl Cache {
             && let Some(stale) = fallback
         {
             if fallback_on_error.is_none() {
-                self.inner.stats.record(Event::StaleIfError, &opts.name);
+                self.recorder().record(Event::StaleIfError, &opts.name);
                 tracing::debug!(cache = %opts.name, key = %full_key, "computation failed; serving the stale value");
             }
             report(fallback_on_error.unwrap_or(CallOutcome::Stale));
@@ -75,8 +69,8 @@ impl Cache {
             Ok(raw) if lossless::reads_back(v, &raw) => Some(raw),
             Ok(_) => {
                 // Neither stored nor shared as bytes: followers would read the same wrong value.
-                self.inner.stats.record(Event::Lossy, &opts.name);
-                if let Some(held) = self.inner.stats.log_lossy.allow() {
+                self.recorder().record(Event::Lossy, &opts.name);
+                if let Some(held) = self.recorder().log_lossy.allow() {
                     tracing::warn!(
                         cache = %opts.name, suppressed = held,
                         "value would not read back from JSON as computed (e.g. Some(NaN), Some(None)); not stored"
@@ -85,7 +79,7 @@ impl Cache {
                 None
             }
             Err(e) => {
-                if let Some(held) = self.inner.stats.log_oversize.allow() {
+                if let Some(held) = self.recorder().log_oversize.allow() {
                     tracing::warn!(cache = %opts.name, error = %e, suppressed = held, "value does not serialize; not stored");
                 }
                 None
@@ -98,36 +92,34 @@ impl Cache {
                 Some(t) => self.ttl_for(t, &opts.name),
                 None => ttl,
             };
-            let fence_ttl = self.inner.config.fence_ttl;
+            let fence_ttl = self.config().fence_ttl;
             let outlived_fence = matches!(seen, Some(Seen::Absent { .. }))
                 && looked_at.elapsed() >= fence_ttl.checked_div(2).unwrap_or_default();
             let stored = match (&seen, outlived_fence) {
-                (Some(seen), false) => self
-                    .store_raw(
-                        &full_key,
+                (Some(seen), false) => {
+                    let entry = ToStore {
+                        full_key: &full_key,
                         raw,
-                        &versions,
+                        versions: &versions,
                         ttl,
-                        opts,
                         compute_us,
                         keep_decoded,
-                        Some(seen),
-                    )
-                    .await
-                    .map(Some),
+                    };
+                    self.store_raw(entry, opts, Some(seen)).await.map(Some)
+                }
                 _ => Ok(None),
             };
             match stored {
                 Ok(Some(true)) => {}
                 Ok(Some(false) | None) => {
-                    self.inner.stats.record(Event::FillFenced, &opts.name);
+                    self.recorder().record(Event::FillFenced, &opts.name);
                     tracing::debug!(
                         cache = %opts.name, key = %full_key,
                         "the key was written or deleted since the computation began; not stored"
                     );
                 }
                 Err(Error::TooLarge { .. }) => {}
-                Err(e) => self.log_error(&self.inner.stats.log_backend, &opts.name, "store", &e),
+                Err(e) => self.log_error(&self.recorder().log_backend, &opts.name, "store", &e),
             }
         }
         if let (Some(guard), Some(basis)) = (guard, basis) {
@@ -160,7 +152,7 @@ impl Cache {
         {
             Ok(versions) => versions,
             Err(e) => {
-                self.log_error(&self.inner.stats.log_backend, name, "create_tags", &e);
+                self.log_error(&self.recorder().log_backend, name, "create_tags", &e);
                 None
             }
         }
@@ -183,8 +175,8 @@ impl Cache {
             .collect();
         if !missing.is_empty() {
             let keys: Vec<String> = missing.iter().map(|&i| tag_keys[i].clone()).collect();
-            let ttl = self.inner.config.tag_ttl.max(entry_ttl);
-            let created = self.inner.backend.ensure_tags(&keys, ttl).await?;
+            let ttl = self.config().tag_ttl.max(entry_ttl);
+            let created = self.store().ensure_tags(&keys, ttl).await?;
             for (&i, v) in missing.iter().zip(created) {
                 known[i] = v;
             }
@@ -196,19 +188,21 @@ impl Cache {
     /// for the stale windows beyond that.
     /// With `expect`, only if the key is still in that state (see [`Seen`]); whether it was
     /// stored.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn store_raw(
         &self,
-        full_key: &str,
-        raw: &RawValue,
-        versions: &[(String, String)],
-        ttl: Duration,
+        entry: ToStore<'_>,
         opts: &Options,
-        compute_us: u64,
-        keep_decoded: bool,
         expect: Option<&Seen>,
     ) -> Result<bool> {
-        let config = &self.inner.config;
+        let ToStore {
+            full_key,
+            raw,
+            versions,
+            ttl,
+            compute_us,
+            keep_decoded,
+        } = entry;
+        let config = &self.config();
         let jitter = opts.jitter.unwrap_or(config.jitter).clamp(0.0, 1.0);
         let ttl = if jitter > 0.0 {
             let cut = ttl.mul_f64(jitter * config.random.next_f64().clamp(0.0, 1.0));
@@ -225,8 +219,8 @@ impl Cache {
         let bytes = codec::encode_raw(raw, versions, meta)?;
         let max = config.max_value_bytes;
         if bytes.len() > max {
-            self.inner.stats.record(Event::Oversize, &opts.name);
-            if let Some(held) = self.inner.stats.log_oversize.allow() {
+            self.recorder().record(Event::Oversize, &opts.name);
+            if let Some(held) = self.recorder().log_oversize.allow() {
                 tracing::warn!(
                     cache = %opts.name, size = bytes.len(), max, suppressed = held,
                     "value over the size limit; not stored"
@@ -245,18 +239,31 @@ impl Cache {
             // that found the key absent before it must not find it absent again when it
             // stores, so the entry stays (as a miss once past its windows) for at least the
             // fence TTL, like a delete's tombstone.
-            keep = keep.max(self.inner.config.fence_ttl);
+            keep = keep.max(self.config().fence_ttl);
         }
         let stored = self
-            .inner
-            .backend
+            .store()
             .store(full_key, bytes, keep, keep_decoded, expect)
             .await?;
         if stored {
-            self.inner.stats.record(Event::Store, &opts.name);
+            self.recorder().record(Event::Store, &opts.name);
         }
         Ok(stored)
     }
+}
+
+/// What [`Cache::store_raw`] stores.
+pub(crate) struct ToStore<'a> {
+    pub full_key: &'a str,
+    pub raw: &'a RawValue,
+    /// The tags with the versions the entry is stored under.
+    pub versions: &'a [(String, String)],
+    /// Fresh for this long (before jitter).
+    pub ttl: Duration,
+    /// What the computation took (0: unknown), for early refresh.
+    pub compute_us: u64,
+    /// The store may keep a decoded copy of the value.
+    pub keep_decoded: bool,
 }
 
 /// Versions named by their tags, in order: the call's tags, then (on Redis) the epoch;

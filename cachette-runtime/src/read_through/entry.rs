@@ -112,7 +112,7 @@ impl Cache {
         Fut: Future<Output = R>,
     {
         let span = call_span(opts);
-        let (start, started) = match self
+        let start = match self
             .first_look(full_key, opts, &policy, decoded, &span)
             .await
         {
@@ -125,10 +125,7 @@ impl Cache {
             self.attributed(
                 &opts.name,
                 async {
-                    match self
-                        .run(start, opts, &policy, decoded, started, compute)
-                        .await
-                    {
+                    match self.run(start, opts, &policy, decoded, compute).await {
                         Step::Done(r) => r,
                         Step::Revalidate { stale, fill } => {
                             self.fill(fill, &policy, opts, Some(stale), Some(CallOutcome::Stale))
@@ -147,97 +144,124 @@ impl Cache {
         .await
     }
 
-    /// A call's first step: on the memory store, a fresh hit is served at once (`Break`);
-    /// otherwise (`Continue`) where [`run`](Self::run) starts and when the call started.
-    /// A memory hit waits for nothing, so it spends a unit of the task's cooperative budget
-    /// (yielding once the budget is spent, no allocation): a loop of hits lets the runtime's
-    /// other tasks run.
-    pub(super) async fn first_look<'o, R, P>(
+    /// A call's first step: on a store that answers without waiting (the memory store), a
+    /// fresh hit is served at once (`Break`); otherwise (`Continue`) where
+    /// [`run`](Self::run) starts. Such a store waits for nothing, so the call spends a unit
+    /// of the task's cooperative budget first (yielding once the budget is spent, no
+    /// allocation): a loop of hits lets the runtime's other tasks run.
+    async fn first_look<'o, R, P: ReturnPolicy<R>>(
         &'o self,
         full_key: String,
         opts: &'o Options,
-        policy: &P,
+        policy: &'o P,
         decoded: Option<DecodedCopy<P::Stored>>,
         span: &tracing::Span,
-    ) -> ControlFlow<R, (Start<'o, P::Stored>, Instant)>
-    where
-        P: ReturnPolicy<R>,
-    {
-        let start = match &self.inner.backend {
-            Backend::Memory(m) => {
-                tokio::task::coop::consume_budget().await;
-                let started = Instant::now();
-                let _entered = span.enter();
-                match self.memory_fast(m, full_key, opts, policy, decoded, started) {
-                    Ok(hit) => return ControlFlow::Break(hit),
-                    Err(prepared) => Start::Looked(prepared),
-                }
-            }
-            _ => Start::Key(full_key),
-        };
-        let started = match &start {
-            Start::Looked(p) => p.started,
-            Start::Key(_) => Instant::now(),
-        };
-        ControlFlow::Continue((start, started))
+    ) -> ControlFlow<R, Start<'o, R, P>> {
+        if !self.store().answers_now() {
+            return ControlFlow::Continue(Start::Key(full_key));
+        }
+        tokio::task::coop::consume_budget().await;
+        let started = Instant::now();
+        let _entered = span.enter();
+        match self.look_now(full_key, opts, policy, decoded, started) {
+            Ok(hit) => ControlFlow::Break(hit),
+            Err(start) => ControlFlow::Continue(start),
+        }
     }
 
-    /// A call's first look at the memory store, without an `.await`: a fresh hit that is not
-    /// refreshed early is served here (counted and reported as by [`run`](Self::run));
-    /// anything else is handed to `run` with what was found.
-    pub(super) fn memory_fast<'o, R, P>(
+    /// A call's first look at a store that answers without waiting, without an `.await`: a
+    /// fresh hit that is not refreshed early is served here (counted and reported as by
+    /// [`run`](Self::run)); anything else is handed to `run` with what was found.
+    fn look_now<'o, R, P: ReturnPolicy<R>>(
         &'o self,
-        m: &MemoryBackend,
         full_key: String,
         opts: &'o Options,
-        policy: &P,
+        policy: &'o P,
         decoded: Option<DecodedCopy<P::Stored>>,
         started: Instant,
-    ) -> std::result::Result<R, Box<Prepared<'o, P::Stored>>>
-    where
-        P: ReturnPolicy<R>,
-    {
+    ) -> std::result::Result<R, Start<'o, R, P>> {
         let tag_keys = self.call_tag_keys(opts);
         // A profile is resolved on every call (an unknown one is counted per call); a fixed
         // TTL only when a fill may follow.
         let profile_ttl = matches!(opts.ttl, crate::config::Ttl::Profile(_))
             .then(|| self.ttl_for(&opts.ttl, &opts.name));
-        let mark = self.inner.flights.mark(&full_key);
+        let mark = self.flights().mark(&full_key);
+        let Some(found) = self.store().lookup_now(&full_key, &tag_keys) else {
+            return Err(Start::Key(full_key));
+        };
         let Lookup {
             state,
             fetched,
             seen,
             now_ms,
-        } = self.lookup_memory(m, &full_key, &tag_keys, opts, decoded);
+        } = self.looked_now(&full_key, &tag_keys, opts, decoded, found);
         let (state, refresh_early) = match state {
-            State::Fresh(value, meta) => {
+            Freshness::Fresh(value, meta) => {
                 if !self.refresh_early(opts, meta, now_ms) {
-                    self.inner.stats.record_hit(&opts.name, started);
+                    self.recorder().record_hit(&opts.name, started);
                     tracing::debug!(cache = %opts.name, key = %full_key, "cache hit");
                     report(CallOutcome::Hit);
                     return Ok(policy.restore(value));
                 }
-                (State::Fresh(value, meta), Some(true))
+                (Freshness::Fresh(value, meta), Some(true))
             }
             other => (other, None),
         };
         let ttl = profile_ttl.unwrap_or_else(|| self.ttl_for(&opts.ttl, &opts.name));
-        Err(Box::new(Prepared {
-            started,
+        let call = Call {
+            cache: self,
+            opts,
+            policy,
             full_key,
             tag_keys,
             ttl,
-            first: (
-                mark,
-                Lookup {
-                    state,
-                    fetched,
-                    seen,
-                    now_ms,
-                },
-            ),
+            decoded,
+            keep_decoded: decoded.is_some(),
+            started,
+            _returns: PhantomData,
+        };
+        let lookup = Lookup {
+            state,
+            fetched,
+            seen,
+            now_ms,
+        };
+        Err(Start::Looked(Box::new(Prepared {
+            call,
+            first: (mark, lookup),
             refresh_early,
-        }))
+        })))
+    }
+
+    /// The state machine of a call ([`Call::run`]) from where its first look left it; on a
+    /// cache that stores nothing, the computation.
+    async fn run<'o, R, P: ReturnPolicy<R>, F: Compute<R>>(
+        &'o self,
+        start: Start<'o, R, P>,
+        opts: &'o Options,
+        policy: &'o P,
+        decoded: Option<DecodedCopy<P::Stored>>,
+        compute: F,
+    ) -> Step<R, P::Stored, F> {
+        if self.is_disabled() {
+            self.recorder().record(Event::Miss, &opts.name);
+            report(CallOutcome::Bypass);
+            return Step::Done(compute().await);
+        }
+        match start {
+            Start::Looked(prepared) => {
+                let Prepared {
+                    call,
+                    first,
+                    refresh_early,
+                } = *prepared;
+                call.run(Some(first), refresh_early, compute).await
+            }
+            Start::Key(full_key) => {
+                let call = Call::new(self, full_key, opts, policy, decoded);
+                call.run(None, None, compute).await
+            }
+        }
     }
 
     /// Like [`cached_with`](Self::cached_with), but refreshes run in a background task: a
@@ -284,7 +308,7 @@ impl Cache {
         Fut: Future<Output = R> + Send + 'static,
     {
         let span = call_span(opts);
-        let (start, started) = match self
+        let start = match self
             .first_look(full_key, opts, &policy, decoded, &span)
             .await
         {
@@ -294,7 +318,7 @@ impl Cache {
         let step = Box::pin(
             self.attributed(
                 &opts.name,
-                self.run(start, opts, &policy, decoded, started, compute)
+                self.run(start, opts, &policy, decoded, compute)
                     .instrument(span),
             ),
         )
@@ -376,49 +400,33 @@ impl Cache {
     }
 
     /// [`refresh_full`](Self::refresh_full) on a backend that stores.
-    pub(super) async fn refresh_looked<R, P, F, Fut>(
+    async fn refresh_looked<R, P: ReturnPolicy<R>, F: Compute<R>>(
         &self,
         full_key: String,
         opts: &Options,
         policy: P,
         keep_decoded: bool,
         compute: F,
-    ) -> R
-    where
-        P: ReturnPolicy<R>,
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = R>,
-    {
-        let tag_keys = self.call_tag_keys(opts);
-        let ttl = self.ttl_for(&opts.ttl, &opts.name);
+    ) -> R {
+        let mut call = Call::new(self, full_key, opts, &policy, None);
+        call.keep_decoded = keep_decoded;
         // The key's state too, not only the tag versions: the refreshed value is stored only
         // if nothing was written or deleted at the key meanwhile.
-        let (fetched, seen) = match self.inner.backend.lookup(&full_key, &tag_keys).await {
+        let read = match self.store().lookup(&call.full_key, &call.tag_keys).await {
             Ok(found) => {
                 let seen = Seen::found(found.entry, found.patterns);
                 (Some(found.versions), Some(seen))
             }
             Err(e) => {
-                self.log_error(&self.inner.stats.log_backend, &opts.name, "fetch_tags", &e);
+                self.log_error(&self.recorder().log_backend, &opts.name, "fetch_tags", &e);
                 (None, None)
             }
         };
-        let fill = self
-            .prepare_fill(
-                &full_key,
-                &tag_keys,
-                opts,
-                ttl,
-                (fetched, seen),
-                None,
-                keep_decoded,
-                compute,
-            )
-            .await;
+        let fill = call.prepare_fill(read, None, compute).await;
         self.fill(fill, &policy, opts, None, None).await
     }
 
     pub(super) fn is_disabled(&self) -> bool {
-        matches!(self.inner.backend, crate::backend::Backend::Disabled(_))
+        !self.store().stores()
     }
 }

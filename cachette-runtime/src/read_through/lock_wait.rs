@@ -3,30 +3,21 @@
 
 use super::*;
 
-impl Cache {
+impl<R, P: ReturnPolicy<R>> Call<'_, R, P> {
     /// A miss under a distributed lock: one process computes, the others poll (lookup and
     /// lock attempt in one round trip) until the value is there, the lock is theirs, or
     /// `lock.wait` has passed, after which they compute themselves.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) async fn locked_fill<R, P, F, Fut>(
+    pub(super) async fn locked_fill<F: Compute<R>>(
         &self,
-        full_key: &str,
-        tag_keys: &[String],
-        opts: &Options,
-        ttl: Duration,
         lock: LockOptions,
-        policy: &P,
-        decoded: Option<DecodedCopy<P::Stored>>,
         guard: LeaderGuard,
         compute: F,
         fallback: Option<P::Stored>,
-    ) -> R
-    where
-        P: ReturnPolicy<R>,
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = R>,
-    {
-        let lock_key = self.lock_key(full_key);
+    ) -> R {
+        let (cache, opts, policy) = (self.cache, self.opts, self.policy);
+        let (full_key, tag_keys) = (self.full_key.as_str(), &self.tag_keys[..]);
+        let stats = &cache.recorder();
+        let lock_key = cache.lock_key(full_key);
         let token = new_version();
         let deadline = crate::clock::instant_after(Instant::now(), lock.wait);
         let mut backoff = Backoff::new(LOCK_POLL_MIN, LOCK_POLL_MAX);
@@ -39,25 +30,24 @@ impl Cache {
             // The basis of a value this poll finds, should it be shared with this flight's
             // followers: the poll's own read.
             let started = guard.tick();
-            match self
-                .inner
-                .backend
+            match cache
+                .store()
                 .lookup_and_lock(full_key, tag_keys, &lock_key, &token, lock.ttl)
                 .await
             {
                 Ok((fetched, locked)) => {
-                    let (state, _) = self
-                        .classify::<P::Stored>(full_key, &fetched, opts, decoded)
+                    let (state, _) = cache
+                        .classify::<P::Stored>(full_key, &fetched, opts, self.decoded)
                         .await;
                     let seen = Seen::found(fetched.entry, fetched.patterns);
                     let poll_fallback = match state {
-                        State::Fresh(v, _) => Ok(v),
-                        State::Stale(v) => Err(Some(v)),
-                        State::Missing { fallback } => Err(fallback),
+                        Freshness::Fresh(v, _) => Ok(v),
+                        Freshness::Stale(v) => Err(Some(v)),
+                        Freshness::Missing { fallback } => Err(fallback),
                     };
                     if let Ok(v) = poll_fallback {
                         if locked {
-                            self.release_quietly(&lock_key, &token, &opts.name).await;
+                            cache.release_quietly(&lock_key, &token, &opts.name).await;
                         }
                         let basis = Basis {
                             started,
@@ -70,69 +60,50 @@ impl Cache {
                     if locked {
                         let fill = self
                             .prepare_fill(
-                                full_key,
-                                tag_keys,
-                                opts,
-                                ttl,
                                 (Some(fetched.versions), Some(seen)),
                                 Some(guard),
-                                decoded.is_some(),
                                 compute,
                             )
                             .await;
                         let fallback = poll_fallback.err().flatten();
-                        let r = self.fill(fill, policy, opts, fallback, None).await;
-                        self.release_quietly(&lock_key, &token, &opts.name).await;
+                        let r = cache.fill(fill, policy, opts, fallback, None).await;
+                        cache.release_quietly(&lock_key, &token, &opts.name).await;
                         return r;
                     }
                     last = (Some(fetched.versions), Some(seen));
                     last_fallback = Some(poll_fallback.err().flatten());
                     if !waited {
                         waited = true;
-                        self.inner.stats.record(Event::LockWait, &opts.name);
+                        stats.record(Event::LockWait, &opts.name);
                     }
                 }
                 Err(e) => {
-                    self.log_error(&self.inner.stats.log_backend, &opts.name, "lock", &e);
+                    cache.log_error(&stats.log_backend, &opts.name, "lock", &e);
                     break;
                 }
             }
             if Instant::now() >= deadline {
-                self.inner.stats.record(Event::LockTimeout, &opts.name);
+                stats.record(Event::LockTimeout, &opts.name);
                 break;
             }
             backoff.sleep(Some(deadline)).await;
         }
-        let fill = self
-            .prepare_fill(
-                full_key,
-                tag_keys,
-                opts,
-                ttl,
-                last,
-                Some(guard),
-                decoded.is_some(),
-                compute,
-            )
-            .await;
+        let fill = self.prepare_fill(last, Some(guard), compute).await;
         // No poll answered: the first lookup's fallback, under no basis (no follower takes it).
         let fallback = last_fallback.unwrap_or(fallback);
-        self.fill(fill, policy, opts, fallback, None).await
+        cache.fill(fill, policy, opts, fallback, None).await
     }
+}
 
+impl Cache {
     pub(super) async fn release_quietly(
         &self,
         lock_key: &str,
         token: &str,
         name: &Cow<'static, str>,
     ) {
-        if let Err(e) = self.inner.backend.release_lock(lock_key, token).await {
-            self.log_error(&self.inner.stats.log_backend, name, "unlock", &e);
+        if let Err(e) = self.store().release_lock(lock_key, token).await {
+            self.log_error(&self.recorder().log_backend, name, "unlock", &e);
         }
-    }
-
-    /// The backend key of a fill lock or a user lock: `namespace#lock:name`.
-    pub(crate) fn lock_key(&self, name: &str) -> String {
-        format!("{}#lock:{}", self.inner.config.namespace, name)
     }
 }

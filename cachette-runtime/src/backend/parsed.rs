@@ -1,0 +1,180 @@
+//! A stored entry with its envelope header parsed once, when it was stored: what a store that
+//! keeps entries in this process (the memory store, a near cache) hands out, so that a hit
+//! checks tag versions without parsing anything. It has room for one decoded copy of its
+//! value when the call that stored it can use one (see
+//! [`DecodedCopy`](crate::policy::DecodedCopy)): the first hit that decodes the value keeps
+//! it, later hits of that type clone it.
+
+use crate::codec::{self, Meta};
+use crate::config::MAX_DURATION;
+use std::any::Any;
+use std::ops::Range;
+use std::sync::Arc;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// A decoded value kept beside its bytes.
+pub(crate) type Decoded = Arc<dyn Any + Send + Sync>;
+
+/// One stored entry (shared by every hit: moka hands out clones of the `Arc`).
+pub(crate) struct ParsedEntry {
+    pub(crate) bytes: bytes::Bytes,
+    /// The envelope's header, parsed when the entry was stored; `Err`: why the bytes are not
+    /// a readable envelope (every lookup of it is then an undecodable entry, as in Redis).
+    header: Result<Header, Box<str>>,
+    pub(crate) ttl: Duration,
+    pub(crate) expires_at: Instant,
+    /// Room for a decoded copy of the value (counted in the entry's weight), for entries
+    /// stored by a call that can use one.
+    decoded: Option<OnceLock<Decoded>>,
+}
+
+/// A parsed envelope header.
+pub(crate) struct Header {
+    /// Each tag with the version it was stored with.
+    pub tags: Box<[(Box<str>, Box<str>)]>,
+    pub meta: Meta,
+    /// Where the serialized value lies in the entry's bytes.
+    value: Range<usize>,
+}
+
+impl ParsedEntry {
+    pub(crate) fn new(bytes: bytes::Bytes, ttl: Duration, keep_decoded: bool) -> ParsedEntry {
+        let header = match codec::decode_header(&bytes) {
+            Ok(env) => {
+                let raw = env.value.get().as_bytes();
+                // `raw` borrows from `bytes`: its offset locates the value.
+                let start = (raw.as_ptr() as usize).wrapping_sub(bytes.as_ptr() as usize);
+                let value = start..start.saturating_add(raw.len());
+                if bytes.get(value.clone()) == Some(raw) {
+                    Ok(Header {
+                        tags: env
+                            .tags
+                            .iter()
+                            .map(|(t, v)| (Box::from(t.as_ref()), Box::from(v.as_ref())))
+                            .collect(),
+                        meta: env.meta(),
+                        value,
+                    })
+                } else {
+                    Err(Box::from("the value is not part of the entry"))
+                }
+            }
+            Err(e) => Err(e.to_string().into_boxed_str()),
+        };
+        let decoded = (keep_decoded && header.is_ok()).then(OnceLock::new);
+        let ttl = ttl.min(MAX_DURATION);
+        ParsedEntry {
+            bytes,
+            header,
+            ttl,
+            expires_at: crate::clock::instant_after(Instant::now(), ttl),
+            decoded,
+        }
+    }
+
+    /// Whether this is a tombstone (what a delete leaves: a miss, not a decode failure).
+    pub(crate) fn is_tombstone(&self) -> bool {
+        self.header.is_err() && codec::is_tombstone(&self.bytes)
+    }
+
+    /// The parsed header, or why there is none.
+    pub(crate) fn header(&self) -> Result<&Header, &str> {
+        self.header.as_ref().map_err(|e| &**e)
+    }
+
+    /// The serialized value (empty when the entry has no readable header).
+    pub(crate) fn value(&self) -> &[u8] {
+        match &self.header {
+            Ok(h) => self.bytes.get(h.value.clone()).unwrap_or_default(),
+            Err(_) => &[],
+        }
+    }
+
+    /// The decoded copy of the value, if one was kept.
+    pub(crate) fn decoded(&self) -> Option<&Decoded> {
+        self.decoded.as_ref().and_then(OnceLock::get)
+    }
+
+    /// Keeps `make()` as the decoded copy when the entry has room for one and has none yet.
+    pub(crate) fn keep_decoded(&self, make: impl FnOnce() -> Decoded) {
+        if let Some(slot) = &self.decoded {
+            let _ = slot.get_or_init(make);
+        }
+    }
+
+    /// What the entry counts against the byte budget besides its key: its bytes, the
+    /// bookkeeping, and, when it has room for a decoded copy, an estimate of that copy (the
+    /// serialized size of the value again).
+    pub(crate) fn weight(&self) -> usize {
+        let decoded = match (&self.decoded, &self.header) {
+            (Some(_), Ok(h)) => h.value.len().saturating_add(ENTRY_OVERHEAD),
+            _ => 0,
+        };
+        self.bytes
+            .len()
+            .saturating_add(ENTRY_OVERHEAD)
+            .saturating_add(decoded)
+    }
+}
+
+/// Bytes counted per entry besides its key and envelope: what an entry costs in moka's map
+/// (its node and queues, the hash table and its deferred frees, the key's and the envelope's
+/// allocations, the parsed header) under churn, measured by `tests/memory_entry_budget.rs`:
+/// ~800 B of resident memory per entry kept with small values, against ~185 B counted when
+/// this was 64 (a 16 MB store grew the process by 52 MB; with 640, by 13 MB).
+const ENTRY_OVERHEAD: usize = 640;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(bytes: &[u8], keep_decoded: bool) -> ParsedEntry {
+        ParsedEntry::new(
+            bytes::Bytes::copy_from_slice(bytes),
+            Duration::from_secs(60),
+            keep_decoded,
+        )
+    }
+
+    #[test]
+    fn the_header_is_parsed_once_when_stored() -> Result<(), String> {
+        let bytes = br#"{"v":1,"tags":[["users","v7"]],"created_ms":5,"fresh_until_ms":9,"compute_us":3,"value":{"a":[1,2]}}"#;
+        let e = entry(bytes, false);
+        let h = e
+            .header()
+            .map_err(|err| format!("a readable envelope: {err}"))?;
+        assert_eq!(h.meta.fresh_until_ms, 9);
+        assert_eq!(h.meta.compute_us, 3);
+        assert_eq!(h.tags.len(), 1);
+        assert_eq!((&*h.tags[0].0, &*h.tags[0].1), ("users", "v7"));
+        assert_eq!(e.value(), br#"{"a":[1,2]}"#);
+        assert!(e.decoded().is_none());
+        e.keep_decoded(|| Arc::new(1u8));
+        assert!(e.decoded().is_none(), "no room for a copy");
+        Ok(())
+    }
+
+    #[test]
+    fn garbage_has_no_header_and_no_value() {
+        for bytes in [&b"not json"[..], br#"{"v":2,"value":1}"#, b""] {
+            let e = entry(bytes, true);
+            assert!(e.header().is_err());
+            assert!(e.value().is_empty());
+            e.keep_decoded(|| Arc::new(1u8));
+            assert!(e.decoded().is_none());
+        }
+    }
+
+    #[test]
+    fn room_for_a_decoded_copy_is_weighed_and_kept_once() {
+        let bytes = br#"{"v":1,"value":"abcdefgh"}"#;
+        let plain = entry(bytes, false);
+        let roomy = entry(bytes, true);
+        assert_eq!(roomy.weight(), plain.weight() + 10 + ENTRY_OVERHEAD);
+        roomy.keep_decoded(|| Arc::new(String::from("abcdefgh")));
+        roomy.keep_decoded(|| Arc::new(String::from("other")));
+        let kept = roomy.decoded().and_then(|d| d.downcast_ref::<String>());
+        assert_eq!(kept.map(String::as_str), Some("abcdefgh"));
+    }
+}

@@ -1,0 +1,407 @@
+//! A lookup and what it found: the entry and its tag versions read, checked for validity
+//! (tags, epoch, kept invalidations) and classified by freshness; early refresh (XFetch).
+
+use super::*;
+
+impl Cache {
+    /// Whether a fresh hit should be recomputed now (XFetch); `now` is cachette's clock.
+    pub(super) fn refresh_early(&self, opts: &Options, meta: Meta, now: u64) -> bool {
+        let beta = match opts.early_refresh {
+            EarlyRefresh::Default => self.config().early_refresh_beta,
+            EarlyRefresh::Off => None,
+            EarlyRefresh::Beta(b) => Some(b),
+        };
+        let Some(beta) = beta.filter(|b| b.is_finite() && *b > 0.0) else {
+            return false;
+        };
+        if meta.fresh_until_ms == 0 || meta.compute_us == 0 {
+            return false;
+        }
+        let left_ms = meta.fresh_until_ms.saturating_sub(now) as f64;
+        let delta_ms = meta.compute_us as f64 / 1000.0;
+        let exponent = -left_ms / (beta * delta_ms);
+        // Below -746, `exp` is 0 and no number in [0, 1) is under it: no draw (most hits).
+        exponent >= -746.0 && self.config().random.next_f64() < exponent.exp()
+    }
+
+    /// One round trip: the entry and the versions of the call's tags; then the entry is
+    /// classified by validity and freshness. A store that answers without waiting is asked
+    /// without an `.await`.
+    pub(super) async fn lookup<S: DeserializeOwned>(
+        &self,
+        full_key: &str,
+        tag_keys: &[String],
+        opts: &Options,
+        decoded: Option<DecodedCopy<S>>,
+    ) -> Lookup<S> {
+        if let Some(found) = self.store().lookup_now(full_key, tag_keys) {
+            return self.looked_now(full_key, tag_keys, opts, decoded, found);
+        }
+        self.ensure_pending_worker();
+        let found = match self.store().lookup(full_key, tag_keys).await {
+            Ok(f) => f,
+            Err(e) => {
+                self.log_error(&self.recorder().log_backend, &opts.name, "fetch", &e);
+                return Lookup {
+                    state: Freshness::Missing { fallback: None },
+                    fetched: None,
+                    seen: None,
+                    now_ms: 0,
+                };
+            }
+        };
+        let (state, now_ms) = if self.pending().blocks(full_key, tag_keys) {
+            (Freshness::Missing { fallback: None }, 0)
+        } else {
+            self.classify(full_key, &found, opts, decoded).await
+        };
+        Lookup {
+            state,
+            seen: Some(Seen::found(found.entry, found.patterns)),
+            fetched: Some(found.versions),
+            now_ms,
+        }
+    }
+
+    /// [`lookup`](Self::lookup) of what a store answered without waiting
+    /// ([`Store::lookup_now`]): no `.await`.
+    pub(super) fn looked_now<S: DeserializeOwned>(
+        &self,
+        full_key: &str,
+        tag_keys: &[String],
+        opts: &Options,
+        decoded: Option<DecodedCopy<S>>,
+        found: Found,
+    ) -> Lookup<S> {
+        self.ensure_pending_worker();
+        let (state, now_ms) = match &found.entry {
+            Some(entry) if !self.pending().blocks(full_key, tag_keys) => {
+                let checked = self.check_now(entry, &opts.tags, &found.versions, decoded);
+                self.state_of(full_key, opts, checked, found.read_at)
+            }
+            _ => (Freshness::Missing { fallback: None }, 0),
+        };
+        Lookup {
+            state,
+            fetched: Some(found.versions),
+            seen: Some(Seen::found(found.entry, found.patterns)),
+            now_ms,
+        }
+    }
+
+    /// Classifies a found entry by validity and freshness; with the clock's time.
+    pub(super) async fn classify<S: DeserializeOwned>(
+        &self,
+        full_key: &str,
+        found: &Found,
+        opts: &Options,
+        decoded: Option<DecodedCopy<S>>,
+    ) -> (Freshness<S>, u64) {
+        let Some(entry) = &found.entry else {
+            return (Freshness::Missing { fallback: None }, 0);
+        };
+        let checked = self
+            .check_stored::<S>(entry, &opts.tags, &found.versions, decoded)
+            .await;
+        self.state_of(full_key, opts, checked, found.read_at)
+    }
+
+    /// Where a checked entry leaves the call, by freshness; with the clock's time (at
+    /// `read_at`, the instant the store read the entry, when it knows it).
+    pub(super) fn state_of<S>(
+        &self,
+        full_key: &str,
+        opts: &Options,
+        checked: Result<Check<S>>,
+        read_at: Option<std::time::Instant>,
+    ) -> (Freshness<S>, u64) {
+        match checked {
+            Ok(Check::Valid(v, meta)) => {
+                let clock = &self.config().clock;
+                let now = match read_at {
+                    Some(at) => clock.now_ms_at(at),
+                    None => clock.now_ms(),
+                };
+                let fresh_until = meta.fresh_until_ms;
+                let state = if fresh_until == 0 || now < fresh_until {
+                    Freshness::Fresh(v, meta)
+                } else if now < fresh_until.saturating_add(millis(opts.stale)) {
+                    Freshness::Stale(v)
+                } else if now < fresh_until.saturating_add(millis(opts.stale_if_error)) {
+                    Freshness::Missing { fallback: Some(v) }
+                } else {
+                    Freshness::Missing { fallback: None }
+                };
+                (state, now)
+            }
+            Ok(Check::Invalid) => (Freshness::Missing { fallback: None }, 0),
+            Ok(Check::Undecodable(why)) => {
+                self.decode_failure(&opts.name, full_key, &why);
+                (Freshness::Missing { fallback: None }, 0)
+            }
+            Err(e) => {
+                self.log_error(&self.recorder().log_backend, &opts.name, "fetch_tags", &e);
+                (Freshness::Missing { fallback: None }, 0)
+            }
+        }
+    }
+
+    /// Checks a stored entry against the current tag versions and decodes its value.
+    ///
+    /// `versions.get(i)` is the current version of `tags[i]`. The entry is valid only if it
+    /// carries every tag in `tags` and each of its tags still has the version it was stored
+    /// with; tags the entry carries beyond `tags` are read from the store (without waiting
+    /// when it can answer so; otherwise one more round trip).
+    pub(crate) async fn check_stored<T: DeserializeOwned>(
+        &self,
+        entry: &Stored,
+        tags: &[String],
+        versions: &Versions,
+        decoded: Option<DecodedCopy<T>>,
+    ) -> Result<Check<T>> {
+        match self.check_entry(entry, tags, versions, decoded) {
+            Checked::Done(check) => Ok(check),
+            Checked::Extra { extra, valid } => {
+                let keys: Vec<String> = extra.iter().map(|(t, _)| self.tag_key(t)).collect();
+                let still = match self.store().versions_now(&keys) {
+                    Some(now) => extra_still_valid(&extra, (0..keys.len()).map(|i| now.get(i))),
+                    None => {
+                        let current = self.store().versions(&keys).await?;
+                        extra_still_valid(&extra, current.iter().map(Option::as_deref))
+                    }
+                };
+                Ok(if still { valid } else { Check::Invalid })
+            }
+        }
+    }
+
+    /// [`check_stored`](Self::check_stored) without an `.await`: the versions of tags beyond
+    /// the call's come from [`Store::versions_now`]; a store that cannot answer them now
+    /// makes such an entry invalid (a miss, never an unchecked hit).
+    pub(super) fn check_now<T: DeserializeOwned>(
+        &self,
+        entry: &Stored,
+        tags: &[String],
+        versions: &Versions,
+        decoded: Option<DecodedCopy<T>>,
+    ) -> Result<Check<T>> {
+        Ok(match self.check_entry(entry, tags, versions, decoded) {
+            Checked::Done(check) => check,
+            Checked::Extra { extra, valid } => {
+                let keys: Vec<String> = extra.iter().map(|(t, _)| self.tag_key(t)).collect();
+                match self.store().versions_now(&keys) {
+                    Some(now) if extra_still_valid(&extra, (0..keys.len()).map(|i| now.get(i))) => {
+                        valid
+                    }
+                    _ => Check::Invalid,
+                }
+            }
+        })
+    }
+
+    /// The part of a check that needs no store: the envelope, the call's tags, the base
+    /// keys' versions, kept invalidations, and the value.
+    fn check_entry<'a, T: DeserializeOwned>(
+        &self,
+        entry: &'a Stored,
+        tags: &[String],
+        versions: &Versions,
+        decoded: Option<DecodedCopy<T>>,
+    ) -> Checked<'a, T> {
+        match entry {
+            Stored::Parsed(entry) => self.check_parsed(entry, tags, versions, decoded),
+            Stored::Bytes(bytes) => self.check_bytes(bytes, tags, versions),
+        }
+    }
+
+    /// [`check_entry`](Self::check_entry) of envelope bytes: the header and the value are
+    /// decoded in one pass.
+    fn check_bytes<'a, T: DeserializeOwned>(
+        &self,
+        bytes: &'a [u8],
+        tags: &[String],
+        versions: &Versions,
+    ) -> Checked<'a, T> {
+        let env = match codec::decode_whole::<T>(bytes) {
+            Ok(env) => env,
+            // A deleted key: a miss, not a decode failure.
+            Err(WholeError::Envelope(_)) if codec::is_tombstone(bytes) => {
+                return Checked::Done(Check::Invalid);
+            }
+            Err(WholeError::Envelope(e)) => {
+                return Checked::Done(Check::Undecodable(e.to_string()));
+            }
+            Err(WholeError::Value(header, e)) => {
+                // Rare: an entry whose value is of another type is still only `Invalid` (not
+                // a decode failure) when its tags say it was invalidated anyway.
+                let invalid = self.check_tags(&header.tags, tags, versions).is_none();
+                return Checked::Done(if invalid {
+                    Check::Invalid
+                } else {
+                    Check::Undecodable(wrong_type(&e))
+                });
+            }
+        };
+        let meta = env.meta();
+        // Owned: the envelope's tags may be unescaped copies, which do not outlive it.
+        let extra: Vec<(Cow<'a, str>, Cow<'a, str>)> =
+            match self.check_tags(&env.tags, tags, versions) {
+                None => return Checked::Done(Check::Invalid),
+                Some(extra) => extra
+                    .into_iter()
+                    .map(|(t, v)| (Cow::Owned(t.to_owned()), Cow::Owned(v.to_owned())))
+                    .collect(),
+            };
+        let valid = Check::Valid(env.value, meta);
+        if extra.is_empty() {
+            Checked::Done(valid)
+        } else {
+            Checked::Extra { extra, valid }
+        }
+    }
+
+    /// [`check_entry`](Self::check_entry) of a parsed entry: no parsing. With `decoded`, the
+    /// entry's decoded copy is cloned instead of decoding the bytes, and the first value
+    /// decoded is kept as that copy. The call's tag versions are checked first, before the
+    /// value is touched.
+    fn check_parsed<'a, T: DeserializeOwned>(
+        &self,
+        entry: &'a ParsedEntry,
+        tags: &[String],
+        versions: &Versions,
+        decoded: Option<DecodedCopy<T>>,
+    ) -> Checked<'a, T> {
+        let header = match entry.header() {
+            Ok(h) => h,
+            Err(_) if entry.is_tombstone() => return Checked::Done(Check::Invalid),
+            Err(why) => return Checked::Done(Check::Undecodable(why.to_owned())),
+        };
+        let extra: Vec<(Cow<'a, str>, Cow<'a, str>)> =
+            match self.check_tags(&header.tags, tags, versions) {
+                None => return Checked::Done(Check::Invalid),
+                Some(extra) => extra
+                    .into_iter()
+                    .map(|(t, v)| (Cow::Borrowed(t), Cow::Borrowed(v)))
+                    .collect(),
+            };
+        let valid = 'value: {
+            if let Some(copy) = decoded
+                && let Some(v) = entry.decoded().and_then(|kept| copy.take(kept.as_ref()))
+            {
+                break 'value Check::Valid(v, header.meta);
+            }
+            match serde_json::from_slice::<T>(entry.value()) {
+                Ok(v) => {
+                    if let Some(copy) = decoded {
+                        entry.keep_decoded(|| copy.keep(&v));
+                    }
+                    Check::Valid(v, header.meta)
+                }
+                Err(e) => Check::Undecodable(wrong_type(&e)),
+            }
+        };
+        if extra.is_empty() {
+            Checked::Done(valid)
+        } else {
+            Checked::Extra { extra, valid }
+        }
+    }
+
+    /// Whether an entry carrying `entry_tags` (each with the version it was stored with) is
+    /// valid for a call asking for `tags`, whose current versions are `versions`: it must
+    /// carry every tag asked for, and each of its tags must still have its stored version
+    /// (for tags beyond the call's, the caller fetches the current versions). An entry
+    /// carrying a tag whose invalidation is kept (`pending.rs`) is not valid.
+    ///
+    /// `None`: invalid. `Some(extra)`: valid if each tag of `extra`, one the entry carries
+    /// beyond the call's, still has the version it was stored with (none: valid).
+    pub(super) fn check_tags<'a, S: AsRef<str>>(
+        &self,
+        entry_tags: &'a [(S, S)],
+        tags: &[String],
+        versions: &Versions,
+    ) -> Option<Vec<(&'a str, &'a str)>> {
+        if !tags
+            .iter()
+            .all(|t| entry_tags.iter().any(|(et, _)| et.as_ref() == t.as_str()))
+        {
+            return None;
+        }
+        // On Redis the lookup also read the epoch, after the tags: the entry must have been
+        // stored under it (a revived entry of an older server life never is).
+        if versions.len() > tags.len() {
+            let epoch = versions.get(tags.len());
+            let stored = entry_tags
+                .iter()
+                .find(|(t, _)| t.as_ref() == EPOCH_TAG)
+                .map(|(_, v)| v.as_ref());
+            if epoch.is_none() || stored != epoch {
+                return None;
+            }
+        }
+        if self.pending().any()
+            && entry_tags
+                .iter()
+                .any(|(t, _)| self.pending().blocks_tag(&self.tag_key(t.as_ref())))
+        {
+            return None;
+        }
+        let mut extra = Vec::new();
+        for (tag, stored) in entry_tags {
+            if tag.as_ref() == EPOCH_TAG {
+                continue;
+            }
+            match tags.iter().position(|t| t.as_str() == tag.as_ref()) {
+                Some(i) => {
+                    if versions.get(i) != Some(stored.as_ref()) {
+                        return None;
+                    }
+                }
+                None => extra.push((tag.as_ref(), stored.as_ref())),
+            }
+        }
+        Some(extra)
+    }
+
+    pub(crate) fn decode_failure(&self, name: &Cow<'static, str>, full_key: &str, why: &str) {
+        self.recorder().record(Event::DecodeFailure, name);
+        if let Some(held) = self.recorder().log_decode.allow() {
+            tracing::warn!(
+                cache = %name, error = why, suppressed = held,
+                "stored entry does not decode; recomputing and overwriting it"
+            );
+        }
+        tracing::debug!(cache = %name, key = %full_key, "undecodable entry");
+    }
+}
+
+/// What the part of a check that needs no store found.
+pub(super) enum Checked<'a, T> {
+    /// Decided.
+    Done(Check<T>),
+    /// `valid` if each of these tags beyond the call's (with the version the entry stored)
+    /// still has that version; otherwise invalid.
+    Extra {
+        extra: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+        valid: Check<T>,
+    },
+}
+
+/// Whether each extra tag (with its stored version) still has that version; `current` gives
+/// their current versions, in order.
+pub(super) fn extra_still_valid<V: AsRef<str>>(
+    extra: &[(Cow<'_, str>, Cow<'_, str>)],
+    current: impl IntoIterator<Item = Option<V>>,
+) -> bool {
+    let mut current = current.into_iter();
+    extra.iter().all(|(_, stored)| {
+        current
+            .next()
+            .flatten()
+            .is_some_and(|cur| cur.as_ref() == stored.as_ref())
+    })
+}
+
+pub(super) fn wrong_type(e: &serde_json::Error) -> String {
+    format!("value does not decode as the expected type: {e}")
+}
