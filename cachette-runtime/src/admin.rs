@@ -61,6 +61,18 @@ impl Cache {
     /// Key bodies of this cache's namespace (and version) matching the glob `pattern`, at most
     /// `limit` (`SCAN`, so the keyspace is walked in steps and never blocks Redis). `pattern`
     /// as for [`invalidate_pattern`](Self::invalidate_pattern).
+    ///
+    /// ```
+    /// # use cachette_runtime::{Cache, Options};
+    /// # use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cachette_runtime::Error> {
+    /// let cache = Cache::memory(1 << 20);
+    /// cache.set("user:1", &1u32, &Options::new()).await?;
+    /// cache.set("order:1", &1u32, &Options::new()).await?;
+    /// assert_eq!(cache.keys("user:*", 100).await?, ["user:1"]);
+    /// # Ok(()) }
+    /// ```
     pub async fn keys(&self, pattern: impl AsRef<str>, limit: usize) -> Result<Vec<String>> {
         self.attributed(
             &Cow::Borrowed(ADMIN),
@@ -81,6 +93,19 @@ impl Cache {
 
     /// The entry at `key` with its tags, validity and remaining TTL (no value decoding into a
     /// Rust type; never counted as a hit or miss).
+    ///
+    /// ```
+    /// # use cachette_runtime::{Cache, Options};
+    /// # use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cachette_runtime::Error> {
+    /// let cache = Cache::memory(1 << 20);
+    /// cache.set("user:1", "Ada", &Options::new().tags(["users"])).await?;
+    /// let info = cache.inspect("user:1").await?;
+    /// assert!(info.is_some_and(|i| i.valid && i.tags.len() == 1));
+    /// assert!(cache.inspect("user:2").await?.is_none());
+    /// # Ok(()) }
+    /// ```
     pub async fn inspect(&self, key: impl AsRef<str>) -> Result<Option<EntryInfo>> {
         self.attributed(&Cow::Borrowed(ADMIN), self.inspect_raw(key.as_ref()))
             .await
@@ -130,6 +155,19 @@ impl Cache {
     /// Removes every entry of this cache's namespace (all versions), its tag versions and its
     /// locks: `SCAN` + `UNLINK` over `namespace:*` and `namespace#*`, never `FLUSHDB`; keys
     /// of other namespaces are left alone. Returns how many keys were removed.
+    ///
+    /// ```
+    /// # use cachette_runtime::{Cache, Options};
+    /// # use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cachette_runtime::Error> {
+    /// let cache = Cache::memory(1 << 20);
+    /// cache.set("a", &1u32, &Options::new()).await?;
+    /// cache.set("b", &2u32, &Options::new()).await?;
+    /// cache.clear().await?;
+    /// assert!(!cache.exists("a").await? && !cache.exists("b").await?);
+    /// # Ok(()) }
+    /// ```
     pub async fn clear(&self) -> Result<u64> {
         self.attributed(&Cow::Borrowed(ADMIN), self.clear_raw())
             .await

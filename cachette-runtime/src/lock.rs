@@ -96,6 +96,23 @@ impl Cache {
     ///
     /// `name`: a [`Key`](crate::Key) (`cachette::key!("rebuild:{}", id)`) or a string taken as
     /// already escaped, as for [`get`](Self::get).
+    ///
+    /// ```
+    /// # use cachette_runtime::{Cache, Options};
+    /// # use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cachette_runtime::Error> {
+    /// let cache = Cache::memory(1 << 20);
+    /// let ttl = Duration::from_secs(30);
+    /// let first = cache.try_lock("nightly-report", ttl).await?;
+    /// assert!(first.is_some());
+    /// assert!(cache.try_lock("nightly-report", ttl).await?.is_none()); // held
+    /// if let Some(lock) = first {
+    ///     assert!(lock.release().await?);
+    /// }
+    /// assert!(cache.try_lock("nightly-report", ttl).await?.is_some());
+    /// # Ok(()) }
+    /// ```
     pub async fn try_lock(&self, name: impl AsRef<str>, ttl: Duration) -> Result<Option<Lock>> {
         let key = self.lock_key(name.as_ref());
         let token = crate::backend::new_version();
@@ -120,6 +137,20 @@ impl Cache {
     /// Waits up to `wait` for the lock `name` (polling every 10 to 100 ms); `Ok(None)` when
     /// it stayed taken. It excludes as [`try_lock`](Self::try_lock) does, on a
     /// [disabled](Self::disabled) cache too.
+    ///
+    /// ```
+    /// # use cachette_runtime::{Cache, Options};
+    /// # use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cachette_runtime::Error> {
+    /// let cache = Cache::memory(1 << 20);
+    /// let (ttl, wait) = (Duration::from_secs(30), Duration::from_millis(20));
+    /// let held = cache.lock("migrate", ttl, wait).await?;
+    /// assert!(held.is_some());
+    /// // Another holder waits up to `wait`, then gives up.
+    /// assert!(cache.lock("migrate", ttl, wait).await?.is_none());
+    /// # Ok(()) }
+    /// ```
     pub async fn lock(
         &self,
         name: impl AsRef<str>,

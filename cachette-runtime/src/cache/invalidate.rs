@@ -29,6 +29,18 @@ impl Cache {
     /// ([`CacheBuilder::fence_ttl`](crate::CacheBuilder::fence_ttl), 10 min by default), so
     /// that a computation that began before cannot store its value afterwards (every fill
     /// stores only if its key is still as its lookup saw it).
+    ///
+    /// ```
+    /// # use cachette_runtime::{Cache, Options};
+    /// # use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cachette_runtime::Error> {
+    /// let cache = Cache::memory(1 << 20);
+    /// cache.set("k", &1u32, &Options::new()).await?;
+    /// assert!(cache.delete("k").await?); // there was an entry
+    /// assert!(!cache.delete("k").await?); // there was none
+    /// # Ok(()) }
+    /// ```
     pub async fn delete(&self, key: impl AsRef<str>) -> Result<bool> {
         let full_key = self.full_key(key.as_ref());
         let r = self
@@ -71,6 +83,21 @@ impl Cache {
     /// carrying these tags from the cache (reads compute). Other processes sharing Redis cannot
     /// know of it: they may serve those entries until the retry succeeds, for at most the
     /// entries' TTL.
+    ///
+    /// ```
+    /// # use cachette_runtime::{Cache, Options};
+    /// # use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cachette_runtime::Error> {
+    /// let cache = Cache::memory(1 << 20);
+    /// let opts = Options::new().tags(["users"]);
+    /// let name: String = cache.get_or_compute("user:1", &opts, || async { "Ada".into() }).await;
+    /// assert_eq!(name, "Ada");
+    /// cache.invalidate_tags(["users"]).await?; // every entry tagged `users` is now a miss
+    /// let name: String = cache.get_or_compute("user:1", &opts, || async { "Ada L.".into() }).await;
+    /// assert_eq!(name, "Ada L.");
+    /// # Ok(()) }
+    /// ```
     pub async fn invalidate_tags<I, S>(&self, tags: I) -> Result<()>
     where
         I: IntoIterator<Item = S>,
@@ -119,6 +146,20 @@ impl Cache {
     /// until Redis accepts it, and until then this process computes every key matching it
     /// instead of reading it. Other processes may serve those keys meanwhile, for at most their
     /// TTL. A refused command does not open the circuit breaker: the other keys stay cached.
+    ///
+    /// ```
+    /// # use cachette_runtime::{Cache, Options};
+    /// # use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cachette_runtime::Error> {
+    /// let cache = Cache::memory(1 << 20);
+    /// for key in ["guild:1:roles", "guild:1:members", "guild:2:roles"] {
+    ///     cache.set(key, &1u32, &Options::new()).await?;
+    /// }
+    /// assert_eq!(cache.invalidate_pattern("guild:1:*").await?, 2);
+    /// assert!(cache.exists("guild:2:roles").await?);
+    /// # Ok(()) }
+    /// ```
     pub async fn invalidate_pattern(&self, pattern: impl AsRef<str>) -> Result<u64> {
         let full = self.full_key(pattern.as_ref());
         let r = self

@@ -23,6 +23,18 @@ impl Cache {
     /// `key`: a [`Key`](crate::Key), built with `cachette::key!("user:{}", id)` so that
     /// values are escaped as the attributes escape them, or a string (`&str`, `String`) taken
     /// as **already escaped** (see [`keys`](crate::keys#the-manual-api)).
+    ///
+    /// ```
+    /// # use cachette_runtime::{Cache, Options};
+    /// # use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cachette_runtime::Error> {
+    /// let cache = Cache::memory(1 << 20);
+    /// cache.set("greeting", "hello", &Options::new()).await?;
+    /// assert_eq!(cache.get::<String>("greeting").await?.as_deref(), Some("hello"));
+    /// assert_eq!(cache.get::<String>("absent").await?, None);
+    /// # Ok(()) }
+    /// ```
     pub async fn get<T: DeserializeOwned>(&self, key: impl AsRef<str>) -> Result<Option<T>> {
         let started = Instant::now();
         let name = Cow::Borrowed(MANUAL);
@@ -32,6 +44,19 @@ impl Cache {
 
     /// Whether a valid entry is stored at `key` (the value is not decoded). `key` as for
     /// [`get`](Self::get).
+    ///
+    /// ```
+    /// # use cachette_runtime::{Cache, Options};
+    /// # use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cachette_runtime::Error> {
+    /// let cache = Cache::memory(1 << 20);
+    /// cache.set("k", &1u32, &Options::new()).await?;
+    /// assert!(cache.exists("k").await?);
+    /// cache.delete("k").await?;
+    /// assert!(!cache.exists("k").await?);
+    /// # Ok(()) }
+    /// ```
     pub async fn exists(&self, key: impl AsRef<str>) -> Result<bool> {
         self.attributed(&Cow::Borrowed(MANUAL), self.exists_raw(key.as_ref()))
             .await
@@ -48,6 +73,20 @@ impl Cache {
     /// `key`: a [`Key`](crate::Key), built with `cachette::key!("user:{}", id)` so that
     /// values are escaped as the attributes escape them, or a string (`&str`, `String`) taken
     /// as **already escaped** (see [`keys`](crate::keys#the-manual-api)).
+    ///
+    /// ```
+    /// # use cachette_runtime::{Cache, Options};
+    /// # use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cachette_runtime::Error> {
+    /// let cache = Cache::memory(1 << 20);
+    /// let opts = Options::new().ttl(Duration::from_secs(600)).tags(["users"]);
+    /// cache.set("user:1", "Ada", &opts).await?;
+    /// assert_eq!(cache.get::<String>("user:1").await?.as_deref(), Some("Ada"));
+    /// cache.invalidate_tags(["users"]).await?;
+    /// assert_eq!(cache.get::<String>("user:1").await?, None);
+    /// # Ok(()) }
+    /// ```
     pub async fn set<T: Serialize + ?Sized>(
         &self,
         key: impl AsRef<str>,

@@ -23,6 +23,21 @@ impl Cache {
     /// values are escaped as the attributes escape them, or a string taken as **already
     /// escaped** (see [`keys`](crate::keys#the-manual-api)); the same for every method taking
     /// a key.
+    ///
+    /// ```
+    /// # use cachette_runtime::{Cache, Options};
+    /// # use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cachette_runtime::Error> {
+    /// let cache = Cache::memory(1 << 20);
+    /// let opts = Options::new().ttl(Duration::from_secs(600)).tags(["users"]);
+    /// let name: String = cache.get_or_compute("user:1", &opts, || async { "Ada".into() }).await;
+    /// assert_eq!(name, "Ada");
+    /// // A hit: the computation does not run.
+    /// let again: String = cache.get_or_compute("user:1", &opts, || async { unreachable!() }).await;
+    /// assert_eq!(again, "Ada");
+    /// # Ok(()) }
+    /// ```
     pub async fn get_or_compute<T, F, Fut>(
         &self,
         key: impl AsRef<str>,
@@ -41,6 +56,23 @@ impl Cache {
     /// values are stored; an `Err` is returned as it is and nothing is cached. Callers that
     /// were waiting on the same key's computation run their own when it fails (an error is
     /// not `Clone` in general; see [`FallibleShared`](crate::FallibleShared)).
+    ///
+    /// ```
+    /// # use cachette_runtime::{Cache, Options};
+    /// # use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cachette_runtime::Error> {
+    /// let cache = Cache::memory(1 << 20);
+    /// let failed: Result<u32, std::io::Error> = cache
+    ///     .get_or_try_compute("n", &Options::new(), || async { Err(std::io::Error::other("db down")) })
+    ///     .await;
+    /// assert!(failed.is_err());
+    /// assert!(!cache.exists("n").await?); // errors are not stored
+    /// let ok: Result<u32, std::io::Error> =
+    ///     cache.get_or_try_compute("n", &Options::new(), || async { Ok(5) }).await;
+    /// assert_eq!(ok.ok(), Some(5));
+    /// # Ok(()) }
+    /// ```
     pub async fn get_or_try_compute<T, E, F, Fut>(
         &self,
         key: impl AsRef<str>,
@@ -271,6 +303,19 @@ impl Cache {
     /// per key in this process, and a value it shares obeys the same rule (ARCHITECTURE.md,
     /// *Sharing*). The computation must own what it uses (`'static`, `Send`); without a
     /// Tokio runtime the refresh is skipped.
+    ///
+    /// ```
+    /// # use cachette_runtime::{Cache, Options};
+    /// # use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cachette_runtime::Error> {
+    /// use cachette_runtime::Plain;
+    /// let cache = Cache::memory(1 << 20);
+    /// let opts = Options::new().stale(Duration::from_secs(60));
+    /// let n: u32 = cache.cached_with_spawn("k", &opts, Plain, || async { 1 }).await;
+    /// assert_eq!(n, 1);
+    /// # Ok(()) }
+    /// ```
     pub async fn cached_with_spawn<R, P, F, Fut>(
         &self,
         key: impl AsRef<str>,
@@ -357,6 +402,21 @@ impl Cache {
     /// Recomputes the value of `key` and stores it, without looking it up first (cache
     /// warming, or refreshing after an out-of-band change). Returns the computed value. The
     /// tag versions are read before the computation starts, as on a miss.
+    ///
+    /// ```
+    /// # use cachette_runtime::{Cache, Options};
+    /// # use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cachette_runtime::Error> {
+    /// use cachette_runtime::Plain;
+    /// let cache = Cache::memory(1 << 20);
+    /// cache.set("k", &1u32, &Options::new()).await?;
+    /// // Recomputed and stored without a lookup.
+    /// let n: u32 = cache.refresh("k", &Options::new(), Plain, || async { 2 }).await;
+    /// assert_eq!(n, 2);
+    /// assert_eq!(cache.get::<u32>("k").await?, Some(2));
+    /// # Ok(()) }
+    /// ```
     pub async fn refresh<R, P, F, Fut>(
         &self,
         key: impl AsRef<str>,
