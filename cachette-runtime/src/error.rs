@@ -18,12 +18,13 @@ pub enum Error {
         /// Why it was rejected.
         reason: String,
     },
-    /// A configuration value is out of range or malformed.
+    /// A configuration value is out of range or malformed (only configuration: faults at run
+    /// time have variants of their own).
     #[error("invalid cachette configuration: {0}")]
     Config(String),
     /// The backend answered with an error, or the connection failed.
     #[error("cache backend error: {0}")]
-    Backend(#[from] redis::RedisError),
+    Backend(#[source] BackendError),
     /// Redis refused the credentials of the URL (wrong password or ACL user).
     #[error("Redis at {url} refused the credentials: {reason}")]
     Auth {
@@ -64,9 +65,69 @@ pub enum Error {
         /// Replicas that acknowledged within the wait.
         acked: usize,
     },
+    /// The Redis store was used outside a Tokio runtime (its connections are Tokio tasks).
+    #[error("cachette's Redis backend must be used from within a Tokio runtime")]
+    NoRuntime,
+    /// A tag's version key vanished between its creation and the write that needed it
+    /// (evicted or deleted at once, under memory pressure): nothing was stored.
+    #[error("a tag version vanished while it was being created; nothing was stored")]
+    TagVersionLost,
+    /// The batched lookup this call's lookup travelled in failed with an error that only its
+    /// sender holds; this is its text.
+    #[error("the batched lookup failed: {0}")]
+    Batched(String),
     /// [`install_default`](crate::install_default) was called after a default cache existed.
     #[error("a default cache is already installed (or was already created from the environment)")]
     DefaultAlreadySet,
+}
+
+/// A failure the Redis client reported: Redis refused a command (an error reply), or the
+/// connection failed. Its text says which; [`code`](Self::code) gives the server's error code.
+///
+/// It wraps the client's error without naming its type, so that cachette's API does not
+/// change with the Redis client's.
+#[derive(Debug, Clone)]
+pub struct BackendError(redis::RedisError);
+
+impl BackendError {
+    /// The server's error code when Redis refused a command (`OOM`, `NOPERM`, `READONLY`,
+    /// `WRONGTYPE`, ...); `None` for a connection failure.
+    pub fn code(&self) -> Option<&str> {
+        self.0.code()
+    }
+
+    /// Whether the connection failed (refused, reset, dropped, timed out) rather than Redis
+    /// refusing one command.
+    pub fn is_connection(&self) -> bool {
+        self.0.is_io_error()
+            || self.0.is_timeout()
+            || self.0.is_connection_dropped()
+            || self.0.is_connection_refusal()
+    }
+
+    /// The client's error, for the backends.
+    pub(crate) fn redis(&self) -> &redis::RedisError {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for BackendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for BackendError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(&self.0)
+    }
+}
+
+impl Error {
+    /// A failure of the Redis client.
+    pub(crate) fn redis(e: redis::RedisError) -> Error {
+        Error::Backend(BackendError(e))
+    }
 }
 
 /// Short alias used throughout the crate.
@@ -78,8 +139,10 @@ impl Error {
         match self {
             Error::InvalidUrl { .. } => "invalid_url",
             Error::Config(_) => "config",
-            Error::Backend(e) if e.is_timeout() => "timeout",
-            Error::Backend(e) if e.is_io_error() || e.is_connection_dropped() => "connection",
+            Error::Backend(e) if e.redis().is_timeout() => "timeout",
+            Error::Backend(e) if e.redis().is_io_error() || e.redis().is_connection_dropped() => {
+                "connection"
+            }
             Error::Backend(_) => "backend",
             Error::Auth { .. } => "auth",
             Error::Timeout(_) => "timeout",
@@ -89,13 +152,17 @@ impl Error {
             Error::Hash(_) => "hash",
             Error::NotReplicated { .. } => "not_replicated",
             Error::DefaultAlreadySet => "default_already_set",
+            Error::NoRuntime => "no_runtime",
+            Error::TagVersionLost => "tag_version_lost",
+            Error::Batched(_) => "batched",
         }
     }
 
-    /// Whether another attempt now would only wait again: an [outage](Self::is_outage), or the
-    /// circuit breaker open. A write that meets one leaves the rest to the background worker.
+    /// Whether another attempt now would only wait again: an [outage](Self::is_outage), the
+    /// circuit breaker open, or no Tokio runtime to reach Redis from. A write that meets one
+    /// leaves the rest to the background worker.
     pub(crate) fn is_unreachable(&self) -> bool {
-        self.is_outage() || matches!(self, Error::CircuitOpen)
+        self.is_outage() || matches!(self, Error::CircuitOpen | Error::NoRuntime)
     }
 
     /// Whether this failure says the backend cannot be reached or used: a timeout, an I/O or
@@ -111,6 +178,7 @@ impl Error {
         match self {
             Error::Timeout(_) => true,
             Error::Backend(e) => {
+                let e = e.redis();
                 e.is_io_error()
                     || e.is_timeout()
                     || e.is_connection_dropped()
@@ -212,19 +280,19 @@ mod tests {
 
     #[test]
     fn only_transport_failures_are_outages() {
-        let io = |kind| Error::Backend(std::io::Error::new(kind, "x").into());
+        let io = |kind| Error::redis(std::io::Error::new(kind, "x").into());
         assert!(io(std::io::ErrorKind::ConnectionRefused).is_outage());
         assert!(io(std::io::ErrorKind::ConnectionReset).is_outage());
         assert!(io(std::io::ErrorKind::TimedOut).is_outage());
         assert!(Error::Timeout(Duration::from_millis(1)).is_outage());
         assert!(
-            Error::Backend((redis::ErrorKind::AuthenticationFailed, "wrong password").into())
+            Error::redis((redis::ErrorKind::AuthenticationFailed, "wrong password").into())
                 .is_outage()
         );
-        let reply = |code: &str| Error::Backend(redis::make_extension_error(code.to_owned(), None));
+        let reply = |code: &str| Error::redis(redis::make_extension_error(code.to_owned(), None));
         assert!(!reply("OOM").is_outage());
         assert!(!reply("WRONGTYPE").is_outage());
-        let known = |kind| Error::Backend((redis::ErrorKind::Server(kind), "refused").into());
+        let known = |kind| Error::redis((redis::ErrorKind::Server(kind), "refused").into());
         assert!(!known(redis::ServerErrorKind::NoPerm).is_outage());
         assert!(!known(redis::ServerErrorKind::ReadOnly).is_outage());
         assert!(!known(redis::ServerErrorKind::ResponseError).is_outage());

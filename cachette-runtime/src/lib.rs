@@ -46,7 +46,7 @@ pub use breaker::BreakerOptions;
 pub use cache::Cache;
 pub use clock::MAX_DURATION;
 pub use config::{CacheBuilder, EarlyRefresh, LockOptions, Options, Ttl, parse_duration};
-pub use error::{Error, Result};
+pub use error::{BackendError, Error, Result};
 pub use global::{default_cache, install_default};
 pub use keys::{Key, Pattern, Tag};
 pub use lock::Lock;

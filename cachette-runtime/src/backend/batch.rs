@@ -195,7 +195,7 @@ impl Batch {
     pub(super) fn deliver(self, waiters: Vec<Waiter>, replies: Result<Replies>) -> Result<Replies> {
         let replies = match replies {
             Ok(r) if r.len() == self.sent => Ok(r),
-            Ok(r) => Err(Error::Backend(redis::RedisError::from((
+            Ok(r) => Err(Error::redis(redis::RedisError::from((
                 redis::ErrorKind::UnexpectedReturnType,
                 "MGET returned a different number of replies than keys asked",
                 format!("{} keys, {} replies", self.sent, r.len()),
@@ -254,7 +254,8 @@ fn duplicate(e: &Error) -> Error {
             url: url.clone(),
             reason: reason.clone(),
         },
-        other => Error::Config(other.to_string()),
+        Error::NoRuntime => Error::NoRuntime,
+        other => Error::Batched(other.to_string()),
     }
 }
 
@@ -271,7 +272,7 @@ mod tests {
     fn done(mut rx: oneshot::Receiver<Msg>) -> Result<Replies> {
         match rx.try_recv() {
             Ok(Msg::Done(r)) => r,
-            _ => Err(Error::Config("no reply delivered".to_owned())),
+            _ => Err(Error::Batched("no reply delivered".to_owned())),
         }
     }
 

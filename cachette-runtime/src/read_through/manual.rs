@@ -82,9 +82,7 @@ impl Cache {
             .resolve_versions(&opts.tags, &tag_keys, Vec::new(), ttl)
             .await?;
         let Some(versions) = versions else {
-            return Err(Error::Config(
-                "a tag key vanished while it was being created; nothing was stored".to_owned(),
-            ));
+            return Err(Error::TagVersionLost);
         };
         let entry = ToStore {
             full_key,

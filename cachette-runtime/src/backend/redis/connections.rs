@@ -109,9 +109,7 @@ impl RedisBackend {
             return Ok(c);
         }
         if tokio::runtime::Handle::try_current().is_err() {
-            return Err(Error::Config(
-                "cachette's Redis backend must be used from within a Tokio runtime".to_owned(),
-            ));
+            return Err(Error::NoRuntime);
         }
         let _connecting = slot.connecting.lock().await;
         if let Some(c) = slot.conn.load().as_ref().and_then(|c| c.usable()) {
@@ -125,12 +123,14 @@ impl RedisBackend {
         let mut conn = self
             .client
             .get_multiplexed_async_connection_with_config(&config)
-            .await?;
+            .await
+            .map_err(Error::redis)?;
         ensure_epoch_script()
             .key(&self.epoch_key)
             .arg(new_version())
             .invoke_async::<String>(&mut conn)
-            .await?;
+            .await
+            .map_err(Error::redis)?;
         slot.conn.store(Some(Arc::new(Conn::watched(conn.clone()))));
         Ok(conn)
     }
@@ -141,6 +141,7 @@ impl RedisBackend {
     /// front. A reconnection is all that helps there, so `READONLY` does not open the breaker.
     pub(super) fn drop_connections(&self, e: &Error) {
         if let Error::Backend(e) = e
+            && let e = e.redis()
             && (e.is_io_error()
                 || e.is_connection_dropped()
                 || e.is_connection_refusal()

@@ -22,6 +22,7 @@ pub(super) fn replicated(wanted: usize, acked: usize) -> Result<()> {
 pub(super) fn is_oom(e: &Error) -> bool {
     match e {
         Error::Backend(e) => e
+            .redis()
             .clone()
             .into_server_errors()
             .is_some_and(|errors| errors.iter().any(|(_, e)| e.code() == "OOM")),

@@ -66,6 +66,11 @@ impl RedisBackend {
         F: FnOnce(MultiplexedConnection) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
+        // Tokio's timer (and the connection's driver task) need a runtime: outside one, a
+        // typed error, before the breaker is asked (it says nothing about Redis).
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::NoRuntime);
+        }
         let admit = self.breaker.admit();
         if admit == Admit::No {
             return Err(Error::CircuitOpen);
@@ -77,7 +82,7 @@ impl RedisBackend {
                 Some(slot) => self.conn_of(slot).await?,
                 None => self.conn().await?,
             };
-            attempt(conn).await.map_err(Error::from)
+            attempt(conn).await.map_err(Error::redis)
         };
         let r = match tokio::time::timeout(timeout, round_trip).await {
             Ok(r) => r,
@@ -100,6 +105,9 @@ impl RedisBackend {
 
     /// One `PING`, bypassing the breaker: start-up checks.
     pub(crate) async fn ping(&self) -> Result<()> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::NoRuntime);
+        }
         self.round_trips.fetch_add(1, Ordering::Relaxed);
         let check = async {
             let mut conn = self.conn().await?;
@@ -107,12 +115,12 @@ impl RedisBackend {
             pipe.cmd("PING");
             pipe.query_async::<(String,)>(&mut conn)
                 .await
-                .map_err(Error::from)
+                .map_err(Error::redis)
         };
         match tokio::time::timeout(self.op_timeout.max(Duration::from_secs(1)), check).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(Error::Backend(e)))
-                if e.kind() == redis::ErrorKind::AuthenticationFailed
+                if e.redis().kind() == redis::ErrorKind::AuthenticationFailed
                     || e.to_string().contains("WRONGPASS")
                     || e.to_string().contains("NOAUTH") =>
             {
