@@ -52,6 +52,17 @@ impl Template {
         })
     }
 
+    /// The literal text, placeholders left out (the whole template when it has none).
+    pub(crate) fn literal(&self) -> String {
+        self.parts
+            .iter()
+            .filter_map(|p| match p {
+                Part::Lit(s) => Some(s.as_str()),
+                Part::Hole(_) => None,
+            })
+            .collect()
+    }
+
     /// Bytes of literal text, a hint for the builder's capacity.
     pub(crate) fn capacity(&self) -> usize {
         self.parts

@@ -2,6 +2,8 @@
 //! function of `<crate>::__private`; behaviour lives in the runtime.
 
 use crate::args::{self, Args, Kind, TtlSpec};
+mod cached;
+
 use crate::fallback;
 use crate::suggest::did_you_mean;
 use crate::template::{self, Part, Template};
@@ -35,7 +37,7 @@ pub(crate) fn expand(kind: Kind, attr: TokenStream, item: TokenStream) -> TokenS
 }
 
 /// A template whose placeholders are resolved to expressions.
-struct Resolved {
+pub(super) struct Resolved {
     template: Template,
     /// One expression per placeholder, in order, and whether it is an argument of a primitive
     /// integer type.
@@ -43,7 +45,7 @@ struct Resolved {
 }
 
 /// Everything checked, ready to generate.
-struct Plan {
+pub(super) struct Plan {
     shape: Shape,
     key: Option<Resolved>,
     tags: Vec<Resolved>,
@@ -413,48 +415,53 @@ fn private(args: &Args) -> TokenStream {
 
 /// An expression of type `String` building the template.
 fn template_expr(r: &Resolved, p: &TokenStream) -> TokenStream {
-    template_expr_in(r, p, None)
+    if r.template.holes().next().is_none() {
+        let lit = r.template.literal();
+        return quote!(::std::string::String::from(#lit));
+    }
+    let parts = template_parts(r, p);
+    quote!(#p::string(#parts))
 }
 
-/// [`template_expr`]; `for_cache`: a cached call's full key, built after the prefix of that
-/// cache (an expression of type `&Cache`).
-fn template_expr_in(r: &Resolved, p: &TokenStream, for_cache: Option<&TokenStream>) -> TokenStream {
-    let k = local("__cachette_k");
+/// The template as the runtime's `Template`: a literal is a string, a placeholder
+/// `arg(&value)` (escaped) or `int(&value)` (a primitive integer's digits), each spanned at
+/// the placeholder; several parts are a tuple, nested past 12.
+pub(super) fn template_parts(r: &Resolved, p: &TokenStream) -> TokenStream {
     let mut exprs = r.exprs.iter();
-    let mut stmts = Vec::new();
-    let mut literal_only = String::new();
-    let mut has_holes = false;
+    let mut parts = Vec::new();
     for part in &r.template.parts {
         match part {
-            Part::Lit(s) => {
-                literal_only.push_str(s);
-                stmts.push(quote!(#k.lit(#s);));
-            }
-            Part::Hole(h) => {
-                has_holes = true;
-                match exprs.next() {
-                    Some((e, true)) => {
-                        stmts.push(quote_spanned!(h.span=> #p::key_int(&mut #k, &(#e));));
-                    }
-                    Some((e, false)) => {
-                        stmts.push(quote_spanned!(h.span=> #p::key_arg(&mut #k, &(#e));));
-                    }
-                    None => {}
+            Part::Lit(s) => parts.push(quote!(#s)),
+            Part::Hole(h) => match exprs.next() {
+                Some((e, true)) => parts.push(quote_spanned!(h.span=> #p::int(#e))),
+                Some((e, false)) => {
+                    // The whole argument at the placeholder, so that an error points there.
+                    let e = respan(e, h.span);
+                    parts.push(quote_spanned!(h.span=> #p::arg(&#e)));
                 }
-            }
+                None => {}
+            },
         }
     }
-    let cap = r.template.capacity();
-    let new = match for_cache {
-        Some(cache) => quote!(for_cache(#cache, #cap)),
-        None if !has_holes => return quote!(::std::string::String::from(#literal_only)),
-        None => quote!(with_capacity(#cap)),
-    };
-    quote!({
-        let mut #k = #p::KeyBuilder::#new;
-        #(#stmts)*
-        #k.finish()
-    })
+    group(parts)
+}
+
+/// One part as itself, several as a tuple of at most 12 (the runtime's impls), nested.
+fn group(mut parts: Vec<TokenStream>) -> TokenStream {
+    while parts.len() > 12 {
+        parts = parts
+            .chunks(12)
+            .map(|c| match c {
+                [one] => one.clone(),
+                _ => quote!((#(#c),*)),
+            })
+            .collect();
+    }
+    if parts.len() == 1 {
+        parts.remove(0)
+    } else {
+        quote!((#(#parts),*))
+    }
 }
 
 fn ttl_tokens(ttl: &TtlSpec, p: &TokenStream) -> TokenStream {
@@ -482,34 +489,6 @@ fn cache_init(args: &Args, p: &TokenStream) -> TokenStream {
     match &args.cache {
         Some(expr) => quote_spanned!(expr.span()=> #p::cache_of(&(#expr))),
         None => quote!(#p::default_cache()),
-    }
-}
-
-/// Statements binding `cache` to the cache of a `#[cached]` call, as a `&Cache`-like value:
-/// borrowed when that cannot conflict with the body's moves (`validate::cache_borrowable`;
-/// a temporary, such as the result of `current()`, is kept alive by a `let`), an `Arc`
-/// clone otherwise.
-fn cached_cache_init(args: &Args, func: &Func, cache: &syn::Ident, p: &TokenStream) -> TokenStream {
-    match &args.cache {
-        Some(expr) if validate::cache_borrowable(expr, func) => {
-            let src = local("__cachette_cache_src");
-            // The same local, located at the expression: a cache of the wrong type is
-            // reported there.
-            let src_at = syn::Ident::new(
-                "__cachette_cache_src",
-                Span::mixed_site().located_at(expr.span()),
-            );
-            let borrow = quote_spanned!(expr.span()=> #p::cache_ref(#src_at));
-            quote! {
-                let #src = &(#expr);
-                let #cache = #borrow;
-            }
-        }
-        Some(expr) => {
-            let init = quote_spanned!(expr.span()=> #p::cache_of(&(#expr)));
-            quote!(let #cache = #init;)
-        }
-        None => quote!(let #cache = #p::default_cache_ref();),
     }
 }
 
@@ -602,28 +581,6 @@ fn stored_marker(func: &Func, shape: Shape) -> TokenStream {
     }
 }
 
-/// `Some(DecodedCopy)` when the stored type is `Clone` (found out by the runtime's
-/// `CloneProbe`), `None` when it is not or cannot be probed (`validate::probe_clone`). For
-/// `-> Option<T>` the stored type is `Option<T>`.
-fn decoded_copy(func: &Func, shape: Shape, p: &TokenStream) -> TokenStream {
-    let none = quote!(::core::option::Option::None);
-    let Some(ty) = func.stored_type(shape) else {
-        return none;
-    };
-    if !validate::probe_clone(ty, func) {
-        return none;
-    }
-    let stored = match shape {
-        Shape::Option | Shape::ResultOption => quote!(::core::option::Option<#ty>),
-        Shape::Plain | Shape::Result => quote!(#ty),
-    };
-    quote!({
-        #[allow(unused_imports)]
-        use #p::{ProbeClone as _, ProbeFallback as _};
-        (&&#p::CloneProbe::<#stored>::new()).decoded_copy()
-    })
-}
-
 fn generate(kind: Kind, args: &Args, func: &Func, plan: &Plan) -> TokenStream {
     let p = private(args);
     let syn::ItemFn {
@@ -649,86 +606,15 @@ fn generate(kind: Kind, args: &Args, func: &Func, plan: &Plan) -> TokenStream {
     let name = name_tokens(args, func);
     let body = match kind {
         Kind::Cached => {
-            let key = local("__cachette_key");
-            let opts = local("__cachette_opts");
-            let cache_ref = quote!(#p::AsCache::as_cache(&#cache));
-            let key_expr = match &plan.key {
-                Some(r) => {
-                    let t = template_expr_in(r, &p, Some(&cache_ref));
-                    quote!(::core::result::Result::Ok(#t))
-                }
-                None => hash_key(func, &plan.hashed, &p, &cache_ref),
-            };
-            let options = options_tokens(args, func, &plan.tags, &p);
-            // Options that do not depend on the arguments (no tag interpolates one) are built
-            // once per call site.
-            let constant = plan
-                .tags
-                .iter()
-                .all(|t| t.template.holes().next().is_none());
-            let opts_init = if constant {
-                quote! {
-                    let #opts: &#p::Options = {
-                        static __CACHETTE_OPTIONS: ::std::sync::LazyLock<#p::Options> =
-                            ::std::sync::LazyLock::new(|| #options);
-                        &__CACHETTE_OPTIONS
-                    };
-                }
-            } else {
-                let owned = local("__cachette_opts_owned");
-                quote! {
-                    let #owned = #options;
-                    let #opts: &#p::Options = &#owned;
-                }
-            };
-            let marker = stored_marker(func, plan.shape);
-            let decoded = local("__cachette_decoded");
-            let decoded_init = decoded_copy(func, plan.shape, &p);
-            let span = stored_span(func, plan.shape);
-            let ps = respan(&p, span);
+            let alias = quote!(__cachette);
+            let fake = fake_return(func, &alias);
             let compute = quote! {
                 move || async move {
                     #fake
                     #block
                 }
             };
-            // `cached_plain`, ..., or with background refreshes `cached_plain_background`.
-            let driver = |name: &str| {
-                let suffix = if args.fresh.background.is_some() {
-                    "_background"
-                } else {
-                    ""
-                };
-                syn::Ident::new(&format!("{name}{suffix}"), span)
-            };
-            let call = match plan.shape {
-                Shape::Plain => {
-                    let f = driver("cached_plain");
-                    quote_spanned!(span=> #ps::#f(#marker, #decoded, #p::AsCache::as_cache(&#cache), #key, #opts, #compute).await)
-                }
-                Shape::Result => {
-                    let f = driver("cached_fallible");
-                    quote_spanned!(span=> #ps::#f(#marker, #decoded, #p::AsCache::as_cache(&#cache), #key, #opts, #compute).await)
-                }
-                Shape::Option => {
-                    let f = driver("cached_optional");
-                    let policy = optional_policy(args, &p);
-                    quote_spanned!(span=> #ps::#f(#marker, #decoded, #p::AsCache::as_cache(&#cache), #key, #opts, #policy, #compute).await)
-                }
-                Shape::ResultOption => {
-                    let f = driver("cached_fallible_optional");
-                    let policy = optional_policy(args, &p);
-                    quote_spanned!(span=> #ps::#f(#marker, #decoded, #p::AsCache::as_cache(&#cache), #key, #opts, #policy, #compute).await)
-                }
-            };
-            let cache_init = cached_cache_init(args, func, &cache, &p);
-            quote! {
-                #cache_init
-                let #key = #key_expr;
-                #opts_init
-                let #decoded = #decoded_init;
-                #call
-            }
+            cached::body(args, func, plan, &p, &alias, &compute)
         }
         Kind::Invalidates => {
             let arrays = [
@@ -863,45 +749,6 @@ fn profile_registrations(args: &Args, func: &Func, p: &TokenStream) -> TokenStre
         .collect()
 }
 
-/// The `Optional` policy of `-> Option<T>` and `-> Result<Option<T>, E>`: `None` (`Ok(None)`)
-/// stored only with `cache_none`, for its TTL when given.
-fn optional_policy(args: &Args, p: &TokenStream) -> TokenStream {
-    let cache_none = args.cache_none.is_some();
-    let none_ttl = match args.cache_none.as_ref().and_then(|c| c.ttl.as_ref()) {
-        Some(t) => {
-            let t = ttl_tokens(t, p);
-            quote!(::core::option::Option::Some(#t))
-        }
-        None => quote!(::core::option::Option::None),
-    };
-    quote!(#p::Optional { cache_none: #cache_none, none_ttl: #none_ttl })
-}
-
-/// Hash mode: `path:hash(Self, type params, const params, arguments)`.
-fn hash_key(
-    func: &Func,
-    hashed: &[syn::Ident],
-    p: &TokenStream,
-    cache: &TokenStream,
-) -> TokenStream {
-    let h = local("__cachette_h");
-    let fn_name = func.item.sig.ident.to_string();
-    let this = func.has_self.then(|| quote!(#h.ty::<Self>();));
-    let types = func.type_params.iter().map(|t| quote!(#h.ty::<#t>();));
-    let consts = func.const_params.iter().map(|c| quote!(#h.arg(&#c);));
-    let args = hashed
-        .iter()
-        .map(|a| quote_spanned!(a.span()=> #p::HashKey::arg(&mut #h, &#a);));
-    quote!({
-        let mut #h = #p::HashKey::new(::core::concat!(::core::module_path!(), "::", #fn_name));
-        #this
-        #(#types)*
-        #(#consts)*
-        #(#args)*
-        #h.finish_for(#cache)
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -933,6 +780,36 @@ mod tests {
             uses.iter()
                 .all(|u| u.starts_with(":: cachette :: __private ::"))
         );
+    }
+
+    /// The expansion is thin: an import, the site, one call of the runtime; the cache is
+    /// derived once (by the runtime), and few runtime items are named.
+    #[test]
+    fn expansion_is_thin() -> syn::Result<()> {
+        let attr = quote!(
+            key = "{self.tenant}:user:{id}",
+            ttl = "10m",
+            tags = ["users", "user:{id}"],
+            cache = self.cache
+        );
+        let item = quote! {
+            async fn user(&self, id: u64) -> Result<User, AppError> {
+                Ok(User { id })
+            }
+        };
+        let func = syn::parse2::<syn::ItemFn>(expand(Kind::Cached, attr, item))?;
+        // `use`, `static`, and the call.
+        assert_eq!(func.block.stmts.len(), 3);
+        let text = func.block.to_token_stream().to_string();
+        assert!(!text.contains("as_cache"), "{text}");
+        let mut named: Vec<&str> = text
+            .match_indices("__cachette ::")
+            .filter_map(|(i, _)| text[i + 14..].split_whitespace().next())
+            .collect();
+        named.sort_unstable();
+        named.dedup();
+        assert!(named.len() <= 9, "{named:?}");
+        Ok(())
     }
 
     /// A profile is registered at link time through `__private`'s `inventory`.
