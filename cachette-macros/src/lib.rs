@@ -7,7 +7,8 @@
 //! function, `expand` generates, `coupled` reads and generates the cached calls writers name
 //! (`#[cache_put(call)]`, `calls = [...]`), `fallback` emits the user's function unchanged
 //! with the errors when anything is wrong; `builder` expands the key, tag and pattern
-//! builders. The generated code calls only `<crate>::__private`.
+//! builders. The generated code calls only `<crate>::__private0_1` (named after the runtime's
+//! version, which is this crate's), one module per attribute.
 
 mod args;
 mod builder;

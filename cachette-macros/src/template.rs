@@ -62,17 +62,6 @@ impl Template {
             })
             .collect()
     }
-
-    /// Bytes of literal text, a hint for the builder's capacity.
-    pub(crate) fn capacity(&self) -> usize {
-        self.parts
-            .iter()
-            .map(|p| match p {
-                Part::Lit(s) => s.len(),
-                Part::Hole(_) => 16,
-            })
-            .sum()
-    }
 }
 
 /// The span of bytes `range` of the literal's value, when the value maps one to one onto the

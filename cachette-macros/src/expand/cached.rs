@@ -2,21 +2,22 @@
 //! of the runtime's `cached` entry point with a `CachedCall`:
 //!
 //! ```text
-//! use ::cachette::__private::{self as __cachette, probe::*};
+//! use ::cachette::__private0_1::cached::{self as __cachette, probe::*};
 //! static __CACHETTE_SITE: __cachette::Site = __cachette::Site::new("app::get_user").ttl(600, 0);
 //! __cachette::cached(__cachette::CachedCall {
 //!     cache: __cachette::cache_ref(&(self.cache)),
 //!     key: (__cachette::arg(&self.tenant), ":user:", __cachette::int(id)),
 //!     tags: ("users", ("user:", __cachette::int(id))),
 //!     site: &__CACHETTE_SITE,
-//!     stored: (&&__cachette::result::<User>()).stored(),
+//!     stored: (&&__cachette::Probe::<User>::new()).stored(),
 //! })
-//! .run(move || async move { <fake return> <the body's statements> })
+//! .run_result(move || async move { <fake return> <the body's statements> })
 //! .await
 //! ```
 //!
 //! `cached` builds the key and the tags (the placeholders borrow the arguments until then);
-//! `run` takes the body, which may move them.
+//! `run_result` (one `run_*` per return shape, bounding the stored type) takes the body,
+//! which may move them.
 //! ```text
 //! ```
 
@@ -27,7 +28,7 @@ use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 
-/// The body of a `#[cached]` function. `p` is the alias of `<crate>::__private` the body
+/// The body of a `#[cached]` function. `p` is the alias of `<crate>::__private0_1::cached` the body
 /// imports (`private` the path itself); `compute` the closure running the body.
 pub(super) fn body(
     args: &Args,
@@ -44,28 +45,28 @@ pub(super) fn body(
         Some(r) => template_parts(r, p),
         None => hash_key(func, &plan.hashed, p),
     };
-    let tags = if constant(&plan.tags) {
-        quote!(())
-    } else {
-        tag_list(&plan.tags, p)
-    };
+    let tags = call_tags(&plan.tags, p);
     let span = stored_span(func, plan.shape);
-    let (stored, probe) = stored(func, plan.shape, p, span);
+    let (stored, probe) = stored(func, plan.shape, p);
     let import = if probe {
         quote!(use #private::{self as #p, probe::*};)
     } else {
         quote!(use #private as #p;)
     };
-    let run = syn::Ident::new(
-        if args.fresh.background.is_some() {
-            "run_background"
-        } else {
-            "run"
-        },
-        span,
-    );
+    let run = match plan.shape {
+        Shape::Plain => "run_plain",
+        Shape::Result => "run_result",
+        Shape::Option => "run_option",
+        Shape::ResultOption => "run_result_option",
+    };
+    let background = if args.fresh.background.is_some() {
+        "_background"
+    } else {
+        ""
+    };
+    let run = syn::Ident::new(&format!("{run}{background}"), span);
     let ps = respan(p, span);
-    // The call, spanned at the stored type: `run` bounds it (`T: CacheValue`).
+    // The call, spanned at the stored type: `run_*` bounds it (`T: CacheValue`).
     let call = quote_spanned! {span=>
         #ps::cached(#ps::CachedCall {
             cache: #cache,
@@ -89,6 +90,15 @@ fn constant(tags: &[Resolved]) -> bool {
     tags.iter().all(|t| t.template.holes().next().is_none())
 }
 
+/// The tags built per call (`()` when none interpolates anything: they are the site's).
+pub(super) fn call_tags(tags: &[Resolved], p: &TokenStream) -> TokenStream {
+    if constant(tags) {
+        quote!(())
+    } else {
+        tag_list(tags, p)
+    }
+}
+
 /// The tags built per call: a tuple of templates, or past 12 an array of strings.
 fn tag_list(tags: &[Resolved], p: &TokenStream) -> TokenStream {
     let parts = tags.iter().map(|t| template_parts(t, p));
@@ -100,7 +110,7 @@ fn tag_list(tags: &[Resolved], p: &TokenStream) -> TokenStream {
 }
 
 /// `Site::new(name)` and what the attribute fixes, as `const fn` builder calls.
-fn site(args: &Args, func: &Func, plan: &Plan, p: &TokenStream) -> TokenStream {
+pub(super) fn site(args: &Args, func: &Func, plan: &Plan, p: &TokenStream) -> TokenStream {
     let name = name_tokens(args, func);
     let mut out = quote!(#p::Site::new(#name));
     match &args.ttl {
@@ -199,20 +209,17 @@ pub(super) fn stored_span(func: &Func, shape: Shape) -> Span {
         .map_or_else(|| func.ret_span(), Spanned::span)
 }
 
-/// `stored`: the shape and stored type, probed for `Clone` when it can be
-/// (`validate::probe_clone`); and whether it is probed.
-fn stored(func: &Func, shape: Shape, p: &TokenStream, span: Span) -> (TokenStream, bool) {
-    let which = match shape {
-        Shape::Plain => "plain",
-        Shape::Result => "result",
-        Shape::Option => "option",
-        Shape::ResultOption => "result_option",
+/// `stored`: the stored type, probed for `Clone` when it can be (`validate::probe_clone`);
+/// and whether it is probed.
+fn stored(func: &Func, shape: Shape, p: &TokenStream) -> (TokenStream, bool) {
+    let new = match shape {
+        Shape::Plain | Shape::Result => quote!(new),
+        Shape::Option | Shape::ResultOption => quote!(option),
     };
-    let which = syn::Ident::new(which, span);
     let Some(ty) = func.stored_type(shape) else {
-        return (quote!(#p::#which().none()), false);
+        return (quote!(#p::Probe::#new().none()), false);
     };
-    let probe = quote_spanned!(ty.span()=> #p::#which::<#ty>());
+    let probe = quote_spanned!(ty.span()=> #p::Probe::<#ty>::#new());
     if validate::probe_clone(ty, func) {
         (quote!((&&#probe).stored()), true)
     } else {

@@ -1,5 +1,5 @@
 //! Code generation. The generated code builds the key, the tags and the options, and calls one
-//! function of `<crate>::__private`; behaviour lives in the runtime.
+//! function of `<crate>::__private0_1`; behaviour lives in the runtime.
 
 use crate::args::{self, Args, Kind, TtlSpec};
 mod cached;
@@ -405,12 +405,37 @@ fn resolve(
     ok.then_some(Resolved { template, exprs })
 }
 
-/// `<crate>::__private`.
-fn private(args: &Args) -> TokenStream {
-    match &args.krate {
-        Some(path) => quote!(#path::__private),
-        None => quote!(::cachette::__private),
-    }
+/// The module of `<crate>` that generated code calls: `__private{MAJOR}_{MINOR}`, the
+/// runtime's version (the workspace's, which the macros share and pin with `=`), as thiserror
+/// names its `__private` module, so that mismatched crates fail with a clear "not found".
+pub(crate) fn versioned_private(krate: &TokenStream) -> TokenStream {
+    let version = syn::Ident::new(
+        &format!(
+            "__private{}_{}",
+            env!("CARGO_PKG_VERSION_MAJOR"),
+            env!("CARGO_PKG_VERSION_MINOR")
+        ),
+        Span::call_site(),
+    );
+    quote!(#krate::#version)
+}
+
+/// `<crate>::__private{version}::<the attribute's module>`.
+fn private(kind: Kind, args: &Args) -> TokenStream {
+    let krate = args
+        .krate
+        .as_ref()
+        .map_or_else(|| quote!(::cachette), ToTokens::to_token_stream);
+    let base = versioned_private(&krate);
+    let job = syn::Ident::new(
+        match kind {
+            Kind::Cached => "cached",
+            Kind::Invalidates => "invalidates",
+            Kind::CachePut => "cache_put",
+        },
+        Span::call_site(),
+    );
+    quote!(#base::#job)
 }
 
 /// An expression of type `String` building the template.
@@ -447,7 +472,7 @@ pub(super) fn template_parts(r: &Resolved, p: &TokenStream) -> TokenStream {
 }
 
 /// One part as itself, several as a tuple of at most 12 (the runtime's impls), nested.
-fn group(mut parts: Vec<TokenStream>) -> TokenStream {
+pub(crate) fn group(mut parts: Vec<TokenStream>) -> TokenStream {
     while parts.len() > 12 {
         parts = parts
             .chunks(12)
@@ -460,18 +485,8 @@ fn group(mut parts: Vec<TokenStream>) -> TokenStream {
     if parts.len() == 1 {
         parts.remove(0)
     } else {
+        // `()` (an empty template) or a tuple.
         quote!((#(#parts),*))
-    }
-}
-
-fn ttl_tokens(ttl: &TtlSpec, p: &TokenStream) -> TokenStream {
-    match ttl {
-        TtlSpec::Fixed(d) => {
-            let secs = d.as_secs();
-            let nanos = d.subsec_nanos();
-            quote!(#p::Ttl::Fixed(#p::Duration::new(#secs, #nanos)))
-        }
-        TtlSpec::Profile(name) => quote!(#p::Ttl::Profile(#p::Cow::Borrowed(#name))),
     }
 }
 
@@ -488,57 +503,8 @@ fn name_tokens(args: &Args, func: &Func) -> TokenStream {
 fn cache_init(args: &Args, p: &TokenStream) -> TokenStream {
     match &args.cache {
         Some(expr) => quote_spanned!(expr.span()=> #p::cache_of(&(#expr))),
-        None => quote!(#p::default_cache()),
+        None => quote!(#p::default_cache_ref()),
     }
-}
-
-fn options_tokens(args: &Args, func: &Func, tags: &[Resolved], p: &TokenStream) -> TokenStream {
-    let name = name_tokens(args, func);
-    let ttl = args.ttl.as_ref().map(|t| {
-        let t = ttl_tokens(t, p);
-        quote!(.ttl(#t))
-    });
-    let tags = (!tags.is_empty()).then(|| {
-        let exprs = tags.iter().map(|t| template_expr(t, p));
-        quote!(.tags([#(#exprs),*]))
-    });
-    let fresh = freshness_tokens(&args.fresh, p);
-    quote!(#p::Options::new() #ttl #tags #fresh .name(#name))
-}
-
-fn duration_tokens(d: std::time::Duration, p: &TokenStream) -> TokenStream {
-    let secs = d.as_secs();
-    let nanos = d.subsec_nanos();
-    quote!(#p::Duration::new(#secs, #nanos))
-}
-
-/// The freshness and stampede options, as `Options` builder calls.
-fn freshness_tokens(f: &crate::args::Freshness, p: &TokenStream) -> TokenStream {
-    let mut out = TokenStream::new();
-    if let Some(d) = f.stale {
-        let d = duration_tokens(d, p);
-        out.extend(quote!(.stale(#d)));
-    }
-    if let Some(d) = f.stale_if_error {
-        let d = duration_tokens(d, p);
-        out.extend(quote!(.stale_if_error(#d)));
-    }
-    if let Some(j) = f.jitter {
-        out.extend(quote!(.jitter(#j)));
-    }
-    match f.early_refresh {
-        Some(None) => out.extend(quote!(.early_refresh(#p::EarlyRefresh::Off))),
-        Some(Some(beta)) => out.extend(quote!(.early_refresh(#p::EarlyRefresh::Beta(#beta)))),
-        None => {}
-    }
-    if let Some((ttl, wait)) = f.lock {
-        let (ttl, wait) = (duration_tokens(ttl, p), duration_tokens(wait, p));
-        out.extend(quote!(.lock(#p::LockOptions { ttl: #ttl, wait: #wait })));
-    }
-    if let Some(on) = f.single_flight {
-        out.extend(quote!(.single_flight(#on)));
-    }
-    out
 }
 
 /// `if false { return <fake value of the return type>; }`: fixes the type of the async block
@@ -582,7 +548,7 @@ fn stored_marker(func: &Func, shape: Shape) -> TokenStream {
 }
 
 fn generate(kind: Kind, args: &Args, func: &Func, plan: &Plan) -> TokenStream {
-    let p = private(args);
+    let p = private(kind, args);
     let syn::ItemFn {
         attrs,
         vis,
@@ -653,7 +619,7 @@ fn generate(kind: Kind, args: &Args, func: &Func, plan: &Plan) -> TokenStream {
                 )
             };
             let after = if plan.shape.is_result() {
-                quote!(if #p::is_ok(&#ret) { #run })
+                quote!(if ::core::result::Result::is_ok(&#ret) { #run })
             } else {
                 run
             };
@@ -682,7 +648,9 @@ fn generate(kind: Kind, args: &Args, func: &Func, plan: &Plan) -> TokenStream {
                 .as_ref()
                 .map(|r| template_expr(r, &p))
                 .unwrap_or_default();
-            let options = options_tokens(args, func, &plan.tags, &p);
+            let site_ident = syn::Ident::new("__CACHETTE_SITE", Span::call_site());
+            let site = cached::site(args, func, plan, &p);
+            let tags = cached::call_tags(&plan.tags, &p);
             let marker = stored_marker(func, plan.shape);
             let span = stored_span(func, plan.shape);
             let which = match plan.shape {
@@ -695,10 +663,11 @@ fn generate(kind: Kind, args: &Args, func: &Func, plan: &Plan) -> TokenStream {
                 #ps::Put::checked(#marker).#which(&#cache, &#key, &#ret, &#opts).await
             );
             quote! {
+                static #site_ident: #p::Site = #site;
                 #p::refuse_capture(#name).await;
                 let #cache = #cache_init;
                 let #key: ::std::string::String = #key_expr;
-                let #opts = #options;
+                let #opts = #p::put_options(&#site_ident, #tags);
                 let #ret = async move {
                     #fake
                     #block
@@ -753,7 +722,7 @@ fn profile_registrations(args: &Args, func: &Func, p: &TokenStream) -> TokenStre
 mod tests {
     use super::*;
 
-    /// The generated code names nothing of cachette outside `__private`, and is printed for
+    /// The generated code names nothing of cachette outside `__private0_1::cached`, and is printed for
     /// review with `cargo test -p cachette-macros expansion -- --nocapture`.
     #[test]
     fn expansion_calls_only_private() {
@@ -778,7 +747,7 @@ mod tests {
         assert!(!uses.is_empty());
         assert!(
             uses.iter()
-                .all(|u| u.starts_with(":: cachette :: __private ::"))
+                .all(|u| u.starts_with(":: cachette :: __private0_1 :: cached"))
         );
     }
 
@@ -812,7 +781,7 @@ mod tests {
         Ok(())
     }
 
-    /// A profile is registered at link time through `__private`'s `inventory`.
+    /// A profile is registered at link time through `__private0_1`'s `inventory`.
     #[test]
     fn profiles_are_registered_through_private() {
         let out = expand(
@@ -831,7 +800,7 @@ mod tests {
         .to_string();
         assert!(!out.contains("compile_error"));
         assert_eq!(
-            out.matches(":: cachette :: __private :: inventory :: submit !")
+            out.matches(":: cachette :: __private0_1 :: cached :: inventory :: submit !")
                 .count(),
             2
         );

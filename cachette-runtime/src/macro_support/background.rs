@@ -9,20 +9,18 @@
 //! non-`'static` types (a type parameter without a `'static` bound) fail on these bounds.
 //! Call modes (`key_of`, `evict`, `refresh`) work as for [`cached`](super::cached).
 
-use super::{
-    AsCache, Begin, OptionShape, PlainShape, Ready, ResultOptionShape, ResultShape, begin, special,
-};
+use super::{AsCache, Begin, Ready, begin, special};
 use crate::CacheValue;
 use crate::policy::ReturnPolicy;
 use std::future::Future;
 
-impl<C: AsCache, V, S> Ready<C, V, S> {
-    /// [`Ready::run`] with background refreshes.
+impl<C: AsCache, S> Ready<C, S> {
+    /// `go` with background refreshes.
     async fn go_background<R, P, F, Fut>(self, policy: P, compute: F) -> R
     where
-        P: ReturnPolicy<R, Stored = V> + Clone + Send + Sync + 'static,
+        P: ReturnPolicy<R, Stored = S> + Clone + Send + Sync + 'static,
         R: Send + 'static,
-        V: Send + Sync,
+        S: Send + Sync,
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = R> + Send + 'static,
     {
@@ -49,9 +47,9 @@ impl<C: AsCache, V, S> Ready<C, V, S> {
     }
 }
 
-impl<C: AsCache, T> Ready<C, T, PlainShape> {
-    /// `run` of `-> T` with background refreshes.
-    pub fn run_background<F, Fut>(self, compute: F) -> impl Future<Output = T>
+impl<C: AsCache, T> Ready<C, T> {
+    /// `run_plain` with background refreshes.
+    pub fn run_plain_background<F, Fut>(self, compute: F) -> impl Future<Output = T>
     where
         T: CacheValue + Send + Sync + 'static,
         F: FnOnce() -> Fut + Send + 'static,
@@ -59,11 +57,9 @@ impl<C: AsCache, T> Ready<C, T, PlainShape> {
     {
         self.go_background(crate::Plain, compute)
     }
-}
 
-impl<C: AsCache, T> Ready<C, T, ResultShape> {
-    /// `run` of `-> Result<T, E>` with background refreshes.
-    pub fn run_background<E, F, Fut>(self, compute: F) -> impl Future<Output = Result<T, E>>
+    /// `run_result` with background refreshes.
+    pub fn run_result_background<E, F, Fut>(self, compute: F) -> impl Future<Output = Result<T, E>>
     where
         T: CacheValue + Send + Sync + 'static,
         E: Send + 'static,
@@ -74,9 +70,9 @@ impl<C: AsCache, T> Ready<C, T, ResultShape> {
     }
 }
 
-impl<C: AsCache, T> Ready<C, Option<T>, OptionShape> {
-    /// `run` of `-> Option<T>` with background refreshes.
-    pub fn run_background<F, Fut>(self, compute: F) -> impl Future<Output = Option<T>>
+impl<C: AsCache, T> Ready<C, Option<T>> {
+    /// `run_option` with background refreshes.
+    pub fn run_option_background<F, Fut>(self, compute: F) -> impl Future<Output = Option<T>>
     where
         T: CacheValue + Send + Sync + 'static,
         F: FnOnce() -> Fut + Send + 'static,
@@ -85,11 +81,12 @@ impl<C: AsCache, T> Ready<C, Option<T>, OptionShape> {
         let policy = self.site.optional();
         self.go_background(policy, compute)
     }
-}
 
-impl<C: AsCache, T> Ready<C, Option<T>, ResultOptionShape> {
-    /// `run` of `-> Result<Option<T>, E>` with background refreshes.
-    pub fn run_background<E, F, Fut>(self, compute: F) -> impl Future<Output = Result<Option<T>, E>>
+    /// `run_result_option` with background refreshes.
+    pub fn run_result_option_background<E, F, Fut>(
+        self,
+        compute: F,
+    ) -> impl Future<Output = Result<Option<T>, E>>
     where
         T: CacheValue + Send + Sync + 'static,
         E: Send + 'static,

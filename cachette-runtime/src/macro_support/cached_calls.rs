@@ -1,5 +1,5 @@
 //! What `#[cached]` calls: the call site ([`Site`]), the entry point ([`cached`], then
-//! `Ready::run` per return shape), and the sorting of a call by its mode.
+//! `Ready::run_*` per return shape), and the sorting of a call by its mode.
 
 use super::*;
 
@@ -123,7 +123,7 @@ impl Site {
         self.options.get_or_init(|| self.build())
     }
 
-    fn build(&self) -> Options {
+    pub(super) fn build(&self) -> Options {
         let mut o = Options::new()
             .ttl(self.ttl.ttl())
             .early_refresh(self.early_refresh)
@@ -176,10 +176,10 @@ impl SiteTtl {
 
 /// One call of a `#[cached]` function, as its generated code hands it over: what the call is
 /// made of, before the body. [`cached`] builds the key and the options from it (the
-/// placeholders' borrows of the arguments end there), and [`Ready::run`] then takes the body,
+/// placeholders' borrows of the arguments end there), and `Ready::run_*` then takes the body,
 /// which may move the arguments.
 #[derive(Debug)]
-pub struct CachedCall<C, K, G, V, S> {
+pub struct CachedCall<C, K, G, S> {
     /// The cache: a `&Cache` ([`cache_ref`], [`default_cache_ref`]) or a `Cache`
     /// ([`cache_of`]).
     pub cache: C,
@@ -190,24 +190,25 @@ pub struct CachedCall<C, K, G, V, S> {
     /// What the call site fixes.
     pub site: &'static Site,
     /// The stored type, its shape and whether it is kept decoded ([`Probe`]).
-    pub stored: Stored<V, S>,
+    pub stored: Stored<S>,
 }
 
-/// A `#[cached]` call with its key and options built, waiting for its body ([`Ready::run`]).
+/// A `#[cached]` call with its key and options built, waiting for its body (`run_plain`,
+/// `run_result`, `run_option`, `run_result_option`: one per return shape).
 #[derive(Debug)]
-pub struct Ready<C, V, S> {
+pub struct Ready<C, S> {
     pub(super) cache: C,
     pub(super) key: Result<String, HashError>,
     /// The options, when tags interpolate arguments (else the site's).
     pub(super) opts: Option<Options>,
     pub(super) site: &'static Site,
-    pub(super) stored: Stored<V, S>,
+    pub(super) stored: Stored<S>,
 }
 
 /// Builds the full key (the cache's prefix, then the template or the hash) and the options of
 /// a call.
 #[inline]
-pub fn cached<C, K, G, V, S>(call: CachedCall<C, K, G, V, S>) -> Ready<C, V, S>
+pub fn cached<C, K, G, S>(call: CachedCall<C, K, G, S>) -> Ready<C, S>
 where
     C: AsCache,
     K: KeySource,
@@ -231,14 +232,14 @@ where
     }
 }
 
-impl<C: AsCache, V, S> Ready<C, V, S> {
+impl<C: AsCache, S> Ready<C, S> {
     /// Looks the call's key up in its cache or runs `compute`, following the call mode. A key
     /// that could not be built (an argument's `Serialize` failed) runs the computation without
     /// the cache, logged and counted. With a decoded copy (the stored type is `Clone`), the
     /// memory store keeps one for later hits.
     async fn go<R, P, F, Fut>(self, policy: P, compute: F) -> R
     where
-        P: ReturnPolicy<R, Stored = V>,
+        P: ReturnPolicy<R, Stored = S>,
         F: FnOnce() -> Fut,
         Fut: Future<Output = R>,
     {
@@ -266,13 +267,13 @@ impl<C: AsCache, V, S> Ready<C, V, S> {
     }
 }
 
-// One `run` per shape, each bounding only the stored type (`T: CacheValue`): the generated
+// One `run_*` per return shape, each bounding only the stored type (`T: CacheValue`): the generated
 // code spans the call at the user's return type, so that a type that is not cacheable is
 // reported there, once per missing trait, with `CacheValue`'s message.
 
-impl<C: AsCache, T> Ready<C, T, PlainShape> {
+impl<C: AsCache, T> Ready<C, T> {
     /// The body of a `#[cached]` function returning `T`: the value is stored.
-    pub fn run<F, Fut>(self, compute: F) -> impl Future<Output = T>
+    pub fn run_plain<F, Fut>(self, compute: F) -> impl Future<Output = T>
     where
         T: CacheValue,
         F: FnOnce() -> Fut,
@@ -280,11 +281,9 @@ impl<C: AsCache, T> Ready<C, T, PlainShape> {
     {
         self.go(crate::Plain, compute)
     }
-}
 
-impl<C: AsCache, T> Ready<C, T, ResultShape> {
     /// The body of a `#[cached]` function returning `Result<T, E>`: only `Ok` is stored.
-    pub fn run<E, F, Fut>(self, compute: F) -> impl Future<Output = Result<T, E>>
+    pub fn run_result<E, F, Fut>(self, compute: F) -> impl Future<Output = Result<T, E>>
     where
         T: CacheValue,
         F: FnOnce() -> Fut,
@@ -294,10 +293,10 @@ impl<C: AsCache, T> Ready<C, T, ResultShape> {
     }
 }
 
-impl<C: AsCache, T> Ready<C, Option<T>, OptionShape> {
+impl<C: AsCache, T> Ready<C, Option<T>> {
     /// The body of a `#[cached]` function returning `Option<T>`: `None` is stored only with
     /// `cache_none`.
-    pub fn run<F, Fut>(self, compute: F) -> impl Future<Output = Option<T>>
+    pub fn run_option<F, Fut>(self, compute: F) -> impl Future<Output = Option<T>>
     where
         T: CacheValue,
         F: FnOnce() -> Fut,
@@ -306,12 +305,13 @@ impl<C: AsCache, T> Ready<C, Option<T>, OptionShape> {
         let policy = self.site.optional();
         self.go(policy, compute)
     }
-}
 
-impl<C: AsCache, T> Ready<C, Option<T>, ResultOptionShape> {
     /// The body of a `#[cached]` function returning `Result<Option<T>, E>`: `Ok(Some)` is
     /// stored, `Ok(None)` only with `cache_none`, `Err` never.
-    pub fn run<E, F, Fut>(self, compute: F) -> impl Future<Output = Result<Option<T>, E>>
+    pub fn run_result_option<E, F, Fut>(
+        self,
+        compute: F,
+    ) -> impl Future<Output = Result<Option<T>, E>>
     where
         T: CacheValue,
         F: FnOnce() -> Fut,

@@ -54,8 +54,8 @@ use std::time::Duration;
 
 mod coupled;
 pub use coupled::{
-    CallKey, Encoded, Filling, Fills, call_key, fill_fallible, fill_optional, fill_plain,
-    invalidate_calls, put, put_filling,
+    CallKey, Fills, call_key, fill_fallible, fill_optional, fill_plain, invalidate_calls, put,
+    put_filling,
 };
 
 mod cached_calls;
@@ -85,9 +85,9 @@ mod tests {
             key: ("n:", int(id)),
             tags: (),
             site: &SITE,
-            stored: plain::<u32>().none(),
+            stored: Probe::<u32>::new().none(),
         })
-        .run(move || async move { id.saturating_mul(2) })
+        .run_plain(move || async move { id.saturating_mul(2) })
         .await
     }
 
@@ -183,6 +183,21 @@ mod tests {
         digits(i8::MIN);
         digits(usize::MAX);
         digits(isize::MIN);
+    }
+
+    /// The macros name the module after their version, which is the runtime's: the module's
+    /// name must follow the version.
+    #[test]
+    fn private_module_is_named_after_the_version() {
+        let name = concat!(
+            "__private",
+            env!("CARGO_PKG_VERSION_MAJOR"),
+            "_",
+            env!("CARGO_PKG_VERSION_MINOR")
+        );
+        assert_eq!(name, "__private0_1");
+        let site = crate::__private0_1::cached::Site::new("x");
+        assert!(format!("{site:?}").contains("\"x\""));
     }
 
     #[test]
