@@ -6,6 +6,7 @@
 //! attribute give three errors, and the options that did parse are still checked against
 //! the function.
 
+use crate::validate::Shape;
 use darling::Error;
 use darling::ast::NestedMeta;
 use darling::error::Accumulator;
@@ -76,14 +77,6 @@ pub(crate) struct CacheNone {
     pub ttl: Option<TtlSpec>,
 }
 
-/// `returns = plain | result | option`: overrides the detection from the return type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Returns {
-    Plain,
-    Result,
-    Option,
-}
-
 /// Everything the attributes can say; which options are allowed depends on the [`Kind`].
 #[derive(Default)]
 pub(crate) struct Args {
@@ -103,7 +96,8 @@ pub(crate) struct Args {
     pub skip: Vec<Ident>,
     pub skip_span: Option<Span>,
     pub cache_none: Option<CacheNone>,
-    pub returns: Option<(Returns, Span)>,
+    /// `returns = plain | result | option`: overrides the detection from the return type.
+    pub returns: Option<(Shape, Span)>,
     pub krate: Option<Path>,
     /// Freshness and stampede options of `#[cached]` (issue 4).
     pub fresh: Freshness,
@@ -705,7 +699,7 @@ fn cache_none(meta: &Meta) -> Result<CacheNone, Error> {
     }
 }
 
-fn returns(meta: &Meta) -> Result<(Returns, Span), Error> {
+fn returns(meta: &Meta) -> Result<(Shape, Span), Error> {
     let expr = name_value(meta, "returns", "result")?;
     let ident = match expr {
         Expr::Path(p) => p.path.get_ident().map(ToString::to_string),
@@ -713,9 +707,9 @@ fn returns(meta: &Meta) -> Result<(Returns, Span), Error> {
     };
     let forms = ["plain", "result", "option"];
     match ident.as_deref() {
-        Some("plain") => Ok((Returns::Plain, expr.span())),
-        Some("result") => Ok((Returns::Result, expr.span())),
-        Some("option") => Ok((Returns::Option, expr.span())),
+        Some("plain") => Ok((Shape::Plain, expr.span())),
+        Some("result") => Ok((Shape::Result, expr.span())),
+        Some("option") => Ok((Shape::Option, expr.span())),
         Some(other) => Err(Error::custom(format!(
             "unknown return shape `{other}`{}; expected `returns = plain`, `returns = result` or `returns = option`",
             crate::suggest::did_you_mean(other, forms.iter().copied())

@@ -2,7 +2,7 @@
 //! `async fn` with a body, not `const`, `unsafe` or `extern`. Collects what the expansion needs:
 //! the receiver, the bindings of the arguments, the generic parameters and the return shape.
 
-use crate::args::{Kind, Returns};
+use crate::args::Kind;
 use darling::Error;
 use darling::error::Accumulator;
 use proc_macro2::{Span, TokenStream, TokenTree};
@@ -25,7 +25,9 @@ pub(crate) struct Param {
     pub borrows: Option<Span>,
 }
 
-/// Which of the runtime's return policies applies.
+/// The return shape: which of the runtime's return policies applies. Read from the return
+/// type's last path segment, or given by `returns = plain | result | option` (one type for
+/// both).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Shape {
     Plain,
@@ -411,11 +413,9 @@ impl Func {
     /// The return shape: the override, else the last path segment of the return type. A
     /// `Result` (found or overridden) whose first type argument is an `Option` is
     /// `ResultOption`.
-    pub(crate) fn shape(&self, returns: Option<Returns>) -> Shape {
+    pub(crate) fn shape(&self, returns: Option<Shape>) -> Shape {
         let shape = match returns {
-            Some(Returns::Plain) => Shape::Plain,
-            Some(Returns::Result) => Shape::Result,
-            Some(Returns::Option) => Shape::Option,
+            Some(shape) => shape,
             None => match self.ret_type().map(|t| last_segment(t).map(|s| &s.ident)) {
                 Some(Some(ident)) if ident == "Result" => Shape::Result,
                 Some(Some(ident)) if ident == "Option" => Shape::Option,
@@ -628,7 +628,7 @@ mod tests {
     #[test]
     fn result_of_option_is_its_own_shape() -> Result<(), String> {
         let shape =
-            |item: TokenStream, returns: Option<Returns>| -> Result<(Shape, String), String> {
+            |item: TokenStream, returns: Option<Shape>| -> Result<(Shape, String), String> {
                 let f = func(item)?;
                 let shape = f.shape(returns);
                 let stored = f
@@ -662,7 +662,7 @@ mod tests {
                 quote::quote!(
                     async fn f() -> ApiResult<Option<u8>> {}
                 ),
-                Some(Returns::Result)
+                Some(Shape::Result)
             )?,
             of(Shape::ResultOption, "u8")
         );
@@ -689,7 +689,7 @@ mod tests {
                 quote::quote!(
                     async fn f() -> Result<Option<u8>, E> {}
                 ),
-                Some(Returns::Plain)
+                Some(Shape::Plain)
             )?,
             of(Shape::Plain, "Result < Option < u8 > , E >")
         );

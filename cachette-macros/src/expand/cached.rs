@@ -21,8 +21,9 @@
 //! ```text
 //! ```
 
-use super::{Plan, Resolved, name_tokens, respan, template_parts};
+use super::{name_tokens, respan, template_parts};
 use crate::args::{Args, TtlSpec};
+use crate::plan::{Plan, Resolved};
 use crate::validate::{self, Func, Shape};
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
