@@ -6,7 +6,7 @@
 //! attribute give three errors, and the options that did parse are still checked against
 //! the function.
 
-use crate::validate::Shape;
+use crate::ast::Shape;
 use darling::Error;
 use darling::ast::NestedMeta;
 use darling::error::Accumulator;

@@ -5,8 +5,8 @@
 //! `macro_support/coupled.rs` documents the `Put` call mode and the `Fills` type relation.
 
 use crate::args::{Args, Kind, name_value, strip_group};
+use crate::ast::Shape;
 use crate::expand::{local, respan};
-use crate::validate::Shape;
 use darling::Error;
 use darling::error::Accumulator;
 use proc_macro2::{Span, TokenStream};

@@ -4,7 +4,7 @@
 //! code calls.
 //!
 //! Layout, in pipeline order: `args` reads the options, `template` parses `"user:{id}"`,
-//! `validate` reads the function (its parameters, its return shape), `plan` checks the
+//! `ast` reads the function (its parameters, its return shape), `plan` checks the
 //! options against it and resolves the templates (every error collected), `expand` generates,
 //! one file per attribute (`expand/cached.rs`, `expand/invalidates.rs`,
 //! `expand/cache_put.rs`), `coupled` reads and generates the cached calls writers name
@@ -14,6 +14,7 @@
 //! version, which is this crate's), one module per attribute.
 
 mod args;
+mod ast;
 mod builder;
 mod coupled;
 mod expand;
@@ -21,7 +22,6 @@ mod fallback;
 mod plan;
 mod suggest;
 mod template;
-mod validate;
 
 use args::Kind;
 use proc_macro::TokenStream;

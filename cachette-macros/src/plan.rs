@@ -1,12 +1,12 @@
-//! The validation step between the AST (`validate.rs`: the function, its parameters, its
+//! The validation step between the AST (`ast/`: the function, its parameters, its
 //! return shape) and code generation (`expand/`): the options checked against the function,
 //! every error collected, and the templates' placeholders resolved to expressions, as a
 //! [`Plan`].
 
 use crate::args::{Args, Kind};
+use crate::ast::{Func, Shape, has_impl_trait, mentions};
 use crate::suggest::did_you_mean;
 use crate::template::{self, Template};
-use crate::validate::{Func, Shape, has_impl_trait, mentions};
 use darling::Error;
 use darling::error::Accumulator;
 use proc_macro2::{Span, TokenStream};

@@ -5,8 +5,8 @@
 
 use super::{cache_init, cached, local, respan, stored_marker, stored_span, template_expr};
 use crate::args::Args;
+use crate::ast::{Func, Shape};
 use crate::plan::Plan;
-use crate::validate::{Func, Shape};
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
 

@@ -23,8 +23,8 @@
 
 use super::{name_tokens, respan, template_parts};
 use crate::args::{Args, TtlSpec};
+use crate::ast::{self, Func, Shape};
 use crate::plan::{Plan, Resolved};
-use crate::validate::{self, Func, Shape};
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
@@ -170,12 +170,12 @@ pub(super) fn site(args: &Args, func: &Func, plan: &Plan, p: &TokenStream) -> To
 }
 
 /// The cache, as a `&Cache` when borrowing it cannot conflict with the body's moves
-/// (`validate::cache_borrowable`; a temporary, such as the result of `current()`, lives until
+/// (`ast::cache_borrowable`; a temporary, such as the result of `current()`, lives until
 /// the call's `.await` ends), an `Arc` clone otherwise. Spanned at the expression: a cache of
 /// the wrong type is reported there.
 fn cache(args: &Args, func: &Func, p: &TokenStream) -> TokenStream {
     match &args.cache {
-        Some(expr) if validate::cache_borrowable(expr, func) => {
+        Some(expr) if ast::cache_borrowable(expr, func) => {
             quote_spanned!(expr.span()=> #p::cache_ref(&(#expr)))
         }
         Some(expr) => quote_spanned!(expr.span()=> #p::cache_of(&(#expr))),
@@ -210,7 +210,7 @@ pub(super) fn stored_span(func: &Func, shape: Shape) -> Span {
         .map_or_else(|| func.ret_span(), Spanned::span)
 }
 
-/// `stored`: the stored type, probed for `Clone` when it can be (`validate::probe_clone`);
+/// `stored`: the stored type, probed for `Clone` when it can be (`ast::probe_clone`);
 /// and whether it is probed.
 fn stored(func: &Func, shape: Shape, p: &TokenStream) -> (TokenStream, bool) {
     let new = match shape {
@@ -221,7 +221,7 @@ fn stored(func: &Func, shape: Shape, p: &TokenStream) -> (TokenStream, bool) {
         return (quote!(#p::Probe::#new().none()), false);
     };
     let probe = quote_spanned!(ty.span()=> #p::Probe::<#ty>::#new());
-    if validate::probe_clone(ty, func) {
+    if ast::probe_clone(ty, func) {
         (quote!((&&#probe).stored()), true)
     } else {
         (quote!(#probe.none()), false)

@@ -6,10 +6,10 @@ mod cache_put;
 mod cached;
 mod invalidates;
 
+use crate::ast::{self, Func, Shape, has_impl_trait};
 use crate::fallback;
 use crate::plan::{Plan, Resolved};
 use crate::template::Part;
-use crate::validate::{self, Func, Shape, has_impl_trait};
 use darling::Error;
 use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, quote, quote_spanned};
@@ -25,7 +25,7 @@ pub(crate) fn local(name: &str) -> syn::Ident {
 pub(crate) fn expand(kind: Kind, attr: TokenStream, item: TokenStream) -> TokenStream {
     let mut errors = Error::accumulator();
     let args = args::parse(kind, attr, &mut errors);
-    let func = match validate::parse_item(kind, item, &mut errors) {
+    let func = match ast::parse_item(kind, item, &mut errors) {
         Ok(func) => func,
         Err(tokens) => return fallback::emit(tokens, errors),
     };
