@@ -54,7 +54,8 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
                 .write_errors();
         }
     };
-    let private = quote!(#krate::__private);
+    let private = crate::expand::versioned_private(&krate.to_token_stream());
+    let private = quote!(#private::keys);
     let what = format!("{}!", kind.to_string().to_lowercase());
     let rest: TokenStream = tokens.collect();
     let fallback = quote!(#private::#kind::from_escaped(::std::string::String::new()));
@@ -162,15 +163,13 @@ fn build(
         })
         .collect();
 
-    // The builder's name cannot collide with the user's: mixed-site hygiene.
-    let k = Ident::new("__cachette_k", Span::mixed_site());
     let needed = positional_needed(&template.parts);
     let mut next = 0usize;
-    let mut stmts = Vec::new();
+    let mut parts = Vec::new();
     for part in &template.parts {
         let hole = match part {
             Part::Lit(s) => {
-                stmts.push(quote!(#k.lit(#s);));
+                parts.push(quote!(#s));
                 continue;
             }
             Part::Hole(h) => h,
@@ -221,7 +220,7 @@ fn build(
             };
             (quote!(&(#root #(.#fields)*)), hole.span)
         };
-        stmts.push(quote_spanned!(span=> #private::key_arg(&mut #k, #value);));
+        parts.push(quote_spanned!(span=> #private::arg(#value)));
     }
     for arg in positional.iter().chain(named.iter().map(|(_, a)| a)) {
         if !arg.used {
@@ -245,12 +244,10 @@ fn build(
             let b = &a.binding;
             quote_spanned!(e.span()=> let #b = &(#e);)
         });
-    let cap = template.capacity();
+    let parts = crate::expand::group(parts);
     Some(quote!({
         #(#lets)*
-        let mut #k = #private::KeyBuilder::with_capacity(#cap);
-        #(#stmts)*
-        #private::#kind::from(#k)
+        #private::#kind::from_escaped(#private::string(#parts))
     }))
 }
 

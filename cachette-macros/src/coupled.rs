@@ -1,12 +1,12 @@
 //! Writers coupled to a cached call: `#[cache_put(get_user(db, id))]` and
 //! `#[invalidates(calls = [get_user(db, id)])]`. Reading the call (a leading expression of
 //! `#[cache_put]`, the `calls` list), checking it, and generating the code that hands it to
-//! the runtime (`__private::call_key`, `__private::fill_*` + `put_filling`), whose
+//! the runtime (`__private0_1::coupled::call_key`, `fill_*` + `put_filling`), whose
 //! `macro_support/coupled.rs` documents the `Put` call mode and the `Fills` type relation.
 
 use crate::args::{Args, Kind, name_value, strip_group};
+use crate::ast::Shape;
 use crate::expand::{local, respan};
-use crate::validate::Shape;
 use darling::Error;
 use darling::error::Accumulator;
 use proc_macro2::{Span, TokenStream};

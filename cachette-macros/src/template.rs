@@ -52,15 +52,15 @@ impl Template {
         })
     }
 
-    /// Bytes of literal text, a hint for the builder's capacity.
-    pub(crate) fn capacity(&self) -> usize {
+    /// The literal text, placeholders left out (the whole template when it has none).
+    pub(crate) fn literal(&self) -> String {
         self.parts
             .iter()
-            .map(|p| match p {
-                Part::Lit(s) => s.len(),
-                Part::Hole(_) => 16,
+            .filter_map(|p| match p {
+                Part::Lit(s) => Some(s.as_str()),
+                Part::Hole(_) => None,
             })
-            .sum()
+            .collect()
     }
 }
 

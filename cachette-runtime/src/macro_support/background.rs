@@ -9,118 +9,91 @@
 //! non-`'static` types (a type parameter without a `'static` bound) fail on these bounds.
 //! Call modes (`key_of`, `evict`, `refresh`) work as for [`cached`](super::cached).
 
-use super::{Begin, begin, special};
-use crate::config::Options;
-use crate::keys::hash::HashError;
-use crate::policy::{DecodedCopy, ReturnPolicy};
-use crate::{Cache, CacheValue};
+use super::{AsCache, Begin, Ready, begin, special};
+use crate::CacheValue;
+use crate::policy::ReturnPolicy;
 use std::future::Future;
-use std::marker::PhantomData;
 
-/// [`cached`](super::cached) with background refreshes.
-pub async fn cached_background<R, P, F, Fut>(
-    cache: &Cache,
-    key: Result<String, HashError>,
-    opts: &Options,
-    policy: P,
-    decoded: Option<DecodedCopy<P::Stored>>,
-    compute: F,
-) -> R
-where
-    R: Send + 'static,
-    P: ReturnPolicy<R> + Clone + Send + Sync + 'static,
-    P::Stored: Send + Sync,
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: Future<Output = R> + Send + 'static,
-{
-    match begin(cache, key, opts) {
-        Begin::Normal(key) => {
-            cache
-                .cached_spawn_full(key, opts, policy, decoded, compute)
+impl<C: AsCache, S> Ready<C, S> {
+    /// `go` with background refreshes.
+    async fn go_background<R, P, F, Fut>(self, policy: P, compute: F) -> R
+    where
+        P: ReturnPolicy<R, Stored = S> + Clone + Send + Sync + 'static,
+        R: Send + 'static,
+        S: Send + Sync,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = R> + Send + 'static,
+    {
+        let cache = self.cache.as_cache();
+        let opts = self.opts.as_ref().unwrap_or_else(|| self.site.options());
+        match begin(cache, self.key, opts) {
+            Begin::Normal(key) => {
+                cache
+                    .cached_spawn_full(key, opts, policy, self.stored.decoded, compute)
+                    .await
+            }
+            Begin::Special(call) => {
+                Box::pin(special(
+                    cache,
+                    call,
+                    opts,
+                    policy,
+                    self.stored.decoded.is_some(),
+                    compute,
+                ))
                 .await
-        }
-        Begin::Special(call) => {
-            Box::pin(special(
-                cache,
-                call,
-                opts,
-                policy,
-                decoded.is_some(),
-                compute,
-            ))
-            .await
+            }
         }
     }
 }
 
-/// [`cached_plain`](super::cached_plain) with background refreshes.
-pub fn cached_plain_background<T, F, Fut>(
-    _stored: PhantomData<T>,
-    decoded: Option<DecodedCopy<T>>,
-    cache: &Cache,
-    key: Result<String, HashError>,
-    opts: &Options,
-    compute: F,
-) -> impl Future<Output = T>
-where
-    T: CacheValue + Send + Sync + 'static,
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: Future<Output = T> + Send + 'static,
-{
-    cached_background(cache, key, opts, crate::Plain, decoded, compute)
+impl<C: AsCache, T> Ready<C, T> {
+    /// `run_plain` with background refreshes.
+    pub fn run_plain_background<F, Fut>(self, compute: F) -> impl Future<Output = T>
+    where
+        T: CacheValue + Send + Sync + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = T> + Send + 'static,
+    {
+        self.go_background(crate::Plain, compute)
+    }
+
+    /// `run_result` with background refreshes.
+    pub fn run_result_background<E, F, Fut>(self, compute: F) -> impl Future<Output = Result<T, E>>
+    where
+        T: CacheValue + Send + Sync + 'static,
+        E: Send + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+    {
+        self.go_background(crate::Fallible, compute)
+    }
 }
 
-/// [`cached_fallible`](super::cached_fallible) with background refreshes.
-pub fn cached_fallible_background<T, E, F, Fut>(
-    _stored: PhantomData<T>,
-    decoded: Option<DecodedCopy<T>>,
-    cache: &Cache,
-    key: Result<String, HashError>,
-    opts: &Options,
-    compute: F,
-) -> impl Future<Output = Result<T, E>>
-where
-    T: CacheValue + Send + Sync + 'static,
-    E: Send + 'static,
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: Future<Output = Result<T, E>> + Send + 'static,
-{
-    cached_background(cache, key, opts, crate::Fallible, decoded, compute)
-}
+impl<C: AsCache, T> Ready<C, Option<T>> {
+    /// `run_option` with background refreshes.
+    pub fn run_option_background<F, Fut>(self, compute: F) -> impl Future<Output = Option<T>>
+    where
+        T: CacheValue + Send + Sync + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Option<T>> + Send + 'static,
+    {
+        let policy = self.site.optional();
+        self.go_background(policy, compute)
+    }
 
-/// [`cached_optional`](super::cached_optional) with background refreshes.
-pub fn cached_optional_background<T, F, Fut>(
-    _stored: PhantomData<T>,
-    decoded: Option<DecodedCopy<Option<T>>>,
-    cache: &Cache,
-    key: Result<String, HashError>,
-    opts: &Options,
-    policy: crate::Optional,
-    compute: F,
-) -> impl Future<Output = Option<T>>
-where
-    T: CacheValue + Send + Sync + 'static,
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: Future<Output = Option<T>> + Send + 'static,
-{
-    cached_background(cache, key, opts, policy, decoded, compute)
-}
-
-/// [`cached_fallible_optional`](super::cached_fallible_optional) with background refreshes.
-pub fn cached_fallible_optional_background<T, E, F, Fut>(
-    _stored: PhantomData<T>,
-    decoded: Option<DecodedCopy<Option<T>>>,
-    cache: &Cache,
-    key: Result<String, HashError>,
-    opts: &Options,
-    policy: crate::Optional,
-    compute: F,
-) -> impl Future<Output = Result<Option<T>, E>>
-where
-    T: CacheValue + Send + Sync + 'static,
-    E: Send + 'static,
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: Future<Output = Result<Option<T>, E>> + Send + 'static,
-{
-    cached_background(cache, key, opts, policy, decoded, compute)
+    /// `run_result_option` with background refreshes.
+    pub fn run_result_option_background<E, F, Fut>(
+        self,
+        compute: F,
+    ) -> impl Future<Output = Result<Option<T>, E>>
+    where
+        T: CacheValue + Send + Sync + 'static,
+        E: Send + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Option<T>, E>> + Send + 'static,
+    {
+        let policy = self.site.optional();
+        self.go_background(policy, compute)
+    }
 }

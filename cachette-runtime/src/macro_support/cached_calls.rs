@@ -1,40 +1,324 @@
-//! What `#[cached]` calls: the entry points per return shape, and the sorting of a call by
-//! its mode.
+//! What `#[cached]` calls: the call site ([`Site`]), the entry point ([`cached`], then
+//! `Ready::run_*` per return shape), and the sorting of a call by its mode.
 
 use super::*;
 
-/// The body of a `#[cached]` function: looks `key` (a full key, built with
-/// [`KeyBuilder::for_cache`] or [`HashKey::finish_for`]) up in `cache` or runs `compute`,
-/// following the call mode. A key that could not be built (an argument's `Serialize` failed) runs the
-/// computation without the cache, logged and counted. With `decoded` (the stored type is
-/// `Clone`), the memory store keeps a decoded copy of the value for later hits.
-pub async fn cached<R, P, F, Fut>(
-    cache: &Cache,
-    key: Result<String, HashError>,
-    opts: &Options,
-    policy: P,
-    decoded: Option<DecodedCopy<P::Stored>>,
-    compute: F,
-) -> R
-where
-    P: ReturnPolicy<R>,
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = R>,
-{
-    match begin(cache, key, opts) {
-        Begin::Normal(key) => cache.cached_full(key, opts, policy, decoded, compute).await,
-        // Boxed: its future would make every call's future larger.
-        Begin::Special(call) => {
-            Box::pin(special(
-                cache,
-                call,
-                opts,
-                policy,
-                decoded.is_some(),
-                compute,
-            ))
-            .await
+/// What a `#[cached]` call site fixes at compile time, a `static` of the generated code: the
+/// call's name, TTL, constant tags, freshness options and `cache_none` setting. Its
+/// [`Options`] are built once when no tag interpolates an argument, per call otherwise.
+#[derive(Debug)]
+pub struct Site {
+    name: &'static str,
+    ttl: SiteTtl,
+    tags: &'static [&'static str],
+    stale: Option<Duration>,
+    stale_if_error: Option<Duration>,
+    jitter: Option<f64>,
+    early_refresh: EarlyRefresh,
+    lock: Option<LockOptions>,
+    single_flight: bool,
+    cache_none: bool,
+    none_ttl: Option<SiteTtl>,
+    options: OnceLock<Options>,
+}
+
+impl Site {
+    /// The call site of the function `name` (its path, or `name = "..."`), with the defaults.
+    pub const fn new(name: &'static str) -> Self {
+        Site {
+            name,
+            ttl: SiteTtl::Default,
+            tags: &[],
+            stale: None,
+            stale_if_error: None,
+            jitter: None,
+            early_refresh: EarlyRefresh::Default,
+            lock: None,
+            single_flight: true,
+            cache_none: false,
+            none_ttl: None,
+            options: OnceLock::new(),
         }
+    }
+
+    /// `ttl = "10m"`.
+    pub const fn ttl(mut self, secs: u64, nanos: u32) -> Self {
+        self.ttl = SiteTtl::Fixed(Duration::new(secs, nanos));
+        self
+    }
+
+    /// `ttl = profile("name")`.
+    pub const fn profile(mut self, name: &'static str) -> Self {
+        self.ttl = SiteTtl::Profile(name);
+        self
+    }
+
+    /// `tags = [...]` when no tag interpolates an argument.
+    pub const fn tags(mut self, tags: &'static [&'static str]) -> Self {
+        self.tags = tags;
+        self
+    }
+
+    /// `stale = "..."`.
+    pub const fn stale(mut self, secs: u64, nanos: u32) -> Self {
+        self.stale = Some(Duration::new(secs, nanos));
+        self
+    }
+
+    /// `stale_if_error = "..."`.
+    pub const fn stale_if_error(mut self, secs: u64, nanos: u32) -> Self {
+        self.stale_if_error = Some(Duration::new(secs, nanos));
+        self
+    }
+
+    /// `jitter = ...`.
+    pub const fn jitter(mut self, fraction: f64) -> Self {
+        self.jitter = Some(fraction);
+        self
+    }
+
+    /// `early_refresh = ...` (`None`: `false`).
+    pub const fn early_refresh(mut self, beta: Option<f64>) -> Self {
+        self.early_refresh = match beta {
+            Some(beta) => EarlyRefresh::Beta(beta),
+            None => EarlyRefresh::Off,
+        };
+        self
+    }
+
+    /// `lock(ttl = ..., wait = ...)`: both as seconds and nanoseconds.
+    pub const fn lock(mut self, ttl: (u64, u32), wait: (u64, u32)) -> Self {
+        self.lock = Some(LockOptions {
+            ttl: Duration::new(ttl.0, ttl.1),
+            wait: Duration::new(wait.0, wait.1),
+        });
+        self
+    }
+
+    /// `single_flight = ...`.
+    pub const fn single_flight(mut self, on: bool) -> Self {
+        self.single_flight = on;
+        self
+    }
+
+    /// `cache_none`, and its TTL (`cache_none(ttl = ...)`; [`Site::none_profile`] for a
+    /// profile).
+    pub const fn cache_none(mut self, ttl: Option<(u64, u32)>) -> Self {
+        self.cache_none = true;
+        if let Some((secs, nanos)) = ttl {
+            self.none_ttl = Some(SiteTtl::Fixed(Duration::new(secs, nanos)));
+        }
+        self
+    }
+
+    /// `cache_none(ttl = profile("name"))`.
+    pub const fn none_profile(mut self, name: &'static str) -> Self {
+        self.cache_none = true;
+        self.none_ttl = Some(SiteTtl::Profile(name));
+        self
+    }
+
+    /// The options without per-call tags, built once.
+    pub(super) fn options(&self) -> &Options {
+        self.options.get_or_init(|| self.build())
+    }
+
+    pub(super) fn build(&self) -> Options {
+        let mut o = Options::new()
+            .ttl(self.ttl.ttl())
+            .early_refresh(self.early_refresh)
+            .single_flight(self.single_flight)
+            .name(self.name);
+        if !self.tags.is_empty() {
+            o = o.tags(self.tags.iter().copied());
+        }
+        if let Some(d) = self.stale {
+            o = o.stale(d);
+        }
+        if let Some(d) = self.stale_if_error {
+            o = o.stale_if_error(d);
+        }
+        if let Some(j) = self.jitter {
+            o = o.jitter(j);
+        }
+        if let Some(l) = self.lock {
+            o = o.lock(l);
+        }
+        o
+    }
+
+    /// The policy of `-> Option<T>` and `-> Result<Option<T>, E>`.
+    pub(super) fn optional(&self) -> crate::Optional {
+        crate::Optional {
+            cache_none: self.cache_none,
+            none_ttl: self.none_ttl.map(SiteTtl::ttl),
+        }
+    }
+}
+
+/// A [`Ttl`] a `static` can hold.
+#[derive(Debug, Clone, Copy)]
+enum SiteTtl {
+    Default,
+    Fixed(Duration),
+    Profile(&'static str),
+}
+
+impl SiteTtl {
+    fn ttl(self) -> Ttl {
+        match self {
+            SiteTtl::Default => Ttl::Default,
+            SiteTtl::Fixed(d) => Ttl::Fixed(d),
+            SiteTtl::Profile(name) => Ttl::Profile(Cow::Borrowed(name)),
+        }
+    }
+}
+
+/// One call of a `#[cached]` function, as its generated code hands it over: what the call is
+/// made of, before the body. [`cached`] builds the key and the options from it (the
+/// placeholders' borrows of the arguments end there), and `Ready::run_*` then takes the body,
+/// which may move the arguments.
+#[derive(Debug)]
+pub struct CachedCall<C, K, G, S> {
+    /// The cache: a `&Cache` ([`cache_ref`], [`default_cache_ref`]) or a `Cache`
+    /// ([`cache_of`]).
+    pub cache: C,
+    /// The key ([`KeySource`]): a template or a [`HashKey`].
+    pub key: K,
+    /// The tags that interpolate arguments ([`TagList`]), `()` when none does.
+    pub tags: G,
+    /// What the call site fixes.
+    pub site: &'static Site,
+    /// The stored type, its shape and whether it is kept decoded ([`Probe`]).
+    pub stored: Stored<S>,
+}
+
+/// A `#[cached]` call with its key and options built, waiting for its body (`run_plain`,
+/// `run_result`, `run_option`, `run_result_option`: one per return shape).
+#[derive(Debug)]
+pub struct Ready<C, S> {
+    pub(super) cache: C,
+    pub(super) key: Result<String, HashError>,
+    /// The options, when tags interpolate arguments (else the site's).
+    pub(super) opts: Option<Options>,
+    pub(super) site: &'static Site,
+    pub(super) stored: Stored<S>,
+}
+
+/// Builds the full key (the cache's prefix, then the template or the hash) and the options of
+/// a call.
+#[inline]
+pub fn cached<C, K, G, S>(call: CachedCall<C, K, G, S>) -> Ready<C, S>
+where
+    C: AsCache,
+    K: KeySource,
+    G: TagList,
+{
+    let CachedCall {
+        cache,
+        key,
+        tags,
+        site,
+        stored,
+    } = call;
+    let key = key.full_key(cache.as_cache());
+    let opts = tags.tags().map(|tags| site.build().tags(tags));
+    Ready {
+        cache,
+        key,
+        opts,
+        site,
+        stored,
+    }
+}
+
+impl<C: AsCache, S> Ready<C, S> {
+    /// Looks the call's key up in its cache or runs `compute`, following the call mode. A key
+    /// that could not be built (an argument's `Serialize` failed) runs the computation without
+    /// the cache, logged and counted. With a decoded copy (the stored type is `Clone`), the
+    /// memory store keeps one for later hits.
+    async fn go<R, P, F, Fut>(self, policy: P, compute: F) -> R
+    where
+        P: ReturnPolicy<R, Stored = S>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = R>,
+    {
+        let cache = self.cache.as_cache();
+        let opts = self.opts.as_ref().unwrap_or_else(|| self.site.options());
+        match begin(cache, self.key, opts) {
+            Begin::Normal(key) => {
+                cache
+                    .cached_full(key, opts, policy, self.stored.decoded, compute)
+                    .await
+            }
+            // Boxed: its future would make every call's future larger.
+            Begin::Special(call) => {
+                Box::pin(special(
+                    cache,
+                    call,
+                    opts,
+                    policy,
+                    self.stored.decoded.is_some(),
+                    compute,
+                ))
+                .await
+            }
+        }
+    }
+}
+
+// One `run_*` per return shape, each bounding only the stored type (`T: CacheValue`): the generated
+// code spans the call at the user's return type, so that a type that is not cacheable is
+// reported there, once per missing trait, with `CacheValue`'s message.
+
+impl<C: AsCache, T> Ready<C, T> {
+    /// The body of a `#[cached]` function returning `T`: the value is stored.
+    pub fn run_plain<F, Fut>(self, compute: F) -> impl Future<Output = T>
+    where
+        T: CacheValue,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = T>,
+    {
+        self.go(crate::Plain, compute)
+    }
+
+    /// The body of a `#[cached]` function returning `Result<T, E>`: only `Ok` is stored.
+    pub fn run_result<E, F, Fut>(self, compute: F) -> impl Future<Output = Result<T, E>>
+    where
+        T: CacheValue,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        self.go(crate::Fallible, compute)
+    }
+}
+
+impl<C: AsCache, T> Ready<C, Option<T>> {
+    /// The body of a `#[cached]` function returning `Option<T>`: `None` is stored only with
+    /// `cache_none`.
+    pub fn run_option<F, Fut>(self, compute: F) -> impl Future<Output = Option<T>>
+    where
+        T: CacheValue,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Option<T>>,
+    {
+        let policy = self.site.optional();
+        self.go(policy, compute)
+    }
+
+    /// The body of a `#[cached]` function returning `Result<Option<T>, E>`: `Ok(Some)` is
+    /// stored, `Ok(None)` only with `cache_none`, `Err` never.
+    pub fn run_result_option<E, F, Fut>(
+        self,
+        compute: F,
+    ) -> impl Future<Output = Result<Option<T>, E>>
+    where
+        T: CacheValue,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<T>, E>>,
+    {
+        let policy = self.site.optional();
+        self.go(policy, compute)
     }
 }
 
@@ -107,75 +391,6 @@ where
         }
         Special::Put(key) => coupled::store_here(cache, key, opts, &policy, keep_decoded).await,
     }
-}
-
-/// [`cached`] for `-> T`. The bound sits on `T` itself and `T` is named by the marker
-/// argument, which the generated code spans at the return type: a type that is not cacheable
-/// gives a readable error there (one per missing trait), instead of a page of serde bounds.
-pub fn cached_plain<T: CacheValue, F, Fut>(
-    _stored: PhantomData<T>,
-    decoded: Option<DecodedCopy<T>>,
-    cache: &Cache,
-    key: Result<String, HashError>,
-    opts: &Options,
-    compute: F,
-) -> impl Future<Output = T>
-where
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = T>,
-{
-    cached(cache, key, opts, crate::Plain, decoded, compute)
-}
-
-/// [`cached`] for `-> Result<T, E>`: only `Ok` is stored.
-pub fn cached_fallible<T: CacheValue, E, F, Fut>(
-    _stored: PhantomData<T>,
-    decoded: Option<DecodedCopy<T>>,
-    cache: &Cache,
-    key: Result<String, HashError>,
-    opts: &Options,
-    compute: F,
-) -> impl Future<Output = Result<T, E>>
-where
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = Result<T, E>>,
-{
-    cached(cache, key, opts, crate::Fallible, decoded, compute)
-}
-
-/// [`cached`] for `-> Option<T>`: `None` is stored only with `policy.cache_none`.
-pub fn cached_optional<T: CacheValue, F, Fut>(
-    _stored: PhantomData<T>,
-    decoded: Option<DecodedCopy<Option<T>>>,
-    cache: &Cache,
-    key: Result<String, HashError>,
-    opts: &Options,
-    policy: crate::Optional,
-    compute: F,
-) -> impl Future<Output = Option<T>>
-where
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    cached(cache, key, opts, policy, decoded, compute)
-}
-
-/// [`cached`] for `-> Result<Option<T>, E>`: `Ok(Some)` is stored, `Ok(None)` only with
-/// `policy.cache_none` (as `None` for [`cached_optional`]), `Err` never.
-pub fn cached_fallible_optional<T: CacheValue, E, F, Fut>(
-    _stored: PhantomData<T>,
-    decoded: Option<DecodedCopy<Option<T>>>,
-    cache: &Cache,
-    key: Result<String, HashError>,
-    opts: &Options,
-    policy: crate::Optional,
-    compute: F,
-) -> impl Future<Output = Result<Option<T>, E>>
-where
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = Result<Option<T>, E>>,
-{
-    cached(cache, key, opts, policy, decoded, compute)
 }
 
 pub(super) fn key_failure(opts: &Options, e: &HashError) {

@@ -51,11 +51,6 @@ pub fn cache_ref<C: AsCache + ?Sized>(cache: &C) -> &Cache {
     cache.as_cache()
 }
 
-/// A handle on the process-wide default cache.
-pub fn default_cache() -> Cache {
-    crate::default_cache().clone()
-}
-
 /// The process-wide default cache, borrowed.
 pub fn default_cache_ref() -> &'static Cache {
     crate::default_cache()
@@ -91,12 +86,6 @@ pub fn fake_return<T>() -> T {
     }
 }
 
-/// Appends an interpolated value to a template being built.
-#[inline]
-pub fn key_arg<T: KeyPart + ?Sized>(key: &mut KeyBuilder, value: &T) {
-    key.arg(value);
-}
-
 /// A primitive integer interpolated into a template: written as its decimal digits (which
 /// need no escaping) by `itoa`, without the formatting machinery; the same text as its
 /// `Display`.
@@ -127,13 +116,6 @@ macro_rules! key_int {
 key_int!(
     u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize
 );
-
-/// Appends an integer argument interpolated into a template (the generated code calls it for
-/// arguments declared with a primitive integer type).
-#[inline]
-pub fn key_int<T: KeyInt + ?Sized>(key: &mut KeyBuilder, value: &T) {
-    value.key_digits(key);
-}
 
 /// The key of a call without a key template: `path:` and the stable hash of the arguments
 /// (and of the type parameters and `Self`, so that instantiations do not share entries).

@@ -45,9 +45,3 @@ pub(crate) fn invalidation_failed(name: &'static str, what: &'static str, e: &Er
         "invalidation after a successful call failed; the call's result is returned anyway"
     );
 }
-
-/// Whether a `Result` is `Ok` (the generated code calls it for `Result` return types).
-#[inline]
-pub fn is_ok<T, E>(ret: &Result<T, E>) -> bool {
-    ret.is_ok()
-}

@@ -46,6 +46,15 @@ impl<T> Put<T> {
     }
 }
 
+/// The options of a `#[cache_put(key = ...)]` write: the site's (its TTL and constant tags),
+/// or with this call's tags when they interpolate arguments.
+pub fn put_options<G: TagList>(site: &'static Site, tags: G) -> Cow<'static, Options> {
+    match tags.tags() {
+        None => Cow::Borrowed(site.options()),
+        Some(tags) => Cow::Owned(site.build().tags(tags)),
+    }
+}
+
 /// Stores `value` at `key` after a `#[cache_put]` function succeeded; when the store fails,
 /// deletes the entry instead ([`coupled::put_failed`]). A value whose JSON would not read back
 /// as it (`Some(NaN)`, `Some(None)`: see `lossless.rs`) is not stored: counted as lossy, and
