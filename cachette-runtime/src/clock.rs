@@ -17,11 +17,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// The longest duration cachette keeps an entry, a tag version, a fence or a lock, or waits
 /// for anything: 100 years, which stands for "forever".
 ///
-/// [`CacheBuilder::build`] refuses a longer setting on every backend, so that a configuration
+/// [`CacheBuilder::build`](crate::CacheBuilder::build) refuses a longer setting on every backend, so that a configuration
 /// that passes on the memory store does not fail on Redis (which takes a TTL only while
 /// `now + TTL` fits in 63 bits of milliseconds, and otherwise refuses every store and
 /// invalidation). A longer duration given per call
-/// ([`Options::ttl`], [`Options::stale`], [`Options::stale_if_error`], [`LockOptions`],
+/// ([`Options::ttl`](crate::Options::ttl), [`Options::stale`](crate::Options::stale),
+/// [`Options::stale_if_error`](crate::Options::stale_if_error),
+/// [`LockOptions`](crate::LockOptions),
 /// [`Cache::lock`](crate::Cache::lock), [`Cache::try_lock`](crate::Cache::try_lock),
 /// [`Lock::extend`](crate::Lock::extend)) is taken as this one, as is a TTL plus its windows.
 ///

@@ -183,9 +183,9 @@ pub struct CachedCall<C, K, G, S> {
     /// The cache: a `&Cache` ([`cache_ref`], [`default_cache_ref`]) or a `Cache`
     /// ([`cache_of`]).
     pub cache: C,
-    /// The key ([`KeySource`]): a template or a [`HashKey`].
+    /// The key (a `KeySource`): a template or a [`HashKey`].
     pub key: K,
-    /// The tags that interpolate arguments ([`TagList`]), `()` when none does.
+    /// The tags that interpolate arguments (a `TagList`), `()` when none does.
     pub tags: G,
     /// What the call site fixes.
     pub site: &'static Site,
