@@ -247,6 +247,8 @@ impl Cache {
         let extra: Vec<(Cow<'a, str>, Cow<'a, str>)> =
             match self.check_tags(&env.tags, tags, versions) {
                 None => return Checked::Done(Check::Invalid),
+                // The common case, a hit carrying no tag beyond the call's: no collect.
+                Some(extra) if extra.is_empty() => Vec::new(),
                 Some(extra) => extra
                     .into_iter()
                     .map(|(t, v)| (Cow::Owned(t.to_owned()), Cow::Owned(v.to_owned())))
@@ -279,6 +281,8 @@ impl Cache {
         let extra: Vec<(Cow<'a, str>, Cow<'a, str>)> =
             match self.check_tags(&header.tags, tags, versions) {
                 None => return Checked::Done(Check::Invalid),
+                // The common case, a hit carrying no tag beyond the call's: no collect.
+                Some(extra) if extra.is_empty() => Vec::new(),
                 Some(extra) => extra
                     .into_iter()
                     .map(|(t, v)| (Cow::Borrowed(t), Cow::Borrowed(v)))
