@@ -9,12 +9,12 @@
 //! non-`'static` types (a type parameter without a `'static` bound) fail on these bounds.
 //! Call modes (`key_of`, `evict`, `refresh`) work as for [`cached`](super::cached).
 
-use super::{AsCache, Begin, Ready, begin, special};
+use super::{AsCache, Begin, CallOptions, Ready, begin, special};
 use crate::CacheValue;
 use crate::policy::ReturnPolicy;
 use std::future::Future;
 
-impl<C: AsCache, S> Ready<C, S> {
+impl<C: AsCache, S, O: CallOptions> Ready<C, S, O> {
     /// `go` with background refreshes.
     async fn go_background<R, P, F, Fut>(self, policy: P, compute: F) -> R
     where
@@ -25,7 +25,7 @@ impl<C: AsCache, S> Ready<C, S> {
         Fut: Future<Output = R> + Send + 'static,
     {
         let cache = self.cache.as_cache();
-        let opts = self.opts.as_ref().unwrap_or_else(|| self.site.options());
+        let opts = self.opts.get(self.site);
         match begin(cache, self.key, opts) {
             Begin::Normal(key) => {
                 cache
@@ -47,7 +47,7 @@ impl<C: AsCache, S> Ready<C, S> {
     }
 }
 
-impl<C: AsCache, T> Ready<C, T> {
+impl<C: AsCache, T, O: CallOptions> Ready<C, T, O> {
     /// `run_plain` with background refreshes.
     pub fn run_plain_background<F, Fut>(self, compute: F) -> impl Future<Output = T>
     where
@@ -70,7 +70,7 @@ impl<C: AsCache, T> Ready<C, T> {
     }
 }
 
-impl<C: AsCache, T> Ready<C, Option<T>> {
+impl<C: AsCache, T, O: CallOptions> Ready<C, Option<T>, O> {
     /// `run_option` with background refreshes.
     pub fn run_option_background<F, Fut>(self, compute: F) -> impl Future<Output = Option<T>>
     where

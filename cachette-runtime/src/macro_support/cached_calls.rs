@@ -193,14 +193,40 @@ pub struct CachedCall<C, K, G, S> {
     pub stored: Stored<S>,
 }
 
+/// The options a `#[cached]` call runs with ([`TagList::Options`]): its own [`Options`], when
+/// tags interpolate arguments, or the call site's ([`SiteOptions`]).
+pub trait CallOptions {
+    /// The options of a call at `site`.
+    fn get(&self, site: &'static Site) -> &Options;
+}
+
+impl CallOptions for Options {
+    #[inline]
+    fn get(&self, _site: &'static Site) -> &Options {
+        self
+    }
+}
+
+/// The options of a call site whose tags interpolate no argument: built once
+/// ([`Site::options`]), so a call carries, builds and drops none.
+#[derive(Debug, Clone, Copy)]
+pub struct SiteOptions;
+
+impl CallOptions for SiteOptions {
+    #[inline]
+    fn get(&self, site: &'static Site) -> &Options {
+        site.options()
+    }
+}
+
 /// A `#[cached]` call with its key and options built, waiting for its body (`run_plain`,
 /// `run_result`, `run_option`, `run_result_option`: one per return shape).
 #[derive(Debug)]
-pub struct Ready<C, S> {
+pub struct Ready<C, S, O> {
     pub(super) cache: C,
     pub(super) key: Result<String, HashError>,
-    /// The options, when tags interpolate arguments (else the site's).
-    pub(super) opts: Option<Options>,
+    /// The options ([`CallOptions`]): the call's own, or the site's.
+    pub(super) opts: O,
     pub(super) site: &'static Site,
     pub(super) stored: Stored<S>,
 }
@@ -208,7 +234,7 @@ pub struct Ready<C, S> {
 /// Builds the full key (the cache's prefix, then the template or the hash) and the options of
 /// a call.
 #[inline]
-pub fn cached<C, K, G, S>(call: CachedCall<C, K, G, S>) -> Ready<C, S>
+pub fn cached<C, K, G, S>(call: CachedCall<C, K, G, S>) -> Ready<C, S, G::Options>
 where
     C: AsCache,
     K: KeySource,
@@ -222,7 +248,7 @@ where
         stored,
     } = call;
     let key = key.full_key(cache.as_cache());
-    let opts = tags.tags().map(|tags| site.build().tags(tags));
+    let opts = tags.options(site);
     Ready {
         cache,
         key,
@@ -232,7 +258,7 @@ where
     }
 }
 
-impl<C: AsCache, S> Ready<C, S> {
+impl<C: AsCache, S, O: CallOptions> Ready<C, S, O> {
     /// Looks the call's key up in its cache or runs `compute`, following the call mode. A key
     /// that could not be built (an argument's `Serialize` failed) runs the computation without
     /// the cache, logged and counted. With a decoded copy (the stored type is `Clone`), the
@@ -244,7 +270,7 @@ impl<C: AsCache, S> Ready<C, S> {
         Fut: Future<Output = R>,
     {
         let cache = self.cache.as_cache();
-        let opts = self.opts.as_ref().unwrap_or_else(|| self.site.options());
+        let opts = self.opts.get(self.site);
         match begin(cache, self.key, opts) {
             Begin::Normal(key) => {
                 cache
@@ -271,7 +297,7 @@ impl<C: AsCache, S> Ready<C, S> {
 // code spans the call at the user's return type, so that a type that is not cacheable is
 // reported there, once per missing trait, with `CacheValue`'s message.
 
-impl<C: AsCache, T> Ready<C, T> {
+impl<C: AsCache, T, O: CallOptions> Ready<C, T, O> {
     /// The body of a `#[cached]` function returning `T`: the value is stored.
     pub fn run_plain<F, Fut>(self, compute: F) -> impl Future<Output = T>
     where
@@ -293,7 +319,7 @@ impl<C: AsCache, T> Ready<C, T> {
     }
 }
 
-impl<C: AsCache, T> Ready<C, Option<T>> {
+impl<C: AsCache, T, O: CallOptions> Ready<C, Option<T>, O> {
     /// The body of a `#[cached]` function returning `Option<T>`: `None` is stored only with
     /// `cache_none`.
     pub fn run_option<F, Fut>(self, compute: F) -> impl Future<Output = Option<T>>

@@ -111,10 +111,16 @@ macro_rules! tuples {
 
         impl<$($t: Template),*> TagList for ($($t,)*) {
             type Tags = [String; count!($($t)*)];
+            type Options = Options;
 
             #[inline]
             fn tags(self) -> Option<Self::Tags> {
                 Some([$(string(self.$i)),*])
+            }
+
+            #[inline]
+            fn options(self, site: &'static Site) -> Options {
+                site.build().tags([$(string(self.$i)),*])
             }
         }
     )*};
@@ -126,16 +132,27 @@ macro_rules! tuples {
 pub trait TagList {
     /// The built tags.
     type Tags: IntoIterator<Item = String>;
+    /// The options of a `#[cached]` call with these tags: the call site's, built once
+    /// ([`SiteOptions`], nothing per call), or the call's own.
+    type Options: CallOptions;
     /// The tags, or `None` for `()`.
     fn tags(self) -> Option<Self::Tags>;
+    /// The options of a `#[cached]` call at `site` with these tags.
+    fn options(self, site: &'static Site) -> Self::Options;
 }
 
 impl<const N: usize> TagList for [String; N] {
     type Tags = Self;
+    type Options = Options;
 
     #[inline]
     fn tags(self) -> Option<Self> {
         Some(self)
+    }
+
+    #[inline]
+    fn options(self, site: &'static Site) -> Options {
+        site.build().tags(self)
     }
 }
 
@@ -166,10 +183,16 @@ impl Template for () {
 
 impl TagList for () {
     type Tags = [String; 0];
+    type Options = SiteOptions;
 
     #[inline]
     fn tags(self) -> Option<Self::Tags> {
         None
+    }
+
+    #[inline]
+    fn options(self, _site: &'static Site) -> SiteOptions {
+        SiteOptions
     }
 }
 
