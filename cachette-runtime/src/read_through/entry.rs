@@ -221,23 +221,16 @@ impl Cache {
         let Some(found) = self.store().lookup_now(&full_key, &tag_keys) else {
             return Err(Start::Key(full_key));
         };
-        let Lookup {
-            state,
-            fetched,
-            seen,
-            now_ms,
-        } = self.looked_now(&full_key, &tag_keys, opts, decoded, found);
-        let (state, refresh_early) = match state {
-            Freshness::Fresh(value, meta) => {
-                if !self.refresh_early(opts, meta, now_ms) {
-                    self.recorder().record_hit(&opts.name, started);
-                    tracing::debug!(cache = %opts.name, key = %full_key, "cache hit");
-                    report(CallOutcome::Hit);
-                    return Ok(policy.restore(value));
-                }
-                (Freshness::Fresh(value, meta), Some(true))
+        let (state, now_ms) = self.classify_now(&full_key, &tag_keys, opts, decoded, &found);
+        let refresh_early = match state {
+            Freshness::Fresh(value, meta) if !self.refresh_early(opts, meta, now_ms) => {
+                self.recorder().record_hit(&opts.name, started);
+                tracing::debug!(cache = %opts.name, key = %full_key, "cache hit");
+                report(CallOutcome::Hit);
+                return Ok(policy.restore(value));
             }
-            other => (other, None),
+            Freshness::Fresh(..) => Some(true),
+            _ => None,
         };
         let ttl = profile_ttl.unwrap_or_else(|| self.ttl_for(&opts.ttl, &opts.name));
         let call = Call {
@@ -252,12 +245,7 @@ impl Cache {
             started,
             _returns: PhantomData,
         };
-        let lookup = Lookup {
-            state,
-            fetched,
-            seen,
-            now_ms,
-        };
+        let lookup = Lookup::found(state, now_ms, found);
         Err(Start::Looked(Box::new(Prepared {
             call,
             first: (mark, lookup),

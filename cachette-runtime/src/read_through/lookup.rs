@@ -73,19 +73,27 @@ impl Cache {
         decoded: Option<DecodedCopy<S>>,
         found: Found,
     ) -> Lookup<S> {
+        let (state, now_ms) = self.classify_now(full_key, tag_keys, opts, decoded, &found);
+        Lookup::found(state, now_ms, found)
+    }
+
+    /// What [`looked_now`](Self::looked_now) classifies, leaving `found` to the caller (a
+    /// fresh hit drops it without building a [`Lookup`]).
+    pub(super) fn classify_now<S: DeserializeOwned>(
+        &self,
+        full_key: &str,
+        tag_keys: &[String],
+        opts: &Options,
+        decoded: Option<DecodedCopy<S>>,
+        found: &Found,
+    ) -> (Freshness<S>, u64) {
         self.ensure_pending_worker();
-        let (state, now_ms) = match &found.entry {
+        match &found.entry {
             Some(entry) if !self.pending().blocks(full_key, tag_keys) => {
                 let checked = self.check_now(entry, &opts.tags, &found.versions, decoded);
                 self.state_of(full_key, opts, checked, found.read_at)
             }
             _ => (Freshness::Missing { fallback: None }, 0),
-        };
-        Lookup {
-            state,
-            fetched: Some(found.versions),
-            seen: Some(Seen::found(found.entry, found.patterns)),
-            now_ms,
         }
     }
 

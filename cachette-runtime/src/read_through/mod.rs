@@ -145,6 +145,18 @@ struct Lookup<S> {
     now_ms: u64,
 }
 
+impl<S> Lookup<S> {
+    /// A lookup that classified what a store found as `state` at `now_ms`.
+    fn found(state: Freshness<S>, now_ms: u64, found: Found) -> Self {
+        Lookup {
+            state,
+            fetched: Some(found.versions),
+            seen: Some(Seen::found(found.entry, found.patterns)),
+            now_ms,
+        }
+    }
+}
+
 /// What a lookup read that a fill is stored against: the tag versions and the key's state
 /// (`None`: the store failed: do not store).
 type Read = (Option<Versions>, Option<Seen>);
