@@ -286,16 +286,9 @@ impl Cache {
             Err(_) if entry.is_tombstone() => return Checked::Done(Check::Invalid),
             Err(why) => return Checked::Done(Check::Undecodable(why.to_owned())),
         };
-        let extra: Vec<(Cow<'a, str>, Cow<'a, str>)> =
-            match self.check_tags(&header.tags, tags, versions) {
-                None => return Checked::Done(Check::Invalid),
-                // The common case, a hit carrying no tag beyond the call's: no collect.
-                Some(extra) if extra.is_empty() => Vec::new(),
-                Some(extra) => extra
-                    .into_iter()
-                    .map(|(t, v)| (Cow::Borrowed(t), Cow::Borrowed(v)))
-                    .collect(),
-            };
+        let Some(extra) = self.check_tags(&header.tags, tags, versions) else {
+            return Checked::Done(Check::Invalid);
+        };
         let valid = 'value: {
             if let Some(copy) = decoded
                 && let Some(v) = entry.decoded().and_then(|kept| copy.take(kept.as_ref()))
@@ -312,10 +305,18 @@ impl Cache {
                 Err(e) => Check::Undecodable(wrong_type(&e)),
             }
         };
+        // The common case, a hit carrying no tag beyond the call's: no collect, and nothing
+        // to drop but an empty vector of borrows.
         if extra.is_empty() {
             Checked::Done(valid)
         } else {
-            Checked::Extra { extra, valid }
+            Checked::Extra {
+                extra: extra
+                    .into_iter()
+                    .map(|(t, v)| (Cow::Borrowed(t), Cow::Borrowed(v)))
+                    .collect(),
+                valid,
+            }
         }
     }
 
