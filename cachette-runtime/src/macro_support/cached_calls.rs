@@ -124,27 +124,34 @@ impl Site {
     }
 
     pub(super) fn build(&self) -> Options {
-        let mut o = Options::new()
-            .ttl(self.ttl.ttl())
-            .early_refresh(self.early_refresh)
-            .single_flight(self.single_flight)
-            .name(self.name);
-        if !self.tags.is_empty() {
-            o = o.tags(self.tags.iter().copied());
+        self.build_tagged(self.tags.iter().map(|t| String::from(*t)), self.tags.len())
+    }
+
+    /// The options of a call at this site with `tags` (about `count` of them; duplicates
+    /// dropped, as [`Options::tags`] does), built in one go: no builder step moves them.
+    pub(super) fn build_tagged(
+        &self,
+        tags: impl IntoIterator<Item = String>,
+        count: usize,
+    ) -> Options {
+        let mut unique: Vec<String> = Vec::with_capacity(count);
+        for t in tags {
+            if !unique.contains(&t) {
+                unique.push(t);
+            }
         }
-        if let Some(d) = self.stale {
-            o = o.stale(d);
+        Options {
+            ttl: self.ttl.ttl(),
+            tags: unique,
+            name: Cow::Borrowed(self.name),
+            stale: self.stale.unwrap_or(Duration::ZERO),
+            stale_if_error: self.stale_if_error.unwrap_or(Duration::ZERO),
+            jitter: self.jitter,
+            early_refresh: self.early_refresh,
+            lock: self.lock,
+            single_flight: self.single_flight,
+            tag_keys: OnceLock::new(),
         }
-        if let Some(d) = self.stale_if_error {
-            o = o.stale_if_error(d);
-        }
-        if let Some(j) = self.jitter {
-            o = o.jitter(j);
-        }
-        if let Some(l) = self.lock {
-            o = o.lock(l);
-        }
-        o
     }
 
     /// The policy of `-> Option<T>` and `-> Result<Option<T>, E>`.

@@ -120,7 +120,7 @@ macro_rules! tuples {
 
             #[inline]
             fn options(self, site: &'static Site) -> Options {
-                site.build().tags([$(string(self.$i)),*])
+                site.build_tagged([$(string(self.$i)),*], count!($($t)*))
             }
         }
     )*};
@@ -152,7 +152,7 @@ impl<const N: usize> TagList for [String; N] {
 
     #[inline]
     fn options(self, site: &'static Site) -> Options {
-        site.build().tags(self)
+        site.build_tagged(self, N)
     }
 }
 
