@@ -100,10 +100,16 @@ impl Cache {
     /// The backend keys of a call's tags, built once per options value and cache: the options
     /// of a `#[cached]` call site whose tags interpolate no argument live in a static, so its
     /// calls build no tag key. Options built per call pay what they did before.
+    #[inline]
     pub(crate) fn call_tag_keys<'o>(&'o self, opts: &'o Options) -> Cow<'o, [String]> {
         if opts.tags.is_empty() {
             return Cow::Borrowed(&self.inner.base_tag_keys);
         }
+        self.built_tag_keys(opts)
+    }
+
+    /// [`call_tag_keys`](Self::call_tag_keys) of options with tags.
+    fn built_tag_keys<'o>(&'o self, opts: &'o Options) -> Cow<'o, [String]> {
         let id = self.inner.stats.id();
         let (built_for, keys) = opts
             .tag_keys

@@ -219,6 +219,7 @@ enum Step<R, S, F> {
 mod tests;
 
 /// The span of one cached call: `cachette.call{cache, outcome}` at debug level.
+#[inline]
 fn call_span(opts: &Options) -> tracing::Span {
     tracing::debug_span!("cachette.call", cache = %opts.name, outcome = tracing::field::Empty)
 }
