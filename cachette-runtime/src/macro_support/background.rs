@@ -11,7 +11,9 @@
 
 use super::{AsCache, Begin, CallOptions, Ready, begin, special};
 use crate::CacheValue;
+use crate::config::Options;
 use crate::policy::ReturnPolicy;
+use std::borrow::Borrow;
 use std::future::Future;
 
 impl<C: AsCache, S, O: CallOptions> Ready<C, S, O> {
@@ -25,7 +27,8 @@ impl<C: AsCache, S, O: CallOptions> Ready<C, S, O> {
         Fut: Future<Output = R> + Send + 'static,
     {
         let cache = self.cache.as_cache();
-        let opts = self.opts.get(self.site);
+        let opts = self.opts.build(self.site);
+        let opts: &Options = opts.borrow();
         match begin(cache, self.key, opts) {
             Begin::Normal(key) => {
                 cache

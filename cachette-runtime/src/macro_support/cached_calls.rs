@@ -119,7 +119,7 @@ impl Site {
     }
 
     /// The options without per-call tags, built once.
-    pub(super) fn options(&self) -> &Options {
+    pub(super) fn options(&'static self) -> &'static Options {
         self.options.get_or_init(|| self.build())
     }
 
@@ -182,9 +182,10 @@ impl SiteTtl {
 }
 
 /// One call of a `#[cached]` function, as its generated code hands it over: what the call is
-/// made of, before the body. [`cached`] builds the key and the options from it (the
+/// made of, before the body. [`cached`] builds the key and the per-call tags from it (the
 /// placeholders' borrows of the arguments end there), and `Ready::run_*` then takes the body,
-/// which may move the arguments.
+/// which may move the arguments; the call's options are built from the tags when its future
+/// starts.
 #[derive(Debug)]
 pub struct CachedCall<C, K, G, S> {
     /// The cache: a `&Cache` ([`cache_ref`], [`default_cache_ref`]) or a `Cache`
@@ -200,17 +201,23 @@ pub struct CachedCall<C, K, G, S> {
     pub stored: Stored<S>,
 }
 
-/// The options a `#[cached]` call runs with ([`TagList::Options`]): its own [`Options`], when
-/// tags interpolate arguments, or the call site's ([`SiteOptions`]).
+/// What a `#[cached]` call's options are made from ([`TagList::Options`]): the call's own
+/// tags, when they interpolate arguments, or nothing but the call site ([`SiteOptions`]).
+/// The options themselves are built when the call starts, in its future: a call moves its
+/// tags, never a whole [`Options`].
 pub trait CallOptions {
+    /// The options: owned, or the site's.
+    type Built: Borrow<Options>;
     /// The options of a call at `site`.
-    fn get(&self, site: &'static Site) -> &Options;
+    fn build(self, site: &'static Site) -> Self::Built;
 }
 
-impl CallOptions for Options {
+impl<const N: usize> CallOptions for [String; N] {
+    type Built = Options;
+
     #[inline]
-    fn get(&self, _site: &'static Site) -> &Options {
-        self
+    fn build(self, site: &'static Site) -> Options {
+        site.build_tagged(self, N)
     }
 }
 
@@ -220,26 +227,28 @@ impl CallOptions for Options {
 pub struct SiteOptions;
 
 impl CallOptions for SiteOptions {
+    type Built = &'static Options;
+
     #[inline]
-    fn get(&self, site: &'static Site) -> &Options {
+    fn build(self, site: &'static Site) -> &'static Options {
         site.options()
     }
 }
 
-/// A `#[cached]` call with its key and options built, waiting for its body (`run_plain`,
+/// A `#[cached]` call with its key and tags built, waiting for its body (`run_plain`,
 /// `run_result`, `run_option`, `run_result_option`: one per return shape).
 #[derive(Debug)]
 pub struct Ready<C, S, O> {
     pub(super) cache: C,
     pub(super) key: Result<String, HashError>,
-    /// The options ([`CallOptions`]): the call's own, or the site's.
+    /// What the options are built from ([`CallOptions`]): the call's tags, or the site.
     pub(super) opts: O,
     pub(super) site: &'static Site,
     pub(super) stored: Stored<S>,
 }
 
-/// Builds the full key (the cache's prefix, then the template or the hash) and the options of
-/// a call.
+/// Builds the full key (the cache's prefix, then the template or the hash) and the per-call
+/// tags of a call (its options are built from them when its future starts).
 #[inline]
 pub fn cached<C, K, G, S>(call: CachedCall<C, K, G, S>) -> Ready<C, S, G::Options>
 where
@@ -255,7 +264,7 @@ where
         stored,
     } = call;
     let key = key.full_key(cache.as_cache());
-    let opts = tags.options(site);
+    let opts = tags.options();
     Ready {
         cache,
         key,
@@ -277,7 +286,8 @@ impl<C: AsCache, S, O: CallOptions> Ready<C, S, O> {
         Fut: Future<Output = R>,
     {
         let cache = self.cache.as_cache();
-        let opts = self.opts.get(self.site);
+        let opts = self.opts.build(self.site);
+        let opts: &Options = opts.borrow();
         match begin(cache, self.key, opts) {
             Begin::Normal(key) => {
                 cache

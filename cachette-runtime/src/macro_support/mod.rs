@@ -42,7 +42,7 @@ use crate::policy::{DecodedCopy, ReturnPolicy};
 use crate::stats::rate_limited;
 use crate::{Cache, CacheValue};
 use serde::Serialize;
-use std::borrow::Cow;
+use std::borrow::{Borrow, Cow};
 use std::cell::{Cell, RefCell};
 use std::fmt::{self, Display};
 use std::future::Future;

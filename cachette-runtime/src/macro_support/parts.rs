@@ -111,7 +111,7 @@ macro_rules! tuples {
 
         impl<$($t: Template),*> TagList for ($($t,)*) {
             type Tags = [String; count!($($t)*)];
-            type Options = Options;
+            type Options = Self::Tags;
 
             #[inline]
             fn tags(self) -> Option<Self::Tags> {
@@ -119,8 +119,8 @@ macro_rules! tuples {
             }
 
             #[inline]
-            fn options(self, site: &'static Site) -> Options {
-                site.build_tagged([$(string(self.$i)),*], count!($($t)*))
+            fn options(self) -> Self::Tags {
+                [$(string(self.$i)),*]
             }
         }
     )*};
@@ -132,18 +132,18 @@ macro_rules! tuples {
 pub trait TagList {
     /// The built tags.
     type Tags: IntoIterator<Item = String>;
-    /// The options of a `#[cached]` call with these tags: the call site's, built once
-    /// ([`SiteOptions`], nothing per call), or the call's own.
+    /// What the options of a `#[cached]` call with these tags are built from: nothing but the
+    /// call site ([`SiteOptions`], its options built once), or the tags.
     type Options: CallOptions;
     /// The tags, or `None` for `()`.
     fn tags(self) -> Option<Self::Tags>;
-    /// The options of a `#[cached]` call at `site` with these tags.
-    fn options(self, site: &'static Site) -> Self::Options;
+    /// What the options of a `#[cached]` call with these tags are built from.
+    fn options(self) -> Self::Options;
 }
 
 impl<const N: usize> TagList for [String; N] {
     type Tags = Self;
-    type Options = Options;
+    type Options = Self;
 
     #[inline]
     fn tags(self) -> Option<Self> {
@@ -151,8 +151,8 @@ impl<const N: usize> TagList for [String; N] {
     }
 
     #[inline]
-    fn options(self, site: &'static Site) -> Options {
-        site.build_tagged(self, N)
+    fn options(self) -> Self {
+        self
     }
 }
 
@@ -191,7 +191,7 @@ impl TagList for () {
     }
 
     #[inline]
-    fn options(self, _site: &'static Site) -> SiteOptions {
+    fn options(self) -> SiteOptions {
         SiteOptions
     }
 }
