@@ -9,14 +9,14 @@
 //! non-`'static` types (a type parameter without a `'static` bound) fail on these bounds.
 //! Call modes (`key_of`, `evict`, `refresh`) work as for [`cached`](super::cached).
 
-use super::{AsCache, Begin, CallOptions, Ready, begin, special};
+use super::{AsCache, Begin, CallOptions, CallTarget, Ready, begin, special};
 use crate::CacheValue;
 use crate::config::Options;
 use crate::policy::ReturnPolicy;
 use std::borrow::Borrow;
 use std::future::Future;
 
-impl<C: AsCache, S, O: CallOptions> Ready<C, S, O> {
+impl<C: CallTarget, S> Ready<C, S> {
     /// `go` with background refreshes.
     async fn go_background<R, P, F, Fut>(self, policy: P, compute: F) -> R
     where
@@ -26,8 +26,9 @@ impl<C: AsCache, S, O: CallOptions> Ready<C, S, O> {
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = R> + Send + 'static,
     {
-        let cache = self.cache.as_cache();
-        let opts = self.opts.build(self.site);
+        let (cache, opts) = self.target.split();
+        let cache = cache.as_cache();
+        let opts = opts.build(self.site);
         let opts: &Options = opts.borrow();
         match begin(cache, self.key, opts) {
             Begin::Normal(key) => {
@@ -50,7 +51,7 @@ impl<C: AsCache, S, O: CallOptions> Ready<C, S, O> {
     }
 }
 
-impl<C: AsCache, T, O: CallOptions> Ready<C, T, O> {
+impl<C: CallTarget, T> Ready<C, T> {
     /// `run_plain` with background refreshes.
     pub fn run_plain_background<F, Fut>(self, compute: F) -> impl Future<Output = T>
     where
@@ -73,7 +74,7 @@ impl<C: AsCache, T, O: CallOptions> Ready<C, T, O> {
     }
 }
 
-impl<C: AsCache, T, O: CallOptions> Ready<C, Option<T>, O> {
+impl<C: CallTarget, T> Ready<C, Option<T>> {
     /// `run_option` with background refreshes.
     pub fn run_option_background<F, Fut>(self, compute: F) -> impl Future<Output = Option<T>>
     where

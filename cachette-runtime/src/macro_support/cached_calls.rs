@@ -235,14 +235,42 @@ impl CallOptions for SiteOptions {
     }
 }
 
+/// The cache of a `#[cached]` call and what its options are built from ([`CallOptions`]): a
+/// [`Ready`] call's first parameter ([`CallTarget`]).
+#[derive(Debug)]
+pub struct Target<C, O> {
+    cache: C,
+    opts: O,
+}
+
+/// What a [`Ready`] call runs against: its cache and what its options are built from.
+pub trait CallTarget {
+    /// The cache ([`AsCache`]).
+    type Cache: AsCache;
+    /// What the options are built from.
+    type Options: CallOptions;
+    /// The two apart.
+    fn split(self) -> (Self::Cache, Self::Options);
+}
+
+impl<C: AsCache, O: CallOptions> CallTarget for Target<C, O> {
+    type Cache = C;
+    type Options = O;
+
+    #[inline]
+    fn split(self) -> (C, O) {
+        (self.cache, self.opts)
+    }
+}
+
 /// A `#[cached]` call with its key and tags built, waiting for its body (`run_plain`,
 /// `run_result`, `run_option`, `run_result_option`: one per return shape).
 #[derive(Debug)]
-pub struct Ready<C, S, O> {
-    pub(super) cache: C,
+pub struct Ready<C, S> {
+    /// The cache, and what the options are built from: the call's tags, or the site
+    /// ([`Target`]).
+    pub(super) target: C,
     pub(super) key: Result<String, HashError>,
-    /// What the options are built from ([`CallOptions`]): the call's tags, or the site.
-    pub(super) opts: O,
     pub(super) site: &'static Site,
     pub(super) stored: Stored<S>,
 }
@@ -250,7 +278,7 @@ pub struct Ready<C, S, O> {
 /// Builds the full key (the cache's prefix, then the template or the hash) and the per-call
 /// tags of a call (its options are built from them when its future starts).
 #[inline]
-pub fn cached<C, K, G, S>(call: CachedCall<C, K, G, S>) -> Ready<C, S, G::Options>
+pub fn cached<C, K, G, S>(call: CachedCall<C, K, G, S>) -> Ready<Target<C, G::Options>, S>
 where
     C: AsCache,
     K: KeySource,
@@ -266,15 +294,14 @@ where
     let key = key.full_key(cache.as_cache());
     let opts = tags.options();
     Ready {
-        cache,
+        target: Target { cache, opts },
         key,
-        opts,
         site,
         stored,
     }
 }
 
-impl<C: AsCache, S, O: CallOptions> Ready<C, S, O> {
+impl<C: CallTarget, S> Ready<C, S> {
     /// Looks the call's key up in its cache or runs `compute`, following the call mode. A key
     /// that could not be built (an argument's `Serialize` failed) runs the computation without
     /// the cache, logged and counted. With a decoded copy (the stored type is `Clone`), the
@@ -285,8 +312,9 @@ impl<C: AsCache, S, O: CallOptions> Ready<C, S, O> {
         F: FnOnce() -> Fut,
         Fut: Future<Output = R>,
     {
-        let cache = self.cache.as_cache();
-        let opts = self.opts.build(self.site);
+        let (cache, opts) = self.target.split();
+        let cache = cache.as_cache();
+        let opts = opts.build(self.site);
         let opts: &Options = opts.borrow();
         match begin(cache, self.key, opts) {
             Begin::Normal(key) => {
@@ -314,7 +342,7 @@ impl<C: AsCache, S, O: CallOptions> Ready<C, S, O> {
 // code spans the call at the user's return type, so that a type that is not cacheable is
 // reported there, once per missing trait, with `CacheValue`'s message.
 
-impl<C: AsCache, T, O: CallOptions> Ready<C, T, O> {
+impl<C: CallTarget, T> Ready<C, T> {
     /// The body of a `#[cached]` function returning `T`: the value is stored.
     pub fn run_plain<F, Fut>(self, compute: F) -> impl Future<Output = T>
     where
@@ -336,7 +364,7 @@ impl<C: AsCache, T, O: CallOptions> Ready<C, T, O> {
     }
 }
 
-impl<C: AsCache, T, O: CallOptions> Ready<C, Option<T>, O> {
+impl<C: CallTarget, T> Ready<C, Option<T>> {
     /// The body of a `#[cached]` function returning `Option<T>`: `None` is stored only with
     /// `cache_none`.
     pub fn run_option<F, Fut>(self, compute: F) -> impl Future<Output = Option<T>>
