@@ -413,9 +413,19 @@ pub(super) enum Special {
     Put(Result<String, HashError>),
 }
 
-/// Takes the call mode (see the module's documentation) and sorts the call out.
+/// Takes the call mode (see the module's documentation) and sorts the call out: inlined for
+/// what nearly every call is, a normal call of a key that was built.
+#[inline]
 pub(super) fn begin(cache: &Cache, key: Result<String, HashError>, opts: &Options) -> Begin {
     let mode = take_mode();
+    match key {
+        Ok(key) if mode == Mode::Normal => Begin::Normal(key),
+        key => begin_in(mode, cache, key, opts),
+    }
+}
+
+/// [`begin`] in `mode`.
+fn begin_in(mode: Mode, cache: &Cache, key: Result<String, HashError>, opts: &Options) -> Begin {
     if mode == Mode::Capture {
         CAPTURED.with(|c| {
             *c.borrow_mut() = Some(Captured::Key {
