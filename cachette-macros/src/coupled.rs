@@ -6,9 +6,9 @@
 
 use crate::args::{Args, Kind, name_value, strip_group};
 use crate::ast::Shape;
+use crate::ctxt::Ctxt;
 use crate::expand::{local, respan};
 use darling::Error;
-use darling::error::Accumulator;
 use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, quote, quote_spanned};
 use syn::spanned::Spanned;
@@ -91,7 +91,7 @@ pub(crate) fn call_list(meta: &Meta) -> Result<Vec<Expr>, Error> {
 }
 
 /// With a call, `key`, `ttl`, `tags` and `cache` are the call's: giving them is an error.
-pub(crate) fn check_put_options(args: &Args, call: &Expr, errors: &mut Accumulator) {
+pub(crate) fn check_put_options(args: &Args, call: &Expr, errors: &Ctxt) {
     for (option, span) in &args.given {
         if ["key", "ttl", "tags", "cache"].contains(&option.as_str()) {
             errors.push(

@@ -17,6 +17,7 @@ mod args;
 mod ast;
 mod builder;
 mod coupled;
+mod ctxt;
 mod expand;
 mod fallback;
 mod plan;

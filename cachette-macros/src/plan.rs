@@ -5,10 +5,10 @@
 
 use crate::args::{Args, Kind};
 use crate::ast::{Func, Shape, has_impl_trait, mentions};
+use crate::ctxt::Ctxt;
 use crate::suggest::did_you_mean;
 use crate::template::{self, Template};
 use darling::Error;
-use darling::error::Accumulator;
 use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, quote};
 
@@ -33,29 +33,23 @@ pub(crate) struct Plan {
 
 /// The validation step: checks the options against the function (all errors collected in
 /// `errors`) and resolves every template's placeholders; `None` when a template did not resolve.
-pub(crate) fn check(
-    kind: Kind,
-    args: &Args,
-    func: &Func,
-    errors: &mut Accumulator,
-) -> Option<Plan> {
+pub(crate) fn check(kind: Kind, args: &Args, func: &Func, errors: &Ctxt) -> Option<Plan> {
     let mut shape = func.shape(args.returns.map(|(r, _)| r));
     if kind != Kind::Cached && shape == Shape::ResultOption {
         // A writer stores or invalidates after `Ok`, whatever the `Ok` value.
         shape = Shape::Result;
     }
     let mut ok = true;
-    let mut resolve_all =
-        |lits: &[syn::LitStr], what: &str, errors: &mut Accumulator| -> Vec<Resolved> {
-            let mut out = Vec::new();
-            for lit in lits {
-                match resolve(lit, what, func, errors) {
-                    Some(r) => out.push(r),
-                    None => ok = false,
-                }
+    let mut resolve_all = |lits: &[syn::LitStr], what: &str, errors: &Ctxt| -> Vec<Resolved> {
+        let mut out = Vec::new();
+        for lit in lits {
+            match resolve(lit, what, func, errors) {
+                Some(r) => out.push(r),
+                None => ok = false,
             }
-            out
-        };
+        }
+        out
+    };
     let key = args
         .key
         .as_ref()
@@ -157,7 +151,7 @@ pub(crate) fn check(
 
 /// `background_refresh`: there must be a refresh to run, and the computation, moved into a
 /// background task, must own what it uses.
-fn check_background(args: &Args, func: &Func, span: Span, errors: &mut Accumulator) {
+fn check_background(args: &Args, func: &Func, span: Span, errors: &Ctxt) {
     if args.fresh.early_refresh == Some(None) && args.fresh.stale.is_none() {
         errors.push(
             Error::custom(
@@ -194,7 +188,7 @@ fn check_background(args: &Args, func: &Func, span: Span, errors: &mut Accumulat
     }
 }
 
-fn check_return(kind: Kind, func: &Func, errors: &mut Accumulator) {
+fn check_return(kind: Kind, func: &Func, errors: &Ctxt) {
     match func.ret_type() {
         None => errors.push(
             Error::custom(format!(
@@ -216,7 +210,7 @@ fn check_return(kind: Kind, func: &Func, errors: &mut Accumulator) {
 
 /// Template mode: a type or const parameter the return type depends on must be in the key,
 /// else two instantiations would read each other's entries.
-fn check_generics_in_key(func: &Func, key: &Resolved, errors: &mut Accumulator) {
+fn check_generics_in_key(func: &Func, key: &Resolved, errors: &Ctxt) {
     let ret = func.ret_tokens();
     for g in func.type_params.iter().chain(&func.const_params) {
         let used = key.template.holes().any(|h| *g == h.root);
@@ -232,7 +226,7 @@ fn check_generics_in_key(func: &Func, key: &Resolved, errors: &mut Accumulator) 
 }
 
 /// Hash mode: checks `skip` and returns the arguments hashed into the key.
-fn hashed_args(args: &Args, func: &Func, errors: &mut Accumulator) -> Vec<syn::Ident> {
+fn hashed_args(args: &Args, func: &Func, errors: &Ctxt) -> Vec<syn::Ident> {
     let names: Vec<String> = func.params.iter().map(|p| p.ident.to_string()).collect();
     let mut seen: Vec<&syn::Ident> = Vec::new();
     for s in &args.skip {
@@ -290,12 +284,7 @@ fn list(names: &[String]) -> String {
 }
 
 /// Parses a template and resolves each placeholder against the function.
-fn resolve(
-    lit: &syn::LitStr,
-    what: &str,
-    func: &Func,
-    errors: &mut Accumulator,
-) -> Option<Resolved> {
+fn resolve(lit: &syn::LitStr, what: &str, func: &Func, errors: &Ctxt) -> Option<Resolved> {
     let template = template::parse(lit, what, errors)?;
     let mut exprs = Vec::new();
     let mut ok = true;

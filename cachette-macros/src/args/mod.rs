@@ -11,9 +11,9 @@ mod values;
 use values::*;
 
 use crate::ast::Shape;
+use crate::ctxt::Ctxt;
 use darling::Error;
 use darling::ast::NestedMeta;
-use darling::error::Accumulator;
 use proc_macro2::{Span, TokenStream};
 use std::time::Duration;
 use syn::spanned::Spanned;
@@ -128,7 +128,7 @@ pub(crate) struct Freshness {
 }
 
 /// Reads the attribute's tokens. Errors go to `errors`; what parsed is returned.
-pub(crate) fn parse(kind: Kind, tokens: TokenStream, errors: &mut Accumulator) -> Args {
+pub(crate) fn parse(kind: Kind, tokens: TokenStream, errors: &Ctxt) -> Args {
     let mut args = Args::default();
     let tokens = if kind == Kind::CachePut {
         let (call, rest) = crate::coupled::split_call(tokens);
@@ -148,7 +148,7 @@ pub(crate) fn parse(kind: Kind, tokens: TokenStream, errors: &mut Accumulator) -
     let items = match NestedMeta::parse_meta_list(tokens) {
         Ok(items) => items,
         Err(e) => {
-            errors.push(e.into());
+            errors.push(e);
             args.had_errors = true;
             return args;
         }
@@ -215,7 +215,7 @@ pub(crate) fn parse(kind: Kind, tokens: TokenStream, errors: &mut Accumulator) -
         }
         seen.push(name.clone());
         args.given.push((name.clone(), path.span()));
-        let before = errors_len(errors);
+        let before = errors.len();
         match name.as_str() {
             "key" => args.key = errors.handle(template_lit(meta, "key", "\"user:{id}\"")),
             "name" => {
@@ -271,21 +271,11 @@ pub(crate) fn parse(kind: Kind, tokens: TokenStream, errors: &mut Accumulator) -
                 errors.push(Error::unknown_field(&name).with_span(path));
             }
         }
-        if errors_len(errors) != before {
+        if errors.len() != before {
             args.had_errors = true;
         }
     }
     args
-}
-
-/// How many errors `errors` holds (the accumulator has no `len`).
-fn errors_len(errors: &mut Accumulator) -> usize {
-    let inner = std::mem::replace(errors, Error::accumulator()).into_inner();
-    let n = inner.len();
-    for e in inner {
-        errors.push(e);
-    }
-    n
 }
 
 fn path_text(path: &Path) -> String {

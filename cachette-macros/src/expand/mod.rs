@@ -7,10 +7,10 @@ mod cached;
 mod invalidates;
 
 use crate::ast::{self, Func, Shape, has_impl_trait};
+use crate::ctxt::Ctxt;
 use crate::fallback;
 use crate::plan::{Plan, Resolved};
 use crate::template::Part;
-use darling::Error;
 use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, quote, quote_spanned};
 use syn::spanned::Spanned;
@@ -23,17 +23,16 @@ pub(crate) fn local(name: &str) -> syn::Ident {
 
 /// Entry point of the three attributes.
 pub(crate) fn expand(kind: Kind, attr: TokenStream, item: TokenStream) -> TokenStream {
-    let mut errors = Error::accumulator();
-    let args = args::parse(kind, attr, &mut errors);
-    let func = match ast::parse_item(kind, item, &mut errors) {
+    let cx = Ctxt::new();
+    let args = args::parse(kind, attr, &cx);
+    let func = match ast::parse_item(kind, item, &cx) {
         Ok(func) => func,
-        Err(tokens) => return fallback::emit(tokens, errors),
+        Err(tokens) => return fallback::emit(tokens, cx.check().err()),
     };
-    let plan = crate::plan::check(kind, &args, &func, &mut errors);
-    let errs = errors.into_inner();
-    match plan {
-        Some(plan) if errs.is_empty() => generate(kind, &args, &func, &plan),
-        _ => fallback::emit_errors(func.item.to_token_stream(), errs),
+    let plan = crate::plan::check(kind, &args, &func, &cx);
+    match (plan, cx.check()) {
+        (Some(plan), Ok(())) => generate(kind, &args, &func, &plan),
+        (_, checked) => fallback::emit(func.item.to_token_stream(), checked.err()),
     }
 }
 
