@@ -3,7 +3,7 @@
 //! every error collected, and the templates' placeholders resolved to expressions, as a
 //! [`Plan`].
 
-use crate::args::{Args, Kind};
+use crate::args::{Args, CachedArgs, Kind};
 use crate::ast::{Func, Shape, has_impl_trait, mentions};
 use crate::ctxt::Ctxt;
 use crate::suggest::did_you_mean;
@@ -33,8 +33,10 @@ pub(crate) struct Plan {
 
 /// The validation step: checks the options against the function (all errors collected in
 /// `errors`) and resolves every template's placeholders; `None` when a template did not resolve.
-pub(crate) fn check(kind: Kind, args: &Args, func: &Func, errors: &Ctxt) -> Option<Plan> {
-    let mut shape = func.shape(args.returns.map(|(r, _)| r));
+pub(crate) fn check(args: &Args, func: &Func, errors: &Ctxt) -> Option<Plan> {
+    let kind = args.kind();
+    let common = args.common();
+    let mut shape = func.shape(common.returns.map(|(r, _)| r));
     if kind != Kind::Cached && shape == Shape::ResultOption {
         // A writer stores or invalidates after `Ok`, whatever the `Ok` value.
         shape = Shape::Result;
@@ -50,21 +52,23 @@ pub(crate) fn check(kind: Kind, args: &Args, func: &Func, errors: &Ctxt) -> Opti
         }
         out
     };
-    let key = args
-        .key
-        .as_ref()
-        .map(|lit| resolve_all(std::slice::from_ref(lit), "key", errors));
-    let tags = resolve_all(&args.tags, "tags", errors);
-    let keys = resolve_all(&args.keys, "keys", errors);
-    let patterns = resolve_all(&args.patterns, "patterns", errors);
+    let (key, tags, keys, patterns): (Option<&syn::LitStr>, &[_], &[_], &[_]) = match args {
+        Args::Cached(a) => (a.key.as_ref(), &a.tags, &[], &[]),
+        Args::Invalidates(a) => (None, &a.tags, &a.keys, &a.patterns),
+        Args::CachePut(a) => (a.key.as_ref(), &a.tags, &[], &[]),
+    };
+    let key = key.map(|lit| resolve_all(std::slice::from_ref(lit), "key", errors));
+    let tags = resolve_all(tags, "tags", errors);
+    let keys = resolve_all(keys, "keys", errors);
+    let patterns = resolve_all(patterns, "patterns", errors);
     let key = match key {
         Some(mut v) => v.pop(),
         None => None,
     };
     let mut hashed = Vec::new();
 
-    match kind {
-        Kind::Cached => {
+    match args {
+        Args::Cached(args) => {
             check_return(kind, func, errors);
             if args.key.is_some() {
                 if let Some(span) = args.skip_span {
@@ -105,12 +109,12 @@ pub(crate) fn check(kind: Kind, args: &Args, func: &Func, errors: &Ctxt) -> Opti
                 );
             }
         }
-        Kind::Invalidates => {
+        Args::Invalidates(args) => {
             if args.tags.is_empty()
                 && args.keys.is_empty()
                 && args.patterns.is_empty()
                 && args.calls.is_empty()
-                && !args.had_errors
+                && !args.common.had_errors
             {
                 errors.push(
                     Error::custom(
@@ -120,11 +124,11 @@ pub(crate) fn check(kind: Kind, args: &Args, func: &Func, errors: &Ctxt) -> Opti
                 );
             }
         }
-        Kind::CachePut => {
+        Args::CachePut(args) => {
             check_return(kind, func, errors);
             if let Some(call) = &args.call {
                 crate::coupled::check_put_options(args, call, errors);
-            } else if args.key.is_none() && !args.had_errors {
+            } else if args.key.is_none() && !args.common.had_errors {
                 errors.push(
                     Error::custom(
                         "#[cache_put] needs the cached call whose entry it writes, `#[cache_put(get_user(db, id))]` (its key, tags, TTL options and stored type), or `key = \"...\"`",
@@ -134,7 +138,7 @@ pub(crate) fn check(kind: Kind, args: &Args, func: &Func, errors: &Ctxt) -> Opti
             }
         }
     }
-    if let Some((_, span)) = args.returns
+    if let Some((_, span)) = common.returns
         && func.ret_type().is_none()
     {
         errors.push(Error::custom("`returns` needs a return type").with_span(&span));
@@ -151,7 +155,7 @@ pub(crate) fn check(kind: Kind, args: &Args, func: &Func, errors: &Ctxt) -> Opti
 
 /// `background_refresh`: there must be a refresh to run, and the computation, moved into a
 /// background task, must own what it uses.
-fn check_background(args: &Args, func: &Func, span: Span, errors: &Ctxt) {
+fn check_background(args: &CachedArgs, func: &Func, span: Span, errors: &Ctxt) {
     if args.fresh.early_refresh == Some(None) && args.fresh.stale.is_none() {
         errors.push(
             Error::custom(
@@ -226,7 +230,7 @@ fn check_generics_in_key(func: &Func, key: &Resolved, errors: &Ctxt) {
 }
 
 /// Hash mode: checks `skip` and returns the arguments hashed into the key.
-fn hashed_args(args: &Args, func: &Func, errors: &Ctxt) -> Vec<syn::Ident> {
+fn hashed_args(args: &CachedArgs, func: &Func, errors: &Ctxt) -> Vec<syn::Ident> {
     let names: Vec<String> = func.params.iter().map(|p| p.ident.to_string()).collect();
     let mut seen: Vec<&syn::Ident> = Vec::new();
     for s in &args.skip {
