@@ -10,9 +10,9 @@
 //! field paths of those (`{user.id}`, `{0.id}`). Each argument is evaluated once, in the
 //! order written, and must be used.
 
+use crate::ctxt::Ctxt;
 use crate::template::{self, Hole, Holes, Part};
 use darling::Error;
-use darling::error::Accumulator;
 use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::{ToTokens, quote, quote_spanned};
 use syn::parse::{ParseStream, Parser};
@@ -66,15 +66,13 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
             return quote!({ #e #fallback });
         }
     };
-    let mut errors = Error::accumulator();
-    let built = build(&call, &what, &private, &kind, &mut errors);
-    let errors = errors.into_inner();
-    match built {
-        Some(expr) if errors.is_empty() => expr,
-        _ => {
-            // Each error on its own (`Error::multiple` refuses an empty list).
-            let e = errors.into_iter().map(Error::write_errors);
-            quote!({ #(#e)* #fallback })
+    let cx = Ctxt::new();
+    let built = build(&call, &what, &private, &kind, &cx);
+    match (built, cx.check()) {
+        (Some(expr), Ok(())) => expr,
+        (_, checked) => {
+            let e = checked.err().map(syn::Error::into_compile_error);
+            quote!({ #e #fallback })
         }
     }
 }
@@ -135,7 +133,7 @@ fn build(
     what: &str,
     private: &TokenStream,
     kind: &Ident,
-    errors: &mut Accumulator,
+    errors: &Ctxt,
 ) -> Option<TokenStream> {
     let template = template::parse_with(&call.template, what, Holes::Positional, errors)?;
     // The binding carries the argument's span and context, so that a value that cannot be

@@ -4,11 +4,11 @@
 //! the runtime (`__private0_1::coupled::call_key`, `fill_*` + `put_filling`), whose
 //! `macro_support/coupled.rs` documents the `Put` call mode and the `Fills` type relation.
 
-use crate::args::{Args, Kind, name_value, strip_group};
+use crate::args::{CachePutArgs, Kind, name_value, strip_group};
 use crate::ast::Shape;
+use crate::ctxt::Ctxt;
 use crate::expand::{local, respan};
 use darling::Error;
-use darling::error::Accumulator;
 use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, quote, quote_spanned};
 use syn::spanned::Spanned;
@@ -91,8 +91,8 @@ pub(crate) fn call_list(meta: &Meta) -> Result<Vec<Expr>, Error> {
 }
 
 /// With a call, `key`, `ttl`, `tags` and `cache` are the call's: giving them is an error.
-pub(crate) fn check_put_options(args: &Args, call: &Expr, errors: &mut Accumulator) {
-    for (option, span) in &args.given {
+pub(crate) fn check_put_options(args: &CachePutArgs, call: &Expr, errors: &Ctxt) {
+    for (option, span) in &args.common.given {
         if ["key", "ttl", "tags", "cache"].contains(&option.as_str()) {
             errors.push(
                 Error::custom(format!(
@@ -123,7 +123,7 @@ pub(crate) fn capture_calls(calls: &[Expr], local: &syn::Ident, p: &TokenStream)
 /// The body of a `#[cache_put(call)]` function: the call's arguments, the original body, the
 /// call, and the typed write-through of the value (after `Ok`/`Some`).
 pub(crate) fn put_body(
-    args: &Args,
+    args: &CachePutArgs,
     shape: Shape,
     p: &TokenStream,
     name: &TokenStream,

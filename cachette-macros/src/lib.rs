@@ -3,13 +3,15 @@
 //! them through the `cachette` facade, which re-exports them and the runtime the generated
 //! code calls.
 //!
-//! Layout, in pipeline order: `args` reads the options (`args/values.rs` each value), `template`
+//! Layout, in pipeline order: `args` reads the options, one type and one parser per attribute
+//! over a shared `Common` part (`args/values.rs` each value), `template`
 //! parses `"user:{id}"`, `ast` reads the function (its parameters, its return shape), `plan` checks
 //! the options against it and resolves the templates (every error collected), `expand` generates,
 //! one file per attribute (`expand/cached.rs`, `expand/invalidates.rs`, `expand/cache_put.rs`),
 //! `coupled` reads and generates the cached calls writers name (`#[cache_put(call)]`, `calls =
 //! [...]`), `fallback` emits the user's function unchanged with the errors when anything is wrong;
-//! `builder` expands the key, tag and pattern builders. The generated code calls only
+//! `builder` expands the key, tag and pattern builders; `ctxt` collects every stage's errors,
+//! checked once. The generated code calls only
 //! `<crate>::__private0_1` (named after the runtime's version, which is this crate's), one module
 //! per attribute.
 
@@ -17,6 +19,7 @@ mod args;
 mod ast;
 mod builder;
 mod coupled;
+mod ctxt;
 mod expand;
 mod fallback;
 mod plan;

@@ -3,12 +3,12 @@
 //! every error collected, and the templates' placeholders resolved to expressions, as a
 //! [`Plan`].
 
-use crate::args::{Args, Kind};
+use crate::args::{Args, CachedArgs, Kind};
 use crate::ast::{Func, Shape, has_impl_trait, mentions};
+use crate::ctxt::Ctxt;
 use crate::suggest::did_you_mean;
 use crate::template::{self, Template};
 use darling::Error;
-use darling::error::Accumulator;
 use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, quote};
 
@@ -33,44 +33,42 @@ pub(crate) struct Plan {
 
 /// The validation step: checks the options against the function (all errors collected in
 /// `errors`) and resolves every template's placeholders; `None` when a template did not resolve.
-pub(crate) fn check(
-    kind: Kind,
-    args: &Args,
-    func: &Func,
-    errors: &mut Accumulator,
-) -> Option<Plan> {
-    let mut shape = func.shape(args.returns.map(|(r, _)| r));
+pub(crate) fn check(args: &Args, func: &Func, errors: &Ctxt) -> Option<Plan> {
+    let kind = args.kind();
+    let common = args.common();
+    let mut shape = func.shape(common.returns.map(|(r, _)| r));
     if kind != Kind::Cached && shape == Shape::ResultOption {
         // A writer stores or invalidates after `Ok`, whatever the `Ok` value.
         shape = Shape::Result;
     }
     let mut ok = true;
-    let mut resolve_all =
-        |lits: &[syn::LitStr], what: &str, errors: &mut Accumulator| -> Vec<Resolved> {
-            let mut out = Vec::new();
-            for lit in lits {
-                match resolve(lit, what, func, errors) {
-                    Some(r) => out.push(r),
-                    None => ok = false,
-                }
+    let mut resolve_all = |lits: &[syn::LitStr], what: &str, errors: &Ctxt| -> Vec<Resolved> {
+        let mut out = Vec::new();
+        for lit in lits {
+            match resolve(lit, what, func, errors) {
+                Some(r) => out.push(r),
+                None => ok = false,
             }
-            out
-        };
-    let key = args
-        .key
-        .as_ref()
-        .map(|lit| resolve_all(std::slice::from_ref(lit), "key", errors));
-    let tags = resolve_all(&args.tags, "tags", errors);
-    let keys = resolve_all(&args.keys, "keys", errors);
-    let patterns = resolve_all(&args.patterns, "patterns", errors);
+        }
+        out
+    };
+    let (key, tags, keys, patterns): (Option<&syn::LitStr>, &[_], &[_], &[_]) = match args {
+        Args::Cached(a) => (a.key.as_ref(), &a.tags, &[], &[]),
+        Args::Invalidates(a) => (None, &a.tags, &a.keys, &a.patterns),
+        Args::CachePut(a) => (a.key.as_ref(), &a.tags, &[], &[]),
+    };
+    let key = key.map(|lit| resolve_all(std::slice::from_ref(lit), "key", errors));
+    let tags = resolve_all(tags, "tags", errors);
+    let keys = resolve_all(keys, "keys", errors);
+    let patterns = resolve_all(patterns, "patterns", errors);
     let key = match key {
         Some(mut v) => v.pop(),
         None => None,
     };
     let mut hashed = Vec::new();
 
-    match kind {
-        Kind::Cached => {
+    match args {
+        Args::Cached(args) => {
             check_return(kind, func, errors);
             if args.key.is_some() {
                 if let Some(span) = args.skip_span {
@@ -111,12 +109,12 @@ pub(crate) fn check(
                 );
             }
         }
-        Kind::Invalidates => {
+        Args::Invalidates(args) => {
             if args.tags.is_empty()
                 && args.keys.is_empty()
                 && args.patterns.is_empty()
                 && args.calls.is_empty()
-                && !args.had_errors
+                && !args.common.had_errors
             {
                 errors.push(
                     Error::custom(
@@ -126,11 +124,11 @@ pub(crate) fn check(
                 );
             }
         }
-        Kind::CachePut => {
+        Args::CachePut(args) => {
             check_return(kind, func, errors);
             if let Some(call) = &args.call {
                 crate::coupled::check_put_options(args, call, errors);
-            } else if args.key.is_none() && !args.had_errors {
+            } else if args.key.is_none() && !args.common.had_errors {
                 errors.push(
                     Error::custom(
                         "#[cache_put] needs the cached call whose entry it writes, `#[cache_put(get_user(db, id))]` (its key, tags, TTL options and stored type), or `key = \"...\"`",
@@ -140,7 +138,7 @@ pub(crate) fn check(
             }
         }
     }
-    if let Some((_, span)) = args.returns
+    if let Some((_, span)) = common.returns
         && func.ret_type().is_none()
     {
         errors.push(Error::custom("`returns` needs a return type").with_span(&span));
@@ -157,7 +155,7 @@ pub(crate) fn check(
 
 /// `background_refresh`: there must be a refresh to run, and the computation, moved into a
 /// background task, must own what it uses.
-fn check_background(args: &Args, func: &Func, span: Span, errors: &mut Accumulator) {
+fn check_background(args: &CachedArgs, func: &Func, span: Span, errors: &Ctxt) {
     if args.fresh.early_refresh == Some(None) && args.fresh.stale.is_none() {
         errors.push(
             Error::custom(
@@ -194,7 +192,7 @@ fn check_background(args: &Args, func: &Func, span: Span, errors: &mut Accumulat
     }
 }
 
-fn check_return(kind: Kind, func: &Func, errors: &mut Accumulator) {
+fn check_return(kind: Kind, func: &Func, errors: &Ctxt) {
     match func.ret_type() {
         None => errors.push(
             Error::custom(format!(
@@ -216,7 +214,7 @@ fn check_return(kind: Kind, func: &Func, errors: &mut Accumulator) {
 
 /// Template mode: a type or const parameter the return type depends on must be in the key,
 /// else two instantiations would read each other's entries.
-fn check_generics_in_key(func: &Func, key: &Resolved, errors: &mut Accumulator) {
+fn check_generics_in_key(func: &Func, key: &Resolved, errors: &Ctxt) {
     let ret = func.ret_tokens();
     for g in func.type_params.iter().chain(&func.const_params) {
         let used = key.template.holes().any(|h| *g == h.root);
@@ -232,7 +230,7 @@ fn check_generics_in_key(func: &Func, key: &Resolved, errors: &mut Accumulator) 
 }
 
 /// Hash mode: checks `skip` and returns the arguments hashed into the key.
-fn hashed_args(args: &Args, func: &Func, errors: &mut Accumulator) -> Vec<syn::Ident> {
+fn hashed_args(args: &CachedArgs, func: &Func, errors: &Ctxt) -> Vec<syn::Ident> {
     let names: Vec<String> = func.params.iter().map(|p| p.ident.to_string()).collect();
     let mut seen: Vec<&syn::Ident> = Vec::new();
     for s in &args.skip {
@@ -290,12 +288,7 @@ fn list(names: &[String]) -> String {
 }
 
 /// Parses a template and resolves each placeholder against the function.
-fn resolve(
-    lit: &syn::LitStr,
-    what: &str,
-    func: &Func,
-    errors: &mut Accumulator,
-) -> Option<Resolved> {
+fn resolve(lit: &syn::LitStr, what: &str, func: &Func, errors: &Ctxt) -> Option<Resolved> {
     let template = template::parse(lit, what, errors)?;
     let mut exprs = Vec::new();
     let mut ok = true;

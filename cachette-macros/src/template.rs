@@ -6,8 +6,8 @@
 //! `{0}` for positional arguments, see [`Holes`]). No method calls, indexing or format specs:
 //! a value is formatted with `Display` and escaped by the runtime.
 
+use crate::ctxt::Ctxt;
 use darling::Error;
-use darling::error::Accumulator;
 use proc_macro2::Span;
 use syn::LitStr;
 
@@ -84,7 +84,7 @@ fn sub_span(lit: &LitStr, start: usize, end: usize) -> Span {
 }
 
 /// Parses `lit` (the value of option `what`); errors go to `errors`.
-pub(crate) fn parse(lit: &LitStr, what: &str, errors: &mut Accumulator) -> Option<Template> {
+pub(crate) fn parse(lit: &LitStr, what: &str, errors: &Ctxt) -> Option<Template> {
     parse_with(lit, what, Holes::Named, errors)
 }
 
@@ -97,7 +97,7 @@ pub(crate) fn parse_with(
     lit: &LitStr,
     what: &str,
     holes: Holes,
-    errors: &mut Accumulator,
+    errors: &Ctxt,
 ) -> Option<Template> {
     let text = lit.value();
     let mut parts = Vec::new();
@@ -240,9 +240,10 @@ mod tests {
 
     fn parts_with(s: &str, holes: Holes) -> Result<Vec<String>, usize> {
         let lit = LitStr::new(s, Span::call_site());
-        let mut errors = Error::accumulator();
-        let t = parse_with(&lit, "key", holes, &mut errors);
-        let n = errors.into_inner().len();
+        let cx = Ctxt::new();
+        let t = parse_with(&lit, "key", holes, &cx);
+        let n = cx.len();
+        let _ = cx.check();
         match t {
             Some(t) if n == 0 => Ok(t
                 .parts

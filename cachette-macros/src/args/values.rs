@@ -384,3 +384,42 @@ pub(super) fn crate_path(meta: &Meta) -> Result<Path, Error> {
         .with_span(&lit)
     })
 }
+
+pub(super) fn template_lit(meta: &Meta, name: &str, example: &str) -> Result<LitStr, Error> {
+    match name_value(meta, name, example)? {
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(s), ..
+        }) => Ok(s.clone()),
+        other => Err(Error::custom(format!(
+            "`{name}` takes a string literal: `{name} = {example}`"
+        ))
+        .with_span(other)),
+    }
+}
+
+pub(super) fn lit_list(meta: &Meta, name: &str) -> Result<Vec<LitStr>, Error> {
+    let example = "[\"users\", \"user:{id}\"]";
+    let expr = name_value(meta, name, example)?;
+    let Expr::Array(array) = expr else {
+        return Err(Error::custom(format!(
+            "`{name}` takes a list of string literals: `{name} = {example}`"
+        ))
+        .with_span(expr));
+    };
+    let mut errors = Error::accumulator();
+    let mut out = Vec::new();
+    for elem in &array.elems {
+        match strip_group(elem) {
+            Expr::Lit(ExprLit {
+                lit: Lit::Str(s), ..
+            }) => out.push(s.clone()),
+            other => errors.push(
+                Error::custom(format!(
+                    "`{name}` takes string literals (templates such as \"user:{{id}}\")"
+                ))
+                .with_span(other),
+            ),
+        }
+    }
+    errors.finish_with(out)
+}

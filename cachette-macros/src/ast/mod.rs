@@ -10,8 +10,8 @@ use types::{FindImpl, borrows, first_type_arg, is_int_type, last_segment};
 pub(crate) use types::{cache_borrowable, has_impl_trait, mentions, probe_clone};
 
 use crate::args::Kind;
+use crate::ctxt::Ctxt;
 use darling::Error;
-use darling::error::Accumulator;
 use proc_macro2::{Span, TokenStream};
 use quote::ToTokens;
 use syn::spanned::Spanned;
@@ -76,7 +76,7 @@ pub(crate) struct Func {
 pub(crate) fn parse_item(
     kind: Kind,
     tokens: TokenStream,
-    errors: &mut Accumulator,
+    errors: &Ctxt,
 ) -> Result<Func, TokenStream> {
     let item = match syn::parse2::<ItemFn>(tokens.clone()) {
         Ok(item) => item,

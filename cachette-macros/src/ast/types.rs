@@ -214,13 +214,13 @@ mod tests {
     use super::*;
     use crate::args::Kind;
     use crate::ast::{Shape, parse_item};
-    use darling::Error;
+    use crate::ctxt::Ctxt;
 
     fn func(tokens: TokenStream) -> Result<Func, String> {
-        let mut errors = Error::accumulator();
-        let func = parse_item(Kind::Cached, tokens, &mut errors);
+        let cx = Ctxt::new();
+        let func = parse_item(Kind::Cached, tokens, &cx);
         // Only the parsed function matters here; each test asserts on it.
-        let _ = errors.finish();
+        let _ = cx.check();
         func.map_err(|_| "not a function".to_owned())
     }
 

@@ -4,7 +4,7 @@
 //! at the return type. `#[cache_put(call)]` is `coupled.rs`'s.
 
 use super::{cache_init, cached, local, respan, stored_marker, stored_span, template_expr};
-use crate::args::Args;
+use crate::args::{CachePutArgs, Freshness};
 use crate::ast::{Func, Shape};
 use crate::plan::Plan;
 use proc_macro2::{Span, TokenStream};
@@ -12,7 +12,7 @@ use quote::{quote, quote_spanned};
 
 /// The body of a `#[cache_put(key = ...)]` function.
 pub(super) fn body(
-    args: &Args,
+    args: &CachePutArgs,
     func: &Func,
     plan: &Plan,
     p: &TokenStream,
@@ -22,7 +22,7 @@ pub(super) fn body(
 ) -> TokenStream {
     let cache = local("__cachette_cache");
     let ret = local("__cachette_ret");
-    let cache_init = cache_init(args, p);
+    let cache_init = cache_init(&args.common, p);
     let key = local("__cachette_key");
     let opts = local("__cachette_opts");
     let key_expr = plan
@@ -31,7 +31,15 @@ pub(super) fn body(
         .map(|r| template_expr(r, p))
         .unwrap_or_default();
     let site_ident = syn::Ident::new("__CACHETTE_SITE", Span::call_site());
-    let site = cached::site(args, func, plan, p);
+    let site = cached::site(
+        &args.common,
+        args.ttl.as_ref(),
+        &Freshness::default(),
+        None,
+        func,
+        plan,
+        p,
+    );
     let tags = cached::call_tags(&plan.tags, p);
     let marker = stored_marker(func, plan.shape);
     let span = stored_span(func, plan.shape);

@@ -22,7 +22,7 @@
 //! ```
 
 use super::{name_tokens, respan, template_parts};
-use crate::args::{Args, TtlSpec};
+use crate::args::{CacheNone, CachedArgs, Common, Freshness, TtlSpec};
 use crate::ast::{self, Func, Shape};
 use crate::plan::{Plan, Resolved};
 use proc_macro2::{Span, TokenStream};
@@ -32,7 +32,7 @@ use syn::spanned::Spanned;
 /// The body of a `#[cached]` function. `p` is the alias of `<crate>::__private0_1::cached` the body
 /// imports (`private` the path itself); `compute` the closure running the body.
 pub(super) fn body(
-    args: &Args,
+    args: &CachedArgs,
     func: &Func,
     plan: &Plan,
     private: &TokenStream,
@@ -40,8 +40,16 @@ pub(super) fn body(
     compute: &TokenStream,
 ) -> TokenStream {
     let site_ident = syn::Ident::new("__CACHETTE_SITE", Span::call_site());
-    let site = site(args, func, plan, p);
-    let cache = cache(args, func, p);
+    let site = site(
+        &args.common,
+        args.ttl.as_ref(),
+        &args.fresh,
+        args.cache_none.as_ref(),
+        func,
+        plan,
+        p,
+    );
+    let cache = cache(&args.common, func, p);
     let key = match &plan.key {
         Some(r) => template_parts(r, p),
         None => hash_key(func, &plan.hashed, p),
@@ -110,11 +118,20 @@ fn tag_list(tags: &[Resolved], p: &TokenStream) -> TokenStream {
     }
 }
 
-/// `Site::new(name)` and what the attribute fixes, as `const fn` builder calls.
-pub(super) fn site(args: &Args, func: &Func, plan: &Plan, p: &TokenStream) -> TokenStream {
-    let name = name_tokens(args, func);
+/// `Site::new(name)` and what the attribute fixes, as `const fn` builder calls (`#[cache_put]`
+/// has no freshness options and no `cache_none`: it passes the defaults).
+pub(super) fn site(
+    common: &Common,
+    ttl: Option<&TtlSpec>,
+    f: &Freshness,
+    cache_none: Option<&CacheNone>,
+    func: &Func,
+    plan: &Plan,
+    p: &TokenStream,
+) -> TokenStream {
+    let name = name_tokens(common, func);
     let mut out = quote!(#p::Site::new(#name));
-    match &args.ttl {
+    match ttl {
         Some(TtlSpec::Fixed(d)) => {
             let (s, n) = (d.as_secs(), d.subsec_nanos());
             out.extend(quote!(.ttl(#s, #n)));
@@ -126,7 +143,6 @@ pub(super) fn site(args: &Args, func: &Func, plan: &Plan, p: &TokenStream) -> To
         let lits = plan.tags.iter().map(|t| t.template.literal());
         out.extend(quote!(.tags(&[#(#lits),*])));
     }
-    let f = &args.fresh;
     let pair = |d: std::time::Duration| {
         let (s, n) = (d.as_secs(), d.subsec_nanos());
         quote!((#s, #n))
@@ -156,7 +172,7 @@ pub(super) fn site(args: &Args, func: &Func, plan: &Plan, p: &TokenStream) -> To
     if let Some(on) = f.single_flight {
         out.extend(quote!(.single_flight(#on)));
     }
-    if let Some(cn) = &args.cache_none {
+    if let Some(cn) = cache_none {
         match &cn.ttl {
             Some(TtlSpec::Fixed(d)) => {
                 let d = pair(*d);
@@ -173,8 +189,8 @@ pub(super) fn site(args: &Args, func: &Func, plan: &Plan, p: &TokenStream) -> To
 /// (`ast::cache_borrowable`; a temporary, such as the result of `current()`, lives until
 /// the call's `.await` ends), an `Arc` clone otherwise. Spanned at the expression: a cache of
 /// the wrong type is reported there.
-fn cache(args: &Args, func: &Func, p: &TokenStream) -> TokenStream {
-    match &args.cache {
+fn cache(common: &Common, func: &Func, p: &TokenStream) -> TokenStream {
+    match &common.cache {
         Some(expr) if ast::cache_borrowable(expr, func) => {
             quote_spanned!(expr.span()=> #p::cache_ref(&(#expr)))
         }

@@ -3,14 +3,14 @@
 //! `Result`) invalidate tags, keys, calls and patterns through the runtime's `invalidate`.
 
 use super::{cache_init, local, template_expr};
-use crate::args::Args;
+use crate::args::InvalidatesArgs;
 use crate::plan::Plan;
 use proc_macro2::TokenStream;
 use quote::quote;
 
 /// The body of an `#[invalidates]` function.
 pub(super) fn body(
-    args: &Args,
+    args: &InvalidatesArgs,
     plan: &Plan,
     p: &TokenStream,
     name: &TokenStream,
@@ -19,7 +19,7 @@ pub(super) fn body(
 ) -> TokenStream {
     let cache = local("__cachette_cache");
     let ret = local("__cachette_ret");
-    let cache_init = cache_init(args, p);
+    let cache_init = cache_init(&args.common, p);
     let arrays = [
         (local("__cachette_tags"), &plan.tags),
         (local("__cachette_keys"), &plan.keys),

@@ -1,16 +1,16 @@
 //! Code generation. The generated code builds the key, the tags and the options, and calls one
 //! function of `<crate>::__private0_1`; behaviour lives in the runtime.
 
-use crate::args::{self, Args, Kind, TtlSpec};
+use crate::args::{self, Args, Common, Kind, TtlSpec};
 mod cache_put;
 mod cached;
 mod invalidates;
 
 use crate::ast::{self, Func, Shape, has_impl_trait};
+use crate::ctxt::Ctxt;
 use crate::fallback;
 use crate::plan::{Plan, Resolved};
 use crate::template::Part;
-use darling::Error;
 use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, quote, quote_spanned};
 use syn::spanned::Spanned;
@@ -23,17 +23,16 @@ pub(crate) fn local(name: &str) -> syn::Ident {
 
 /// Entry point of the three attributes.
 pub(crate) fn expand(kind: Kind, attr: TokenStream, item: TokenStream) -> TokenStream {
-    let mut errors = Error::accumulator();
-    let args = args::parse(kind, attr, &mut errors);
-    let func = match ast::parse_item(kind, item, &mut errors) {
+    let cx = Ctxt::new();
+    let args = args::parse(kind, attr, &cx);
+    let func = match ast::parse_item(kind, item, &cx) {
         Ok(func) => func,
-        Err(tokens) => return fallback::emit(tokens, errors),
+        Err(tokens) => return fallback::emit(tokens, cx.check().err()),
     };
-    let plan = crate::plan::check(kind, &args, &func, &mut errors);
-    let errs = errors.into_inner();
-    match plan {
-        Some(plan) if errs.is_empty() => generate(kind, &args, &func, &plan),
-        _ => fallback::emit_errors(func.item.to_token_stream(), errs),
+    let plan = crate::plan::check(&args, &func, &cx);
+    match (plan, cx.check()) {
+        (Some(plan), Ok(())) => generate(&args, &func, &plan),
+        (_, checked) => fallback::emit(func.item.to_token_stream(), checked.err()),
     }
 }
 
@@ -53,8 +52,8 @@ pub(crate) fn versioned_private(krate: &TokenStream) -> TokenStream {
 }
 
 /// `<crate>::__private{version}::<the attribute's module>`.
-fn private(kind: Kind, args: &Args) -> TokenStream {
-    let krate = args
+fn private(kind: Kind, common: &Common) -> TokenStream {
+    let krate = common
         .krate
         .as_ref()
         .map_or_else(|| quote!(::cachette), ToTokens::to_token_stream);
@@ -122,8 +121,8 @@ pub(crate) fn group(mut parts: Vec<TokenStream>) -> TokenStream {
     }
 }
 
-fn name_tokens(args: &Args, func: &Func) -> TokenStream {
-    match &args.name {
+fn name_tokens(common: &Common, func: &Func) -> TokenStream {
+    match &common.name {
         Some(lit) => quote!(#lit),
         None => {
             let fn_name = func.item.sig.ident.to_string();
@@ -132,8 +131,8 @@ fn name_tokens(args: &Args, func: &Func) -> TokenStream {
     }
 }
 
-fn cache_init(args: &Args, p: &TokenStream) -> TokenStream {
-    match &args.cache {
+fn cache_init(common: &Common, p: &TokenStream) -> TokenStream {
+    match &common.cache {
         Some(expr) => quote_spanned!(expr.span()=> #p::cache_of(&(#expr))),
         None => quote!(#p::default_cache_ref()),
     }
@@ -179,8 +178,9 @@ fn stored_marker(func: &Func, shape: Shape) -> TokenStream {
     }
 }
 
-fn generate(kind: Kind, args: &Args, func: &Func, plan: &Plan) -> TokenStream {
-    let p = private(kind, args);
+fn generate(args: &Args, func: &Func, plan: &Plan) -> TokenStream {
+    let kind = args.kind();
+    let p = private(kind, args.common());
     let syn::ItemFn {
         attrs,
         vis,
@@ -198,9 +198,9 @@ fn generate(kind: Kind, args: &Args, func: &Func, plan: &Plan) -> TokenStream {
         .iter()
         .partition(|a| matches!(a.style, syn::AttrStyle::Outer));
     let fake = fake_return(func, &p);
-    let name = name_tokens(args, func);
-    let body = match kind {
-        Kind::Cached => {
+    let name = name_tokens(args.common(), func);
+    let body = match args {
+        Args::Cached(args) => {
             let alias = quote!(__cachette);
             let fake = fake_return(func, &alias);
             let compute = quote! {
@@ -211,11 +211,11 @@ fn generate(kind: Kind, args: &Args, func: &Func, plan: &Plan) -> TokenStream {
             };
             cached::body(args, func, plan, &p, &alias, &compute)
         }
-        Kind::Invalidates => invalidates::body(args, plan, &p, &name, &fake, &block),
-        Kind::CachePut if args.call.is_some() => {
+        Args::Invalidates(args) => invalidates::body(args, plan, &p, &name, &fake, &block),
+        Args::CachePut(args) if args.call.is_some() => {
             crate::coupled::put_body(args, plan.shape, &p, &name, &fake, &block)
         }
-        Kind::CachePut => cache_put::body(args, func, plan, &p, &name, &fake, &block),
+        Args::CachePut(args) => cache_put::body(args, func, plan, &p, &name, &fake, &block),
     };
     let profiles = profile_registrations(args, func, &p);
     quote! {
@@ -232,10 +232,9 @@ fn generate(kind: Kind, args: &Args, func: &Func, plan: &Plan) -> TokenStream {
 /// time so that building a cache reports those defined nowhere (the runtime's `profiles.rs`).
 /// Items in the function's body: they are linked with the function.
 fn profile_registrations(args: &Args, func: &Func, p: &TokenStream) -> TokenStream {
-    let cache_none_ttl = args.cache_none.as_ref().and_then(|c| c.ttl.as_ref());
     let fn_name = func.item.sig.ident.to_string();
     let mut names: Vec<&str> = Vec::new();
-    for ttl in args.ttl.iter().chain(cache_none_ttl) {
+    for ttl in args.ttls() {
         if let TtlSpec::Profile(name) = ttl
             && !names.contains(&name.as_str())
         {
