@@ -8,7 +8,8 @@ use std::future::Future;
 pub use cachette_runtime::calls::{CallError, Fills};
 
 /// The key (body, without the cache's `namespace[:version]:` prefix) of the entry that `call`
-/// reads and writes: what [`Cache::get`](crate::Cache::get), [`Cache::exists`](crate::Cache::exists) and [`Cache::delete`](crate::Cache::delete) take.
+/// reads and writes: what [`Cache::get`](crate::Cache::get),
+/// [`Cache::exists`](crate::Cache::exists) and [`Cache::delete`](crate::Cache::delete) take.
 ///
 /// `call` is a call of a `#[cached]` function, not awaited. It is polled once: the function's
 /// generated code builds its key and stops before running the function's body, and the call
@@ -34,8 +35,8 @@ pub fn key_of<F: Future>(call: F) -> Result<String, CallError> {
 
 /// Removes the entry of `call` (a call of a `#[cached]` function, not awaited, whose body does
 /// not run): whether there was one. See [`key_of`] for how the call is inspected, and
-/// [`Cache::delete`](crate::Cache::delete) for what removing guarantees (race-free: the key keeps a tombstone, so a
-/// computation that began before cannot store its value afterwards).
+/// [`Cache::delete`](crate::Cache::delete) for what removing guarantees (race-free: the key
+/// keeps a tombstone, so a computation that began before cannot store its value afterwards).
 pub async fn evict<F: Future>(call: F) -> Result<bool, CallError> {
     cachette_runtime::calls::evict(call).await
 }
@@ -57,8 +58,8 @@ pub async fn refresh<F: Future>(call: F) -> F::Output {
 ///
 /// The type is checked at compile time: `value` must be the `T` the function stores, for a
 /// function returning `T`, `Result<T, E>`, `Option<T>` (stored as `Some(value)`) or
-/// `Result<Option<T>, E>`. The write is the one of [`Cache::set`](crate::Cache::set): a computation of the entry
-/// that began before it cannot overwrite it. If it cannot store (the backend fails, or the
+/// `Result<Option<T>, E>`. The write is the one of [`Cache::set`](crate::Cache::set): a
+/// computation of the entry that began before it cannot overwrite it. If it cannot store (the backend fails, or the
 /// value would not read back as given, such as `Some(f64::NAN)`), the entry is deleted instead
 /// and the error returned. A future that is not a cached call is [`CallError::NotCached`] (it
 /// is polled once, see [`key_of`]).
