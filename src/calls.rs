@@ -61,8 +61,8 @@ pub async fn refresh<F: Future>(call: F) -> F::Output {
 /// `Result<Option<T>, E>`. The write is the one of [`Cache::set`](crate::Cache::set): a
 /// computation of the entry that began before it cannot overwrite it. If it cannot store (the
 /// backend fails, or the value would not read back as given, such as `Some(f64::NAN)`), the
-/// entry is deleted instead and the error returned. A future that is not a cached call is [`CallError::NotCached`] (it
-/// is polled once, see [`key_of`]).
+/// entry is deleted instead and the error returned. A future that is not a cached call is
+/// [`CallError::NotCached`] (it is polled once, see [`key_of`]).
 ///
 /// ```
 /// use cachette::{Cache, cached};
