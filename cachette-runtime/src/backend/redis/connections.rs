@@ -108,9 +108,6 @@ impl RedisBackend {
         if let Some(c) = slot.conn.load().as_ref().and_then(|c| c.usable()) {
             return Ok(c);
         }
-        if tokio::runtime::Handle::try_current().is_err() {
-            return Err(Error::NoRuntime);
-        }
         let _connecting = slot.connecting.lock().await;
         if let Some(c) = slot.conn.load().as_ref().and_then(|c| c.usable()) {
             return Ok(c);

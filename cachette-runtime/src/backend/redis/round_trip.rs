@@ -66,11 +66,8 @@ impl RedisBackend {
         F: FnOnce(MultiplexedConnection) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
-        // Tokio's timer (and the connection's driver task) need a runtime: outside one, a
-        // typed error, before the breaker is asked (it says nothing about Redis).
-        if tokio::runtime::Handle::try_current().is_err() {
-            return Err(Error::NoRuntime);
-        }
+        // Before the breaker is asked: a missing runtime says nothing about Redis.
+        within_runtime()?;
         let admit = self.breaker.admit();
         if admit == Admit::No {
             return Err(Error::CircuitOpen);
@@ -105,9 +102,7 @@ impl RedisBackend {
 
     /// One `PING`, bypassing the breaker: start-up checks.
     pub(crate) async fn ping(&self) -> Result<()> {
-        if tokio::runtime::Handle::try_current().is_err() {
-            return Err(Error::NoRuntime);
-        }
+        within_runtime()?;
         self.round_trips.fetch_add(1, Ordering::Relaxed);
         let check = async {
             let mut conn = self.conn().await?;
@@ -164,4 +159,18 @@ pub(super) fn waiting_timeout(op_timeout: Duration, round_trips: u32, wait: Dura
     op_timeout
         .saturating_mul(round_trips)
         .saturating_add(wait.saturating_mul(2))
+}
+
+/// The one check that a Redis round trip can run here: Tokio's timer (each round trip's
+/// timeout) and the connection's driver task need a Tokio runtime. Outside one, a typed error
+/// ([`Error::NoRuntime`]) instead of Tokio's panic. Both ways to Redis ([`guarded_on`] and
+/// [`ping`]) start with it, so a connection is never made without one.
+///
+/// [`guarded_on`]: RedisBackend::guarded_on
+/// [`ping`]: RedisBackend::ping
+fn within_runtime() -> Result<()> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(_) => Ok(()),
+        Err(_) => Err(Error::NoRuntime),
+    }
 }
