@@ -178,13 +178,9 @@ impl Error {
         match self {
             Error::Timeout(_) => true,
             Error::Backend(e) => {
-                let e = e.redis();
-                e.is_io_error()
-                    || e.is_timeout()
-                    || e.is_connection_dropped()
-                    || e.is_connection_refusal()
+                e.is_connection()
                     || matches!(
-                        e.kind(),
+                        e.redis().kind(),
                         K::Parse
                             | K::AuthenticationFailed
                             | K::ClusterConnectionNotFound
