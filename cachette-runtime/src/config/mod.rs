@@ -18,6 +18,7 @@ mod validate;
 
 pub(crate) use builder::Undefined;
 pub use builder::{CacheBuilder, parse_duration};
+pub(crate) use options::push_unique;
 pub use options::{EarlyRefresh, LockOptions, Options, Ttl};
 pub(crate) use settings::{BackendChoice, Config};
 

@@ -3,6 +3,16 @@
 
 use super::*;
 
+/// Appends each of `tags` not already in `into`, in order: a call's tags, each once
+/// ([`Options::tags`], and the options the macros build per call).
+pub(crate) fn push_unique(into: &mut Vec<String>, tags: impl IntoIterator<Item = String>) {
+    for t in tags {
+        if !into.contains(&t) {
+            into.push(t);
+        }
+    }
+}
+
 /// Probabilistic early refresh (XFetch, Vattani et al., VLDB 2015): a hit with `Δ` left
 /// before expiry recomputes early with probability `exp(-Δ / (β·δ))`, `δ` being how long the
 /// value's computation took.
@@ -173,12 +183,7 @@ impl Options {
     {
         self.tags.clear();
         self.tag_keys = OnceLock::new();
-        for t in tags {
-            let t = t.into();
-            if !self.tags.contains(&t) {
-                self.tags.push(t);
-            }
-        }
+        push_unique(&mut self.tags, tags.into_iter().map(Into::into));
         self
     }
 

@@ -135,11 +135,7 @@ impl Site {
         count: usize,
     ) -> Options {
         let mut unique: Vec<String> = Vec::with_capacity(count);
-        for t in tags {
-            if !unique.contains(&t) {
-                unique.push(t);
-            }
-        }
+        crate::config::push_unique(&mut unique, tags);
         Options {
             ttl: self.ttl.ttl(),
             tags: unique,
