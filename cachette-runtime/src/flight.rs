@@ -206,12 +206,13 @@ impl LeaderGuard {
     fn end(&mut self, outcome: Outcome) {
         let Some(tx) = self.tx.take() else { return };
         let shard = self.flights.shard(&self.key);
-        shard
-            .flights
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.key);
+        let mut map = shard.flights.lock().unwrap_or_else(|e| e.into_inner());
+        // Counted before the flight leaves the map, under its lock: whoever leads the key's
+        // next flight (after taking this lock) sees the count moved, and looks again before
+        // computing. Counted after, a leader elected in between would compute the key again.
         shard.completed.fetch_add(1, Ordering::Release);
+        map.remove(&self.key);
+        drop(map);
         // Followers may all be gone; that is fine.
         let _ = tx.send(outcome);
     }
@@ -313,5 +314,58 @@ mod tests {
             guard.finish(Outcome::Unshareable);
         }
         assert!(flights.ended_since("k", before));
+    }
+
+    /// A call that marked the shard before a flight ended, and then leads the key's next
+    /// flight, must see that the first one ended (so it looks again before computing, and
+    /// finds the value the first one stored). Two threads race the end of a flight against
+    /// the election of the next leader, many times.
+    #[test]
+    fn a_leader_elected_after_a_flight_ended_sees_it_ended() -> Result<(), String> {
+        use std::sync::Barrier;
+        const ROUNDS: usize = 20_000;
+        let flights = Flights::new();
+        let barrier = Arc::new(Barrier::new(2));
+        let ender = {
+            let (flights, barrier) = (Arc::clone(&flights), Arc::clone(&barrier));
+            std::thread::spawn(move || {
+                for _ in 0..ROUNDS {
+                    let Role::Leader(guard) = flights.join("k") else {
+                        return Err("the previous round left a flight".to_owned());
+                    };
+                    barrier.wait(); // the flight exists
+                    barrier.wait(); // the other thread has marked
+                    guard.finish(Outcome::Unshareable);
+                    barrier.wait(); // the other thread is done with this round
+                }
+                Ok(())
+            })
+        };
+        let mut missed = 0usize;
+        for _ in 0..ROUNDS {
+            barrier.wait();
+            let mark = flights.mark("k");
+            barrier.wait();
+            // Spin until the flight is gone and this thread leads the next one.
+            let guard = loop {
+                if let Role::Leader(g) = flights.join("k") {
+                    break g;
+                }
+                std::hint::spin_loop();
+            };
+            if !flights.ended_since("k", mark) {
+                missed = missed.saturating_add(1);
+            }
+            drop(guard);
+            barrier.wait();
+        }
+        ender
+            .join()
+            .map_err(|_| "the ending thread panicked".to_owned())??;
+        assert_eq!(
+            missed, 0,
+            "leaders elected after a flight ended that did not see it end"
+        );
+        Ok(())
     }
 }
