@@ -1,6 +1,6 @@
 //! The embedded store: the hit path of `#[cached]` on `Cache::memory` (no tag, 2 tags) against
-//! a raw `moka::future::Cache::get_with` and the `cached` crate's in-memory `#[cached]` (and its
-//! sharded `#[concurrent_cached]`). One call at a time (latency), and 64 tasks on a 2-worker
+//! a raw `moka::future::Cache::get_with`, a raw `quick_cache::sync::Cache::get_or_insert_with`
+//! and the `cached` crate's in-memory `#[cached]` (and its sharded `#[concurrent_cached]`). One call at a time (latency), and 64 tasks on a 2-worker
 //! runtime (throughput). Every contender caches the same value and returns an owned copy.
 //!
 //! `cargo bench --bench memory_hit` (add `-- --warm-up-time 1 --measurement-time 2` for a
@@ -43,6 +43,12 @@ fn main() {
             since,
             &[
                 row("raw moka get_with", group, "moka_get_with", moka),
+                row(
+                    "raw quick_cache get_or_insert_with",
+                    group,
+                    "quick_cache_get_or_insert",
+                    moka,
+                ),
                 row("cached crate #[cached]", group, "cached_crate", moka),
                 row(
                     "cached crate #[concurrent_cached]",
@@ -54,6 +60,12 @@ fn main() {
                 row("cachette, no tag", group, "cachette_0_tags", cached),
                 row("cachette, 2 tags", group, "cachette_2_tags", moka),
                 row("cachette, 2 tags", group, "cachette_2_tags", cached),
+                row(
+                    "cachette, 2 tags",
+                    group,
+                    "cachette_2_tags",
+                    (group, "cachette_0_tags"),
+                ),
             ],
         );
     }

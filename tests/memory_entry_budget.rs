@@ -1,7 +1,7 @@
-//! The memory store counts an entry at what it costs: many distinct small entries (a key, a
-//! `u32`) churning through a store leave the process's resident memory within a small
-//! constant of the configured bytes, not a multiple of them. Own test binary, so that no
-//! other test's allocations move the resident size.
+//! The memory store counts an entry at what it costs: a million distinct small entries (a
+//! key, a `u32`) churning through a store leave the process's resident memory within 1.5 times
+//! the configured bytes (issue 15's target), not a multiple of them. Own test binary, so that
+//! no other test's allocations move the resident size.
 
 #[path = "support/rss.rs"]
 mod rss;
@@ -10,9 +10,9 @@ use rss::rss_bytes;
 
 use cachette::{Cache, Options};
 
-const BUDGET: u64 = 16 << 20;
-/// Enough distinct entries to fill the store about ten times over.
-const ENTRIES: u32 = 200_000;
+const BUDGET: u64 = 64 << 20;
+/// A million distinct keys: enough to fill the store several times over.
+const ENTRIES: u32 = 1_000_000;
 
 #[tokio::test(flavor = "current_thread")]
 async fn small_entries_keep_resident_memory_near_the_byte_budget() {
@@ -35,7 +35,7 @@ async fn small_entries_keep_resident_memory_near_the_byte_budget() {
     if let (Some(before), Some(after)) = (before, after) {
         let growth = after.saturating_sub(before);
         assert!(
-            growth < BUDGET + (16 << 20),
+            growth <= BUDGET * 3 / 2,
             "{ENTRIES} small entries grew the resident set by {} MB on a {} MB store",
             growth >> 20,
             BUDGET >> 20

@@ -1,7 +1,7 @@
-//! The memory store's tag versions count in its byte budget: a million distinct tags on a
-//! 1 MB store leave its accounting within the budget and the process's resident memory
-//! within a small constant of it (own test binary, so that no other test's allocations
-//! move the resident size).
+//! The memory store's tag versions count in its byte budget: a million distinct tags leave
+//! its accounting within the budget and the process's resident memory within 1.5 times it
+//! (issue 15's target), on a 64 MB store, and within a small constant of a 1 MB one (own test
+//! binary, so that no other test's allocations move the resident size).
 
 #[path = "support/rss.rs"]
 mod rss;
@@ -13,12 +13,20 @@ use cachette::{Cache, Options};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-const BUDGET: u64 = 1024 * 1024;
 const TAGS: usize = 1_000_000;
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_million_distinct_tags_stay_within_the_byte_budget() {
-    let cache = Cache::memory(BUDGET);
+    // One after the other in one test: resident memory is the process's.
+    flood(1024 * 1024, 64 * 1024 * 1024).await;
+    flood(64 * 1024 * 1024, 96 * 1024 * 1024).await;
+}
+
+/// A million distinct tags invalidated on a store of `budget` bytes: the accounting stays
+/// within the budget, the resident memory grows by at most `most` bytes, and the entry whose
+/// tag version the flood evicted is computed again.
+async fn flood(budget: u64, most: u64) {
+    let cache = Cache::memory(budget);
     let computed = Arc::new(AtomicU32::new(0));
     let get = |cache: Cache, computed: Arc<AtomicU32>| async move {
         cache
@@ -51,15 +59,16 @@ async fn a_million_distinct_tags_stay_within_the_byte_budget() {
          RSS before {before:?}, after {after:?}"
     );
     assert!(
-        weight + entries <= BUDGET,
-        "tag versions ({weight} B) and entries ({entries} B) over the budget of {BUDGET} B"
+        weight + entries <= budget,
+        "tag versions ({weight} B) and entries ({entries} B) over the budget of {budget} B"
     );
     if let (Some(before), Some(after)) = (before, after) {
         let growth = after.saturating_sub(before);
         assert!(
-            growth < 64 * 1024 * 1024,
-            "{TAGS} distinct tags grew the resident set by {} MB on a 1 MB store",
-            growth / (1024 * 1024)
+            growth <= most,
+            "{TAGS} distinct tags grew the resident set by {} MB on a {} MB store",
+            growth >> 20,
+            budget >> 20
         );
     }
 

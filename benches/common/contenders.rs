@@ -181,16 +181,18 @@ impl super::Contenders for RedisContenders {
     }
 }
 
-/// In-memory contenders: cachette's embedded store and a raw moka cache.
+/// In-memory contenders: cachette's embedded store, a raw moka cache and a raw quick_cache.
 #[derive(Clone)]
 pub struct MemoryContenders {
     pub svc: Arc<Svc>,
     pub moka: moka::future::Cache<u64, User>,
+    pub quick: Arc<quick_cache::sync::Cache<u64, User>>,
 }
 
 /// The memory hit benches, by name.
-pub const MEMORY_HITS: [&str; 5] = [
+pub const MEMORY_HITS: [&str; 6] = [
     "moka_get_with",
+    "quick_cache_get_or_insert",
     "cached_crate",
     "cached_crate_concurrent",
     "cachette_0_tags",
@@ -204,6 +206,7 @@ impl MemoryContenders {
                 cache: cachette::Cache::memory(256 << 20),
             }),
             moka: moka::future::Cache::builder().max_capacity(100_000).build(),
+            quick: Arc::new(quick_cache::sync::Cache::new(100_000)),
         }
     }
 
@@ -216,6 +219,10 @@ impl super::Contenders for MemoryContenders {
     async fn run(&self, which: &'static str, id: u64) {
         let u = match which {
             "moka_get_with" => self.moka.get_with(id, async move { compute(id) }).await,
+            "quick_cache_get_or_insert" => self
+                .quick
+                .get_or_insert_with(&id, || Ok::<_, std::convert::Infallible>(compute(id)))
+                .unwrap_or_else(|never| match never {}),
             "cached_crate" => cached_crate_mem_user(id).await,
             "cached_crate_concurrent" => cached_crate_concurrent_mem_user(id).await,
             "cachette_0_tags" => self.svc.user_t0(id).await,

@@ -145,7 +145,7 @@ pub mod __private {
         pub fn memory_evict_tag(cache: &Cache, tag: &str) -> bool {
             match cache.memory_backend() {
                 Some(m) => {
-                    m.evict_tag(&cache.tag_key(tag));
+                    m.evict_tag(&cache.store_tag_key(tag));
                     true
                 }
                 None => false,

@@ -101,16 +101,67 @@ impl Seen {
 /// Current tag versions (`None`: the tag key is missing).
 pub(crate) enum Versions {
     Owned(Vec<Option<String>>),
-    /// A store's own versions, shared rather than copied.
-    Shared(Vec<Option<Arc<str>>>),
+    /// A store's own versions, copied inline (no allocation for up to [`Versions::INLINE`]).
+    Inline(InlineVersions),
+}
+
+/// Versions held inline: the first [`Versions::INLINE`] in place, any more in `rest`.
+pub(crate) struct InlineVersions {
+    len: usize,
+    first: [Option<Version>; Versions::INLINE],
+    rest: Vec<Option<Version>>,
 }
 
 impl Versions {
+    /// Tags whose versions a lookup carries without allocating.
+    pub(crate) const INLINE: usize = 4;
+
+    /// The versions of `each`, in order.
+    #[inline]
+    pub(crate) fn inline(each: impl IntoIterator<Item = Option<Version>>) -> Versions {
+        let mut v = InlineVersions {
+            len: 0,
+            first: [None; Versions::INLINE],
+            rest: Vec::new(),
+        };
+        for version in each {
+            match v.first.get_mut(v.len) {
+                Some(slot) => *slot = version,
+                None => v.rest.push(version),
+            }
+            v.len = v.len.saturating_add(1);
+        }
+        Versions::Inline(v)
+    }
+
     /// The version of the `i`-th tag asked for.
     pub(crate) fn get(&self, i: usize) -> Option<&str> {
         match self {
             Versions::Owned(v) => v.get(i).and_then(Option::as_deref),
-            Versions::Shared(v) => v.get(i).and_then(Option::as_deref),
+            Versions::Inline(v) => {
+                let slot = match i.checked_sub(Versions::INLINE) {
+                    None => v.first.get(i),
+                    Some(j) => v.rest.get(j),
+                };
+                slot.and_then(Option::as_ref).map(Version::as_str)
+            }
+        }
+    }
+
+    /// Whether the `i`-th tag asked for has version `stored` (compared as bytes, without
+    /// checking text).
+    #[inline]
+    pub(crate) fn is(&self, i: usize, stored: &str) -> bool {
+        match self {
+            Versions::Owned(v) => v.get(i).and_then(Option::as_deref) == Some(stored),
+            Versions::Inline(v) => {
+                let slot = match i.checked_sub(Versions::INLINE) {
+                    None => v.first.get(i),
+                    Some(j) => v.rest.get(j),
+                };
+                slot.and_then(Option::as_ref)
+                    .is_some_and(|v| v.as_bytes() == stored.as_bytes())
+            }
         }
     }
 
@@ -118,18 +169,55 @@ impl Versions {
     pub(crate) fn len(&self) -> usize {
         match self {
             Versions::Owned(v) => v.len(),
-            Versions::Shared(v) => v.len(),
+            Versions::Inline(v) => v.len,
         }
     }
 
     pub(crate) fn into_owned(self) -> Vec<Option<String>> {
         match self {
             Versions::Owned(v) => v,
-            Versions::Shared(v) => v
-                .into_iter()
-                .map(|v| v.map(|v| String::from(&*v)))
+            Versions::Inline(_) => (0..self.len())
+                .map(|i| self.get(i).map(String::from))
                 .collect(),
         }
+    }
+}
+
+/// A tag version whose text is held inline (a store that counts its versions hands them out
+/// without allocating or sharing a reference count): the decimal digits of a number.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Version {
+    len: u8,
+    text: [u8; 20],
+}
+
+impl Version {
+    /// The version numbered `n`.
+    pub(crate) fn number(n: u64) -> Version {
+        let mut digits = itoa::Buffer::new();
+        let digits = digits.format(n).as_bytes();
+        let mut text = [0u8; 20];
+        let len = digits.len().min(text.len());
+        if let (Some(to), Some(from)) = (text.get_mut(..len), digits.get(..len)) {
+            to.copy_from_slice(from);
+        }
+        Version {
+            len: u8::try_from(len).unwrap_or(0),
+            text,
+        }
+    }
+
+    /// Its text's bytes.
+    #[inline]
+    fn as_bytes(&self) -> &[u8] {
+        self.text.get(..usize::from(self.len)).unwrap_or_default()
+    }
+
+    /// Its text.
+    #[inline]
+    pub(crate) fn as_str(&self) -> &str {
+        let digits = self.text.get(..usize::from(self.len)).unwrap_or_default();
+        std::str::from_utf8(digits).unwrap_or_default()
     }
 }
 

@@ -129,6 +129,12 @@ impl Cache {
             None => format!("{}:", config.namespace),
         };
         let tag_prefix = format!("{}#tag:", config.namespace);
+        // The memory store is the cache's alone: its tag versions are keyed by the tags
+        // themselves, so that a call's tags are its lookup's keys (nothing built per call).
+        let store_tag_prefix = match backend {
+            Backend::Memory(_) => String::new(),
+            _ => tag_prefix.clone(),
+        };
         let base_tag_keys = backend.base_keys().to_vec().into_boxed_slice();
         Cache {
             inner: Arc::new(Inner {
@@ -136,6 +142,7 @@ impl Cache {
                 config,
                 prefix,
                 tag_prefix,
+                store_tag_prefix,
                 base_tag_keys,
                 stats: Stats::default(),
                 flights: Flights::new(),

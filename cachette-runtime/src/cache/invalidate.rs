@@ -103,7 +103,10 @@ impl Cache {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let tag_keys: Vec<String> = tags.into_iter().map(|t| self.tag_key(t.as_ref())).collect();
+        let tag_keys: Vec<String> = tags
+            .into_iter()
+            .map(|t| self.store_tag_key(t.as_ref()))
+            .collect();
         if tag_keys.is_empty() {
             return Ok(());
         }

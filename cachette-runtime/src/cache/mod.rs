@@ -70,6 +70,9 @@ pub(crate) struct Inner {
     pub prefix: String,
     /// `namespace#tag:`
     pub tag_prefix: String,
+    /// What the store's tag keys start with: [`tag_prefix`](Self::tag_prefix), or nothing on
+    /// the memory store (a call's tags are then its lookup's keys, borrowed).
+    pub store_tag_prefix: String,
     /// Keys every lookup reads besides the call's tags: the store's base keys (the epoch key
     /// on Redis: its version comes after the tags' in a lookup's versions, and is stored in
     /// every entry under `EPOCH_TAG`), nothing on the other stores.
@@ -276,7 +279,7 @@ mod tests {
         let a = Cache::builder().memory(1 << 20).namespace("a").build()?;
         let b = Cache::builder().memory(1 << 20).namespace("b").build()?;
         let opts = Options::new().tags(["users", "user:1"]);
-        let expect = |c: &Cache| vec![c.tag_key("users"), c.tag_key("user:1")];
+        let expect = |c: &Cache| vec![c.store_tag_key("users"), c.store_tag_key("user:1")];
         assert!(matches!(a.call_tag_keys(&opts), Cow::Borrowed(_)));
         assert_eq!(a.call_tag_keys(&opts).to_vec(), expect(&a));
         // A clone of the cache is the same cache; another cache gets its own keys.
@@ -287,7 +290,7 @@ mod tests {
         let retagged = opts.clone().tags(["posts"]);
         assert_eq!(
             a.call_tag_keys(&retagged).to_vec(),
-            vec![a.tag_key("posts")]
+            vec![a.store_tag_key("posts")]
         );
         assert!(a.call_tag_keys(&Options::new()).is_empty());
         Ok(())

@@ -50,6 +50,16 @@ impl Cache {
         k
     }
 
+    /// The key under which the store keeps the version of `tag`: [`tag_key`](Self::tag_key),
+    /// or the tag itself on the memory store.
+    pub(crate) fn store_tag_key(&self, tag: &str) -> String {
+        let prefix = &self.inner.store_tag_prefix;
+        let mut k = String::with_capacity(prefix.len().saturating_add(tag.len()));
+        k.push_str(prefix);
+        k.push_str(tag);
+        k
+    }
+
     /// The backend key of a fill lock or a user lock: `namespace#lock:name`.
     pub(crate) fn lock_key(&self, name: &str) -> String {
         format!("{}#lock:{}", self.inner.config.namespace, name)
@@ -97,13 +107,17 @@ impl Cache {
         }
     }
 
-    /// The backend keys of a call's tags, built once per options value and cache: the options
-    /// of a `#[cached]` call site whose tags interpolate no argument live in a static, so its
-    /// calls build no tag key. Options built per call pay what they did before.
+    /// The backend keys of a call's tags: on the memory store the tags themselves, borrowed;
+    /// elsewhere built once per options value and cache (the options of a `#[cached]` call
+    /// site whose tags interpolate no argument live in a static, so its calls build no tag
+    /// key; options built per call build them per call).
     #[inline]
     pub(crate) fn call_tag_keys<'o>(&'o self, opts: &'o Options) -> Cow<'o, [String]> {
         if opts.tags.is_empty() {
             return Cow::Borrowed(&self.inner.base_tag_keys);
+        }
+        if self.inner.store_tag_prefix.is_empty() && self.inner.base_tag_keys.is_empty() {
+            return Cow::Borrowed(&opts.tags);
         }
         self.built_tag_keys(opts)
     }
@@ -134,6 +148,6 @@ impl Cache {
         if tags.is_empty() {
             return Vec::new();
         }
-        tags.iter().map(|t| self.tag_key(t)).collect()
+        tags.iter().map(|t| self.store_tag_key(t)).collect()
     }
 }

@@ -124,10 +124,10 @@ impl CacheBuilder {
     }
 
     /// Use the embedded memory store, bounded by `max_bytes` in all: entries (key, serialized
-    /// value and 640 B of bookkeeping each, what an entry measurably costs) and tag versions
-    /// (key, version and 320 B each, moka's cost of one). Tag versions may use a quarter of the budget, the entries the
-    /// rest; when the tag versions' share is full, the least recently used are dropped, which
-    /// invalidates the entries carrying them (never makes one valid). So a store of a few
+    /// value and 480 B of bookkeeping each, what an entry measurably costs) and tag versions
+    /// (key and 120 B each, likewise). Tag versions may use a quarter of the budget, the
+    /// entries the rest; when the tag versions' share is full, those not read lately are
+    /// dropped, which invalidates the entries carrying them (never makes one valid). So a store of a few
     /// kilobytes keeps too few tag versions to serve tagged entries: give it at least a few
     /// hundred kilobytes.
     ///

@@ -18,8 +18,8 @@ mod validate;
 
 pub(crate) use builder::Undefined;
 pub use builder::{CacheBuilder, parse_duration};
-pub(crate) use options::push_unique;
 pub use options::{EarlyRefresh, LockOptions, Options, Ttl};
+pub(crate) use options::{Tags, push_unique};
 pub(crate) use settings::{BackendChoice, Config};
 
 pub(crate) use crate::clock::MAX_DURATION;

@@ -5,13 +5,16 @@ use super::*;
 
 /// Appends each of `tags` not already in `into`, in order: a call's tags, each once
 /// ([`Options::tags`], and the options the macros build per call).
-pub(crate) fn push_unique(into: &mut Vec<String>, tags: impl IntoIterator<Item = String>) {
+pub(crate) fn push_unique(into: &mut Tags, tags: impl IntoIterator<Item = String>) {
     for t in tags {
         if !into.contains(&t) {
             into.push(t);
         }
     }
 }
+
+/// A call's tags: up to four held inline (options built per call allocate no vector).
+pub(crate) type Tags = smallvec::SmallVec<[String; 4]>;
 
 /// Probabilistic early refresh (XFetch, Vattani et al., VLDB 2015): a hit with `Δ` left
 /// before expiry recomputes early with probability `exp(-Δ / (β·δ))`, `δ` being how long the
@@ -87,7 +90,7 @@ impl From<Duration> for Ttl {
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     pub(crate) ttl: Ttl,
-    pub(crate) tags: Vec<String>,
+    pub(crate) tags: Tags,
     pub(crate) name: Cow<'static, str>,
     pub(crate) stale: Duration,
     pub(crate) stale_if_error: Duration,
@@ -105,7 +108,7 @@ impl Options {
     pub fn new() -> Self {
         Options {
             ttl: Ttl::Default,
-            tags: Vec::new(),
+            tags: Tags::new(),
             name: Cow::Borrowed("manual"),
             stale: Duration::ZERO,
             stale_if_error: Duration::ZERO,

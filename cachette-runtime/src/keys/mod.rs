@@ -73,8 +73,11 @@
 //! ```
 
 pub mod hash;
+mod text;
 mod typed;
 
+#[doc(hidden)]
+pub use text::KeyText;
 pub use typed::{Key, Pattern, Tag};
 
 use std::borrow::Cow;
@@ -100,6 +103,35 @@ fn may_need_escape(b: u8) -> bool {
 
 /// Appends `value` to `out`, escaped as described in the [module docs](self).
 pub fn escape_into(out: &mut String, value: &str) {
+    escape_onto(out, value);
+}
+
+/// Text a value can be escaped onto.
+trait Text {
+    fn push_str(&mut self, s: &str);
+    fn push(&mut self, c: char);
+}
+
+impl Text for String {
+    fn push_str(&mut self, s: &str) {
+        String::push_str(self, s);
+    }
+    fn push(&mut self, c: char) {
+        String::push(self, c);
+    }
+}
+
+impl Text for KeyText {
+    fn push_str(&mut self, s: &str) {
+        KeyText::push_str(self, s);
+    }
+    fn push(&mut self, c: char) {
+        KeyText::push(self, c);
+    }
+}
+
+/// [`escape_into`] onto any [`Text`].
+fn escape_onto(out: &mut impl Text, value: &str) {
     // Most values (numbers, ids, words) need no escaping: one pass over the bytes.
     if !value.bytes().any(may_need_escape) {
         out.push_str(value);
@@ -135,11 +167,11 @@ pub fn escape(value: &str) -> Cow<'_, str> {
 }
 
 /// A `fmt::Write` adapter that escapes everything written through it.
-struct EscapingWriter<'a>(&'a mut String);
+struct EscapingWriter<'a>(&'a mut KeyText);
 
 impl fmt::Write for EscapingWriter<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        escape_into(self.0, s);
+        escape_onto(self.0, s);
         Ok(())
     }
 }
@@ -158,7 +190,8 @@ impl fmt::Write for EscapingWriter<'_> {
 /// ```
 #[derive(Debug, Default, Clone)]
 pub struct KeyBuilder {
-    buf: String,
+    /// Inline when short: a short full key costs a hit no allocation.
+    buf: KeyText,
 }
 
 impl KeyBuilder {
@@ -170,7 +203,7 @@ impl KeyBuilder {
     /// An empty builder with room for `capacity` bytes.
     pub fn with_capacity(capacity: usize) -> Self {
         Self {
-            buf: String::with_capacity(capacity),
+            buf: KeyText::on_heap(capacity),
         }
     }
 
@@ -180,7 +213,7 @@ impl KeyBuilder {
     #[doc(hidden)]
     pub fn for_cache(cache: &crate::Cache, capacity: usize) -> Self {
         let prefix = cache.key_prefix();
-        let mut buf = String::with_capacity(prefix.len().saturating_add(capacity));
+        let mut buf = KeyText::with_capacity(prefix.len().saturating_add(capacity));
         buf.push_str(prefix);
         Self { buf }
     }
@@ -201,6 +234,11 @@ impl KeyBuilder {
 
     /// The finished body.
     pub fn finish(self) -> String {
+        self.buf.into_string()
+    }
+
+    /// The finished body, inline when short.
+    pub(crate) fn finish_inline(self) -> KeyText {
         self.buf
     }
 }

@@ -134,7 +134,7 @@ impl Site {
         tags: impl IntoIterator<Item = String>,
         count: usize,
     ) -> Options {
-        let mut unique: Vec<String> = Vec::with_capacity(count);
+        let mut unique = crate::config::Tags::with_capacity(count);
         crate::config::push_unique(&mut unique, tags);
         Options {
             ttl: self.ttl.ttl(),
@@ -266,7 +266,7 @@ pub struct Ready<C, S> {
     /// The cache, and what the options are built from: the call's tags, or the site
     /// ([`Target`]).
     pub(super) target: C,
-    pub(super) key: Result<String, HashError>,
+    pub(super) key: Result<KeyText, HashError>,
     pub(super) site: &'static Site,
     pub(super) stored: Stored<S>,
 }
@@ -391,8 +391,8 @@ impl<C: CallTarget, T> Ready<C, Option<T>> {
 
 /// Where a `#[cached]` call goes, by call mode and key.
 pub(super) enum Begin {
-    /// A cached call of this full key: what nearly every call is.
-    Normal(String),
+    /// A cached call of this full key: what nearly every call is (inline when short).
+    Normal(KeyText),
     /// Any other mode, or a key that could not be built ([`special`]).
     Special(Special),
 }
@@ -412,7 +412,7 @@ pub(super) enum Special {
 /// Takes the call mode (see the module's documentation) and sorts the call out: inlined for
 /// what nearly every call is, a normal call of a key that was built.
 #[inline]
-pub(super) fn begin(cache: &Cache, key: Result<String, HashError>, opts: &Options) -> Begin {
+pub(super) fn begin(cache: &Cache, key: Result<KeyText, HashError>, opts: &Options) -> Begin {
     let mode = take_mode();
     match key {
         Ok(key) if mode == Mode::Normal => Begin::Normal(key),
@@ -421,7 +421,8 @@ pub(super) fn begin(cache: &Cache, key: Result<String, HashError>, opts: &Option
 }
 
 /// [`begin`] in `mode`.
-fn begin_in(mode: Mode, cache: &Cache, key: Result<String, HashError>, opts: &Options) -> Begin {
+fn begin_in(mode: Mode, cache: &Cache, key: Result<KeyText, HashError>, opts: &Options) -> Begin {
+    let key = key.map(KeyText::into_string);
     if mode == Mode::Capture {
         CAPTURED.with(|c| {
             *c.borrow_mut() = Some(Captured::Key {
@@ -440,7 +441,7 @@ fn begin_in(mode: Mode, cache: &Cache, key: Result<String, HashError>, opts: &Op
             Begin::Special(Special::Uncached)
         }
         Ok(key) if mode == Mode::Refresh => Begin::Special(Special::Refresh(key)),
-        Ok(key) => Begin::Normal(key),
+        Ok(key) => Begin::Normal(key.into()),
     }
 }
 

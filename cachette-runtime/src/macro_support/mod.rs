@@ -37,6 +37,7 @@ use crate::config::Options;
 use crate::config::{EarlyRefresh, LockOptions, Ttl};
 use crate::error::Error;
 use crate::keys::KeyBuilder;
+use crate::keys::KeyText;
 use crate::keys::hash::{ArgsHasher, HashError};
 use crate::policy::{DecodedCopy, ReturnPolicy};
 use crate::stats::rate_limited;

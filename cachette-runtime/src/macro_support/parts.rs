@@ -209,21 +209,21 @@ pub fn string<K: Template>(parts: K) -> String {
 pub trait KeySource {
     /// The full key in `cache` (its `namespace[:version]:` prefix, then the key), or why it
     /// could not be built.
-    fn full_key(self, cache: &Cache) -> Result<String, HashError>;
+    fn full_key(self, cache: &Cache) -> Result<KeyText, HashError>;
 }
 
 impl<K: Template> KeySource for K {
     #[inline]
-    fn full_key(self, cache: &Cache) -> Result<String, HashError> {
+    fn full_key(self, cache: &Cache) -> Result<KeyText, HashError> {
         let mut key = KeyBuilder::for_cache(cache, self.capacity());
         self.write(&mut key);
-        Ok(key.finish())
+        Ok(key.finish_inline())
     }
 }
 
 impl KeySource for HashKey {
     #[inline]
-    fn full_key(mut self, cache: &Cache) -> Result<String, HashError> {
-        self.finish_for(cache)
+    fn full_key(mut self, cache: &Cache) -> Result<KeyText, HashError> {
+        self.finish_for(cache).map(KeyText::from)
     }
 }

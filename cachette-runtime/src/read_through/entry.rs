@@ -123,8 +123,14 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = R>,
     {
-        self.cached_full(self.full_key(key.as_ref()), opts, policy, None, compute)
-            .await
+        self.cached_full(
+            self.full_key(key.as_ref()).into(),
+            opts,
+            policy,
+            None,
+            compute,
+        )
+        .await
     }
 
     /// [`cached_with`](Self::cached_with) of a full key (namespace included), letting the
@@ -132,7 +138,7 @@ impl Cache {
     /// `#[cached]` calls).
     pub(crate) async fn cached_full<R, P, F, Fut>(
         &self,
-        full_key: String,
+        full_key: KeyText,
         opts: &Options,
         policy: P,
         decoded: Option<DecodedCopy<P::Stored>>,
@@ -183,14 +189,14 @@ impl Cache {
     /// allocation): a loop of hits lets the runtime's other tasks run.
     async fn first_look<'o, R, P: ReturnPolicy<R>>(
         &'o self,
-        full_key: String,
+        full_key: KeyText,
         opts: &'o Options,
         policy: &'o P,
         decoded: Option<DecodedCopy<P::Stored>>,
         span: &tracing::Span,
     ) -> ControlFlow<R, Start<'o, R, P>> {
         if !self.store().answers_now() {
-            return ControlFlow::Continue(Start::Key(full_key));
+            return ControlFlow::Continue(Start::Key(full_key.into_string()));
         }
         tokio::task::coop::consume_budget().await;
         let started = Instant::now();
@@ -206,7 +212,7 @@ impl Cache {
     /// [`run`](Self::run)); anything else is handed to `run` with what was found.
     fn look_now<'o, R, P: ReturnPolicy<R>>(
         &'o self,
-        full_key: String,
+        full_key: KeyText,
         opts: &'o Options,
         policy: &'o P,
         decoded: Option<DecodedCopy<P::Stored>>,
@@ -217,15 +223,16 @@ impl Cache {
         // TTL only when a fill may follow.
         let profile_ttl = matches!(opts.ttl, crate::config::Ttl::Profile(_))
             .then(|| self.ttl_for(&opts.ttl, &opts.name));
-        let mark = self.flights().mark(&full_key);
-        let Some(found) = self.store().lookup_now(&full_key, &tag_keys) else {
-            return Err(Start::Key(full_key));
+        let key = full_key.as_str();
+        let mark = self.flights().mark(key);
+        let Some(found) = self.store().lookup_now(key, &tag_keys) else {
+            return Err(Start::Key(full_key.into_string()));
         };
-        let (state, now_ms) = self.classify_now(&full_key, &tag_keys, opts, decoded, &found);
+        let (state, now_ms) = self.classify_now(key, &tag_keys, opts, decoded, &found);
         let refresh_early = match state {
             Freshness::Fresh(value, meta) if !self.refresh_early(opts, meta, now_ms) => {
                 self.recorder().record_hit(&opts.name, started);
-                tracing::debug!(cache = %opts.name, key = %full_key, "cache hit");
+                tracing::debug!(cache = %opts.name, key = %key, "cache hit");
                 report(CallOutcome::Hit);
                 return Ok(policy.restore(value));
             }
@@ -237,7 +244,7 @@ impl Cache {
             cache: self,
             opts,
             policy,
-            full_key,
+            full_key: full_key.into_string(),
             tag_keys,
             ttl,
             decoded,
@@ -318,8 +325,14 @@ impl Cache {
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = R> + Send + 'static,
     {
-        self.cached_spawn_full(self.full_key(key.as_ref()), opts, policy, None, compute)
-            .await
+        self.cached_spawn_full(
+            self.full_key(key.as_ref()).into(),
+            opts,
+            policy,
+            None,
+            compute,
+        )
+        .await
     }
 
     /// [`cached_with_spawn`](Self::cached_with_spawn) of a full key, with the memory fast
@@ -327,7 +340,7 @@ impl Cache {
     /// background_refresh)]` calls).
     pub(crate) async fn cached_spawn_full<R, P, F, Fut>(
         &self,
-        full_key: String,
+        full_key: KeyText,
         opts: &Options,
         policy: P,
         decoded: Option<DecodedCopy<P::Stored>>,

@@ -170,7 +170,7 @@ impl Cache {
         match self.check_entry(entry, tags, versions, decoded) {
             Checked::Done(check) => Ok(check),
             Checked::Extra { extra, valid } => {
-                let keys: Vec<String> = extra.iter().map(|(t, _)| self.tag_key(t)).collect();
+                let keys: Vec<String> = extra.iter().map(|(t, _)| self.store_tag_key(t)).collect();
                 let still = match self.store().versions_now(&keys) {
                     Some(now) => extra_still_valid(&extra, (0..keys.len()).map(|i| now.get(i))),
                     None => {
@@ -196,7 +196,7 @@ impl Cache {
         Ok(match self.check_entry(entry, tags, versions, decoded) {
             Checked::Done(check) => check,
             Checked::Extra { extra, valid } => {
-                let keys: Vec<String> = extra.iter().map(|(t, _)| self.tag_key(t)).collect();
+                let keys: Vec<String> = extra.iter().map(|(t, _)| self.store_tag_key(t)).collect();
                 match self.store().versions_now(&keys) {
                     Some(now) if extra_still_valid(&extra, (0..keys.len()).map(|i| now.get(i))) => {
                         valid
@@ -355,7 +355,7 @@ impl Cache {
         if self.pending().any()
             && entry_tags
                 .iter()
-                .any(|(t, _)| self.pending().blocks_tag(&self.tag_key(t.as_ref())))
+                .any(|(t, _)| self.pending().blocks_tag(&self.store_tag_key(t.as_ref())))
         {
             return None;
         }
@@ -366,7 +366,7 @@ impl Cache {
             }
             match tags.iter().position(|t| t.as_str() == tag.as_ref()) {
                 Some(i) => {
-                    if versions.get(i) != Some(stored.as_ref()) {
+                    if !versions.is(i, stored.as_ref()) {
                         return None;
                     }
                 }

@@ -31,6 +31,7 @@ use crate::codec::{self, Meta, WholeError};
 use crate::config::{EarlyRefresh, LockOptions, MAX_DURATION, Options, Ttl};
 use crate::error::{Error, Result};
 use crate::flight::{self, Basis, LeaderGuard, Mark, Outcome, Role, View};
+use crate::keys::KeyText;
 use crate::lossless;
 use crate::observe::{CallOutcome, report};
 use crate::policy::{CacheValue, DecodedCopy, Fallible, Plain, ReturnPolicy};
