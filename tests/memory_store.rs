@@ -23,8 +23,8 @@ async fn memory_store_stays_within_its_byte_budget() {
         count > 100 && count < 10_000,
         "evicted down to the budget: {count} entries"
     );
-    // What is kept is served (moka's TinyLFU admission decides which entries stay, so this
-    // does not ask for the most recent ones).
+    // What is kept is served (CLOCK eviction decides which entries stay, so this does not
+    // ask for the most recent ones).
     let mut present = 0;
     for i in 0..10_000 {
         if cache

@@ -248,8 +248,8 @@ pub struct BackendStats {
     pub maxmemory_bytes: Option<u64>,
     /// Redis `maxmemory_policy` (`noeviction`, `allkeys-lru`, ...): what Redis does when
     /// full, which decides whether entries, tag keys and fences may be evicted (see
-    /// ARCHITECTURE.md, *Not guaranteed*). `None` on the memory store (moka evicts entries by
-    /// TinyLFU and tag versions by LRU, within its budget).
+    /// ARCHITECTURE.md, *Not guaranteed*). `None` on the memory store (it evicts entries and
+    /// tag versions by CLOCK, within its budget).
     pub eviction_policy: Option<String>,
 }
 
