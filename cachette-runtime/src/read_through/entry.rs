@@ -123,14 +123,9 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = R>,
     {
-        self.cached_full(
-            self.full_key(key.as_ref()).into(),
-            opts,
-            policy,
-            None,
-            compute,
-        )
-        .await
+        let full_key = self.full_key(key.as_ref()).into();
+        self.cached_full(full_key, opts, policy, None, compute)
+            .await
     }
 
     /// [`cached_with`](Self::cached_with) of a full key (namespace included), letting the
@@ -325,14 +320,9 @@ impl Cache {
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = R> + Send + 'static,
     {
-        self.cached_spawn_full(
-            self.full_key(key.as_ref()).into(),
-            opts,
-            policy,
-            None,
-            compute,
-        )
-        .await
+        let full_key = self.full_key(key.as_ref()).into();
+        self.cached_spawn_full(full_key, opts, policy, None, compute)
+            .await
     }
 
     /// [`cached_with_spawn`](Self::cached_with_spawn) of a full key, with the memory fast
