@@ -284,7 +284,10 @@ pub(crate) trait Store {
 
     /// [`lookup`](Self::lookup) without awaiting, for a store that can (`None`: it cannot;
     /// use `lookup`). Does not spend the cooperative budget.
-    fn lookup_now(&self, _key: &str, _tag_keys: &[String]) -> Option<Found> {
+    ///
+    /// `now`: the instant the caller read the clock at, which the store judges expiry at (a
+    /// store that answers now need not read it again).
+    fn lookup_now(&self, _key: &str, _tag_keys: &[String], _now: Instant) -> Option<Found> {
         None
     }
 

@@ -19,7 +19,7 @@ pub use contract::BackendStats;
 pub(crate) use contract::{EPOCH_TAG, Found, Seen, Store, Stored, Versions, new_version};
 
 use crate::error::Result;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What one Redis lookup brings back: the entry's bytes and the current version of each tag
 /// asked for (`None`: the tag key is missing, which makes entries carrying it invalid).
@@ -92,8 +92,8 @@ impl Store for Backend {
     }
 
     #[inline]
-    fn lookup_now(&self, key: &str, tag_keys: &[String]) -> Option<Found> {
-        each!(self, s => s.lookup_now(key, tag_keys))
+    fn lookup_now(&self, key: &str, tag_keys: &[String], now: Instant) -> Option<Found> {
+        each!(self, s => s.lookup_now(key, tag_keys, now))
     }
 
     fn versions_now(&self, tag_keys: &[String]) -> Option<Versions> {

@@ -33,7 +33,8 @@ impl Cache {
             .unwrap_or(full_key)
     }
 
-    /// The backend key holding the current version of `tag`: `namespace#tag:tag`.
+    /// The Redis key holding the current version of `tag`: `namespace#tag:tag` (the memory
+    /// store, one cache's alone, keys its versions by the tag itself).
     ///
     /// ```
     /// # use cachette_runtime::Cache;

@@ -207,6 +207,13 @@ impl KeyBuilder {
         }
     }
 
+    /// A builder writing after what `buffer` holds (a string to reuse).
+    pub(crate) fn from_buffer(buffer: String) -> Self {
+        Self {
+            buf: KeyText::from(buffer),
+        }
+    }
+
     /// A builder of the full key of a call of `cache`: it starts with the cache's
     /// `namespace[:version]:` prefix, with room for `capacity` more bytes (what `#[cached]`
     /// generates; [`finish`](Self::finish) then gives the full key, not a body).

@@ -2,6 +2,7 @@
 //! key is built into one, so that a hit of a short key allocates nothing for it; it becomes a
 //! `String` only where one is kept (a miss, a fill, a flight).
 
+use arrayvec::ArrayString;
 use std::fmt;
 
 /// Bytes of text held inline.
@@ -13,18 +14,15 @@ pub struct KeyText(Repr);
 
 #[derive(Clone)]
 enum Repr {
-    /// Short text: its bytes (always UTF-8: only whole `&str`s are appended).
-    Inline { len: u8, bytes: [u8; INLINE] },
+    /// Short text (`ArrayString` hands it out as `&str` without checking it again).
+    Inline(ArrayString<INLINE>),
     /// Longer text.
     Heap(String),
 }
 
 impl Default for Repr {
     fn default() -> Self {
-        Repr::Inline {
-            len: 0,
-            bytes: [0; INLINE],
-        }
+        Repr::Inline(ArrayString::new())
     }
 }
 
@@ -48,17 +46,13 @@ impl KeyText {
     #[inline]
     pub(crate) fn push_str(&mut self, s: &str) {
         match &mut self.0 {
-            Repr::Inline { len, bytes } => {
-                let at = usize::from(*len);
-                let end = at.saturating_add(s.len());
-                if let Some(to) = bytes.get_mut(at..end) {
-                    to.copy_from_slice(s.as_bytes());
-                    *len = u8::try_from(end).unwrap_or(u8::MAX);
-                } else {
-                    let mut text = String::with_capacity(end.saturating_mul(2));
-                    text.push_str(self.as_str());
-                    text.push_str(s);
-                    self.0 = Repr::Heap(text);
+            Repr::Inline(text) => {
+                if text.try_push_str(s).is_err() {
+                    let mut heap =
+                        String::with_capacity(text.len().saturating_add(s.len()).saturating_mul(2));
+                    heap.push_str(text);
+                    heap.push_str(s);
+                    self.0 = Repr::Heap(heap);
                 }
             }
             Repr::Heap(text) => text.push_str(s),
@@ -75,10 +69,7 @@ impl KeyText {
     #[inline]
     pub fn as_str(&self) -> &str {
         match &self.0 {
-            Repr::Inline { len, bytes } => {
-                let text = bytes.get(..usize::from(*len)).unwrap_or_default();
-                std::str::from_utf8(text).unwrap_or_default()
-            }
+            Repr::Inline(text) => text,
             Repr::Heap(text) => text,
         }
     }
@@ -87,7 +78,7 @@ impl KeyText {
     pub fn into_string(self) -> String {
         match self.0 {
             Repr::Heap(text) => text,
-            Repr::Inline { .. } => self.as_str().to_owned(),
+            Repr::Inline(text) => text.as_str().to_owned(),
         }
     }
 }
@@ -114,7 +105,7 @@ mod tests {
         t.push_str("ns:");
         t.push('é');
         t.push_str("user:42");
-        assert!(matches!(t.0, Repr::Inline { .. }));
+        assert!(matches!(t.0, Repr::Inline(_)));
         assert_eq!(t.as_str(), "ns:éuser:42");
         let long = "x".repeat(INLINE);
         t.push_str(&long);
@@ -125,7 +116,7 @@ mod tests {
         let mut exact = KeyText(Repr::default());
         exact.push_str(&long);
         assert!(
-            matches!(exact.0, Repr::Inline { .. }),
+            matches!(exact.0, Repr::Inline(_)),
             "exactly the inline room"
         );
         assert_eq!(exact.into_string(), long);

@@ -206,6 +206,12 @@ pub trait CallOptions {
     type Built: Borrow<Options>;
     /// The options of a call at `site`.
     fn build(self, site: &'static Site) -> Self::Built;
+    /// Done with the options of a call: what they can give back (their tags' strings, to
+    /// this thread's pool) is given back.
+    #[inline]
+    fn recycle(built: Self::Built) {
+        let _ = built;
+    }
 }
 
 impl<const N: usize> CallOptions for [String; N] {
@@ -214,6 +220,13 @@ impl<const N: usize> CallOptions for [String; N] {
     #[inline]
     fn build(self, site: &'static Site) -> Options {
         site.build_tagged(self, N)
+    }
+
+    #[inline]
+    fn recycle(mut built: Options) {
+        for tag in built.tags.drain(..) {
+            super::tag_pool::give(tag);
+        }
     }
 }
 
@@ -310,9 +323,9 @@ impl<C: CallTarget, S> Ready<C, S> {
     {
         let (cache, opts) = self.target.split();
         let cache = cache.as_cache();
-        let opts = opts.build(self.site);
-        let opts: &Options = opts.borrow();
-        match begin(cache, self.key, opts) {
+        let built = opts.build(self.site);
+        let opts: &Options = built.borrow();
+        let returned = match begin(cache, self.key, opts) {
             Begin::Normal(key) => {
                 cache
                     .cached_full(key, opts, policy, self.stored.decoded, compute)
@@ -330,7 +343,9 @@ impl<C: CallTarget, S> Ready<C, S> {
                 ))
                 .await
             }
-        }
+        };
+        <<C as CallTarget>::Options as CallOptions>::recycle(built);
+        returned
     }
 }
 

@@ -65,6 +65,7 @@ mod invalidates;
 mod modes;
 mod parts;
 mod probes;
+mod tag_pool;
 mod write_through;
 
 pub use cached_calls::*;

@@ -120,7 +120,7 @@ macro_rules! tuples {
 
             #[inline]
             fn options(self) -> Self::Tags {
-                [$(string(self.$i)),*]
+                [$(tag_string(self.$i)),*]
             }
         }
     )*};
@@ -200,6 +200,15 @@ impl TagList for () {
 #[inline]
 pub fn string<K: Template>(parts: K) -> String {
     let mut key = KeyBuilder::with_capacity(parts.capacity());
+    parts.write(&mut key);
+    key.finish()
+}
+
+/// A per-call tag of a `#[cached]` call's options, into a string from this thread's pool
+/// (given back when the call ends: `tag_pool.rs`).
+#[inline]
+fn tag_string<K: Template>(parts: K) -> String {
+    let mut key = KeyBuilder::from_buffer(super::tag_pool::take(parts.capacity()));
     parts.write(&mut key);
     key.finish()
 }

@@ -220,7 +220,7 @@ impl Cache {
             .then(|| self.ttl_for(&opts.ttl, &opts.name));
         let key = full_key.as_str();
         let mark = self.flights().mark(key);
-        let Some(found) = self.store().lookup_now(key, &tag_keys) else {
+        let Some(found) = self.store().lookup_now(key, &tag_keys, started) else {
             return Err(Start::Key(full_key.into_string()));
         };
         let (state, now_ms) = self.classify_now(key, &tag_keys, opts, decoded, &found);

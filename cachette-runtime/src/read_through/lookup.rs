@@ -34,7 +34,10 @@ impl Cache {
         opts: &Options,
         decoded: Option<DecodedCopy<S>>,
     ) -> Lookup<S> {
-        if let Some(found) = self.store().lookup_now(full_key, tag_keys) {
+        if let Some(found) = self
+            .store()
+            .lookup_now(full_key, tag_keys, std::time::Instant::now())
+        {
             return self.looked_now(full_key, tag_keys, opts, decoded, found);
         }
         self.ensure_pending_worker();
@@ -334,9 +337,21 @@ impl Cache {
         tags: &[String],
         versions: &Versions,
     ) -> Option<Vec<(&'a str, &'a str)>> {
-        if !tags
-            .iter()
-            .all(|t| entry_tags.iter().any(|(et, _)| et.as_ref() == t.as_str()))
+        // The common case: the entry carries the call's tags in the call's order (it was
+        // stored by this call site), then at most the epoch: each tag is compared once.
+        let in_order = entry_tags.len() >= tags.len()
+            && entry_tags
+                .iter()
+                .zip(tags)
+                .all(|((et, _), t)| et.as_ref() == t.as_str())
+            && entry_tags
+                .iter()
+                .skip(tags.len())
+                .all(|(t, _)| t.as_ref() == EPOCH_TAG);
+        if !in_order
+            && !tags
+                .iter()
+                .all(|t| entry_tags.iter().any(|(et, _)| et.as_ref() == t.as_str()))
         {
             return None;
         }
@@ -358,6 +373,14 @@ impl Cache {
                 .any(|(t, _)| self.pending().blocks_tag(&self.store_tag_key(t.as_ref())))
         {
             return None;
+        }
+        if in_order {
+            let current = entry_tags
+                .iter()
+                .take(tags.len())
+                .enumerate()
+                .all(|(i, (_, stored))| versions.is(i, stored.as_ref()));
+            return current.then(Vec::new);
         }
         let mut extra = Vec::new();
         for (tag, stored) in entry_tags {

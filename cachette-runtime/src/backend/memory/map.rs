@@ -2,7 +2,8 @@
 //! (second-chance) eviction. It holds the memory store's entries and tag versions, and is
 //! what a near cache keeps its decoded values in: it knows nothing of where values come from.
 //!
-//! - **Sharded.** Keys hash (xxh3) to one of up to 64 shards, each a `RwLock` over a dense
+//! - **Sharded.** Keys hash (xxh3, seeded at random per map, so that keys chosen by a client
+//!   cannot be made to collide) to one of up to 64 shards, each a `RwLock` over a dense
 //!   vector of slots and a `hashbrown` index into it. A read takes its shard's read lock, finds
 //!   the slot, checks its expiry and hands out what the caller reads of the value: no
 //!   allocation, no queue, no maintenance on the read path.
@@ -48,6 +49,8 @@ pub(crate) enum Op<V> {
 /// A concurrent map bounded in bytes (see the module's documentation).
 pub(crate) struct ClockMap<V> {
     shards: Box<[Shard<V>]>,
+    /// The hash's seed, drawn when the map is made.
+    seed: u64,
     /// `shards.len() - 1`.
     mask: u64,
     budget: u64,
@@ -85,10 +88,6 @@ impl<V> Slot<V> {
     }
 }
 
-fn hash_of(key: &str) -> u64 {
-    xxhash_rust::xxh3::xxh3_64(key.as_bytes())
-}
-
 impl<V> ClockMap<V> {
     /// A map of at most `budget` bytes (by its entries' weights).
     pub(crate) fn new(budget: u64) -> Self {
@@ -108,12 +107,17 @@ impl<V> ClockMap<V> {
             .collect();
         ClockMap {
             shards,
+            seed: rand::random(),
             mask: (n as u64).saturating_sub(1),
             budget,
             bytes: AtomicU64::new(0),
             evictions: AtomicU64::new(0),
             spill: AtomicU64::new(0),
         }
+    }
+
+    fn hash_of(&self, key: &str) -> u64 {
+        xxhash_rust::xxh3::xxh3_64_with_seed(key.as_bytes(), self.seed)
     }
 
     fn shard_of(&self, hash: u64) -> &Shard<V> {
@@ -133,7 +137,7 @@ impl<V> ClockMap<V> {
     /// `read` of the value at `key`, if it is live at `now`; marks it visited.
     #[inline]
     pub(crate) fn get<R>(&self, key: &str, now: Instant, read: impl FnOnce(&V) -> R) -> Option<R> {
-        let hash = hash_of(key);
+        let hash = self.hash_of(key);
         let slots = Self::read(self.shard_of(hash));
         let slot = slots.find(hash, key)?;
         if !slot.live(now) {
@@ -154,7 +158,7 @@ impl<V> ClockMap<V> {
         now: Instant,
         decide: impl FnOnce(Option<&V>) -> (Op<V>, R),
     ) -> R {
-        let hash = hash_of(key);
+        let hash = self.hash_of(key);
         let shard = self.shard_of(hash);
         let mut slots = Self::write(shard);
         let at = slots.position(hash, key);

@@ -85,12 +85,11 @@ impl MemoryBackend {
         }
     }
 
-    /// The entry at `key`, the current version of each of `tag_keys` (copied inline), and
-    /// the instant the entry was read at (its expiry was judged then).
+    /// The entry at `key` live at `now`, the current version of each of `tag_keys` (copied
+    /// inline), and `now` as the instant the entry was read at.
     #[inline]
-    pub(crate) fn lookup(&self, key: &str, tag_keys: &[String]) -> Found {
+    pub(crate) fn lookup(&self, key: &str, tag_keys: &[String], now: Instant) -> Found {
         let patterns = self.patterns.load(Ordering::Acquire);
-        let now = Instant::now();
         let entry = self.entries.get(key, now, Arc::clone);
         let read_at = entry.as_ref().map(|_| now);
         Found {
@@ -277,8 +276,8 @@ impl Store for MemoryBackend {
     }
 
     #[inline]
-    fn lookup_now(&self, key: &str, tag_keys: &[String]) -> Option<Found> {
-        Some(self.lookup(key, tag_keys))
+    fn lookup_now(&self, key: &str, tag_keys: &[String], now: Instant) -> Option<Found> {
+        Some(self.lookup(key, tag_keys, now))
     }
 
     fn versions_now(&self, tag_keys: &[String]) -> Option<Versions> {
@@ -288,7 +287,7 @@ impl Store for MemoryBackend {
     async fn lookup(&self, key: &str, tag_keys: &[String]) -> Result<Found> {
         // It answers without waiting: a loop of lookups must still let other tasks run.
         tokio::task::coop::consume_budget().await;
-        Ok(MemoryBackend::lookup(self, key, tag_keys))
+        Ok(MemoryBackend::lookup(self, key, tag_keys, Instant::now()))
     }
 
     async fn versions(&self, tag_keys: &[String]) -> Result<Vec<Option<String>>> {
