@@ -50,6 +50,14 @@ pub trait Clock: Send + Sync + 'static {
         let _ = at;
         self.now_ms()
     }
+
+    /// Whether this clock moves with the monotonic clock, as the system clock does: the
+    /// engine may then turn the time an entry stays fresh into a monotonic deadline once, and
+    /// judge later hits of that entry against it without converting instants. By default,
+    /// `false` (a test clock set by hand).
+    fn steady(&self) -> bool {
+        false
+    }
 }
 
 /// Uniform random numbers in `[0, 1)`.
@@ -76,6 +84,10 @@ impl Clock for SystemClock {
     /// nanoseconds on some machines, a good part of a memory hit.
     fn now_ms_at(&self, at: Instant) -> u64 {
         wall_anchor().wall_ms(at)
+    }
+
+    fn steady(&self) -> bool {
+        true
     }
 }
 

@@ -26,6 +26,10 @@ pub(crate) struct ParsedEntry {
     /// Room for a decoded copy of the value (counted in the entry's weight), for entries
     /// stored by a call that can use one.
     decoded: Option<OnceLock<Decoded>>,
+    /// On a steady clock: the monotonic instant before which the entry is fresh and cannot be
+    /// picked for an early refresh, for the XFetch β whose bits come first (see
+    /// [`quiet_until`](Self::quiet_until)).
+    quiet: OnceLock<(u64, Instant)>,
 }
 
 /// A parsed envelope header.
@@ -68,6 +72,7 @@ impl ParsedEntry {
             header,
             expires_at: crate::clock::instant_after(Instant::now(), ttl),
             decoded,
+            quiet: OnceLock::new(),
         }
     }
 
@@ -87,6 +92,21 @@ impl ParsedEntry {
             Ok(h) => self.bytes.get(h.value.clone()).unwrap_or_default(),
             Err(_) => &[],
         }
+    }
+
+    /// The instant before which a hit finds this entry fresh and not due for an early
+    /// refresh with the XFetch β of bits `beta`, if a hit worked it out before (with that β).
+    #[inline]
+    pub(crate) fn quiet_until(&self, beta: u64) -> Option<Instant> {
+        self.quiet
+            .get()
+            .and_then(|&(bits, until)| (bits == beta).then_some(until))
+    }
+
+    /// Keeps `until` as the instant of [`quiet_until`](Self::quiet_until) for `beta`, unless
+    /// one was kept already.
+    pub(crate) fn keep_quiet_until(&self, beta: u64, until: Instant) {
+        let _ = self.quiet.set((beta, until));
     }
 
     /// The decoded copy of the value, if one was kept.
@@ -119,10 +139,10 @@ impl ParsedEntry {
 /// Bytes counted per entry besides its key and envelope: what an entry costs in the memory
 /// store's map (its slot and index entry, the key's and the envelope's allocations, the parsed
 /// header and the allocator's rounding) under churn, measured by
-/// `tests/memory_entry_budget.rs`: with 640, a million small entries through a 64 MB store
-/// kept 66,052 entries counted at 50.3 MB and grew the process by 39.2 MB (~594 B per entry,
-/// ~110 B of it key and envelope).
-const ENTRY_OVERHEAD: usize = 480;
+/// `tests/memory_entry_budget.rs`: a million small entries through a 64 MB store grew the
+/// process by ~620 B per entry kept, ~110 B of it key and envelope (with 480 here, 83,607
+/// entries counted at 50.3 MB grew it by 51.6 MB).
+const ENTRY_OVERHEAD: usize = 512;
 
 #[cfg(test)]
 mod tests {

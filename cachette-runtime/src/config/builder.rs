@@ -124,7 +124,7 @@ impl CacheBuilder {
     }
 
     /// Use the embedded memory store, bounded by `max_bytes` in all: entries (key, serialized
-    /// value and 480 B of bookkeeping each, what an entry measurably costs) and tag versions
+    /// value and 512 B of bookkeeping each, what an entry measurably costs) and tag versions
     /// (key and 120 B each, likewise). Tag versions may use a quarter of the budget, the
     /// entries the rest; when the tag versions' share is full, those not read lately are
     /// dropped, which invalidates the entries carrying them (never makes one valid). So a store of a few

@@ -1,29 +1,9 @@
-//! A lookup and what it found: the entry and its tag versions read, checked for validity
-//! (tags, epoch, kept invalidations) and classified by freshness; early refresh (XFetch).
+//! A lookup and what it found: the entry and its tag versions read and checked for validity
+//! (tags, epoch, kept invalidations); `freshness.rs` then classifies a valid entry.
 
 use super::*;
 
 impl Cache {
-    /// Whether a fresh hit should be recomputed now (XFetch); `now` is cachette's clock.
-    pub(super) fn refresh_early(&self, opts: &Options, meta: Meta, now: u64) -> bool {
-        let beta = match opts.early_refresh {
-            EarlyRefresh::Default => self.config().early_refresh_beta,
-            EarlyRefresh::Off => None,
-            EarlyRefresh::Beta(b) => Some(b),
-        };
-        let Some(beta) = beta.filter(|b| b.is_finite() && *b > 0.0) else {
-            return false;
-        };
-        if meta.fresh_until_ms == 0 || meta.compute_us == 0 {
-            return false;
-        }
-        let left_ms = meta.fresh_until_ms.saturating_sub(now) as f64;
-        let delta_ms = meta.compute_us as f64 / 1000.0;
-        let exponent = -left_ms / (beta * delta_ms);
-        // Below -746, `exp` is 0 and no number in [0, 1) is under it: no draw (most hits).
-        exponent >= -746.0 && self.config().random.next_f64() < exponent.exp()
-    }
-
     /// One round trip: the entry and the versions of the call's tags; then the entry is
     /// classified by validity and freshness. A store that answers without waiting is asked
     /// without an `.await`.
@@ -76,85 +56,8 @@ impl Cache {
         decoded: Option<DecodedCopy<S>>,
         found: Found,
     ) -> Lookup<S> {
-        let (state, now_ms) = self.classify_now(full_key, tag_keys, opts, decoded, &found);
+        let (state, now_ms, _) = self.classify_now(full_key, tag_keys, opts, decoded, &found);
         Lookup::found(state, now_ms, found)
-    }
-
-    /// What [`looked_now`](Self::looked_now) classifies, leaving `found` to the caller (a
-    /// fresh hit drops it without building a [`Lookup`]).
-    pub(super) fn classify_now<S: DeserializeOwned>(
-        &self,
-        full_key: &str,
-        tag_keys: &[String],
-        opts: &Options,
-        decoded: Option<DecodedCopy<S>>,
-        found: &Found,
-    ) -> (Freshness<S>, u64) {
-        self.ensure_pending_worker();
-        match &found.entry {
-            Some(entry) if !self.pending().blocks(full_key, tag_keys) => {
-                let checked = self.check_now(entry, &opts.tags, &found.versions, decoded);
-                self.state_of(full_key, opts, checked, found.read_at)
-            }
-            _ => (Freshness::Missing { fallback: None }, 0),
-        }
-    }
-
-    /// Classifies a found entry by validity and freshness; with the clock's time.
-    pub(super) async fn classify<S: DeserializeOwned>(
-        &self,
-        full_key: &str,
-        found: &Found,
-        opts: &Options,
-        decoded: Option<DecodedCopy<S>>,
-    ) -> (Freshness<S>, u64) {
-        let Some(entry) = &found.entry else {
-            return (Freshness::Missing { fallback: None }, 0);
-        };
-        let checked = self
-            .check_stored::<S>(entry, &opts.tags, &found.versions, decoded)
-            .await;
-        self.state_of(full_key, opts, checked, found.read_at)
-    }
-
-    /// Where a checked entry leaves the call, by freshness; with the clock's time (at
-    /// `read_at`, the instant the store read the entry, when it knows it).
-    pub(super) fn state_of<S>(
-        &self,
-        full_key: &str,
-        opts: &Options,
-        checked: Result<Check<S>>,
-        read_at: Option<std::time::Instant>,
-    ) -> (Freshness<S>, u64) {
-        match checked {
-            Ok(Check::Valid(v, meta)) => {
-                let clock = &self.config().clock;
-                let now = match read_at {
-                    Some(at) => clock.now_ms_at(at),
-                    None => clock.now_ms(),
-                };
-                let fresh_until = meta.fresh_until_ms;
-                let state = if fresh_until == 0 || now < fresh_until {
-                    Freshness::Fresh(v, meta)
-                } else if now < fresh_until.saturating_add(millis(opts.stale)) {
-                    Freshness::Stale(v)
-                } else if now < fresh_until.saturating_add(millis(opts.stale_if_error)) {
-                    Freshness::Missing { fallback: Some(v) }
-                } else {
-                    Freshness::Missing { fallback: None }
-                };
-                (state, now)
-            }
-            Ok(Check::Invalid) => (Freshness::Missing { fallback: None }, 0),
-            Ok(Check::Undecodable(why)) => {
-                self.decode_failure(&opts.name, full_key, &why);
-                (Freshness::Missing { fallback: None }, 0)
-            }
-            Err(e) => {
-                self.log_error(&self.recorder().log_backend, &opts.name, "fetch_tags", &e);
-                (Freshness::Missing { fallback: None }, 0)
-            }
-        }
     }
 
     /// Checks a stored entry against the current tag versions and decodes its value.

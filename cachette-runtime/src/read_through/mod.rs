@@ -9,14 +9,14 @@
 //! `evict`, `refresh` and `put` are sorted out.
 //!
 //! Files: this one holds the call's context ([`Call`]: key, tag keys, options, TTL, policy,
-//! decoded copy) and the types its steps pass along; `machine.rs` the state machine of one
-//! call (lookup -> validity and freshness -> share, lock or fill -> store) as one
+//! decoded copy) and the types its steps pass along; `machine.rs` the state machine of one call
+//! (lookup -> validity and freshness -> share, lock or fill -> store) as one
 //! [`State`](machine::State) enum whose transitions are one `match`; `entry.rs` the entry
-//! points and the first look without an `.await`; `lookup.rs` lookup, validity and
-//! freshness; `lock_wait.rs` waiting on another process's fill lock; `fill.rs` the
-//! computation, the tag versions it is stored with (shared with `Cache::set`) and the
-//! compare-and-set store. The engine reaches its store only through
-//! [`Store`](crate::backend::Store).
+//! points and the first look without an `.await`; `lookup.rs` lookup and validity;
+//! `freshness.rs` freshness, XFetch and the quiet deadline of a parsed entry; `lock_wait.rs`
+//! waiting on another process's fill lock; `fill.rs` the computation, the tag versions it is
+//! stored with (shared with `Cache::set`) and the compare-and-set store. The engine reaches its
+//! store only through [`Store`](crate::backend::Store).
 
 // Call names travel as `&Cow<'static, str>` so that a static name becomes a metrics label
 // without an allocation.
@@ -48,6 +48,7 @@ use tracing::Instrument;
 
 mod entry;
 mod fill;
+mod freshness;
 mod lock_wait;
 mod lookup;
 mod machine;

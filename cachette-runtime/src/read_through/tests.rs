@@ -269,3 +269,72 @@ async fn a_miss_under_a_fill_lock_computes_once_and_releases_the_lock() -> Resul
     assert_eq!(call(&cache, &opts, &calls, 5).await, 4, "then a hit");
     Ok(())
 }
+
+/// A memory cache on the system clock (steady: hits keep a quiet deadline, see
+/// `classify_now`) with scripted random numbers.
+fn steady_cache(random: f64) -> Result<Cache> {
+    Cache::builder()
+        .memory(1 << 20)
+        .random(Arc::new(ScriptedRandom::constant(random)))
+        .build()
+}
+
+#[tokio::test]
+async fn on_the_system_clock_a_quiet_entry_turns_stale_at_its_freshness_deadline() -> Result<()> {
+    let cache = steady_cache(0.5)?;
+    let opts = Options::new()
+        .ttl(Duration::from_millis(300))
+        .stale(Duration::from_secs(30))
+        .early_refresh(EarlyRefresh::Off);
+    let calls = AtomicUsize::new(0);
+    call(&cache, &opts, &calls, 1).await;
+    assert_eq!(
+        call(&cache, &opts, &calls, 2).await,
+        1,
+        "fresh: keeps a deadline"
+    );
+    assert_eq!(
+        call(&cache, &opts, &calls, 2).await,
+        1,
+        "fresh: judged by it"
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        call(&cache, &opts, &calls, 2).await,
+        2,
+        "past the deadline the entry is stale: the first caller refreshes it inline"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert_eq!(cache.stats().stale_served, 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn on_the_system_clock_early_refresh_still_draws_while_it_can_pick_an_entry() -> Result<()> {
+    // XFetch may pick an entry while less than 746·β·δ is left: with a computation of 50 ms,
+    // 37 s, more than the TTL. The first hit draws 0.999999 (not picked), the second 0 (picked):
+    // the first must not have made the entry quiet.
+    let random = Arc::new(ScriptedRandom::constant(0.999_999));
+    let cache = Cache::builder()
+        .memory(1 << 20)
+        .random(Arc::clone(&random) as Arc<dyn crate::clock::RandomSource>)
+        .build()?;
+    let opts = Options::new()
+        .ttl(Duration::from_secs(10))
+        .early_refresh(EarlyRefresh::Beta(1.0));
+    let calls = AtomicUsize::new(0);
+    let slow = |value: u32| {
+        let calls = &calls;
+        cache.cached_with(KEY, &opts, Plain, move || async move {
+            calls.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            value
+        })
+    };
+    assert_eq!(slow(1).await, 1);
+    assert_eq!(slow(2).await, 1, "a hit, not picked");
+    random.set(0.0);
+    assert_eq!(slow(3).await, 3, "picked for an early refresh");
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    Ok(())
+}
