@@ -163,6 +163,33 @@ pub mod __private {
             }
         }
 
+        /// [`Cache::get_or_compute`] as `#[cached]` calls it for a `Clone` value: the memory
+        /// store keeps a decoded copy of the value, which later hits clone (and, on a steady
+        /// clock, serve through the quiet fast path). The freshness checker reads through it
+        /// besides the manual API.
+        pub async fn get_or_compute_decoded<T, F, Fut>(
+            cache: &Cache,
+            key: &str,
+            opts: &crate::Options,
+            compute: F,
+        ) -> T
+        where
+            T: crate::CacheValue + Clone + Send + Sync + 'static,
+            F: FnOnce() -> Fut,
+            Fut: std::future::Future<Output = T>,
+        {
+            let decoded = Some(crate::policy::DecodedCopy::new());
+            cache
+                .cached_full(
+                    cache.full_key(key).into(),
+                    opts,
+                    crate::Plain,
+                    decoded,
+                    compute,
+                )
+                .await
+        }
+
         /// Single-flight computations in progress in this cache.
         pub fn in_flight(cache: &Cache) -> usize {
             cache.inner.flights.in_flight()

@@ -21,6 +21,46 @@ impl Cache {
         exponent >= -746.0 && self.config().random.next_f64() < exponent.exp()
     }
 
+    /// A hit on a quiet memory entry with a decoded copy, served without classifying the
+    /// entry step by step: the checks [`classify_now`](Self::classify_now) makes in that case,
+    /// in the same order (no kept invalidation blocks the key or its tags; the header reads;
+    /// the entry carries the call's tags and no other, each still at its version; the entry
+    /// is quiet for the call's β), then a clone of the copy. `None`: take the general path,
+    /// which checks everything again.
+    #[inline]
+    pub(super) fn quiet_hit<S>(
+        &self,
+        full_key: &str,
+        tag_keys: &[String],
+        opts: &Options,
+        decoded: Option<DecodedCopy<S>>,
+        found: &Found,
+    ) -> Option<S> {
+        let copy = decoded?;
+        let (Some(Stored::Parsed(entry)), Some(at)) = (&found.entry, found.read_at) else {
+            return None;
+        };
+        if !self.config().clock.steady() {
+            return None;
+        }
+        self.ensure_pending_worker();
+        if self.pending().blocks(full_key, tag_keys) {
+            return None;
+        }
+        let header = entry.header().ok()?;
+        if !self
+            .check_tags(&header.tags, &opts.tags, &found.versions)?
+            .is_empty()
+        {
+            return None;
+        }
+        let bits = self.xfetch_beta(opts).map_or(u64::MAX, f64::to_bits);
+        if !is_quiet(entry, at, bits) {
+            return None;
+        }
+        entry.decoded().and_then(|kept| copy.take(kept.as_ref()))
+    }
+
     /// The XFetch β of a call (`None`: no early refresh).
     fn xfetch_beta(&self, opts: &Options) -> Option<f64> {
         let beta = match opts.early_refresh {
@@ -62,7 +102,7 @@ impl Cache {
             {
                 let beta = self.xfetch_beta(opts);
                 let bits = beta.map_or(u64::MAX, f64::to_bits);
-                if parsed.quiet_until(bits).is_some_and(|until| at < until) {
+                if is_quiet(parsed, at, bits) {
                     return (Freshness::Fresh(value, meta), 0, true);
                 }
                 let (state, now) =
@@ -137,6 +177,12 @@ impl Cache {
             }
         }
     }
+}
+
+/// Whether `entry`, read at `at`, is quiet for the XFetch β of bits `beta`.
+#[inline]
+fn is_quiet(entry: &ParsedEntry, at: Instant, beta: u64) -> bool {
+    entry.quiet_until(beta).is_some_and(|until| at < until)
 }
 
 /// The instant until which an entry found fresh at `at` (cachette's clock then: `now`) stays

@@ -5,6 +5,7 @@ use super::Ctx;
 use super::report::Example;
 use super::rng;
 use super::scenario::{Api, key};
+use cachette::__private::testing;
 use cachette::observe::capture_outcome;
 use cachette::{FallibleShared, Plain};
 use std::sync::Arc;
@@ -54,6 +55,9 @@ async fn call(ctx: &Arc<Ctx>, id: u32, api: Api) -> Option<u64> {
     let (cache, key, opts) = (&ctx.cache, key(id), &ctx.opts[id as usize]);
     match api {
         Api::Compute => Some(cache.get_or_compute(&key, opts, || compute(ctx, id)).await),
+        Api::Decoded => {
+            Some(testing::get_or_compute_decoded(cache, &key, opts, || compute(ctx, id)).await)
+        }
         Api::TryCompute => cache
             .get_or_try_compute(&key, opts, || try_compute(ctx, id))
             .await

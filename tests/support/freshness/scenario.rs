@@ -45,6 +45,9 @@ impl Kind {
 pub enum Api {
     /// `get_or_compute` (policy `Plain`).
     Compute,
+    /// `get_or_compute` as `#[cached]` calls it for a `Clone` value: the memory store keeps a
+    /// decoded copy, which hits clone (`__private::testing::get_or_compute_decoded`).
+    Decoded,
     /// `get_or_try_compute` (policy `Fallible`).
     TryCompute,
     /// `cached_with(.., FallibleShared, ..)`: errors shared with followers.
@@ -84,7 +87,7 @@ impl Scenario {
             lock_wait_ms: None,
             jitter: None,
             fail_percent: 0,
-            apis: vec![Api::Compute],
+            apis: vec![Api::Compute, Api::Decoded],
             kinds: Kind::REAL.to_vec(),
         }
     }
@@ -99,7 +102,7 @@ impl Scenario {
             },
             Scenario {
                 stale_ms: 300,
-                apis: vec![Api::Compute, Api::Spawn],
+                apis: vec![Api::Compute, Api::Decoded, Api::Spawn],
                 ..Scenario::base("stale", 30)
             },
             Scenario {
@@ -112,7 +115,7 @@ impl Scenario {
                 early_beta: Some(5.0),
                 // `cached_with_spawn` runs early refreshes in a background task too
                 // (`#[cached(background_refresh)]`).
-                apis: vec![Api::Compute, Api::Spawn],
+                apis: vec![Api::Compute, Api::Decoded, Api::Spawn],
                 ..Scenario::base("early_refresh", 100)
             },
             Scenario {
