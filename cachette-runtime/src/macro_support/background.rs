@@ -17,7 +17,10 @@ use std::borrow::Borrow;
 use std::future::Future;
 
 impl<C: CallTarget, S> Ready<C, S> {
-    /// `go` with background refreshes.
+    /// `go` with background refreshes: the same steps, but the normal call is
+    /// `cached_spawn_full`. Two functions rather than one generic over where refreshes run: a
+    /// trait method returning `impl Future` (tried) loses the future's `Send` for computations
+    /// capturing higher-ranked types (`fn(&str)`: `tests/ui/pass/background-refresh.rs`).
     async fn go_background<R, P, F, Fut>(self, policy: P, compute: F) -> R
     where
         P: ReturnPolicy<R, Stored = S> + Clone + Send + Sync + 'static,
@@ -28,9 +31,9 @@ impl<C: CallTarget, S> Ready<C, S> {
     {
         let (cache, opts) = self.target.split();
         let cache = cache.as_cache();
-        let opts = opts.build(self.site);
-        let opts: &Options = opts.borrow();
-        match begin(cache, self.key, opts) {
+        let built = opts.build(self.site);
+        let opts: &Options = built.borrow();
+        let returned = match begin(cache, self.key, opts) {
             Begin::Normal(key) => {
                 cache
                     .cached_spawn_full(key, opts, policy, self.stored.decoded, compute)
@@ -47,7 +50,9 @@ impl<C: CallTarget, S> Ready<C, S> {
                 ))
                 .await
             }
-        }
+        };
+        <<C as CallTarget>::Options as CallOptions>::recycle(built);
+        returned
     }
 }
 
