@@ -223,12 +223,6 @@ impl Cache {
         let Some(found) = self.store().lookup_now(key, &tag_keys, started) else {
             return Err(Start::Key(full_key.into_string()));
         };
-        if let Some(value) = self.quiet_hit(key, &tag_keys, opts, decoded, &found) {
-            self.recorder().record_hit(&opts.name, started);
-            tracing::debug!(cache = %opts.name, key = %key, "cache hit");
-            report(CallOutcome::Hit);
-            return Ok(policy.restore(value));
-        }
         let (state, now_ms, quiet) = self.classify_now(key, &tag_keys, opts, decoded, &found);
         let refresh_early = match state {
             Freshness::Fresh(value, meta) if quiet || !self.refresh_early(opts, meta, now_ms) => {
