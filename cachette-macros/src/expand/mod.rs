@@ -260,10 +260,9 @@ fn profile_registrations(args: &Args, func: &Func, p: &TokenStream) -> TokenStre
 mod tests {
     use super::*;
 
-    /// The generated code names nothing of cachette outside `__private0_1::cached`, and is printed for
-    /// review with `cargo test -p cachette-macros expansion -- --nocapture`.
-    #[test]
-    fn expansion_calls_only_private() {
+    /// A `#[cached]` method with a templated key, a TTL, constant and per-call tags, and a
+    /// cache expression: the attribute's arguments and the item.
+    fn user_fixture() -> (TokenStream, TokenStream) {
         let attr = quote!(
             key = "{self.tenant}:user:{id}",
             ttl = "10m",
@@ -275,6 +274,14 @@ mod tests {
                 Ok(User { id })
             }
         };
+        (attr, item)
+    }
+
+    /// The generated code names nothing of cachette outside `__private0_1::cached`, and is printed for
+    /// review with `cargo test -p cachette-macros expansion -- --nocapture`.
+    #[test]
+    fn expansion_calls_only_private() {
+        let (attr, item) = user_fixture();
         let out = expand(Kind::Cached, attr, item).to_string();
         println!("{out}");
         assert!(!out.contains("compile_error"));
@@ -293,17 +300,7 @@ mod tests {
     /// derived once (by the runtime), and few runtime items are named.
     #[test]
     fn expansion_is_thin() -> syn::Result<()> {
-        let attr = quote!(
-            key = "{self.tenant}:user:{id}",
-            ttl = "10m",
-            tags = ["users", "user:{id}"],
-            cache = self.cache
-        );
-        let item = quote! {
-            async fn user(&self, id: u64) -> Result<User, AppError> {
-                Ok(User { id })
-            }
-        };
+        let (attr, item) = user_fixture();
         let func = syn::parse2::<syn::ItemFn>(expand(Kind::Cached, attr, item))?;
         // `use`, `static`, and the call.
         assert_eq!(func.block.stmts.len(), 3);

@@ -112,6 +112,18 @@ pub(crate) struct InlineVersions {
     rest: Vec<Option<Version>>,
 }
 
+impl InlineVersions {
+    /// The version of the `i`-th tag asked for.
+    #[inline]
+    fn version(&self, i: usize) -> Option<&Version> {
+        let slot = match i.checked_sub(Versions::INLINE) {
+            None => self.first.get(i),
+            Some(j) => self.rest.get(j),
+        };
+        slot.and_then(Option::as_ref)
+    }
+}
+
 impl Versions {
     /// Tags whose versions a lookup carries without allocating.
     pub(crate) const INLINE: usize = 4;
@@ -138,13 +150,7 @@ impl Versions {
     pub(crate) fn get(&self, i: usize) -> Option<&str> {
         match self {
             Versions::Owned(v) => v.get(i).and_then(Option::as_deref),
-            Versions::Inline(v) => {
-                let slot = match i.checked_sub(Versions::INLINE) {
-                    None => v.first.get(i),
-                    Some(j) => v.rest.get(j),
-                };
-                slot.and_then(Option::as_ref).map(Version::as_str)
-            }
+            Versions::Inline(v) => v.version(i).map(Version::as_str),
         }
     }
 
@@ -154,14 +160,9 @@ impl Versions {
     pub(crate) fn is(&self, i: usize, stored: &str) -> bool {
         match self {
             Versions::Owned(v) => v.get(i).and_then(Option::as_deref) == Some(stored),
-            Versions::Inline(v) => {
-                let slot = match i.checked_sub(Versions::INLINE) {
-                    None => v.first.get(i),
-                    Some(j) => v.rest.get(j),
-                };
-                slot.and_then(Option::as_ref)
-                    .is_some_and(|v| v.as_bytes() == stored.as_bytes())
-            }
+            Versions::Inline(v) => v
+                .version(i)
+                .is_some_and(|v| v.as_bytes() == stored.as_bytes()),
         }
     }
 
