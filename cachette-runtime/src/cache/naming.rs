@@ -15,10 +15,7 @@ impl Cache {
     /// # Ok(()) }
     /// ```
     pub fn full_key(&self, body: &str) -> String {
-        let mut k = String::with_capacity(self.inner.prefix.len().saturating_add(body.len()));
-        k.push_str(&self.inner.prefix);
-        k.push_str(body);
-        k
+        prefixed(&self.inner.prefix, body)
     }
 
     /// The `namespace[:version]:` prefix of entry keys.
@@ -45,20 +42,13 @@ impl Cache {
     /// # Ok(()) }
     /// ```
     pub fn tag_key(&self, tag: &str) -> String {
-        let mut k = String::with_capacity(self.inner.tag_prefix.len().saturating_add(tag.len()));
-        k.push_str(&self.inner.tag_prefix);
-        k.push_str(tag);
-        k
+        prefixed(&self.inner.tag_prefix, tag)
     }
 
     /// The key under which the store keeps the version of `tag`: [`tag_key`](Self::tag_key),
     /// or the tag itself on the memory store.
     pub(crate) fn store_tag_key(&self, tag: &str) -> String {
-        let prefix = &self.inner.store_tag_prefix;
-        let mut k = String::with_capacity(prefix.len().saturating_add(tag.len()));
-        k.push_str(prefix);
-        k.push_str(tag);
-        k
+        prefixed(&self.inner.store_tag_prefix, tag)
     }
 
     /// The backend key of a fill lock or a user lock: `namespace#lock:name`.
@@ -151,4 +141,12 @@ impl Cache {
         }
         tags.iter().map(|t| self.store_tag_key(t)).collect()
     }
+}
+
+/// `prefix` then `text`, in one allocation.
+fn prefixed(prefix: &str, text: &str) -> String {
+    let mut k = String::with_capacity(prefix.len().saturating_add(text.len()));
+    k.push_str(prefix);
+    k.push_str(text);
+    k
 }
