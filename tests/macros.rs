@@ -203,6 +203,13 @@ async fn user_label(user: &User) -> String {
 }
 
 /// 14. A guild member, for pattern invalidation.
+/// Per-call tags that can render to the same text (the call's options keep it once).
+#[cached(key = "pair:{a}:{b}", tags = ["n:{a}", "n:{b}", "m:{b}"], cache = current())]
+async fn pair(a: u32, b: u32) -> u32 {
+    bump("pair");
+    a + b
+}
+
 #[cached(key = "guild:{guild}:member:{member}", name = "guild_member", cache = current())]
 async fn guild_member(guild: &str, member: u32) -> String {
     bump("guild_member");
@@ -460,6 +467,26 @@ mod scenarios {
         assert_eq!(calls("double"), 3);
     }
 
+    /// A call two of whose tags render the same: a miss, then hits, and an invalidation of
+    /// any of its tags reaches it (its first look read `n:1` twice, its options hold it once:
+    /// the versions the look read are not the options', and are not stored with them).
+    pub async fn duplicate_tags(f: Fixture) {
+        assert_eq!(pair(1, 1).await, 2);
+        assert_eq!(pair(1, 1).await, 2);
+        assert_eq!(pair(1, 1).await, 2);
+        assert_eq!(calls("pair"), 1, "hits");
+        assert_eq!(pair(1, 2).await, 3);
+        f.cache.invalidate_tags(["n:1"]).await.unwrap();
+        assert_eq!(pair(1, 1).await, 2);
+        assert_eq!(pair(1, 2).await, 3);
+        assert_eq!(calls("pair"), 4, "both invalidated");
+        assert_eq!(pair(1, 1).await, 2);
+        f.cache.invalidate_tags(["n:2"]).await.unwrap();
+        assert_eq!(pair(1, 1).await, 2);
+        assert_eq!(pair(1, 2).await, 3);
+        assert_eq!(calls("pair"), 5, "only the pair carrying n:2");
+    }
+
     pub async fn invalidate_by_tag(f: Fixture) {
         let repo = f.repo();
         repo.user(1).await.unwrap();
@@ -654,6 +681,7 @@ on_both_backends!(
     none_only_when_asked,
     key_evict_refresh,
     invalidate_by_tag,
+    duplicate_tags,
     invalidate_by_key_and_pattern,
     write_through,
     stacked_attributes_run_top_first,

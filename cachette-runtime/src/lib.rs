@@ -163,10 +163,12 @@ pub mod __private {
             }
         }
 
-        /// [`Cache::get_or_compute`] as `#[cached]` calls it for a `Clone` value: the memory
-        /// store keeps a decoded copy of the value, which later hits clone (and, on a steady
-        /// clock, serve through the quiet fast path). The freshness checker reads through it
-        /// besides the manual API.
+        /// [`Cache::get_or_compute`] as `#[cached]` calls it for a `Clone` value whose tags
+        /// interpolate arguments: a first look judges a hit by the options without their
+        /// tags (the call site's) and the tags apart (the call's, inline), and the options
+        /// are built only past it; the memory store keeps a decoded copy of the value, which
+        /// later hits clone (and, on a steady clock, serve through the quiet fast path). The
+        /// freshness checker reads through it besides the manual API.
         pub async fn get_or_compute_decoded<T, F, Fut>(
             cache: &Cache,
             key: &str,
@@ -179,15 +181,50 @@ pub mod __private {
             Fut: std::future::Future<Output = T>,
         {
             let decoded = Some(crate::policy::DecodedCopy::new());
+            let mut site = opts.clone();
+            site.tags.clear();
+            let split = SplitOptions {
+                site,
+                tags: opts
+                    .tags
+                    .iter()
+                    .map(|t| {
+                        let mut inline = crate::keys::KeyText::with_capacity(t.len());
+                        inline.push_str(t);
+                        inline
+                    })
+                    .collect(),
+                built: opts,
+            };
             cache
                 .cached_full(
                     cache.full_key(key).into(),
-                    opts,
+                    split,
                     crate::Plain,
                     decoded,
                     compute,
                 )
                 .await
+        }
+
+        /// Options split as a `#[cached]` call's are (see [`get_or_compute_decoded`]).
+        struct SplitOptions<'a> {
+            site: crate::Options,
+            tags: Vec<crate::keys::KeyText>,
+            built: &'a crate::Options,
+        }
+
+        impl<'a> crate::read_through::CallOptions for SplitOptions<'a> {
+            type Tag = crate::keys::KeyText;
+            type Built = &'a crate::Options;
+
+            fn look(&self) -> (&crate::Options, &[crate::keys::KeyText]) {
+                (&self.site, &self.tags)
+            }
+
+            fn build(self) -> &'a crate::Options {
+                self.built
+            }
         }
 
         /// Single-flight computations in progress in this cache.

@@ -37,6 +37,10 @@ pub(crate) struct Found {
     /// When the store read the entry (monotonic), if it knows: freshness is judged at that
     /// instant instead of reading the clock again.
     pub read_at: Option<Instant>,
+    /// The store found the entry carrying exactly the tag keys asked for, in order, each at
+    /// the version `versions` holds (the memory store, whose tag keys are the tags): a check
+    /// of its tags need not compare them again.
+    pub verified: bool,
 }
 
 impl Found {
@@ -47,6 +51,7 @@ impl Found {
             versions: Versions::Owned(vec![None; tags]),
             patterns: 0,
             read_at: None,
+            verified: false,
         }
     }
 }
@@ -129,7 +134,7 @@ impl Versions {
     pub(crate) const INLINE: usize = 4;
 
     /// The versions of `each`, in order.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn inline(each: impl IntoIterator<Item = Option<Version>>) -> Versions {
         let mut v = InlineVersions {
             len: 0,
@@ -206,6 +211,19 @@ impl Version {
             len: u8::try_from(len).unwrap_or(0),
             text,
         }
+    }
+
+    /// The version whose text is `text` (`None`: longer than a number's digits).
+    #[inline]
+    pub(crate) fn of_text(text: &str) -> Option<Version> {
+        let mut v = Version {
+            len: u8::try_from(text.len()).ok()?,
+            text: [0u8; 20],
+        };
+        v.text
+            .get_mut(..text.len())?
+            .copy_from_slice(text.as_bytes());
+        Some(v)
     }
 
     /// Its text's bytes.
@@ -288,7 +306,12 @@ pub(crate) trait Store {
     ///
     /// `now`: the instant the caller read the clock at, which the store judges expiry at (a
     /// store that answers now need not read it again).
-    fn lookup_now(&self, _key: &str, _tag_keys: &[String], _now: Instant) -> Option<Found> {
+    fn lookup_now<K: AsRef<str>>(
+        &self,
+        _key: &str,
+        _tag_keys: &[K],
+        _now: Instant,
+    ) -> Option<Found> {
         None
     }
 

@@ -39,6 +39,7 @@ impl From<Fetched> for Found {
             versions: Versions::Owned(f.versions),
             patterns: f.patterns,
             read_at: None,
+            verified: false,
         }
     }
 }
@@ -92,7 +93,7 @@ impl Store for Backend {
     }
 
     #[inline]
-    fn lookup_now(&self, key: &str, tag_keys: &[String], now: Instant) -> Option<Found> {
+    fn lookup_now<K: AsRef<str>>(&self, key: &str, tag_keys: &[K], now: Instant) -> Option<Found> {
         each!(self, s => s.lookup_now(key, tag_keys, now))
     }
 

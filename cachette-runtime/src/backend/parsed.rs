@@ -11,6 +11,7 @@ use std::any::Any;
 use std::ops::Range;
 use std::sync::Arc;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// A decoded value kept beside its bytes.
@@ -30,6 +31,9 @@ pub(crate) struct ParsedEntry {
     /// picked for an early refresh, for the XFetch β whose bits come first (see
     /// [`quiet_until`](Self::quiet_until)).
     quiet: OnceLock<(u64, Instant)>,
+    /// The generation of its store's tag versions at which each of its tags was last found
+    /// at the version it was stored with (0: never; see [`verified`](Self::verified)).
+    verified: AtomicU64,
 }
 
 /// A parsed envelope header.
@@ -73,6 +77,7 @@ impl ParsedEntry {
             expires_at: crate::clock::instant_after(Instant::now(), ttl),
             decoded,
             quiet: OnceLock::new(),
+            verified: AtomicU64::new(0),
         }
     }
 
@@ -107,6 +112,21 @@ impl ParsedEntry {
     /// one was kept already.
     pub(crate) fn keep_quiet_until(&self, beta: u64, until: Instant) {
         let _ = self.quiet.set((beta, until));
+    }
+
+    /// The latest generation of its store's tag versions (a count the store moves on after
+    /// any version changes or goes) at which every tag of the entry was found at the version
+    /// it was stored with: while the store's generation is still that one, they all still
+    /// are, and a lookup need not read them.
+    #[inline]
+    pub(crate) fn verified(&self) -> u64 {
+        self.verified.load(Ordering::Acquire)
+    }
+
+    /// Records that every tag of the entry was found at its version at `generation` (read
+    /// before the versions were); the latest such generation is kept.
+    pub(crate) fn verify(&self, generation: u64) {
+        self.verified.fetch_max(generation, Ordering::AcqRel);
     }
 
     /// The decoded copy of the value, if one was kept.

@@ -107,10 +107,17 @@ impl Cache {
         if opts.tags.is_empty() {
             return Cow::Borrowed(&self.inner.base_tag_keys);
         }
-        if self.inner.store_tag_prefix.is_empty() && self.inner.base_tag_keys.is_empty() {
+        if self.tags_are_store_keys() {
             return Cow::Borrowed(&opts.tags);
         }
         self.built_tag_keys(opts)
+    }
+
+    /// Whether the store's tag keys are the tags themselves, with no base key (the memory
+    /// store): a lookup then reads a call's tags as they are.
+    #[inline]
+    pub(crate) fn tags_are_store_keys(&self) -> bool {
+        self.inner.store_tag_prefix.is_empty() && self.inner.base_tag_keys.is_empty()
     }
 
     /// [`call_tag_keys`](Self::call_tag_keys) of options with tags.

@@ -207,10 +207,11 @@ impl KeyBuilder {
         }
     }
 
-    /// A builder writing after what `buffer` holds (a string to reuse).
-    pub(crate) fn from_buffer(buffer: String) -> Self {
+    /// An empty builder for about `capacity` bytes, held inline when that fits
+    /// ([`finish_inline`](Self::finish_inline)).
+    pub(crate) fn inline(capacity: usize) -> Self {
         Self {
-            buf: KeyText::from(buffer),
+            buf: KeyText::with_capacity(capacity),
         }
     }
 

@@ -89,6 +89,19 @@ impl From<String> for KeyText {
     }
 }
 
+impl From<KeyText> for String {
+    fn from(text: KeyText) -> Self {
+        text.into_string()
+    }
+}
+
+impl AsRef<str> for KeyText {
+    #[inline]
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
 impl fmt::Debug for KeyText {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(self.as_str(), f)

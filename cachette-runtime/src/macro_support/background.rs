@@ -9,10 +9,10 @@
 //! non-`'static` types (a type parameter without a `'static` bound) fail on these bounds.
 //! Call modes (`key_of`, `evict`, `refresh`) work as for [`cached`](super::cached).
 
-use super::{AsCache, Begin, CallOptions, CallTarget, Ready, begin, special};
+use super::{AsCache, Begin, CallTarget, Ready, SiteCall, begin, special};
 use crate::CacheValue;
-use crate::config::Options;
 use crate::policy::ReturnPolicy;
+use crate::read_through::CallOptions;
 use std::borrow::Borrow;
 use std::future::Future;
 
@@ -29,30 +29,27 @@ impl<C: CallTarget, S> Ready<C, S> {
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = R> + Send + 'static,
     {
-        let (cache, opts) = self.target.split();
+        let (cache, tags) = self.target.split();
         let cache = cache.as_cache();
-        let built = opts.build(self.site);
-        let opts: &Options = built.borrow();
-        let returned = match begin(cache, self.key, opts) {
+        let opts = SiteCall {
+            site: self.site,
+            tags,
+        };
+        match begin(cache, self.key, self.site.options()) {
             Begin::Normal(key) => {
                 cache
                     .cached_spawn_full(key, opts, policy, self.stored.decoded, compute)
                     .await
             }
             Begin::Special(call) => {
-                Box::pin(special(
-                    cache,
-                    call,
-                    opts,
-                    policy,
-                    self.stored.decoded.is_some(),
-                    compute,
-                ))
+                let keep_decoded = self.stored.decoded.is_some();
+                Box::pin(async move {
+                    let built = opts.build();
+                    special(cache, call, built.borrow(), policy, keep_decoded, compute).await
+                })
                 .await
             }
-        };
-        <<C as CallTarget>::Options as CallOptions>::recycle(built);
-        returned
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! `Ready::run_*` per return shape), and the sorting of a call by its mode.
 
 use super::*;
+use crate::read_through::CallOptions as _;
 
 /// What a `#[cached]` call site fixes at compile time, a `static` of the generated code: the
 /// call's name, TTL, constant tags, freshness options and `cache_none` setting. Its
@@ -199,34 +200,35 @@ pub struct CachedCall<C, K, G, S> {
 
 /// What a `#[cached]` call's options are made from ([`TagList::Options`]): the call's own
 /// tags, when they interpolate arguments, or nothing but the call site ([`SiteOptions`]).
-/// The options themselves are built when the call starts, in its future: a call moves its
-/// tags, never a whole [`Options`].
-pub trait CallOptions {
+/// A first look at the memory store judges a hit by the site's options and these tags
+/// ([`look`](Self::look)); the options themselves are built only when the call goes past it
+/// ([`build`](Self::build)): a hit builds, moves and drops no [`Options`].
+pub trait CallTags {
+    /// A tag.
+    type Tag: AsRef<str>;
     /// The options: owned, or the site's.
     type Built: Borrow<Options>;
+    /// The options a hit at `site` is judged with, and the call's tags.
+    fn look(&self, site: &'static Site) -> (&Options, &[Self::Tag]);
     /// The options of a call at `site`.
     fn build(self, site: &'static Site) -> Self::Built;
-    /// Done with the options of a call: what they can give back (their tags' strings, to
-    /// this thread's pool) is given back.
-    #[inline]
-    fn recycle(built: Self::Built) {
-        let _ = built;
-    }
 }
 
-impl<const N: usize> CallOptions for [String; N] {
+/// Per-call tags: rendered inline ([`KeyText`], what tuples of templates give) or strings
+/// (past 12 tags).
+impl<T: AsRef<str> + Into<String>, const N: usize> CallTags for [T; N] {
+    type Tag = T;
     type Built = Options;
 
     #[inline]
-    fn build(self, site: &'static Site) -> Options {
-        site.build_tagged(self, N)
+    fn look(&self, site: &'static Site) -> (&Options, &[T]) {
+        // The site's options hold no tag: its tags are all per call.
+        (site.options(), self)
     }
 
     #[inline]
-    fn recycle(mut built: Options) {
-        for tag in built.tags.drain(..) {
-            super::tag_pool::give(tag);
-        }
+    fn build(self, site: &'static Site) -> Options {
+        site.build_tagged(self.into_iter().map(Into::into), N)
     }
 }
 
@@ -235,8 +237,15 @@ impl<const N: usize> CallOptions for [String; N] {
 #[derive(Debug, Clone, Copy)]
 pub struct SiteOptions;
 
-impl CallOptions for SiteOptions {
+impl CallTags for SiteOptions {
+    type Tag = String;
     type Built = &'static Options;
+
+    #[inline]
+    fn look(&self, site: &'static Site) -> (&Options, &[String]) {
+        let opts = site.options();
+        (opts, &opts.tags)
+    }
 
     #[inline]
     fn build(self, site: &'static Site) -> &'static Options {
@@ -244,7 +253,29 @@ impl CallOptions for SiteOptions {
     }
 }
 
-/// The cache of a `#[cached]` call and what its options are built from ([`CallOptions`]): a
+/// A `#[cached]` call's options as the engine takes them ([`crate::read_through::CallOptions`]):
+/// its site and its tags.
+pub(super) struct SiteCall<O> {
+    pub(super) site: &'static Site,
+    pub(super) tags: O,
+}
+
+impl<O: CallTags> crate::read_through::CallOptions for SiteCall<O> {
+    type Tag = O::Tag;
+    type Built = O::Built;
+
+    #[inline]
+    fn look(&self) -> (&Options, &[O::Tag]) {
+        self.tags.look(self.site)
+    }
+
+    #[inline]
+    fn build(self) -> O::Built {
+        self.tags.build(self.site)
+    }
+}
+
+/// The cache of a `#[cached]` call and what its options are built from ([`CallTags`]): a
 /// [`Ready`] call's first parameter ([`CallTarget`]).
 #[derive(Debug)]
 pub struct Target<C, O> {
@@ -257,12 +288,12 @@ pub trait CallTarget {
     /// The cache ([`AsCache`]).
     type Cache: AsCache;
     /// What the options are built from.
-    type Options: CallOptions;
+    type Options: CallTags;
     /// The two apart.
     fn split(self) -> (Self::Cache, Self::Options);
 }
 
-impl<C: AsCache, O: CallOptions> CallTarget for Target<C, O> {
+impl<C: AsCache, O: CallTags> CallTarget for Target<C, O> {
     type Cache = C;
     type Options = O;
 
@@ -321,11 +352,13 @@ impl<C: CallTarget, S> Ready<C, S> {
         F: FnOnce() -> Fut,
         Fut: Future<Output = R>,
     {
-        let (cache, opts) = self.target.split();
+        let (cache, tags) = self.target.split();
         let cache = cache.as_cache();
-        let built = opts.build(self.site);
-        let opts: &Options = built.borrow();
-        let returned = match begin(cache, self.key, opts) {
+        let opts = SiteCall {
+            site: self.site,
+            tags,
+        };
+        match begin(cache, self.key, self.site.options()) {
             Begin::Normal(key) => {
                 cache
                     .cached_full(key, opts, policy, self.stored.decoded, compute)
@@ -333,19 +366,14 @@ impl<C: CallTarget, S> Ready<C, S> {
             }
             // Boxed: its future would make every call's future larger.
             Begin::Special(call) => {
-                Box::pin(special(
-                    cache,
-                    call,
-                    opts,
-                    policy,
-                    self.stored.decoded.is_some(),
-                    compute,
-                ))
+                let keep_decoded = self.stored.decoded.is_some();
+                Box::pin(async move {
+                    let built = opts.build();
+                    special(cache, call, built.borrow(), policy, keep_decoded, compute).await
+                })
                 .await
             }
-        };
-        <<C as CallTarget>::Options as CallOptions>::recycle(built);
-        returned
+        }
     }
 }
 

@@ -65,7 +65,6 @@ mod invalidates;
 mod modes;
 mod parts;
 mod probes;
-mod tag_pool;
 mod write_through;
 
 pub use cached_calls::*;

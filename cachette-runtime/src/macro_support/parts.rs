@@ -13,9 +13,22 @@ pub trait Template {
     fn capacity(&self) -> usize;
     /// Appends the parts.
     fn write(&self, key: &mut KeyBuilder);
+
+    /// The template as a per-call tag of a `#[cached]` call: rendered inline when short (a
+    /// literal is kept as it is).
+    #[inline]
+    fn tag_text(self) -> TagText
+    where
+        Self: Sized,
+    {
+        let mut key = KeyBuilder::inline(self.capacity());
+        self.write(&mut key);
+        TagText::Rendered(key.finish_inline())
+    }
 }
 
-impl Template for &str {
+/// A literal (every literal of generated code is `'static`).
+impl Template for &'static str {
     #[inline]
     fn capacity(&self) -> usize {
         self.len()
@@ -24,6 +37,41 @@ impl Template for &str {
     #[inline]
     fn write(&self, key: &mut KeyBuilder) {
         key.lit(self);
+    }
+
+    #[inline]
+    fn tag_text(self) -> TagText {
+        TagText::Literal(self)
+    }
+}
+
+/// A per-call tag of a `#[cached]` call ([`Template::tag_text`]): a constant tag as it is,
+/// any other rendered inline when short. A hit reads it as it is; only a call that goes past
+/// its first look makes it a `String` (`CallTags::build`).
+#[derive(Debug, Clone)]
+pub enum TagText {
+    /// A tag without placeholders.
+    Literal(&'static str),
+    /// A rendered tag.
+    Rendered(KeyText),
+}
+
+impl AsRef<str> for TagText {
+    #[inline]
+    fn as_ref(&self) -> &str {
+        match self {
+            TagText::Literal(s) => s,
+            TagText::Rendered(t) => t.as_str(),
+        }
+    }
+}
+
+impl From<TagText> for String {
+    fn from(tag: TagText) -> String {
+        match tag {
+            TagText::Literal(s) => String::from(s),
+            TagText::Rendered(t) => t.into_string(),
+        }
     }
 }
 
@@ -111,7 +159,7 @@ macro_rules! tuples {
 
         impl<$($t: Template),*> TagList for ($($t,)*) {
             type Tags = [String; count!($($t)*)];
-            type Options = Self::Tags;
+            type Options = [TagText; count!($($t)*)];
 
             #[inline]
             fn tags(self) -> Option<Self::Tags> {
@@ -119,8 +167,8 @@ macro_rules! tuples {
             }
 
             #[inline]
-            fn options(self) -> Self::Tags {
-                [$(tag_string(self.$i)),*]
+            fn options(self) -> Self::Options {
+                [$(self.$i.tag_text()),*]
             }
         }
     )*};
@@ -134,7 +182,7 @@ pub trait TagList {
     type Tags: IntoIterator<Item = String>;
     /// What the options of a `#[cached]` call with these tags are built from: nothing but the
     /// call site ([`SiteOptions`], its options built once), or the tags.
-    type Options: CallOptions;
+    type Options: CallTags;
     /// The tags, or `None` for `()`.
     fn tags(self) -> Option<Self::Tags>;
     /// What the options of a `#[cached]` call with these tags are built from.
@@ -200,15 +248,6 @@ impl TagList for () {
 #[inline]
 pub fn string<K: Template>(parts: K) -> String {
     let mut key = KeyBuilder::with_capacity(parts.capacity());
-    parts.write(&mut key);
-    key.finish()
-}
-
-/// A per-call tag of a `#[cached]` call's options, into a string from this thread's pool
-/// (given back when the call ends: `tag_pool.rs`).
-#[inline]
-fn tag_string<K: Template>(parts: K) -> String {
-    let mut key = KeyBuilder::from_buffer(super::tag_pool::take(parts.capacity()));
     parts.write(&mut key);
     key.finish()
 }

@@ -130,23 +130,26 @@ impl Cache {
 
     /// [`cached_with`](Self::cached_with) of a full key (namespace included), letting the
     /// memory store keep a decoded copy of the value when `decoded` is given (what
-    /// `#[cached]` calls).
-    pub(crate) async fn cached_full<R, P, F, Fut>(
+    /// `#[cached]` calls). The options are built only past the first look ([`CallOptions`]):
+    /// a memory hit of a `#[cached]` call builds none.
+    pub(crate) async fn cached_full<R, P, O, F, Fut>(
         &self,
         full_key: KeyText,
-        opts: &Options,
+        opts: O,
         policy: P,
         decoded: Option<DecodedCopy<P::Stored>>,
         compute: F,
     ) -> R
     where
         P: ReturnPolicy<R>,
+        O: CallOptions,
         F: FnOnce() -> Fut,
         Fut: Future<Output = R>,
     {
-        let span = call_span(opts);
+        let (look, tags) = opts.look();
+        let span = call_span(look);
         let start = match self
-            .first_look(full_key, opts, &policy, decoded, &span)
+            .first_look(full_key, look, tags, &policy, decoded, &span)
             .await
         {
             ControlFlow::Break(hit) => return hit,
@@ -154,7 +157,9 @@ impl Cache {
         };
         // Boxed: the path beyond a memory hit is a large future, which would otherwise make
         // every call's future (moved on each call) as large.
-        Box::pin(
+        Box::pin(async move {
+            let built = opts.build();
+            let opts = built.borrow();
             self.attributed(
                 &opts.name,
                 async {
@@ -172,8 +177,9 @@ impl Cache {
                     }
                 }
                 .instrument(span),
-            ),
-        )
+            )
+            .await
+        })
         .await
     }
 
@@ -182,21 +188,24 @@ impl Cache {
     /// [`run`](Self::run) starts. Such a store waits for nothing, so the call spends a unit
     /// of the task's cooperative budget first (yielding once the budget is spent, no
     /// allocation): a loop of hits lets the runtime's other tasks run.
-    async fn first_look<'o, R, P: ReturnPolicy<R>>(
-        &'o self,
+    async fn first_look<R, P: ReturnPolicy<R>, T: AsRef<str>>(
+        &self,
         full_key: KeyText,
-        opts: &'o Options,
-        policy: &'o P,
+        opts: &Options,
+        tags: &[T],
+        policy: &P,
         decoded: Option<DecodedCopy<P::Stored>>,
         span: &tracing::Span,
-    ) -> ControlFlow<R, Start<'o, R, P>> {
-        if !self.store().answers_now() {
+    ) -> ControlFlow<R, Start<P::Stored>> {
+        // The first look reads the call's tags as the store's tag keys: what they are on
+        // the memory store (the only one answering now), never on a store with base keys.
+        if !self.store().answers_now() || !self.tags_are_store_keys() {
             return ControlFlow::Continue(Start::Key(full_key.into_string()));
         }
         tokio::task::coop::consume_budget().await;
         let started = Instant::now();
         let _entered = span.enter();
-        match self.look_now(full_key, opts, policy, decoded, started) {
+        match self.look_now(full_key, opts, tags, policy, decoded, started) {
             Ok(hit) => ControlFlow::Break(hit),
             Err(start) => ControlFlow::Continue(start),
         }
@@ -205,25 +214,25 @@ impl Cache {
     /// A call's first look at a store that answers without waiting, without an `.await`: a
     /// fresh hit that is not refreshed early is served here (counted and reported as by
     /// [`run`](Self::run)); anything else is handed to `run` with what was found.
-    fn look_now<'o, R, P: ReturnPolicy<R>>(
-        &'o self,
+    fn look_now<R, P: ReturnPolicy<R>, T: AsRef<str>>(
+        &self,
         full_key: KeyText,
-        opts: &'o Options,
-        policy: &'o P,
+        opts: &Options,
+        tags: &[T],
+        policy: &P,
         decoded: Option<DecodedCopy<P::Stored>>,
         started: Instant,
-    ) -> std::result::Result<R, Start<'o, R, P>> {
-        let tag_keys = self.call_tag_keys(opts);
+    ) -> std::result::Result<R, Start<P::Stored>> {
         // A profile is resolved on every call (an unknown one is counted per call); a fixed
         // TTL only when a fill may follow.
-        let profile_ttl = matches!(opts.ttl, crate::config::Ttl::Profile(_))
+        let ttl = matches!(opts.ttl, crate::config::Ttl::Profile(_))
             .then(|| self.ttl_for(&opts.ttl, &opts.name));
         let key = full_key.as_str();
         let mark = self.flights().mark(key);
-        let Some(found) = self.store().lookup_now(key, &tag_keys, started) else {
+        let Some(found) = self.store().lookup_now(key, tags, started) else {
             return Err(Start::Key(full_key.into_string()));
         };
-        let (state, now_ms, quiet) = self.classify_now(key, &tag_keys, opts, decoded, &found);
+        let (state, now_ms, quiet) = self.classify_now(key, tags, tags, opts, decoded, &found);
         let refresh_early = match state {
             Freshness::Fresh(value, meta) if quiet || !self.refresh_early(opts, meta, now_ms) => {
                 self.recorder().record_hit(&opts.name, started);
@@ -234,24 +243,13 @@ impl Cache {
             Freshness::Fresh(..) => Some(true),
             _ => None,
         };
-        let ttl = profile_ttl.unwrap_or_else(|| self.ttl_for(&opts.ttl, &opts.name));
-        let call = Call {
-            cache: self,
-            opts,
-            policy,
+        Err(Start::Looked(Box::new(Looked {
             full_key: full_key.into_string(),
-            tag_keys,
-            ttl,
-            decoded,
-            keep_decoded: decoded.is_some(),
-            started,
-            _returns: PhantomData,
-        };
-        let lookup = Lookup::found(state, now_ms, found);
-        Err(Start::Looked(Box::new(Prepared {
-            call,
-            first: (mark, lookup),
+            first: (mark, Lookup::found(state, now_ms, found)),
+            tags: tags.len(),
             refresh_early,
+            ttl,
+            started,
         })))
     }
 
@@ -259,7 +257,7 @@ impl Cache {
     /// cache that stores nothing, the computation.
     async fn run<'o, R, P: ReturnPolicy<R>, F: Compute<R>>(
         &'o self,
-        start: Start<'o, R, P>,
+        start: Start<P::Stored>,
         opts: &'o Options,
         policy: &'o P,
         decoded: Option<DecodedCopy<P::Stored>>,
@@ -271,13 +269,33 @@ impl Cache {
             return Step::Done(compute().await);
         }
         match start {
-            Start::Looked(prepared) => {
-                let Prepared {
-                    call,
+            // The first look read these options' tags (none was a duplicate): it stands.
+            Start::Looked(looked) if looked.tags == opts.tags.len() => {
+                let Looked {
+                    full_key,
                     first,
                     refresh_early,
-                } = *prepared;
+                    ttl,
+                    started,
+                    tags: _,
+                } = *looked;
+                let call = Call {
+                    cache: self,
+                    opts,
+                    policy,
+                    full_key,
+                    tag_keys: self.call_tag_keys(opts),
+                    ttl: ttl.unwrap_or_else(|| self.ttl_for(&opts.ttl, &opts.name)),
+                    decoded,
+                    keep_decoded: decoded.is_some(),
+                    started,
+                    _returns: PhantomData,
+                };
                 call.run(Some(first), refresh_early, compute).await
+            }
+            Start::Looked(looked) => {
+                let call = Call::new(self, looked.full_key, opts, policy, decoded);
+                call.run(None, None, compute).await
             }
             Start::Key(full_key) => {
                 let call = Call::new(self, full_key, opts, policy, decoded);
@@ -328,10 +346,10 @@ impl Cache {
     /// [`cached_with_spawn`](Self::cached_with_spawn) of a full key, with the memory fast
     /// path and decoded copies of [`cached_full`](Self::cached_full) (what `#[cached(...,
     /// background_refresh)]` calls).
-    pub(crate) async fn cached_spawn_full<R, P, F, Fut>(
+    pub(crate) async fn cached_spawn_full<R, P, O, F, Fut>(
         &self,
         full_key: KeyText,
-        opts: &Options,
+        opts: O,
         policy: P,
         decoded: Option<DecodedCopy<P::Stored>>,
         compute: F,
@@ -340,17 +358,21 @@ impl Cache {
         R: Send + 'static,
         P: ReturnPolicy<R> + Clone + Send + Sync + 'static,
         P::Stored: Send + Sync,
+        O: CallOptions,
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = R> + Send + 'static,
     {
-        let span = call_span(opts);
+        let (look, tags) = opts.look();
+        let span = call_span(look);
         let start = match self
-            .first_look(full_key, opts, &policy, decoded, &span)
+            .first_look(full_key, look, tags, &policy, decoded, &span)
             .await
         {
             ControlFlow::Break(hit) => return hit,
             ControlFlow::Continue(start) => start,
         };
+        let built = opts.build();
+        let opts: &Options = built.borrow();
         let step = Box::pin(
             self.attributed(
                 &opts.name,

@@ -43,10 +43,11 @@ impl Cache {
     // Inlined into the first look, where nearly every memory hit ends: the call and the
     // return of its tuple cost a hit ~90 instructions (callgrind).
     #[inline(always)]
-    pub(super) fn classify_now<S: DeserializeOwned>(
+    pub(super) fn classify_now<S: DeserializeOwned, K: AsRef<str>, T: AsRef<str>>(
         &self,
         full_key: &str,
-        tag_keys: &[String],
+        tag_keys: &[K],
+        tags: &[T],
         opts: &Options,
         decoded: Option<DecodedCopy<S>>,
         found: &Found,
@@ -73,14 +74,12 @@ impl Cache {
             && is_quiet(parsed, at, bits)
             && let Some(copy) = decoded
             && let Ok(header) = parsed.header()
-            && self
-                .check_tags(&header.tags, &opts.tags, &found.versions)
-                .is_some_and(|extra| extra.is_empty())
+            && self.carries_only_current(&header.tags, tags, found)
             && let Some(value) = parsed.decoded().and_then(|kept| copy.take(kept.as_ref()))
         {
             return (Freshness::Fresh(value, header.meta), 0, true);
         }
-        let checked = self.check_now(entry, &opts.tags, &found.versions, decoded);
+        let checked = self.check_now(entry, tags, &found.versions, decoded);
         match (steady, checked) {
             (Some((parsed, at, beta, bits)), Ok(Check::Valid(value, meta))) => {
                 if is_quiet(parsed, at, bits) {

@@ -56,7 +56,8 @@ impl Cache {
         decoded: Option<DecodedCopy<S>>,
         found: Found,
     ) -> Lookup<S> {
-        let (state, now_ms, _) = self.classify_now(full_key, tag_keys, opts, decoded, &found);
+        let (state, now_ms, _) =
+            self.classify_now(full_key, tag_keys, &opts.tags, opts, decoded, &found);
         Lookup::found(state, now_ms, found)
     }
 
@@ -92,10 +93,10 @@ impl Cache {
     /// [`check_stored`](Self::check_stored) without an `.await`: the versions of tags beyond
     /// the call's come from [`Store::versions_now`]; a store that cannot answer them now
     /// makes such an entry invalid (a miss, never an unchecked hit).
-    pub(super) fn check_now<T: DeserializeOwned>(
+    pub(super) fn check_now<T: DeserializeOwned, G: AsRef<str>>(
         &self,
         entry: &Stored,
-        tags: &[String],
+        tags: &[G],
         versions: &Versions,
         decoded: Option<DecodedCopy<T>>,
     ) -> Result<Check<T>> {
@@ -115,10 +116,10 @@ impl Cache {
 
     /// The part of a check that needs no store: the envelope, the call's tags, the base
     /// keys' versions, kept invalidations, and the value.
-    fn check_entry<'a, T: DeserializeOwned>(
+    fn check_entry<'a, T: DeserializeOwned, G: AsRef<str>>(
         &self,
         entry: &'a Stored,
-        tags: &[String],
+        tags: &[G],
         versions: &Versions,
         decoded: Option<DecodedCopy<T>>,
     ) -> Checked<'a, T> {
@@ -130,10 +131,10 @@ impl Cache {
 
     /// [`check_entry`](Self::check_entry) of envelope bytes: the header and the value are
     /// decoded in one pass.
-    fn check_bytes<'a, T: DeserializeOwned>(
+    fn check_bytes<'a, T: DeserializeOwned, G: AsRef<str>>(
         &self,
         bytes: &'a [u8],
-        tags: &[String],
+        tags: &[G],
         versions: &Versions,
     ) -> Checked<'a, T> {
         let env = match codec::decode_whole::<T>(bytes) {
@@ -180,10 +181,10 @@ impl Cache {
     /// entry's decoded copy is cloned instead of decoding the bytes, and the first value
     /// decoded is kept as that copy. The call's tag versions are checked first, before the
     /// value is touched.
-    fn check_parsed<'a, T: DeserializeOwned>(
+    fn check_parsed<'a, T: DeserializeOwned, G: AsRef<str>>(
         &self,
         entry: &'a ParsedEntry,
-        tags: &[String],
+        tags: &[G],
         versions: &Versions,
         decoded: Option<DecodedCopy<T>>,
     ) -> Checked<'a, T> {
@@ -234,10 +235,10 @@ impl Cache {
     ///
     /// `None`: invalid. `Some(extra)`: valid if each tag of `extra`, one the entry carries
     /// beyond the call's, still has the version it was stored with (none: valid).
-    pub(super) fn check_tags<'a, S: AsRef<str>>(
+    pub(super) fn check_tags<'a, S: AsRef<str>, G: AsRef<str>>(
         &self,
         entry_tags: &'a [(S, S)],
-        tags: &[String],
+        tags: &[G],
         versions: &Versions,
     ) -> Option<Vec<(&'a str, &'a str)>> {
         // The common case: the entry carries the call's tags in the call's order (it was
@@ -246,7 +247,7 @@ impl Cache {
             && entry_tags
                 .iter()
                 .zip(tags)
-                .all(|((et, _), t)| et.as_ref() == t.as_str())
+                .all(|((et, _), t)| et.as_ref() == t.as_ref())
             && entry_tags
                 .iter()
                 .skip(tags.len())
@@ -254,7 +255,7 @@ impl Cache {
         if !in_order
             && !tags
                 .iter()
-                .all(|t| entry_tags.iter().any(|(et, _)| et.as_ref() == t.as_str()))
+                .all(|t| entry_tags.iter().any(|(et, _)| et.as_ref() == t.as_ref()))
         {
             return None;
         }
@@ -270,11 +271,7 @@ impl Cache {
                 return None;
             }
         }
-        if self.pending().any()
-            && entry_tags
-                .iter()
-                .any(|(t, _)| self.pending().blocks_tag(&self.store_tag_key(t.as_ref())))
-        {
+        if self.kept_invalidated(entry_tags) {
             return None;
         }
         if in_order {
@@ -290,7 +287,7 @@ impl Cache {
             if tag.as_ref() == EPOCH_TAG {
                 continue;
             }
-            match tags.iter().position(|t| t.as_str() == tag.as_ref()) {
+            match tags.iter().position(|t| t.as_ref() == tag.as_ref()) {
                 Some(i) => {
                     if !versions.is(i, stored.as_ref()) {
                         return None;
@@ -300,6 +297,37 @@ impl Cache {
             }
         }
         Some(extra)
+    }
+
+    /// Whether an entry carrying `entry_tags` carries the call's `tags` and no other, each
+    /// at its current version in `found`, none of them kept invalidated: [`check_tags`]
+    /// finding no extra tag, or, for an entry the store verified ([`Found::verified`]: its
+    /// tags are the tag keys asked for, which are the tags on a store that verifies), the
+    /// kept invalidations alone.
+    ///
+    /// [`check_tags`]: Self::check_tags
+    #[inline(always)]
+    pub(super) fn carries_only_current<S: AsRef<str>, G: AsRef<str>>(
+        &self,
+        entry_tags: &[(S, S)],
+        tags: &[G],
+        found: &Found,
+    ) -> bool {
+        if found.verified && entry_tags.len() == tags.len() && found.versions.len() == tags.len() {
+            return !self.kept_invalidated(entry_tags);
+        }
+        self.check_tags(entry_tags, tags, &found.versions)
+            .is_some_and(|extra| extra.is_empty())
+    }
+
+    /// Whether an invalidation of one of `entry_tags` is kept (`pending.rs`): such an entry
+    /// is not valid.
+    #[inline]
+    fn kept_invalidated<S: AsRef<str>>(&self, entry_tags: &[(S, S)]) -> bool {
+        self.pending().any()
+            && entry_tags
+                .iter()
+                .any(|(t, _)| self.pending().blocks_tag(&self.store_tag_key(t.as_ref())))
     }
 
     pub(crate) fn decode_failure(&self, name: &Cow<'static, str>, full_key: &str, why: &str) {

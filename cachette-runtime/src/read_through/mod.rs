@@ -38,7 +38,7 @@ use crate::policy::{CacheValue, DecodedCopy, Fallible, Plain, ReturnPolicy};
 use crate::stats::Event;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
-use std::borrow::Cow;
+use std::borrow::{Borrow, Cow};
 use std::future::Future;
 use std::marker::PhantomData;
 use std::ops::ControlFlow;
@@ -164,21 +164,60 @@ impl<S> Lookup<S> {
 type Read = (Option<Versions>, Option<Seen>);
 
 /// What a call's first look (without an `.await`) hands to the full path when it was not a
-/// plain fresh hit, so that nothing is looked up, decided or counted twice.
-struct Prepared<'o, R, P: ReturnPolicy<R>> {
-    call: Call<'o, R, P>,
+/// plain fresh hit, so that nothing is looked up, decided or counted twice. It owns all it
+/// holds: the call's options are built after it (`CallOptions::build`).
+struct Looked<S> {
+    full_key: String,
     /// The shard's mark read before the lookup, and the lookup.
-    first: (Mark, Lookup<P::Stored>),
+    first: (Mark, Lookup<S>),
+    /// How many tags the lookup read: its versions are the built options' only when they
+    /// are as many (building drops duplicates; otherwise the full path looks again).
+    tags: usize,
     /// For a fresh lookup: that it is refreshed early (XFetch is rolled once per lookup).
     refresh_early: Option<bool>,
+    /// A profile's TTL, resolved by the first look (an unknown profile is counted once).
+    ttl: Option<Duration>,
+    started: Instant,
 }
 
 /// Where [`Call::run`] starts.
-enum Start<'o, R, P: ReturnPolicy<R>> {
+enum Start<S> {
     /// From the lookup, at this full key.
     Key(String),
     /// From what the first look found.
-    Looked(Box<Prepared<'o, R, P>>),
+    Looked(Box<Looked<S>>),
+}
+
+/// What a call's options are made of, as a call that looks before it builds them takes
+/// them: the options a hit is judged with and the call's tags (all a first look needs), and
+/// the options themselves, built only when the call goes past its first look. A `&Options`
+/// is both at once (the manual API); a `#[cached]` call's are its site's options and its
+/// per-call tags, held inline (`macro_support`), so that a memory hit builds no `Options`.
+pub(crate) trait CallOptions {
+    /// A tag of the call.
+    type Tag: AsRef<str>;
+    /// The built options.
+    type Built: Borrow<Options>;
+    /// The options a hit is judged with (name, TTL, freshness; their own tags unused) and
+    /// the call's tags, in order, duplicates included.
+    fn look(&self) -> (&Options, &[Self::Tag]);
+    /// The call's options, its tags deduplicated.
+    fn build(self) -> Self::Built;
+}
+
+impl<'a> CallOptions for &'a Options {
+    type Tag = String;
+    type Built = &'a Options;
+
+    #[inline]
+    fn look(&self) -> (&Options, &[String]) {
+        (self, &self.tags)
+    }
+
+    #[inline]
+    fn build(self) -> &'a Options {
+        self
+    }
 }
 
 /// A computation about to run, with everything its fill needs (owned: a background refresh

@@ -135,7 +135,9 @@ impl<V> ClockMap<V> {
     }
 
     /// `read` of the value at `key`, if it is live at `now`; marks it visited.
-    #[inline]
+    // Always inlined: the lookup of every memory hit (callgrind: a call costs ~40
+    // instructions there).
+    #[inline(always)]
     pub(crate) fn get<R>(&self, key: &str, now: Instant, read: impl FnOnce(&V) -> R) -> Option<R> {
         let hash = self.hash_of(key);
         let slots = Self::read(self.shard_of(hash));

@@ -22,7 +22,7 @@ mod tags;
 pub(crate) use self::locks::MemoryLocks;
 use self::map::{ClockMap, Op};
 use self::tags::TagVersions;
-use super::contract::{BackendStats, Found, Seen, Store, Stored, Versions};
+use super::contract::{BackendStats, Found, Seen, Store, Stored, Version, Versions};
 use super::parsed::ParsedEntry;
 use crate::codec;
 use crate::error::Result;
@@ -88,16 +88,67 @@ impl MemoryBackend {
     /// The entry at `key` live at `now`, the current version of each of `tag_keys` (copied
     /// inline), and `now` as the instant the entry was read at.
     #[inline]
-    pub(crate) fn lookup(&self, key: &str, tag_keys: &[String], now: Instant) -> Found {
+    pub(crate) fn lookup<K: AsRef<str>>(&self, key: &str, tag_keys: &[K], now: Instant) -> Found {
         let patterns = self.patterns.load(Ordering::Acquire);
+        // Read before the entry and the versions (see `versions_for`).
+        let generation = (!tag_keys.is_empty()).then(|| self.tags.generation());
         let entry = self.entries.get(key, now, Arc::clone);
+        let (versions, verified) = match (&entry, generation) {
+            (Some(entry), Some(generation)) => self.versions_for(entry, tag_keys, generation, now),
+            // No tag asked for: verified if the entry carries none.
+            (Some(entry), None) => (
+                Versions::inline([]),
+                entry.header().is_ok_and(|h| h.tags.is_empty()),
+            ),
+            (None, _) => (self.tags.versions(tag_keys, now), false),
+        };
         let read_at = entry.as_ref().map(|_| now);
         Found {
             entry: entry.map(Stored::Parsed),
-            versions: self.tags.versions(tag_keys, now),
+            versions,
             read_at,
             patterns,
+            verified,
         }
+    }
+
+    /// The current versions of `tag_keys`, for a lookup that found `entry` after reading the
+    /// versions' `generation`. When the entry carries exactly these tags, in this order (the
+    /// memory store's tag keys are the tags), and was verified at this generation, they are
+    /// the versions it was stored with: none changed or went since it was verified, and the
+    /// table is not read (nor its shared locks written). Otherwise they are read, and the
+    /// entry is verified at `generation` if they are all its own. With whether the entry is
+    /// verified ([`Found::verified`]).
+    #[inline]
+    fn versions_for<K: AsRef<str>>(
+        &self,
+        entry: &ParsedEntry,
+        tag_keys: &[K],
+        generation: u64,
+        now: Instant,
+    ) -> (Versions, bool) {
+        let Some(stored) = entry.header().ok().map(|h| &*h.tags).filter(|stored| {
+            stored.len() == tag_keys.len()
+                && stored
+                    .iter()
+                    .zip(tag_keys)
+                    .all(|((t, _), k)| t.as_ref() == k.as_ref())
+        }) else {
+            return (self.tags.versions(tag_keys, now), false);
+        };
+        if entry.verified() == generation {
+            let own = Versions::inline(stored.iter().map(|(_, v)| Version::of_text(v)));
+            return (own, true);
+        }
+        let versions = self.tags.versions(tag_keys, now);
+        let verified = stored
+            .iter()
+            .enumerate()
+            .all(|(i, (_, v))| versions.is(i, v));
+        if verified {
+            entry.verify(generation);
+        }
+        (versions, verified)
     }
 
     /// The weight of `entry` at `key`: what it costs in the map.
@@ -276,7 +327,7 @@ impl Store for MemoryBackend {
     }
 
     #[inline]
-    fn lookup_now(&self, key: &str, tag_keys: &[String], now: Instant) -> Option<Found> {
+    fn lookup_now<K: AsRef<str>>(&self, key: &str, tag_keys: &[K], now: Instant) -> Option<Found> {
         Some(self.lookup(key, tag_keys, now))
     }
 
@@ -367,3 +418,6 @@ impl Store for MemoryBackend {
         Ok(MemoryBackend::clear(self))
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -26,7 +26,15 @@ pub(crate) struct TagVersions {
     map: ClockMap<Version>,
     /// The next version; never reused.
     next: AtomicU64,
+    /// Moved on after every change of a version that is not its creation (a bump, a drop, a
+    /// clear; with the map's evictions, [`generation`](Self::generation)): on its own cache
+    /// line, which every tagged hit reads and only those changes write.
+    changes: Padded,
 }
+
+/// An atomic on a cache line of its own.
+#[repr(align(128))]
+struct Padded(AtomicU64);
 
 impl TagVersions {
     /// A table of at most `budget` bytes.
@@ -34,7 +42,25 @@ impl TagVersions {
         TagVersions {
             map: ClockMap::new(budget),
             next: AtomicU64::new(1),
+            changes: Padded(AtomicU64::new(1)),
         }
+    }
+
+    /// The generation of the versions: it moves on after any version is bumped, dropped,
+    /// cleared or evicted (never when one is first drawn: an entry carrying a tag without a
+    /// version is invalid already). Read before a lookup's versions: if it is unchanged
+    /// later, no version the lookup read has changed or gone since (`SeqCst` on both sides:
+    /// a lookup that begins after a bump returned sees the new generation).
+    #[inline]
+    pub(crate) fn generation(&self) -> u64 {
+        self.changes
+            .0
+            .load(Ordering::SeqCst)
+            .wrapping_add(self.map.evictions())
+    }
+
+    fn changed(&self) {
+        self.changes.0.fetch_add(1, Ordering::SeqCst);
     }
 
     fn draw(&self) -> Version {
@@ -51,8 +77,8 @@ impl TagVersions {
     /// The current versions of `tag_keys` (no allocation for up to [`Versions::INLINE`]
     /// tags).
     #[inline]
-    pub(crate) fn versions(&self, tag_keys: &[String], now: Instant) -> Versions {
-        Versions::inline(tag_keys.iter().map(|t| self.get(t, now)))
+    pub(crate) fn versions<K: AsRef<str>>(&self, tag_keys: &[K], now: Instant) -> Versions {
+        Versions::inline(tag_keys.iter().map(|t| self.get(t.as_ref(), now)))
     }
 
     /// The version of `tag_key`, drawn now if it has none.
@@ -72,6 +98,7 @@ impl TagVersions {
         let v = self.draw();
         self.map
             .compute(tag_key, Instant::now(), |_| (Self::put(tag_key, v), ()));
+        self.changed();
     }
 
     fn put(tag_key: &str, v: Version) -> Op<Version> {
@@ -86,6 +113,7 @@ impl TagVersions {
     pub(crate) fn drop_version(&self, tag_key: &str) {
         self.map
             .compute(tag_key, Instant::now(), |_| (Op::<Version>::Remove, ()));
+        self.changed();
     }
 
     /// Versions kept and their weight.
@@ -96,5 +124,6 @@ impl TagVersions {
     /// Drops every version.
     pub(crate) fn clear(&self) {
         self.map.clear();
+        self.changed();
     }
 }
