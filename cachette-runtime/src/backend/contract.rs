@@ -215,14 +215,12 @@ impl Version {
 
     /// The version whose text is `text` (`None`: longer than a number's digits).
     #[inline]
-    pub(crate) fn of_text(text: &str) -> Option<Version> {
+    pub(crate) fn of_text(text: &[u8]) -> Option<Version> {
         let mut v = Version {
             len: u8::try_from(text.len()).ok()?,
             text: [0u8; 20],
         };
-        v.text
-            .get_mut(..text.len())?
-            .copy_from_slice(text.as_bytes());
+        v.text.get_mut(..text.len())?.copy_from_slice(text);
         Some(v)
     }
 

@@ -7,6 +7,8 @@
 
 use crate::codec::{self, Meta};
 use crate::config::MAX_DURATION;
+use crate::keys::KeyText;
+use smallvec::SmallVec;
 use std::any::Any;
 use std::ops::Range;
 use std::sync::Arc;
@@ -39,7 +41,7 @@ pub(crate) struct ParsedEntry {
 /// A parsed envelope header.
 pub(crate) struct Header {
     /// Each tag with the version it was stored with.
-    pub tags: Box<[(Box<str>, Box<str>)]>,
+    pub tags: EntryTags,
     pub meta: Meta,
     /// Where the serialized value lies in the entry's bytes.
     value: Range<usize>,
@@ -55,11 +57,7 @@ impl ParsedEntry {
                 let value = start..start.saturating_add(raw.len());
                 if bytes.get(value.clone()) == Some(raw) {
                     Ok(Header {
-                        tags: env
-                            .tags
-                            .iter()
-                            .map(|(t, v)| (Box::from(t.as_ref()), Box::from(v.as_ref())))
-                            .collect(),
+                        tags: EntryTags::new(env.tags.iter().map(|(t, v)| (&**t, &**v))),
                         meta: env.meta(),
                         value,
                     })
@@ -156,13 +154,88 @@ impl ParsedEntry {
     }
 }
 
+/// An entry's tags, each with the version it was stored with: their text back to back in one
+/// buffer, held in the entry itself when short (two short tags and their versions are), so
+/// that a hit comparing them reads no allocation of its own.
+pub(crate) struct EntryTags {
+    text: KeyText,
+    /// Where each tag's name, then its version, ends in `text`.
+    ends: SmallVec<[(usize, usize); 2]>,
+}
+
+impl EntryTags {
+    fn new<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)> + Clone) -> EntryTags {
+        let bytes = pairs.clone().into_iter().fold(0usize, |n, (t, v)| {
+            n.saturating_add(t.len()).saturating_add(v.len())
+        });
+        let mut text = KeyText::with_capacity(bytes);
+        let mut ends = SmallVec::new();
+        for (tag, version) in pairs {
+            text.push_str(tag);
+            let name = text.as_str().len();
+            text.push_str(version);
+            ends.push((name, text.as_str().len()));
+        }
+        EntryTags { text, ends }
+    }
+
+    /// How many tags.
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether there is none.
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Whether the tags are `names`, in this order (compared as bytes: what a hit asks).
+    #[inline]
+    pub(crate) fn are<K: AsRef<str>>(&self, names: &[K]) -> bool {
+        let text = self.text.as_str().as_bytes();
+        let mut start = 0;
+        self.ends.len() == names.len()
+            && self.ends.iter().zip(names).all(|(&(name, end), k)| {
+                let same = text.get(start..name) == Some(k.as_ref().as_bytes());
+                start = end;
+                same
+            })
+    }
+
+    /// Each tag's version, in order, as bytes.
+    #[inline]
+    pub(crate) fn versions(&self) -> impl Iterator<Item = &[u8]> {
+        let text = self.text.as_str().as_bytes();
+        self.ends
+            .iter()
+            .map(move |&(name, end)| text.get(name..end).unwrap_or_default())
+    }
+
+    /// Each tag with its version, in order.
+    #[inline]
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &str)> + Clone + '_ {
+        let text = self.text.as_str();
+        self.ends.iter().scan(0usize, move |start, &(name, end)| {
+            let pair = (
+                text.get(*start..name).unwrap_or_default(),
+                text.get(name..end).unwrap_or_default(),
+            );
+            *start = end;
+            Some(pair)
+        })
+    }
+}
+
 /// Bytes counted per entry besides its key and envelope: what an entry costs in the memory
 /// store's map (its slot and index entry, the key's and the envelope's allocations, the parsed
-/// header and the allocator's rounding) under churn, measured by
+/// header with its tags held inline, and the allocator's rounding) under churn, measured by
 /// `tests/memory_entry_budget.rs`: a million small entries through a 64 MB store grew the
-/// process by ~620 B per entry kept, ~110 B of it key and envelope (with 480 here, 83,607
-/// entries counted at 50.3 MB grew it by 51.6 MB).
-const ENTRY_OVERHEAD: usize = 512;
+/// process by ~714 B per entry kept, ~110 B of it key and envelope (with 512 here, 79,387
+/// entries counted at 50.3 MB grew it by 56.7 MB; the inline tags added ~96 B to the 620
+/// measured before them).
+const ENTRY_OVERHEAD: usize = 608;
 
 #[cfg(test)]
 mod tests {
@@ -177,6 +250,27 @@ mod tests {
     }
 
     #[test]
+    fn entry_tags_give_back_each_tag_and_version_in_order() {
+        let long = "t".repeat(100);
+        for pairs in [
+            vec![],
+            vec![("users", "1")],
+            vec![("users", "12"), ("user:1", "345"), ("", ""), ("é", "v")],
+            vec![("users", "1"), (long.as_str(), "2")],
+        ] {
+            let tags = EntryTags::new(pairs.iter().copied());
+            assert_eq!(tags.len(), pairs.len());
+            assert_eq!(tags.is_empty(), pairs.is_empty());
+            assert_eq!(tags.iter().collect::<Vec<_>>(), pairs);
+            let names: Vec<&str> = pairs.iter().map(|(t, _)| *t).collect();
+            assert!(tags.are(&names));
+            assert!(!tags.are(&names[..names.len().saturating_sub(1)]) || names.is_empty());
+            let versions: Vec<&[u8]> = pairs.iter().map(|(_, v)| v.as_bytes()).collect();
+            assert_eq!(tags.versions().collect::<Vec<_>>(), versions);
+        }
+    }
+
+    #[test]
     fn the_header_is_parsed_once_when_stored() -> Result<(), String> {
         let bytes = br#"{"v":1,"tags":[["users","v7"]],"created_ms":5,"fresh_until_ms":9,"compute_us":3,"value":{"a":[1,2]}}"#;
         let e = entry(bytes, false);
@@ -185,8 +279,7 @@ mod tests {
             .map_err(|err| format!("a readable envelope: {err}"))?;
         assert_eq!(h.meta.fresh_until_ms, 9);
         assert_eq!(h.meta.compute_us, 3);
-        assert_eq!(h.tags.len(), 1);
-        assert_eq!((&*h.tags[0].0, &*h.tags[0].1), ("users", "v7"));
+        assert_eq!(h.tags.iter().collect::<Vec<_>>(), [("users", "v7")]);
         assert_eq!(e.value(), br#"{"a":[1,2]}"#);
         assert!(e.decoded().is_none());
         e.keep_decoded(|| Arc::new(1u8));

@@ -149,7 +149,7 @@ impl Cache {
             Err(WholeError::Value(header, e)) => {
                 // Rare: an entry whose value is of another type is still only `Invalid` (not
                 // a decode failure) when its tags say it was invalidated anyway.
-                let invalid = self.check_tags(&header.tags, tags, versions).is_none();
+                let invalid = self.check_tags(&header.tags[..], tags, versions).is_none();
                 return Checked::Done(if invalid {
                     Check::Invalid
                 } else {
@@ -160,7 +160,7 @@ impl Cache {
         let meta = env.meta();
         // Owned: the envelope's tags may be unescaped copies, which do not outlive it.
         let extra: Vec<(Cow<'a, str>, Cow<'a, str>)> =
-            match self.check_tags(&env.tags, tags, versions) {
+            match self.check_tags(&env.tags[..], tags, versions) {
                 None => return Checked::Done(Check::Invalid),
                 // The common case, a hit carrying no tag beyond the call's: no collect.
                 Some(extra) if extra.is_empty() => Vec::new(),
@@ -235,27 +235,27 @@ impl Cache {
     ///
     /// `None`: invalid. `Some(extra)`: valid if each tag of `extra`, one the entry carries
     /// beyond the call's, still has the version it was stored with (none: valid).
-    pub(super) fn check_tags<'a, S: AsRef<str>, G: AsRef<str>>(
+    pub(super) fn check_tags<'a, E: TagPairs + ?Sized, G: AsRef<str>>(
         &self,
-        entry_tags: &'a [(S, S)],
+        entry_tags: &'a E,
         tags: &[G],
         versions: &Versions,
     ) -> Option<Vec<(&'a str, &'a str)>> {
         // The common case: the entry carries the call's tags in the call's order (it was
         // stored by this call site), then at most the epoch: each tag is compared once.
-        let in_order = entry_tags.len() >= tags.len()
+        let in_order = entry_tags.count() >= tags.len()
             && entry_tags
-                .iter()
+                .pairs()
                 .zip(tags)
-                .all(|((et, _), t)| et.as_ref() == t.as_ref())
+                .all(|((et, _), t)| et == t.as_ref())
             && entry_tags
-                .iter()
+                .pairs()
                 .skip(tags.len())
-                .all(|(t, _)| t.as_ref() == EPOCH_TAG);
+                .all(|(t, _)| t == EPOCH_TAG);
         if !in_order
             && !tags
                 .iter()
-                .all(|t| entry_tags.iter().any(|(et, _)| et.as_ref() == t.as_ref()))
+                .all(|t| entry_tags.pairs().any(|(et, _)| et == t.as_ref()))
         {
             return None;
         }
@@ -264,9 +264,9 @@ impl Cache {
         if versions.len() > tags.len() {
             let epoch = versions.get(tags.len());
             let stored = entry_tags
-                .iter()
-                .find(|(t, _)| t.as_ref() == EPOCH_TAG)
-                .map(|(_, v)| v.as_ref());
+                .pairs()
+                .find(|(t, _)| *t == EPOCH_TAG)
+                .map(|(_, v)| v);
             if epoch.is_none() || stored != epoch {
                 return None;
             }
@@ -276,24 +276,24 @@ impl Cache {
         }
         if in_order {
             let current = entry_tags
-                .iter()
+                .pairs()
                 .take(tags.len())
                 .enumerate()
-                .all(|(i, (_, stored))| versions.is(i, stored.as_ref()));
+                .all(|(i, (_, stored))| versions.is(i, stored));
             return current.then(Vec::new);
         }
         let mut extra = Vec::new();
-        for (tag, stored) in entry_tags {
-            if tag.as_ref() == EPOCH_TAG {
+        for (tag, stored) in entry_tags.pairs() {
+            if tag == EPOCH_TAG {
                 continue;
             }
-            match tags.iter().position(|t| t.as_ref() == tag.as_ref()) {
+            match tags.iter().position(|t| t.as_ref() == tag) {
                 Some(i) => {
-                    if !versions.is(i, stored.as_ref()) {
+                    if !versions.is(i, stored) {
                         return None;
                     }
                 }
-                None => extra.push((tag.as_ref(), stored.as_ref())),
+                None => extra.push((tag, stored)),
             }
         }
         Some(extra)
@@ -307,13 +307,14 @@ impl Cache {
     ///
     /// [`check_tags`]: Self::check_tags
     #[inline(always)]
-    pub(super) fn carries_only_current<S: AsRef<str>, G: AsRef<str>>(
+    pub(super) fn carries_only_current<E: TagPairs + ?Sized, G: AsRef<str>>(
         &self,
-        entry_tags: &[(S, S)],
+        entry_tags: &E,
         tags: &[G],
         found: &Found,
     ) -> bool {
-        if found.verified && entry_tags.len() == tags.len() && found.versions.len() == tags.len() {
+        if found.verified && entry_tags.count() == tags.len() && found.versions.len() == tags.len()
+        {
             return !self.kept_invalidated(entry_tags);
         }
         self.check_tags(entry_tags, tags, &found.versions)
@@ -323,11 +324,11 @@ impl Cache {
     /// Whether an invalidation of one of `entry_tags` is kept (`pending.rs`): such an entry
     /// is not valid.
     #[inline]
-    fn kept_invalidated<S: AsRef<str>>(&self, entry_tags: &[(S, S)]) -> bool {
+    fn kept_invalidated<E: TagPairs + ?Sized>(&self, entry_tags: &E) -> bool {
         self.pending().any()
             && entry_tags
-                .iter()
-                .any(|(t, _)| self.pending().blocks_tag(&self.store_tag_key(t.as_ref())))
+                .pairs()
+                .any(|(t, _)| self.pending().blocks_tag(&self.store_tag_key(t)))
     }
 
     pub(crate) fn decode_failure(&self, name: &Cow<'static, str>, full_key: &str, why: &str) {
@@ -371,4 +372,37 @@ pub(super) fn extra_still_valid<V: AsRef<str>>(
 
 pub(super) fn wrong_type(e: &serde_json::Error) -> String {
     format!("value does not decode as the expected type: {e}")
+}
+
+/// An entry's tags with the versions it was stored with, as a check reads them: a parsed
+/// entry's ([`EntryTags`]) or a decoded envelope's pairs.
+pub(crate) trait TagPairs {
+    /// How many tags.
+    fn count(&self) -> usize;
+    /// Each tag with its version, in order.
+    fn pairs(&self) -> impl Iterator<Item = (&str, &str)>;
+}
+
+impl<S: AsRef<str>> TagPairs for [(S, S)] {
+    #[inline]
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    #[inline]
+    fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.iter().map(|(t, v)| (t.as_ref(), v.as_ref()))
+    }
+}
+
+impl TagPairs for EntryTags {
+    #[inline]
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    #[inline]
+    fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.iter()
+    }
 }

@@ -23,7 +23,7 @@
 #![allow(clippy::ptr_arg)]
 
 use crate::Cache;
-use crate::backend::parsed::ParsedEntry;
+use crate::backend::parsed::{EntryTags, ParsedEntry};
 use crate::backend::{EPOCH_TAG, Found, Seen, Store, Stored, Versions, new_version};
 use crate::clock::Backoff;
 use crate::clock::millis;

@@ -127,17 +127,16 @@ impl MemoryBackend {
         generation: u64,
         now: Instant,
     ) -> (Versions, bool) {
-        let Some(stored) = entry.header().ok().map(|h| &*h.tags).filter(|stored| {
-            stored.len() == tag_keys.len()
-                && stored
-                    .iter()
-                    .zip(tag_keys)
-                    .all(|((t, _), k)| t.as_ref() == k.as_ref())
-        }) else {
+        let Some(stored) = entry
+            .header()
+            .ok()
+            .map(|h| &h.tags)
+            .filter(|stored| stored.are(tag_keys))
+        else {
             return (self.tags.versions(tag_keys, now), false);
         };
         if entry.verified() == generation {
-            let own = Versions::inline(stored.iter().map(|(_, v)| Version::of_text(v)));
+            let own = Versions::inline(stored.versions().map(Version::of_text));
             return (own, true);
         }
         let versions = self.tags.versions(tag_keys, now);

@@ -39,7 +39,8 @@ fn current(
         .map(|i| {
             header
                 .tags
-                .get(i)
+                .iter()
+                .nth(i)
                 .is_some_and(|(_, v)| found.versions.is(i, v))
         })
         .collect())
