@@ -166,21 +166,18 @@ struct Costs {
     switches: f64,
 }
 
-fn costs_at_64_tasks<F, Fut>(
+fn costs_at_64_tasks<C: Contenders>(
     rt: &tokio::runtime::Runtime,
     name: String,
     n: u64,
     server_pid: Option<u32>,
-    op: F,
-) -> Costs
-where
-    F: Fn(u64) -> Fut + Clone + Send + Sync + 'static,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    run_tasks(rt, n / 10, op.clone());
+    c: &C,
+    which: &'static str,
+) -> Costs {
+    run_tasks(rt, n / 10, c, which);
     let u0 = usage(server_pid);
     let started = Instant::now();
-    run_tasks(rt, n, op);
+    run_tasks(rt, n, c, which);
     let wall = started.elapsed().as_secs_f64();
     let u1 = usage(server_pid);
     let per = |a: u64, b: u64| (b.saturating_sub(a)) as f64 / n as f64;
@@ -217,13 +214,13 @@ fn measure<C: Contenders>(
         ));
     }
     for &name in names {
-        let c = c.clone();
         costs.push(costs_at_64_tasks(
             rt,
             format!("{backend}/{name}"),
             n.1,
             server_pid,
-            move |i| hit(&c, name, i % IDS),
+            c,
+            name,
         ));
     }
 }

@@ -102,10 +102,7 @@ impl Turn {
         part: u64,
     ) -> f64 {
         let (hits, took) = match self.part(part) {
-            Turn::Concurrent(n) => {
-                let c = c.clone();
-                (n, run_tasks(rt, n, move |i| hit(&c, name, i % IDS)))
-            }
+            Turn::Concurrent(n) => (n, run_tasks(rt, n, c, name)),
             Turn::Sequential(n) => (
                 n,
                 rt.block_on(async {

@@ -10,7 +10,6 @@ use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 /// Ids every hit bench cycles through (all pre-filled, for every contender).
@@ -66,28 +65,31 @@ pub fn criterion() -> Criterion {
     Criterion::default().without_plots().configure_from_args()
 }
 
-/// Runs `iters` calls of `op` spread over [`TASKS`] tasks on `rt` and returns the wall time:
-/// what `iter_custom` needs for a throughput figure (criterion then reports time per op, and
-/// ops/s with `Throughput::Elements(1)`). `op(i)` gets a running index (task-distinct).
-pub fn run_tasks<F, Fut>(rt: &tokio::runtime::Runtime, iters: u64, op: F) -> Duration
-where
-    F: Fn(u64) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let op = Arc::new(op);
+/// Runs `iters` hits of contender `name` spread over [`TASKS`] tasks on `rt` and returns the
+/// wall time: what `iter_custom` needs for a throughput figure (criterion then reports time
+/// per op, and ops/s with `Throughput::Elements(1)`). Each task holds one handle on the
+/// contenders, cloned when it starts: a clone per call would add the handle's reference
+/// counts, written by both workers, to every hit of every contender.
+pub fn run_tasks<C: Contenders>(
+    rt: &tokio::runtime::Runtime,
+    iters: u64,
+    c: &C,
+    name: &'static str,
+) -> Duration {
+    let c = c.clone();
     rt.block_on(async move {
         let per = iters / TASKS;
         let rem = iters % TASKS;
         let started = Instant::now();
         let handles: Vec<_> = (0..TASKS)
             .map(|t| {
-                let op = Arc::clone(&op);
+                let c = c.clone();
                 let n = per + u64::from(t < rem);
                 tokio::spawn(async move {
                     // Spread the tasks over the id space, so they do not all read one key.
                     let base = t * 7919;
                     for i in 0..n {
-                        op(base + i).await;
+                        c.run(name, (base + i) % IDS).await;
                     }
                 })
             })
@@ -165,10 +167,7 @@ pub fn throughput_group<C: Contenders>(
     c: &C,
 ) {
     hit_group(cr, group, names, |b, name| {
-        b.iter_custom(|iters| {
-            let c = c.clone();
-            run_tasks(rt, iters, move |i| hit(&c, name, i % IDS))
-        })
+        b.iter_custom(|iters| run_tasks(rt, iters, c, name))
     });
 }
 

@@ -38,7 +38,7 @@ impl<C: CallTarget, S> Ready<C, S> {
         match begin(cache, self.key, self.site.options()) {
             Begin::Normal(key) => {
                 cache
-                    .cached_spawn_full(key, opts, policy, self.stored.decoded, compute)
+                    .cached_spawn_full(key, &opts, policy, self.stored.decoded, compute)
                     .await
             }
             Begin::Special(call) => {

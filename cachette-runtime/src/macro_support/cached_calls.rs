@@ -211,12 +211,12 @@ pub trait CallTags {
     /// The options a hit at `site` is judged with, and the call's tags.
     fn look(&self, site: &'static Site) -> (&Options, &[Self::Tag]);
     /// The options of a call at `site`.
-    fn build(self, site: &'static Site) -> Self::Built;
+    fn build(&self, site: &'static Site) -> Self::Built;
 }
 
 /// Per-call tags: rendered inline ([`KeyText`], what tuples of templates give) or strings
 /// (past 12 tags).
-impl<T: AsRef<str> + Into<String>, const N: usize> CallTags for [T; N] {
+impl<T: AsRef<str>, const N: usize> CallTags for [T; N] {
     type Tag = T;
     type Built = Options;
 
@@ -227,8 +227,8 @@ impl<T: AsRef<str> + Into<String>, const N: usize> CallTags for [T; N] {
     }
 
     #[inline]
-    fn build(self, site: &'static Site) -> Options {
-        site.build_tagged(self.into_iter().map(Into::into), N)
+    fn build(&self, site: &'static Site) -> Options {
+        site.build_tagged(self.iter().map(|t| String::from(t.as_ref())), N)
     }
 }
 
@@ -248,19 +248,20 @@ impl CallTags for SiteOptions {
     }
 
     #[inline]
-    fn build(self, site: &'static Site) -> &'static Options {
+    fn build(&self, site: &'static Site) -> &'static Options {
         site.options()
     }
 }
 
-/// A `#[cached]` call's options as the engine takes them ([`crate::read_through::CallOptions`]):
-/// its site and its tags.
+/// A `#[cached]` call's options as the engine takes them ([`crate::read_through::CallOptions`],
+/// by reference: the call's future keeps its tags, and the engine's futures hold a pointer
+/// to them, not a copy): its site and its tags.
 pub(super) struct SiteCall<O> {
     pub(super) site: &'static Site,
     pub(super) tags: O,
 }
 
-impl<O: CallTags> crate::read_through::CallOptions for SiteCall<O> {
+impl<O: CallTags> crate::read_through::CallOptions for &SiteCall<O> {
     type Tag = O::Tag;
     type Built = O::Built;
 
@@ -361,7 +362,7 @@ impl<C: CallTarget, S> Ready<C, S> {
         match begin(cache, self.key, self.site.options()) {
             Begin::Normal(key) => {
                 cache
-                    .cached_full(key, opts, policy, self.stored.decoded, compute)
+                    .cached_full(key, &opts, policy, self.stored.decoded, compute)
                     .await
             }
             // Boxed: its future would make every call's future larger.
