@@ -89,12 +89,6 @@ impl From<String> for KeyText {
     }
 }
 
-impl From<KeyText> for String {
-    fn from(text: KeyText) -> Self {
-        text.into_string()
-    }
-}
-
 impl AsRef<str> for KeyText {
     #[inline]
     fn as_ref(&self) -> &str {

@@ -214,8 +214,7 @@ pub trait CallTags {
     fn build(&self, site: &'static Site) -> Self::Built;
 }
 
-/// Per-call tags: rendered inline ([`KeyText`], what tuples of templates give) or strings
-/// (past 12 tags).
+/// Per-call tags: [`TagText`]s (what tuples of templates give) or strings (past 12 tags).
 impl<T: AsRef<str>, const N: usize> CallTags for [T; N] {
     type Tag = T;
     type Built = Options;

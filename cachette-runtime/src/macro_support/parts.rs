@@ -47,7 +47,7 @@ impl Template for &'static str {
 
 /// A per-call tag of a `#[cached]` call ([`Template::tag_text`]): a constant tag as it is,
 /// any other rendered inline when short. A hit reads it as it is; only a call that goes past
-/// its first look makes it a `String` (`CallTags::build`).
+/// its first look copies it into a `String` (`CallTags::build`).
 #[derive(Debug, Clone)]
 pub enum TagText {
     /// A tag without placeholders.
@@ -62,15 +62,6 @@ impl AsRef<str> for TagText {
         match self {
             TagText::Literal(s) => s,
             TagText::Rendered(t) => t.as_str(),
-        }
-    }
-}
-
-impl From<TagText> for String {
-    fn from(tag: TagText) -> String {
-        match tag {
-            TagText::Literal(s) => String::from(s),
-            TagText::Rendered(t) => t.into_string(),
         }
     }
 }
