@@ -268,40 +268,31 @@ impl Cache {
             report(CallOutcome::Bypass);
             return Step::Done(compute().await);
         }
-        match start {
-            // The first look read these options' tags (none was a duplicate): it stands.
-            Start::Looked(looked) if looked.tags == opts.tags.len() => {
+        let (full_key, first, refresh_early, resolved) = match start {
+            Start::Key(full_key) => (full_key, None, None, (None, Instant::now())),
+            Start::Looked(looked) => {
                 let Looked {
                     full_key,
                     first,
+                    tags,
                     refresh_early,
                     ttl,
                     started,
-                    tags: _,
                 } = *looked;
-                let call = Call {
-                    cache: self,
-                    opts,
-                    policy,
+                // The first look's lookup stands only if it read these options' tags (building
+                // drops a tag rendered twice); otherwise the call looks again.
+                let stands = tags == opts.tags.len();
+                let first = stands.then_some(first);
+                (
                     full_key,
-                    tag_keys: self.call_tag_keys(opts),
-                    ttl: ttl.unwrap_or_else(|| self.ttl_for(&opts.ttl, &opts.name)),
-                    decoded,
-                    keep_decoded: decoded.is_some(),
-                    started,
-                    _returns: PhantomData,
-                };
-                call.run(Some(first), refresh_early, compute).await
+                    first,
+                    refresh_early.filter(|_| stands),
+                    (ttl, started),
+                )
             }
-            Start::Looked(looked) => {
-                let call = Call::new(self, looked.full_key, opts, policy, decoded);
-                call.run(None, None, compute).await
-            }
-            Start::Key(full_key) => {
-                let call = Call::new(self, full_key, opts, policy, decoded);
-                call.run(None, None, compute).await
-            }
-        }
+        };
+        let call = Call::new(self, full_key, opts, policy, decoded, resolved);
+        call.run(first, refresh_early, compute).await
     }
 
     /// Like [`cached_with`](Self::cached_with), but refreshes run in a background task: a
@@ -481,7 +472,7 @@ impl Cache {
         keep_decoded: bool,
         compute: F,
     ) -> R {
-        let mut call = Call::new(self, full_key, opts, &policy, None);
+        let mut call = Call::new(self, full_key, opts, &policy, None, (None, Instant::now()));
         call.keep_decoded = keep_decoded;
         // The key's state too, not only the tag versions: the refreshed value is stored only
         // if nothing was written or deleted at the key meanwhile.

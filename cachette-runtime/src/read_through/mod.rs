@@ -96,13 +96,15 @@ pub(crate) struct Call<'o, R, P: ReturnPolicy<R>> {
 }
 
 impl<'o, R, P: ReturnPolicy<R>> Call<'o, R, P> {
-    /// A call of `full_key` (its tag keys and TTL resolved now).
+    /// A call of `full_key` that started at `started`: its tag keys resolved now, and its TTL
+    /// too unless a first look resolved it (`ttl`; an unknown profile is counted once).
     fn new(
         cache: &'o Cache,
         full_key: String,
         opts: &'o Options,
         policy: &'o P,
         decoded: Option<DecodedCopy<P::Stored>>,
+        (ttl, started): (Option<Duration>, Instant),
     ) -> Self {
         Call {
             cache,
@@ -110,10 +112,10 @@ impl<'o, R, P: ReturnPolicy<R>> Call<'o, R, P> {
             policy,
             full_key,
             tag_keys: cache.call_tag_keys(opts),
-            ttl: cache.ttl_for(&opts.ttl, &opts.name),
+            ttl: ttl.unwrap_or_else(|| cache.ttl_for(&opts.ttl, &opts.name)),
             decoded,
             keep_decoded: decoded.is_some(),
-            started: Instant::now(),
+            started,
             _returns: PhantomData,
         }
     }
