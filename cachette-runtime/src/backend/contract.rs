@@ -201,16 +201,11 @@ impl Version {
     /// The version numbered `n`.
     pub(crate) fn number(n: u64) -> Version {
         let mut digits = itoa::Buffer::new();
-        let digits = digits.format(n).as_bytes();
-        let mut text = [0u8; 20];
-        let len = digits.len().min(text.len());
-        if let (Some(to), Some(from)) = (text.get_mut(..len), digits.get(..len)) {
-            to.copy_from_slice(from);
-        }
-        Version {
-            len: u8::try_from(len).unwrap_or(0),
-            text,
-        }
+        // A u64 has at most 20 digits: it always fits.
+        Version::of_text(digits.format(n).as_bytes()).unwrap_or(Version {
+            len: 0,
+            text: [0u8; 20],
+        })
     }
 
     /// The version whose text is `text` (`None`: longer than a number's digits).

@@ -195,35 +195,40 @@ impl EntryTags {
     #[inline]
     pub(crate) fn are<K: AsRef<str>>(&self, names: &[K]) -> bool {
         let text = self.text.as_str().as_bytes();
-        let mut start = 0;
         self.ends.len() == names.len()
-            && self.ends.iter().zip(names).all(|(&(name, end), k)| {
-                let same = text.get(start..name) == Some(k.as_ref().as_bytes());
-                start = end;
-                same
-            })
+            && self
+                .spans()
+                .zip(names)
+                .all(|((name, _), k)| text.get(name) == Some(k.as_ref().as_bytes()))
     }
 
     /// Each tag's version, in order, as bytes.
     #[inline]
     pub(crate) fn versions(&self) -> impl Iterator<Item = &[u8]> {
         let text = self.text.as_str().as_bytes();
-        self.ends
-            .iter()
-            .map(move |&(name, end)| text.get(name..end).unwrap_or_default())
+        self.spans()
+            .map(move |(_, version)| text.get(version).unwrap_or_default())
     }
 
     /// Each tag with its version, in order.
     #[inline]
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &str)> + Clone + '_ {
         let text = self.text.as_str();
-        self.ends.iter().scan(0usize, move |start, &(name, end)| {
-            let pair = (
-                text.get(*start..name).unwrap_or_default(),
-                text.get(name..end).unwrap_or_default(),
-            );
+        self.spans().map(move |(name, version)| {
+            (
+                text.get(name).unwrap_or_default(),
+                text.get(version).unwrap_or_default(),
+            )
+        })
+    }
+
+    /// Where each tag's name and its version lie in `text`, in order.
+    #[inline]
+    fn spans(&self) -> impl Iterator<Item = (Range<usize>, Range<usize>)> + Clone + '_ {
+        self.ends.iter().scan(0usize, |start, &(name, end)| {
+            let spans = (*start..name, name..end);
             *start = end;
-            Some(pair)
+            Some(spans)
         })
     }
 }
