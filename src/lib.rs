@@ -80,8 +80,9 @@ pub use cachette_macros::{cache_put, cached, invalidates};
 // The runtime, item by item: what a user names, and nothing else.
 pub use cachette_runtime::{
     BackendError, BreakerOptions, Cache, CacheBuilder, CacheValue, EarlyRefresh, Error, Fallible,
-    FallibleShared, Key, Lock, LockOptions, MAX_DURATION, Optional, Options, Pattern, Plain,
-    Result, ReturnPolicy, StatsSnapshot, Tag, Ttl, default_cache, install_default, parse_duration,
+    FallibleShared, Key, Lock, LockOptions, MAX_DURATION, NearStats, Optional, Options, Pattern,
+    Plain, Result, ReturnPolicy, StatsSnapshot, Tag, Ttl, default_cache, install_default,
+    parse_duration,
 };
 pub use cachette_runtime::{admin, clock, codec, keys, observe, stats};
 

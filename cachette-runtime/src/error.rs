@@ -76,6 +76,10 @@ pub enum Error {
     /// sender holds; this is its text.
     #[error("the batched lookup failed: {0}")]
     Batched(String),
+    /// The near cache could not prove an entry fresh: the `PING` on its tracking connection
+    /// failed (the connection is being re-made). The call reads Redis instead.
+    #[error("the near cache's tracking connection did not answer its barrier")]
+    NearBarrier,
     /// [`install_default`](crate::install_default) was called after a default cache existed.
     #[error("a default cache is already installed (or was already created from the environment)")]
     DefaultAlreadySet,
@@ -155,6 +159,7 @@ impl Error {
             Error::NoRuntime => "no_runtime",
             Error::TagVersionLost => "tag_version_lost",
             Error::Batched(_) => "batched",
+            Error::NearBarrier => "near_barrier",
         }
     }
 

@@ -43,6 +43,7 @@ mod profiles;
 mod read_through;
 pub mod stats;
 
+pub use backend::NearStats;
 pub use breaker::BreakerOptions;
 pub use cache::Cache;
 pub use clock::MAX_DURATION;
@@ -151,6 +152,20 @@ pub mod __private {
                 None => false,
             }
         }
+
+        /// Holds every fill of the near cache between Redis's reply and the keeping of what
+        /// it answered, until [`FillPause::resume`]; `false` when `cache` has no near cache.
+        pub fn near_pause_fills(cache: &Cache, pause: Option<std::sync::Arc<FillPause>>) -> bool {
+            match cache.near_store() {
+                Some(n) => {
+                    n.pause_fills(pause);
+                    true
+                }
+                None => false,
+            }
+        }
+
+        pub use crate::backend::near::FillPause;
 
         /// Writes raw bytes under a full key of the memory store.
         pub async fn memory_put_raw(cache: &Cache, full_key: &str, bytes: Vec<u8>) -> bool {

@@ -108,6 +108,8 @@ pub(crate) enum Versions {
     Owned(Vec<Option<String>>),
     /// A store's own versions, copied inline (no allocation for up to [`Versions::INLINE`]).
     Inline(InlineVersions),
+    /// Versions a near cache keeps beside its entry (shared by its hits).
+    Shared(Arc<[Option<String>]>),
 }
 
 /// Versions held inline: the first [`Versions::INLINE`] in place, any more in `rest`.
@@ -156,6 +158,7 @@ impl Versions {
         match self {
             Versions::Owned(v) => v.get(i).and_then(Option::as_deref),
             Versions::Inline(v) => v.version(i).map(Version::as_str),
+            Versions::Shared(v) => v.get(i).and_then(Option::as_deref),
         }
     }
 
@@ -165,6 +168,7 @@ impl Versions {
     pub(crate) fn is(&self, i: usize, stored: &str) -> bool {
         match self {
             Versions::Owned(v) => v.get(i).and_then(Option::as_deref) == Some(stored),
+            Versions::Shared(v) => v.get(i).and_then(Option::as_deref) == Some(stored),
             Versions::Inline(v) => v
                 .version(i)
                 .is_some_and(|v| v.as_bytes() == stored.as_bytes()),
@@ -176,12 +180,14 @@ impl Versions {
         match self {
             Versions::Owned(v) => v.len(),
             Versions::Inline(v) => v.len,
+            Versions::Shared(v) => v.len(),
         }
     }
 
     pub(crate) fn into_owned(self) -> Vec<Option<String>> {
         match self {
             Versions::Owned(v) => v,
+            Versions::Shared(v) => v.to_vec(),
             Versions::Inline(_) => (0..self.len())
                 .map(|i| self.get(i).map(String::from))
                 .collect(),
@@ -263,6 +269,28 @@ pub struct BackendStats {
     /// ARCHITECTURE.md, *Not guaranteed*). `None` on the memory store (it evicts entries and
     /// tag versions by CLOCK, within its budget).
     pub eviction_policy: Option<String>,
+}
+
+/// What a near cache did (see [`CacheBuilder::near_cache`](crate::CacheBuilder::near_cache)),
+/// since the cache was built.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NearStats {
+    /// Lookups answered from the near cache.
+    pub hits: u64,
+    /// Lookups it could not answer (read from Redis).
+    pub misses: u64,
+    /// Lookups that waited for a barrier (a `PING` on the tracking connection).
+    pub barrier_waits: u64,
+    /// Invalidation pushes received from Redis.
+    pub pushes: u64,
+    /// Times every near entry was dropped at once (a tracking connection lost or re-made,
+    /// `FLUSHALL`, a pattern invalidation or a clear by this process).
+    pub flushes: u64,
+    /// What its entries weigh (decoded values counted at their encoded size).
+    pub bytes: u64,
+    /// Entries kept (some may be invalid already, until looked up or evicted).
+    pub entries: u64,
 }
 
 /// What every store does. Each operation is one round trip on a remote store (lookups of

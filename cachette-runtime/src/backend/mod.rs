@@ -12,10 +12,11 @@ mod batch;
 mod contract;
 pub(crate) mod disabled;
 pub(crate) mod memory;
+pub(crate) mod near;
 pub(crate) mod parsed;
 pub(crate) mod redis;
 
-pub use contract::BackendStats;
+pub use contract::{BackendStats, NearStats};
 pub(crate) use contract::{EPOCH_TAG, Found, Seen, Store, Stored, Versions, new_version};
 
 use crate::error::Result;
@@ -49,6 +50,8 @@ impl From<Fetched> for Found {
 pub(crate) enum Backend {
     Redis(redis::RedisBackend),
     Memory(memory::MemoryBackend),
+    /// Redis with a near cache in front.
+    Near(near::NearStore),
     /// Stores nothing; its locks still exclude, within the process (see `Cache::disabled`).
     Disabled(disabled::DisabledStore),
 }
@@ -61,6 +64,14 @@ impl Backend {
             _ => None,
         }
     }
+
+    /// The near cache, if the cache has one.
+    pub(crate) fn near(&self) -> Option<&near::NearStore> {
+        match self {
+            Backend::Near(n) => Some(n),
+            _ => None,
+        }
+    }
 }
 
 /// `$body` with `$s` bound to the variant's store.
@@ -69,6 +80,7 @@ macro_rules! each {
         match $self {
             Backend::Redis($s) => $body,
             Backend::Memory($s) => $body,
+            Backend::Near($s) => $body,
             Backend::Disabled($s) => $body,
         }
     };

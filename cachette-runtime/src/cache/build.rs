@@ -108,15 +108,37 @@ impl Cache {
 
     pub(crate) fn from_parts(choice: BackendChoice, config: Config) -> Result<Cache> {
         let backend = match choice {
-            BackendChoice::Redis(url, root_cert) => Backend::Redis(RedisBackend::new(
-                &url,
-                root_cert,
-                config.op_timeout,
-                Breaker::new(config.breaker, Arc::clone(&config.clock)),
-                config.redis_connections,
-                &config.namespace,
-                config.wait_replicas,
-            )?),
+            BackendChoice::Redis(url, root_cert) => {
+                let redis = RedisBackend::new(
+                    &url,
+                    root_cert,
+                    config.op_timeout,
+                    Breaker::new(config.breaker, Arc::clone(&config.clock)),
+                    config.redis_connections,
+                    &config.namespace,
+                    config.wait_replicas,
+                )?;
+                match config.near {
+                    None => Backend::Redis(redis),
+                    Some((bytes, bound)) => {
+                        let ns = &config.namespace;
+                        // The entries (every version), the tag keys and the epoch.
+                        let prefixes = [
+                            format!("{ns}:"),
+                            format!("{ns}#tag:"),
+                            format!("{ns}#epoch"),
+                        ];
+                        let mode = bound.map_or(NearMode::Strict, NearMode::Bounded);
+                        Backend::Near(NearStore::new(
+                            redis,
+                            bytes,
+                            mode,
+                            &prefixes,
+                            config.op_timeout,
+                        )?)
+                    }
+                }
+            }
             BackendChoice::Memory(bytes) => Backend::Memory(MemoryBackend::new(bytes)),
             BackendChoice::Disabled => Backend::Disabled(DisabledStore::default()),
         };

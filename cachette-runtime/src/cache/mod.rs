@@ -14,7 +14,8 @@
 #![allow(clippy::ptr_arg)]
 
 use crate::backend::disabled::DisabledStore;
-use crate::backend::{Backend, Store, memory::MemoryBackend, redis::RedisBackend};
+use crate::backend::near::{NearMode, NearStore};
+use crate::backend::{Backend, NearStats, Store, memory::MemoryBackend, redis::RedisBackend};
 use crate::breaker::Breaker;
 use crate::config::{BackendChoice, CacheBuilder, Config, MAX_DURATION, Options, Ttl, Undefined};
 use crate::error::{Error, Result};
@@ -266,6 +267,16 @@ impl Cache {
 
     pub(crate) fn memory_backend(&self) -> Option<&MemoryBackend> {
         self.inner.backend.memory()
+    }
+
+    pub(crate) fn near_store(&self) -> Option<&NearStore> {
+        self.inner.backend.near()
+    }
+
+    /// What the near cache did since the cache was built (`None`: the cache has none; see
+    /// [`CacheBuilder::near_cache`]).
+    pub fn near_stats(&self) -> Option<NearStats> {
+        self.inner.backend.near().map(NearStore::stats)
     }
 }
 

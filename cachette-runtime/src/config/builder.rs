@@ -23,6 +23,8 @@ impl Config {
             breaker: Some(crate::breaker::BreakerOptions::default()),
             redis_connections: CacheBuilder::DEFAULT_REDIS_CONNECTIONS,
             wait_replicas: None,
+            near: None,
+            near_max_staleness: None,
         }
     }
 }
@@ -262,6 +264,43 @@ impl CacheBuilder {
         self
     }
 
+    /// A near cache of at most `max_bytes` in this process, in front of Redis (off by
+    /// default): the entries Redis answered with, decoded once and shared by every hit,
+    /// weighed at their encoded size. Redis tells it of every change to the namespace's keys
+    /// (RESP3 client tracking, `BCAST` over the namespace's prefixes), and a near entry is
+    /// served only once a `PING` sent on that tracking connection after the call began has
+    /// returned (pings are shared by every call waiting meanwhile): an invalidation that
+    /// returned before the call began, in any process, is never missed. A call that meets
+    /// Redis down serves nothing from the near cache. See ARCHITECTURE.md, *The near cache*.
+    /// [`near_max_staleness`](Self::near_max_staleness) trades that proof for speed. Needs a
+    /// Redis backend; `build` refuses it on another.
+    ///
+    /// ```
+    /// use cachette_runtime::Cache;
+    ///
+    /// let cache = Cache::builder()
+    ///     .redis("redis://127.0.0.1:6379")
+    ///     .near_cache(64 * 1024 * 1024)
+    ///     .build()
+    ///     .expect("valid configuration");
+    /// assert_eq!(cache.backend_kind(), "redis");
+    /// assert!(cache.near_stats().is_some());
+    /// ```
+    pub fn near_cache(mut self, max_bytes: u64) -> Self {
+        self.config.near = Some((max_bytes, None));
+        self
+    }
+
+    /// Bounded reads for the near cache: a near entry is served at once when a barrier's
+    /// `PING` was sent less than `max` ago, and such a read **may miss invalidations that
+    /// returned less than `max` before it began** (never older ones). Without it (the
+    /// default) every near hit waits for a barrier begun after the call. Needs
+    /// [`near_cache`](Self::near_cache); at most [`MAX_DURATION`].
+    pub fn near_max_staleness(mut self, max: Duration) -> Self {
+        self.config.near_max_staleness = Some(max);
+        self
+    }
+
     /// The Redis circuit breaker (on by default: 5 consecutive failures open it for 1 s).
     /// `None` switches it off. The cool-down is at most [`MAX_DURATION`], longer is refused by
     /// [`build`](Self::build).
@@ -330,8 +369,19 @@ impl CacheBuilder {
         if let Some(spec) = self.profile_spec.take() {
             self = self.ttl_profiles(&spec);
         }
+        if let (Some((_, bound)), Some(max)) =
+            (&mut self.config.near, self.config.near_max_staleness)
+        {
+            *bound = Some(max);
+        }
         let c = &self.config;
         let mut errors = std::mem::take(&mut self.errors);
+        if c.near.is_some() && !matches!(self.backend, BackendChoice::Redis(..)) {
+            errors.push(
+                "near_cache needs a Redis backend (set redis(url) or CACHETTE_REDIS_URL)"
+                    .to_owned(),
+            );
+        }
         errors.extend(super::validate::problems(c));
         let missing = match undefined {
             Undefined::Ignore => Default::default(),

@@ -60,6 +60,15 @@ pub(super) fn problems(c: &Config) -> Vec<String> {
     {
         errors.push("wait_for_replicas needs at least 1 replica and a non-zero timeout".to_owned());
     }
+    if c.near.is_some_and(|(bytes, _)| bytes == 0) {
+        errors.push("near_cache needs a byte budget greater than zero".to_owned());
+    }
+    if c.near_max_staleness.is_some() && c.near.is_none() {
+        errors.push("near_max_staleness needs near_cache".to_owned());
+    }
+    if c.near_max_staleness.is_some_and(|d| d.is_zero()) {
+        errors.push("near_max_staleness must be greater than zero".to_owned());
+    }
     if c.fence_ttl < Duration::from_secs(1) {
         errors.push("fence TTL must be at least 1 s".to_owned());
     }
@@ -84,6 +93,10 @@ pub(super) fn problems(c: &Config) -> Vec<String> {
     .chain(
         c.breaker
             .map(|b| ("circuit breaker cool-down".to_owned(), b.cool_down)),
+    )
+    .chain(
+        c.near_max_staleness
+            .map(|d| ("near_max_staleness".to_owned(), d)),
     );
     for (what, d) in durations {
         if d > MAX_DURATION {

@@ -39,6 +39,10 @@
 //! | `cachette_breaker_opened_total` | counter | | times the Redis circuit breaker opened |
 //! | `cachette_breaker_rejected_total` | counter | | round trips skipped while it was open |
 //! | `cachette_breaker_open` | gauge | | 1 while it is open, 0 once closed |
+//! | `cachette_near_pushes_total` | counter | | invalidation pushes the near cache received from Redis |
+//! | `cachette_near_flushes_total` | counter | | times the near cache dropped every entry (tracking connection lost or re-made, `FLUSHALL`, a pattern invalidation or clear by this process) |
+//! | `cachette_near_bytes` | gauge | | what the near cache's entries weigh (set at each fill) |
+//! | `cachette_near_barrier_seconds` | histogram | | time a near lookup waited for its barrier (the `PING` on the tracking connection) |
 //! | `cachette_compute_seconds` | histogram | `cache` | time the computations took |
 //! | `cachette_hit_seconds` | histogram | `cache` | time to serve each fresh hit, memory hits included: from the call's start (after its cooperative-budget check) to the value, lookup, tag checks and decoding included |
 //! | `cachette_backend_seconds` | histogram | `cache`, `backend` (`redis`), `op` (`fetch`, `create_tags`, `invalidate`, `store`, `delete`, `scan`, `lock`, `unlock`) | time of each Redis round trip, under the name of the call that sent it (`manual` for `get`/`set`/`exists`/locks, the operation for invalidations, `deferred` for kept invalidations retried in the background, `admin` for the admin operations, `internal` otherwise). A batched lookup (`op="fetch"`) also carries other calls' lookups: it is timed once, under the sender's name |
@@ -73,6 +77,7 @@ pub(crate) use event::Event;
 pub(crate) use log_limit::{LogLimiter, rate_limited};
 pub(crate) use names::{Stats, label};
 pub(crate) use round_trips::{attributed, record_round_trip};
+pub(crate) use striped::Counts;
 
 /// A point-in-time copy of a cache's counters (since the cache was built).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

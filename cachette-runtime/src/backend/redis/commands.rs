@@ -46,6 +46,49 @@ impl RedisBackend {
         Ok(fetched(key.is_some(), replies?))
     }
 
+    /// [`fetch`](Self::fetch) of an entry for a near cache, never batched: the `MGET` and, in
+    /// the same pipeline (one round trip), the `PTTL` of the entry and of each tag key. With
+    /// the time the entry may be kept in this process: the shortest of those (a key without
+    /// one does not shorten it; `None`: a key is gone, keep nothing).
+    pub(crate) async fn fetch_expiring(
+        &self,
+        key: &str,
+        tag_keys: &[String],
+    ) -> Result<(Fetched, Option<Duration>)> {
+        let mut pipe = redis::pipe();
+        let mget = pipe.cmd("MGET").arg(key);
+        for t in tag_keys {
+            mget.arg(t);
+        }
+        mget.arg(&self.patterns_key);
+        pipe.cmd("PTTL").arg(key);
+        for t in tag_keys {
+            pipe.cmd("PTTL").arg(t);
+        }
+        let (mget, ttls): (redis::Value, Vec<i64>) = self
+            .guarded(Op::Fetch, |mut conn| async move {
+                let mut replies: Vec<redis::Value> = pipe.query_async(&mut conn).await?;
+                let ttls = replies
+                    .split_off(1.min(replies.len()))
+                    .into_iter()
+                    .map(|v| redis::from_redis_value::<i64>(v).unwrap_or(-2))
+                    .collect();
+                let mget = replies.pop().unwrap_or(redis::Value::Nil);
+                Ok((mget, ttls))
+            })
+            .await?;
+        let keep = ttls.iter().try_fold(None::<u64>, |shortest, &ms| match ms {
+            // No expiry.
+            -1 => Some(shortest),
+            ms => {
+                let ms = u64::try_from(ms).ok().filter(|&ms| ms > 0)?;
+                Some(Some(shortest.map_or(ms, |s| s.min(ms))))
+            }
+        });
+        let keep = keep.map(|ms| ms.map_or(crate::config::MAX_DURATION, Duration::from_millis));
+        Ok((fetched(true, bulk_strings(mget)), keep))
+    }
+
     /// One `MGET` of `keys` and of every waiter's keys; delivers the waiters' replies and
     /// returns those of `keys`.
     pub(super) async fn mget<'a>(

@@ -124,6 +124,11 @@ impl RedisBackend {
         })
     }
 
+    /// The Redis client (a near cache makes its tracking connection from it).
+    pub(crate) fn client(&self) -> &redis::Client {
+        &self.client
+    }
+
     pub(crate) fn redacted_url(&self) -> &str {
         &self.redacted_url
     }

@@ -1,0 +1,172 @@
+//! The barrier: proof that every invalidation that returned before a read began has reached
+//! this process.
+//!
+//! Redis writes the invalidation push of a key to a tracking connection's output while the
+//! command that changed the key runs, before that command's reply (and in `BCAST` mode before
+//! the replies of the same event-loop turn are sent). So once the writer's invalidation has
+//! returned, the push is ahead of anything the tracking connection is sent afterwards, and the
+//! reply to a `PING` sent on it after a read began comes after every such push; redis-rs hands
+//! pushes to the callback in order, before it completes later replies
+//! (`tests/tracking_order.rs` checks both against a real server).
+//!
+//! Pings are coalesced: at most one is in flight; every read that arrives meanwhile waits for
+//! the next one, which is sent when the one in flight returns. Pings are numbered; a read
+//! needs the first ping *taken* after it arrived (`sent + 1`, read under the lock that takes
+//! pings), and a ping is written to the socket only after it is taken.
+
+use super::tracking::Tracker;
+use crate::error::{Error, Result};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// The result of ping number `seq`: the link that answered, or `None` if it failed.
+#[derive(Clone, Copy)]
+struct Done {
+    seq: u64,
+    link: Option<u64>,
+}
+
+#[derive(Default)]
+struct Pings {
+    /// Pings taken so far (the last one's number).
+    sent: u64,
+    /// The highest ping number a read waits for.
+    wanted: u64,
+    /// Whether a task is sending pings.
+    driving: bool,
+}
+
+/// Coalesced pings on a tracking link (see the module's documentation).
+pub(super) struct Barrier {
+    pings: Mutex<Pings>,
+    done: watch::Sender<Done>,
+    /// Microseconds since `base` at which the last ping that succeeded was taken, plus one
+    /// (0: none yet): bounded reads are served while it is recent enough.
+    last_ok: AtomicU64,
+    base: Instant,
+    /// Pings sent, and reads that waited for one.
+    pub(super) waits: AtomicU64,
+}
+
+impl Barrier {
+    pub(super) fn new() -> Barrier {
+        Barrier {
+            pings: Mutex::new(Pings::default()),
+            done: watch::Sender::new(Done { seq: 0, link: None }),
+            last_ok: AtomicU64::new(0),
+            base: Instant::now(),
+            waits: AtomicU64::new(0),
+        }
+    }
+
+    /// Waits for a ping sent after this call began to return; the link that answered it.
+    /// Fails if it failed, or after `timeout`.
+    pub(super) async fn pass(
+        self: &Arc<Self>,
+        tracker: &Arc<Tracker>,
+        timeout: Duration,
+    ) -> Result<u64> {
+        let started = Instant::now();
+        self.waits.fetch_add(1, Ordering::Relaxed);
+        let mut done = self.done.subscribe();
+        let need = self.request(tracker);
+        let waited = tokio::time::timeout(timeout, done.wait_for(|d| d.seq >= need)).await;
+        metrics::histogram!("cachette_near_barrier_seconds").record(started.elapsed());
+        match waited {
+            Ok(Ok(d)) => d.link.ok_or(Error::NearBarrier),
+            Ok(Err(_)) => Err(Error::NearBarrier),
+            Err(_) => Err(Error::Timeout(timeout)),
+        }
+    }
+
+    /// Asks for a ping taken after now (starting the task that sends them if none runs);
+    /// the number the caller waits for.
+    pub(super) fn request(self: &Arc<Self>, tracker: &Arc<Tracker>) -> u64 {
+        let start = {
+            let mut p = self.pings.lock().unwrap_or_else(PoisonError::into_inner);
+            let need = p.sent.saturating_add(1);
+            p.wanted = p.wanted.max(need);
+            let start = !p.driving;
+            p.driving = true;
+            (need, start)
+        };
+        if start.1 {
+            let driver = Driving {
+                barrier: Arc::clone(self),
+                finished: false,
+            };
+            let tracker = Arc::clone(tracker);
+            tokio::spawn(async move { driver.drive(&tracker).await });
+        }
+        start.0
+    }
+
+    /// Whether a ping that succeeded was taken less than `max` ago (bounded mode).
+    pub(super) fn recent(&self, max: Duration) -> bool {
+        let last = self.last_ok.load(Ordering::Acquire);
+        if last == 0 {
+            return false;
+        }
+        let now = u64::try_from(self.base.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let max = u64::try_from(max.as_micros()).unwrap_or(u64::MAX);
+        now.saturating_sub(last.saturating_sub(1)) < max
+    }
+
+    /// Takes the next ping if a read waits for one.
+    fn take(&self) -> Option<u64> {
+        let mut p = self.pings.lock().unwrap_or_else(PoisonError::into_inner);
+        if p.wanted <= p.sent {
+            p.driving = false;
+            return None;
+        }
+        p.sent = p.sent.saturating_add(1);
+        Some(p.sent)
+    }
+}
+
+/// The task sending pings while reads wait for them. If it is dropped (its runtime shut
+/// down), the reads it owed are failed and the next read starts another.
+struct Driving {
+    barrier: Arc<Barrier>,
+    finished: bool,
+}
+
+impl Driving {
+    async fn drive(mut self, tracker: &Tracker) {
+        let barrier = &self.barrier;
+        while let Some(seq) = barrier.take() {
+            let taken = barrier.base.elapsed();
+            let link = tracker.ping().await.ok();
+            if link.is_some() {
+                let at = u64::try_from(taken.as_micros()).unwrap_or(u64::MAX);
+                barrier
+                    .last_ok
+                    .store(at.saturating_add(1), Ordering::Release);
+            }
+            barrier.done.send_replace(Done { seq, link });
+        }
+        // Finished normally: `take` cleared `driving`.
+        self.finished = true;
+    }
+}
+
+impl Drop for Driving {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        let seq = {
+            let mut p = self
+                .barrier
+                .pings
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            p.driving = false;
+            p.sent = p.wanted.max(p.sent);
+            p.sent
+        };
+        self.barrier.done.send_replace(Done { seq, link: None });
+    }
+}
