@@ -2,14 +2,18 @@
 //! `tests/support/freshness/mod.rs` for how a stale read is decided) for as long as you like.
 //!
 //! ```text
-//! cargo run --release --example freshness -- [--seconds 30] [--store both|redis|memory]
+//! cargo run --release --example freshness -- [--seconds 30]
+//!     [--store both|all|memory|redis|near|near-b] [--near-bound-ms 20]
 //!     [--scenario all|plain|no_single_flight|stale|stale_if_error|early_refresh|lock|jitter|canary]
 //!     [--kinds tags,key,pattern,set] [--redis-url redis://127.0.0.1:6379/]
 //!     [--records 4] [--readers 32] [--writers 2] [--children 2]
 //!     [--compute-ms 30] [--think-ms 4] [--writer-pause-ms 20]
 //! ```
 //!
-//! `--seconds` is per scenario. Without `--redis-url` the Redis runs start their own
+//! `--store`: `both` is memory and redis, `all` adds `near` (Redis with a strict near cache)
+//! and `near-b` (a bounded one, `--near-bound-ms`; a read missing only invalidations that
+//! returned within the bound before it began is counted as late, not stale). `--seconds` is
+//! per scenario. Without `--redis-url` the Redis runs start their own
 //! throw-away `redis-server` on a free loopback port (the test harness); with it, they use
 //! that server under the keys `chk:*` and the namespaces `fr-*` (nothing is flushed). Reader
 //! processes are this binary re-executed with `--child <spec>`. A one-second canary (writers
@@ -24,7 +28,7 @@ mod redis_server;
 
 use freshness::processes::{ChildSpec, report_line, run_child, run_redis};
 use freshness::run::run_memory;
-use freshness::scenario::{Kind, Knobs, Scenario};
+use freshness::scenario::{Kind, Knobs, Near, Scenario};
 use freshness::table::{Row, not_raced, render};
 use std::process::{Command, ExitCode};
 
@@ -34,6 +38,7 @@ struct Args {
     scenario: String,
     kinds: Option<Vec<Kind>>,
     redis_url: Option<String>,
+    near_bound_ms: u64,
 }
 
 fn parse() -> Result<Args, String> {
@@ -46,6 +51,7 @@ fn parse() -> Result<Args, String> {
         scenario: "all".into(),
         kinds: None,
         redis_url: None,
+        near_bound_ms: 20,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -66,8 +72,20 @@ fn parse() -> Result<Args, String> {
             "--think-ms" => k.think_max_ms = num()?,
             "--writer-pause-ms" => k.writer_pause_max_ms = num()?,
             "--store" if value == "both" => {}
-            "--store" if value == "redis" || value == "memory" => a.stores = vec![value],
-            "--store" => return Err(format!("--store {value}: both, redis or memory")),
+            "--store" if value == "all" => {
+                a.stores = ["memory", "redis", "near", "near-b"]
+                    .map(String::from)
+                    .to_vec();
+            }
+            "--store" if ["redis", "memory", "near", "near-b"].contains(&value.as_str()) => {
+                a.stores = vec![value];
+            }
+            "--store" => {
+                return Err(format!(
+                    "--store {value}: both, all, memory, redis, near or near-b"
+                ));
+            }
+            "--near-bound-ms" => a.near_bound_ms = num()?,
             "--scenario" => a.scenario = value,
             "--redis-url" => a.redis_url = Some(value),
             "--kinds" => {
@@ -105,14 +123,29 @@ fn child_command(spec: &str) -> Command {
     cmd
 }
 
-async fn run_store(store: &str, runs: &[(Scenario, Knobs)], url: Option<&str>) -> Vec<Row> {
-    let own = (store == "redis" && url.is_none()).then(redis_server::RedisServer::start);
+async fn run_store(
+    store: &str,
+    runs: &[(Scenario, Knobs)],
+    url: Option<&str>,
+    bound_ms: u64,
+) -> Vec<Row> {
+    let near = match store {
+        "near" => Near::Strict,
+        "near-b" => Near::Bounded(bound_ms),
+        _ => Near::Off,
+    };
+    let on_redis = store != "memory";
+    let own = (on_redis && url.is_none()).then(redis_server::RedisServer::start);
     let url = match &own {
         Some(server) => Some(server.url()),
-        None => url.filter(|_| store == "redis").map(str::to_owned),
+        None => url.filter(|_| on_redis).map(str::to_owned),
     };
     let mut rows = Vec::new();
     for (scenario, knobs) in runs {
+        let knobs = &Knobs {
+            near,
+            ..knobs.clone()
+        };
         eprintln!("{store}/{}: {} ms", scenario.name, knobs.millis);
         let report = match &url {
             Some(url) => run_redis(scenario, knobs, url, &child_command)
@@ -155,7 +188,8 @@ async fn main() -> ExitCode {
         .collect();
     let mut rows = Vec::new();
     for store in &args.stores {
-        rows.extend(run_store(store, &runs, args.redis_url.as_deref()).await);
+        let url = args.redis_url.as_deref();
+        rows.extend(run_store(store, &runs, url, args.near_bound_ms).await);
     }
     println!("{}", render(&rows));
     let (canaries, others): (Vec<&Row>, Vec<&Row>) =

@@ -18,12 +18,14 @@ mod redis_server;
 
 use freshness::processes::{ChildSpec, report_line, run_child, run_redis};
 use freshness::run::run_memory;
-use freshness::scenario::{Knobs, Scenario};
+use freshness::scenario::{Knobs, Near, Scenario};
 use freshness::table::{Row, not_raced, render};
 use redis_server::RedisServer;
 use std::process::Command;
 
 const CHILD_ENV: &str = "CACHETTE_FRESHNESS_CHILD";
+/// The staleness bound of the bounded near-cache runs.
+const BOUND_MS: u64 = 20;
 
 fn canary_knobs() -> Knobs {
     Knobs {
@@ -101,21 +103,45 @@ fn child_command(spec: &str) -> Command {
     cmd
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn freshness_redis() {
-    let server = RedisServer::start();
+/// Every scenario (after the canary) on Redis with the caches' near cache as `near` says.
+async fn redis_rows(server: &RedisServer, near: Near) -> Vec<Row> {
     let mut rows = Vec::new();
-    let runs = std::iter::once((Scenario::canary(), canary_knobs()))
-        .chain(Scenario::all().into_iter().map(|s| (s, Knobs::default())));
+    let knobs = Knobs {
+        near,
+        ..Knobs::default()
+    };
+    let canary = Knobs {
+        near,
+        ..canary_knobs()
+    };
+    let runs = std::iter::once((Scenario::canary(), canary))
+        .chain(Scenario::all().into_iter().map(|s| (s, knobs.clone())));
     for (scenario, knobs) in runs {
         let report = run_redis(&scenario, &knobs, &server.url(), &child_command)
             .await
             .unwrap_or_else(|e| panic!("redis run of {}: {e}", scenario.name));
         rows.push(Row {
-            store: "redis".to_owned(),
+            store: near.store().to_owned(),
             scenario,
             report,
         });
     }
+    rows
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn freshness_redis() {
+    let server = RedisServer::start();
+    verdict(&redis_rows(&server, Near::Off).await);
+}
+
+/// The near cache in strict mode (no stale read at all) and in bounded mode (a read may miss
+/// only invalidations that returned less than the bound before it began; those are counted
+/// as `late`, the others as stale).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn freshness_redis_near() {
+    let server = RedisServer::start();
+    let mut rows = redis_rows(&server, Near::Strict).await;
+    rows.extend(redis_rows(&server, Near::Bounded(BOUND_MS)).await);
     verdict(&rows);
 }

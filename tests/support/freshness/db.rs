@@ -13,9 +13,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Raises the fence of a record to ARGV[1] if it is higher, and records ARGV[2] as the kind
-/// of the invalidation that fenced ARGV[1]. KEYS: fence, kinds (a hash by version).
+/// of the invalidation that fenced ARGV[1] and ARGV[3] as when it returned. KEYS: fence,
+/// kinds, times (hashes by version).
 const FENCE_SCRIPT: &str = r"
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
 local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tonumber(ARGV[1]) > cur then redis.call('SET', KEYS[1], ARGV[1]) end
 return 0";
@@ -30,6 +32,14 @@ pub struct MemoryDb {
     versions: Vec<AtomicU64>,
     fences: Vec<AtomicU64>,
     kinds: Mutex<HashMap<(u32, u64), Kind>>,
+}
+
+/// Microseconds of the system clock: when an invalidation returned and a read began, compared
+/// across the processes of one machine (bounded near-cache runs only).
+pub fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
 }
 
 #[derive(Clone)]
@@ -100,8 +110,9 @@ impl Db {
         }
     }
 
-    /// Publishes that the invalidation (of `kind`) after writing `version` returned `Ok`.
-    pub async fn publish(&self, id: u32, version: u64, kind: Kind) {
+    /// Publishes that the invalidation (of `kind`) after writing `version` returned `Ok` at
+    /// `returned_us` ([`now_us`]).
+    pub async fn publish(&self, id: u32, version: u64, kind: Kind, returned_us: u64) {
         match self {
             Db::Memory(m) => {
                 m.kinds
@@ -113,11 +124,13 @@ impl Db {
             Db::Redis(r) => {
                 let cmd = redis::cmd("EVAL")
                     .arg(FENCE_SCRIPT)
-                    .arg(2)
+                    .arg(3)
                     .arg(format!("{}:fenced:{id}", r.prefix))
                     .arg(format!("{}:kind:{id}", r.prefix))
+                    .arg(format!("{}:time:{id}", r.prefix))
                     .arg(version)
                     .arg(kind.index())
+                    .arg(returned_us)
                     .to_owned();
                 must(cmd.query_async::<()>(&mut r.con.clone()).await, "fence");
             }
@@ -142,6 +155,21 @@ impl Db {
                 kind.map(Kind::from_index)
             }
         }
+    }
+
+    /// When the first invalidation of a version in `(returned, fenced]` of record `id`
+    /// returned (Redis runs; `None` on the memory store).
+    pub async fn first_returned_us(&self, id: u32, returned: u64, fenced: u64) -> Option<u64> {
+        let Db::Redis(r) = self else { return None };
+        let cmd = redis::cmd("HGETALL")
+            .arg(format!("{}:time:{id}", r.prefix))
+            .to_owned();
+        let times: HashMap<u64, u64> = must(cmd.query_async(&mut r.con.clone()).await, "HGETALL");
+        times
+            .into_iter()
+            .filter(|(v, _)| *v > returned && *v <= fenced)
+            .map(|(_, t)| t)
+            .min()
     }
 
     /// The raw connection of a Redis database (for the run's start signals).

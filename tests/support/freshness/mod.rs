@@ -58,6 +58,8 @@ impl Ctx {
 
     /// This process's report, with its cache's counters.
     pub fn report(&self) -> Report {
-        self.tally.report(self.cache.stats())
+        let mut report = self.tally.report(self.cache.stats());
+        report.cache.near_hits = self.cache.near_stats().map_or(0, |n| n.hits);
+        report
     }
 }

@@ -8,7 +8,7 @@ use super::Ctx;
 use super::db::Db;
 use super::report::Report;
 use super::run::{Role, run_tasks};
-use super::scenario::{Knobs, Scenario};
+use super::scenario::{Knobs, Near, Scenario};
 use cachette::Cache;
 use serde::{Deserialize, Serialize};
 use std::process::{Child, Command, Stdio};
@@ -48,13 +48,19 @@ pub fn report_line(report: &Report) -> String {
     format!("{REPORT_PREFIX}{json}")
 }
 
-fn redis_cache(url: &str, namespace: &str) -> Cache {
-    Cache::builder()
+fn redis_cache(url: &str, namespace: &str, near: Near) -> Cache {
+    let builder = Cache::builder()
         .redis(url)
         .namespace(namespace)
-        .op_timeout(Duration::from_secs(1))
-        .build()
-        .expect("a valid redis cache configuration")
+        .op_timeout(Duration::from_secs(1));
+    let builder = match near {
+        Near::Off => builder,
+        Near::Strict => builder.near_cache(16 << 20),
+        Near::Bounded(ms) => builder
+            .near_cache(16 << 20)
+            .near_max_staleness(Duration::from_millis(ms)),
+    };
+    builder.build().expect("a valid redis cache configuration")
 }
 
 fn run_id() -> String {
@@ -89,7 +95,7 @@ pub async fn run_redis(
     let prefix = format!("chk:{}:{run}", scenario.name);
     let namespace = format!("fr-{}-{run}", scenario.name);
     let db = Db::redis(url, &prefix).await;
-    let cache = redis_cache(url, &namespace);
+    let cache = redis_cache(url, &namespace, knobs.near);
     cache.connect().await.map_err(|e| format!("parent: {e}"))?;
     let mut children = Vec::new();
     for process in 1..=knobs.children {
@@ -172,7 +178,7 @@ async fn collect(children: Vec<Child>, kill: bool) -> Result<Vec<Report>, String
 /// The body of a child process: signals it is ready, waits for the start, runs its readers
 /// and returns its report (print it with [`report_line`]).
 pub async fn run_child(spec: &ChildSpec) -> Report {
-    let cache = redis_cache(&spec.url, &spec.namespace);
+    let cache = redis_cache(&spec.url, &spec.namespace, spec.knobs.near);
     cache.connect().await.expect("child: the cache connects");
     let db = Db::redis(&spec.url, &spec.prefix).await;
     redis_cmd::<u32>(&db, &["INCR", &format!("{}:ready", spec.prefix)]).await;

@@ -29,6 +29,7 @@ async fn read_once(ctx: &Arc<Ctx>, id: u32, api: Api) {
     // The fence is read before the call starts: every version below it was invalidated by
     // an invalidation that returned before this point.
     let fenced = ctx.db.fenced(id).await;
+    let began = super::db::now_us();
     let (got, outcome) = capture_outcome(call(ctx, id, api)).await;
     ctx.tally.reads.fetch_add(1, Ordering::Relaxed);
     let Some(returned) = got else {
@@ -36,6 +37,15 @@ async fn read_once(ctx: &Arc<Ctx>, id: u32, api: Api) {
         return;
     };
     if returned < fenced {
+        // Bounded near cache: a read may miss invalidations that returned less than the
+        // bound before it began.
+        if let Some(bound) = ctx.knobs.near.bound_us()
+            && let Some(first) = ctx.db.first_returned_us(id, returned, fenced).await
+            && began.saturating_sub(first) < bound
+        {
+            ctx.tally.late_read(began.saturating_sub(first));
+            return;
+        }
         let kind = ctx.db.fence_kind(id, fenced).await;
         let outcome = outcome.map_or_else(|| "none".to_owned(), |o| format!("{o:?}"));
         ctx.tally.stale_read(Example {

@@ -41,6 +41,9 @@ pub struct CacheCounts {
     pub lock_timeouts: u64,
     pub stores: u64,
     pub backend_errors: u64,
+    /// Lookups the near cache answered (runs with one).
+    #[serde(default)]
+    pub near_hits: u64,
 }
 
 /// The counts of a run of one scenario on one store.
@@ -49,6 +52,12 @@ pub struct Report {
     pub processes: u32,
     pub reads: u64,
     pub stale: u64,
+    /// Bounded near cache: reads that missed only invalidations returned less than the bound
+    /// before they began (allowed), and the longest such lag, in microseconds.
+    #[serde(default)]
+    pub late: u64,
+    #[serde(default)]
+    pub max_late_us: u64,
     /// Calls that returned an error (fallible scenarios).
     pub errors: u64,
     pub computations: u64,
@@ -71,6 +80,8 @@ impl Report {
         self.processes += other.processes;
         self.reads += other.reads;
         self.stale += other.stale;
+        self.late += other.late;
+        self.max_late_us = self.max_late_us.max(other.max_late_us);
         self.errors += other.errors;
         self.computations += other.computations;
         self.writes += other.writes;
@@ -92,6 +103,7 @@ impl Report {
         c.lock_timeouts += o.lock_timeouts;
         c.stores += o.stores;
         c.backend_errors += o.backend_errors;
+        c.near_hits += o.near_hits;
         let room = MAX_EXAMPLES.saturating_sub(self.examples.len());
         self.examples.extend(other.examples.into_iter().take(room));
     }
@@ -106,6 +118,8 @@ pub struct Tally {
     pub writes: AtomicU64,
     pub invalidations: [AtomicU64; KINDS],
     pub invalidation_errors: AtomicU64,
+    late: AtomicU64,
+    max_late_us: AtomicU64,
     stale: Mutex<(u64, BTreeMap<String, u64>, Vec<Example>)>,
 }
 
@@ -114,6 +128,11 @@ fn get(a: &AtomicU64) -> u64 {
 }
 
 impl Tally {
+    pub fn late_read(&self, lag_us: u64) {
+        self.late.fetch_add(1, Ordering::SeqCst);
+        self.max_late_us.fetch_max(lag_us, Ordering::SeqCst);
+    }
+
     pub fn stale_read(&self, example: Example) {
         let mut s = self.stale.lock().unwrap_or_else(|e| e.into_inner());
         s.0 += 1;
@@ -132,6 +151,8 @@ impl Tally {
             processes: 1,
             reads: get(&self.reads),
             stale: s.0,
+            late: get(&self.late),
+            max_late_us: get(&self.max_late_us),
             errors: get(&self.errors),
             computations: get(&self.computations),
             writes: get(&self.writes),
@@ -149,6 +170,7 @@ impl Tally {
                 lock_timeouts: stats.lock_timeouts,
                 stores: stats.stores,
                 backend_errors: stats.backend_errors,
+                near_hits: 0,
             },
             examples: s.2.clone(),
         }

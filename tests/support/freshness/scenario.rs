@@ -195,6 +195,39 @@ pub struct Knobs {
     pub think_max_ms: u64,
     /// A writer waits up to this between writes.
     pub writer_pause_max_ms: u64,
+    /// The near cache of the Redis runs' caches.
+    #[serde(default)]
+    pub near: Near,
+}
+
+/// Whether the caches of a Redis run have a near cache, and in which mode.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Near {
+    #[default]
+    Off,
+    Strict,
+    /// `near_max_staleness` of this many milliseconds: a stale read is allowed when every
+    /// invalidation it missed returned less than this long before the read began.
+    Bounded(u64),
+}
+
+impl Near {
+    /// The store column of the table.
+    pub fn store(self) -> &'static str {
+        match self {
+            Near::Off => "redis",
+            Near::Strict => "near",
+            Near::Bounded(_) => "near-b",
+        }
+    }
+
+    /// The staleness bound, in microseconds, of bounded mode.
+    pub fn bound_us(self) -> Option<u64> {
+        match self {
+            Near::Bounded(ms) => Some(ms * 1000),
+            _ => None,
+        }
+    }
 }
 
 impl Default for Knobs {
@@ -208,6 +241,7 @@ impl Default for Knobs {
             compute_max_ms: 30,
             think_max_ms: 4,
             writer_pause_max_ms: 20,
+            near: Near::Off,
         }
     }
 }

@@ -50,6 +50,12 @@ pub fn not_raced(row: &Row) -> Vec<String> {
         format!("computations {} < {MIN_COMPUTATIONS}", r.computations),
     );
     need(c.hits >= MIN_HITS, format!("hits {} < {MIN_HITS}", c.hits));
+    if row.store.starts_with("near") {
+        need(
+            c.near_hits >= MIN_HITS,
+            format!("near hits {} < {MIN_HITS}", c.near_hits),
+        );
+    }
     if s.single_flight {
         need(c.coalesced > 0, "no call coalesced (single-flight)".into());
     }
@@ -63,14 +69,14 @@ pub fn not_raced(row: &Row) -> Vec<String> {
     if s.early_beta.is_some() {
         need(c.early_refreshes > 0, "no early refresh".into());
     }
-    if s.lock_wait_ms.is_some() && row.store == "redis" {
+    if s.lock_wait_ms.is_some() && row.store != "memory" {
         need(c.lock_waits > 0, "no fill-lock wait".into());
     }
     missing
 }
 
 /// The table's columns and their widths (the first two left-aligned).
-const COLUMNS: [(&str, usize); 18] = [
+const COLUMNS: [(&str, usize); 19] = [
     ("store", 6),
     ("scenario", 16),
     ("procs", 5),
@@ -89,6 +95,7 @@ const COLUMNS: [(&str, usize); 18] = [
     ("early", 5),
     ("lockw", 5),
     ("berr", 4),
+    ("near", 6),
 ];
 
 fn line(cells: &[String]) -> String {
@@ -132,6 +139,7 @@ fn cells(row: &Row) -> Vec<String> {
         c.early_refreshes,
         c.lock_waits,
         c.backend_errors,
+        c.near_hits,
     ];
     let names = [row.store.clone(), row.scenario.name.clone()];
     let numbers = numbers.iter().map(u64::to_string);
@@ -150,6 +158,18 @@ pub fn render(rows: &[Row]) -> String {
     let mut out = line(&header) + "\n";
     for row in rows {
         out += &(line(&cells(row)) + "\n");
+    }
+    for row in rows.iter().filter(|r| r.report.late > 0) {
+        let r = &row.report;
+        let _ = writeln!(
+            out,
+            "late {}/{}: {} of {} reads missed only invalidations that returned within the bound (at most {:.1} ms before the read began)",
+            row.store,
+            row.scenario.name,
+            r.late,
+            r.reads,
+            r.max_late_us as f64 / 1000.0
+        );
     }
     for row in rows.iter().filter(|r| r.report.stale > 0) {
         let r = &row.report;

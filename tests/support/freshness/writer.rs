@@ -25,7 +25,8 @@ pub async fn write_loop(ctx: Arc<Ctx>, writer: u32, deadline: Instant) {
         let version = ctx.db.write(id).await;
         ctx.tally.writes.fetch_add(1, Ordering::Relaxed);
         if invalidate(&ctx, id, version, kind).await {
-            ctx.db.publish(id, version, kind).await;
+            let returned = super::db::now_us();
+            ctx.db.publish(id, version, kind, returned).await;
             ctx.tally.invalidations[kind.index()].fetch_add(1, Ordering::Relaxed);
         } else {
             // No fence: the promise covers invalidations that returned `Ok`.
