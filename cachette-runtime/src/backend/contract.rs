@@ -336,6 +336,32 @@ pub(crate) trait Store {
         None
     }
 
+    /// Whether the engine must [`settle`](Self::settle) before a first look
+    /// ([`lookup_tags_now`](Self::lookup_tags_now)).
+    fn settles(&self) -> bool {
+        false
+    }
+
+    /// What a store that answers now needs before a call's first look, begun after the call
+    /// began: a near cache's barrier (every invalidation that returned before it has been
+    /// applied). `Err`: it could not (the call goes on as after a failed lookup).
+    async fn settle(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// [`lookup_now`](Self::lookup_now) asked with the call's tags instead of the store's tag
+    /// keys (the engine's first look, which builds no key): a store names its own tag keys
+    /// and base keys. Asked only after [`settle`](Self::settle) returned `Ok` for this call,
+    /// when the store [`settles`](Self::settles). `None`: it cannot answer now.
+    fn lookup_tags_now<T: AsRef<str>>(
+        &self,
+        _key: &str,
+        _tags: &[T],
+        _now: Instant,
+    ) -> Option<Found> {
+        None
+    }
+
     /// The current versions of `tag_keys` without awaiting (`None`: the store cannot answer
     /// now). A store that hands out [`Stored::Parsed`] from `lookup_now` answers this too:
     /// otherwise an entry carrying tags beyond the call's is a miss on that path.

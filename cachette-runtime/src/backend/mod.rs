@@ -109,6 +109,20 @@ impl Store for Backend {
         each!(self, s => s.lookup_now(key, tag_keys, now))
     }
 
+    #[inline]
+    fn settles(&self) -> bool {
+        each!(self, s => s.settles())
+    }
+
+    async fn settle(&self) -> Result<()> {
+        each!(self, s => Store::settle(s).await)
+    }
+
+    #[inline]
+    fn lookup_tags_now<T: AsRef<str>>(&self, key: &str, tags: &[T], now: Instant) -> Option<Found> {
+        each!(self, s => s.lookup_tags_now(key, tags, now))
+    }
+
     fn versions_now(&self, tag_keys: &[String]) -> Option<Versions> {
         each!(self, s => s.versions_now(tag_keys))
     }

@@ -134,6 +134,7 @@ impl Cache {
                             bytes,
                             mode,
                             &prefixes,
+                            format!("{ns}#tag:"),
                             config.op_timeout,
                         )?)
                     }

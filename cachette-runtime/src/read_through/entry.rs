@@ -197,13 +197,29 @@ impl Cache {
         decoded: Option<DecodedCopy<P::Stored>>,
         span: &tracing::Span,
     ) -> ControlFlow<R, Start<P::Stored>> {
-        // The first look reads the call's tags as the store's tag keys: what they are on
-        // the memory store (the only one answering now), never on a store with base keys.
-        if !self.store().answers_now() || !self.tags_are_store_keys() {
+        // The first look asks with the call's tags, not the store's tag keys (the store names
+        // its own). Kept invalidations are checked against tag keys: where the tags are not
+        // the keys (a near cache), a call looks the long way while any is kept.
+        if !self.store().answers_now() || (!self.tags_are_store_keys() && self.pending().any()) {
             return ControlFlow::Continue(Start::Key(full_key.into_string()));
         }
         tokio::task::coop::consume_budget().await;
         let started = Instant::now();
+        if self.store().settles()
+            && let Err(e) = self.store().settle().await
+        {
+            // As after a failed lookup: no second wait for the store in this call.
+            self.log_error(&self.recorder().log_backend, &opts.name, "fetch", &e);
+            let key = full_key.as_str();
+            return ControlFlow::Continue(Start::Looked(Box::new(Looked {
+                first: (self.flights().mark(key), Lookup::failed()),
+                full_key: full_key.into_string(),
+                tags: tags.len(),
+                refresh_early: None,
+                ttl: self.first_ttl(opts),
+                started,
+            })));
+        }
         let _entered = span.enter();
         match self.look_now(full_key, opts, tags, policy, decoded, started) {
             Ok(hit) => ControlFlow::Break(hit),
@@ -223,13 +239,10 @@ impl Cache {
         decoded: Option<DecodedCopy<P::Stored>>,
         started: Instant,
     ) -> std::result::Result<R, Start<P::Stored>> {
-        // A profile is resolved on every call (an unknown one is counted per call); a fixed
-        // TTL only when a fill may follow.
-        let ttl = matches!(opts.ttl, crate::config::Ttl::Profile(_))
-            .then(|| self.ttl_for(&opts.ttl, &opts.name));
+        let ttl = self.first_ttl(opts);
         let key = full_key.as_str();
         let mark = self.flights().mark(key);
-        let Some(found) = self.store().lookup_now(key, tags, started) else {
+        let Some(found) = self.store().lookup_tags_now(key, tags, started) else {
             return Err(Start::Key(full_key.into_string()));
         };
         let (state, now_ms, quiet) = self.classify_now(key, tags, tags, opts, decoded, &found);
@@ -251,6 +264,13 @@ impl Cache {
             ttl,
             started,
         })))
+    }
+
+    /// The TTL a first look resolves: a profile's on every call (an unknown one is counted per
+    /// call); a fixed TTL only when a fill may follow.
+    fn first_ttl(&self, opts: &Options) -> Option<Duration> {
+        matches!(opts.ttl, crate::config::Ttl::Profile(_))
+            .then(|| self.ttl_for(&opts.ttl, &opts.name))
     }
 
     /// The state machine of a call ([`Call::run`]) from where its first look left it; on a

@@ -25,12 +25,7 @@ impl Cache {
             Ok(f) => f,
             Err(e) => {
                 self.log_error(&self.recorder().log_backend, &opts.name, "fetch", &e);
-                return Lookup {
-                    state: Freshness::Missing { fallback: None },
-                    fetched: None,
-                    seen: None,
-                    now_ms: 0,
-                };
+                return Lookup::failed();
             }
         };
         let (state, now_ms) = if self.pending().blocks(full_key, tag_keys) {

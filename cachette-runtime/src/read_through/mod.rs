@@ -151,6 +151,16 @@ struct Lookup<S> {
 
 impl<S> Lookup<S> {
     /// A lookup that classified what a store found as `state` at `now_ms`.
+    /// What a lookup that failed leaves: a miss, with nothing to store against.
+    fn failed() -> Self {
+        Lookup {
+            state: Freshness::Missing { fallback: None },
+            fetched: None,
+            seen: None,
+            now_ms: 0,
+        }
+    }
+
     fn found(state: Freshness<S>, now_ms: u64, found: Found) -> Self {
         Lookup {
             state,

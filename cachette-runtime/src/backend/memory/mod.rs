@@ -330,6 +330,12 @@ impl Store for MemoryBackend {
         Some(self.lookup(key, tag_keys, now))
     }
 
+    /// The memory store's tag keys are the tags.
+    #[inline]
+    fn lookup_tags_now<T: AsRef<str>>(&self, key: &str, tags: &[T], now: Instant) -> Option<Found> {
+        Some(self.lookup(key, tags, now))
+    }
+
     fn versions_now(&self, tag_keys: &[String]) -> Option<Versions> {
         Some(self.tags.versions(tag_keys, Instant::now()))
     }

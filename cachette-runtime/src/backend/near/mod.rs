@@ -61,6 +61,23 @@ struct NearEntry {
 }
 
 impl NearEntry {
+    /// Whether it was filled for the call's `tags`: its tag keys are `tag_prefix` + each
+    /// tag, then `base` (the store's base keys).
+    fn asked_for_tags<T: AsRef<str>>(&self, tags: &[T], tag_prefix: &str, base: &[String]) -> bool {
+        self.tag_keys.len() == tags.len().saturating_add(base.len())
+            && self
+                .tag_keys
+                .iter()
+                .zip(tags)
+                .all(|(k, t)| k.strip_prefix(tag_prefix) == Some(t.as_ref()))
+            && self
+                .tag_keys
+                .iter()
+                .skip(tags.len())
+                .zip(base)
+                .all(|(k, b)| **k == **b)
+    }
+
     fn asked_for<K: AsRef<str>>(&self, tag_keys: &[K]) -> bool {
         self.tag_keys.len() == tag_keys.len()
             && self
@@ -70,12 +87,13 @@ impl NearEntry {
                 .all(|(a, b)| **a == *b.as_ref())
     }
 
-    fn found(&self) -> Found {
+    /// What a lookup finds in it, read at `read_at` (when known).
+    fn found(&self, read_at: Option<Instant>) -> Found {
         Found {
             entry: Some(Stored::Parsed(Arc::clone(&self.entry))),
             versions: Versions::Shared(Arc::clone(&self.versions)),
             patterns: self.patterns,
-            read_at: None,
+            read_at,
             verified: false,
         }
     }
@@ -89,6 +107,8 @@ pub(crate) struct NearStore {
     tracker: Arc<Tracker>,
     barrier: Arc<Barrier>,
     op_timeout: Duration,
+    /// `namespace#tag:`: what the store's tag keys start with.
+    tag_prefix: String,
     /// Near hits (`Event::Hit`) and lookups it could not answer (`Event::Miss`).
     counts: Counts,
     /// A test's pause of fills between Redis's reply and the keeping of the entry.
@@ -139,6 +159,7 @@ impl NearStore {
         max_bytes: u64,
         mode: NearMode,
         prefixes: &[String],
+        tag_prefix: String,
         op_timeout: Duration,
     ) -> Result<NearStore> {
         let tracker = Tracker::new(redis.client(), prefixes, op_timeout)?;
@@ -149,6 +170,7 @@ impl NearStore {
             tracker: Arc::new(tracker),
             barrier: Arc::new(Barrier::new()),
             op_timeout,
+            tag_prefix,
             counts: Counts::default(),
             pause: ArcSwapOption::empty(),
         })
@@ -184,15 +206,19 @@ impl NearStore {
     }
 
     /// A hit in bounded mode, served without waiting: a barrier was sent recently enough and
-    /// the entry's marks hold.
-    fn bounded_hit<K: AsRef<str>>(&self, key: &str, tag_keys: &[K], now: Instant) -> Option<Found> {
+    /// the entry's marks hold. `near` finds the entry.
+    fn bounded_hit(
+        &self,
+        now: Instant,
+        near: impl FnOnce() -> Option<Arc<NearEntry>>,
+    ) -> Option<Found> {
         let NearMode::Bounded(max) = self.mode else {
             return None;
         };
-        let near = self.kept(key, tag_keys, now)?;
+        let near = near()?;
         if self.barrier.recent(max) && self.tracker.holds_now(&near.snapshot) {
             self.counts.add(Event::Hit);
-            return Some(near.found());
+            return Some(near.found(Some(now)));
         }
         None
     }
@@ -203,7 +229,7 @@ impl NearStore {
         match self.barrier.pass(&self.tracker, self.op_timeout).await {
             Ok(link) if self.tracker.holds(&near.snapshot, link) => {
                 self.counts.add(Event::Hit);
-                Ok(Some(near.found()))
+                Ok(Some(near.found(None)))
             }
             Ok(_) => {
                 self.forget(key, &near);
@@ -252,7 +278,7 @@ impl NearStore {
             snapshot,
         });
         let weight = near_weight(key, &near);
-        let found = near.found();
+        let found = near.found(None);
         self.entries.compute(key, Instant::now(), |_| {
             let put = Op::Put {
                 weight,
@@ -307,9 +333,49 @@ impl Store for NearStore {
         self.redis.base_keys()
     }
 
+    fn answers_now(&self) -> bool {
+        true
+    }
+
+    fn settles(&self) -> bool {
+        true
+    }
+
+    /// A barrier begun now (in bounded mode, unless one was sent recently enough).
+    async fn settle(&self) -> Result<()> {
+        if let NearMode::Bounded(max) = self.mode
+            && self.barrier.recent(max)
+        {
+            return Ok(());
+        }
+        self.barrier
+            .pass(&self.tracker, self.op_timeout)
+            .await
+            .map(|_| ())
+    }
+
     fn lookup_now<K: AsRef<str>>(&self, key: &str, tag_keys: &[K], now: Instant) -> Option<Found> {
-        // Only bounded mode answers now.
-        self.bounded_hit(key, tag_keys, now)
+        // Only bounded mode answers without a barrier of the call's own.
+        self.bounded_hit(now, || self.kept(key, tag_keys, now))
+    }
+
+    /// After [`settle`](Self::settle): the entry, if it still holds (one that does not is
+    /// dropped, so that the call's lookup reads Redis).
+    fn lookup_tags_now<T: AsRef<str>>(&self, key: &str, tags: &[T], now: Instant) -> Option<Found> {
+        let base = self.redis.base_keys();
+        let near = self
+            .entries
+            .get(key, now, |e| {
+                e.asked_for_tags(tags, &self.tag_prefix, base)
+                    .then(|| Arc::clone(e))
+            })
+            .flatten()?;
+        if self.tracker.holds_now(&near.snapshot) {
+            self.counts.add(Event::Hit);
+            return Some(near.found(Some(now)));
+        }
+        self.forget(key, &near);
+        None
     }
 
     async fn lookup(&self, key: &str, tag_keys: &[String]) -> Result<Found> {
@@ -317,7 +383,7 @@ impl Store for NearStore {
             return Store::lookup(&self.redis, key, tag_keys).await;
         }
         let now = Instant::now();
-        if let Some(found) = self.bounded_hit(key, tag_keys, now) {
+        if let Some(found) = self.lookup_now(key, tag_keys, now) {
             return Ok(found);
         }
         if let Some(near) = self.kept(key, tag_keys, now)
