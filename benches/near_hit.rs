@@ -10,13 +10,16 @@
 //! entry weighs and what Redis spends on tracking (`BCAST`, measured around 100,000 writes).
 //!
 //! `cargo bench --bench near_hit` (`-- --warm-up-time 1 --measurement-time 3` for a quick
-//! run). The ratio tables are printed at the end.
+//! run). The ratio tables are printed at the end, then the same ratios from alternating
+//! rounds (`common/rounds.rs`; `NEAR_ROUNDS=n`, 9 by default; each turn 200,000 hits at 64
+//! tasks or 3,000 one at a time), which this noisy machine needs.
 
 #[path = "../tests/support/redis_server.rs"]
 mod redis_server;
 
 mod common;
 
+use common::rounds::{Turn, print_rounds};
 use common::{IDS, Svc, compute, prefill, row};
 use redis::AsyncCommands;
 use std::sync::Arc;
@@ -28,6 +31,23 @@ const NAMES: [&str; 5] = [
     "cachette_redis",
     "near_strict",
     "near_bounded_10ms",
+];
+
+/// Ratios of the rounds: (label, contender, baseline).
+const RATIOS: [(&str, &str, &str); 5] = [
+    ("near strict vs raw GET", "near_strict", "raw_get"),
+    ("near bounded vs raw GET", "near_bounded_10ms", "raw_get"),
+    (
+        "near bounded vs raw moka",
+        "near_bounded_10ms",
+        "moka_get_with",
+    ),
+    (
+        "near strict vs cachette Redis",
+        "near_strict",
+        "cachette_redis",
+    ),
+    ("cachette Redis vs raw GET", "cachette_redis", "raw_get"),
 ];
 
 #[derive(Clone)]
@@ -199,6 +219,24 @@ fn main() {
                 row("near bounded, 2 tags", group, "near_bounded_10ms", moka),
             ],
         );
+    }
+    let (rounds, concurrent, sequential) = if common::bench_mode() {
+        let rounds = std::env::var("NEAR_ROUNDS")
+            .ok()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(9usize);
+        (rounds, 200_000u64, 3_000u64)
+    } else {
+        (1, 2_000, 100)
+    };
+    for (title, turn) in [
+        (
+            "Near hit, 64 tasks on 2 workers",
+            Turn::Concurrent(concurrent),
+        ),
+        ("Near hit, one call at a time", Turn::Sequential(sequential)),
+    ] {
+        print_rounds(&rt, &contenders, title, turn, rounds, &NAMES, &RATIOS);
     }
     for (name, svc) in [
         ("strict", &contenders.strict),

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod contenders;
+pub mod rounds;
 
 use criterion::{Criterion, Throughput};
 use serde::{Deserialize, Serialize};

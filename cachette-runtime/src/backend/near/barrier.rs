@@ -62,7 +62,8 @@ impl Barrier {
     }
 
     /// Waits for a ping sent after this call began to return; the link that answered it.
-    /// Fails if it failed, or after `timeout`.
+    /// Fails if it failed, or after `timeout`. When no ping is in flight, the caller sends
+    /// one itself (no task to wake on the way).
     pub(super) async fn pass(
         self: &Arc<Self>,
         tracker: &Arc<Tracker>,
@@ -71,36 +72,51 @@ impl Barrier {
         let started = Instant::now();
         self.waits.fetch_add(1, Ordering::Relaxed);
         let mut done = self.done.subscribe();
-        let need = self.request(tracker);
-        let waited = tokio::time::timeout(timeout, done.wait_for(|d| d.seq >= need)).await;
+        let (need, drive) = self.register(true);
+        let waited = if drive {
+            let driver = Driving {
+                barrier: Arc::clone(self),
+                tracker: Arc::clone(tracker),
+                finished: false,
+            };
+            tokio::time::timeout(timeout, driver.once(need)).await
+        } else {
+            match tokio::time::timeout(timeout, done.wait_for(|d| d.seq >= need)).await {
+                Ok(Ok(d)) => Ok(*d),
+                Ok(Err(_)) => Ok(Done {
+                    seq: need,
+                    link: None,
+                }),
+                Err(e) => Err(e),
+            }
+        };
         metrics::histogram!("cachette_near_barrier_seconds").record(started.elapsed());
         match waited {
-            Ok(Ok(d)) => d.link.ok_or(Error::NearBarrier),
-            Ok(Err(_)) => Err(Error::NearBarrier),
+            Ok(d) => d.link.ok_or(Error::NearBarrier),
             Err(_) => Err(Error::Timeout(timeout)),
         }
     }
 
-    /// Asks for a ping taken after now (starting the task that sends them if none runs);
-    /// the number the caller waits for.
-    pub(super) fn request(self: &Arc<Self>, tracker: &Arc<Tracker>) -> u64 {
-        let start = {
-            let mut p = self.pings.lock().unwrap_or_else(PoisonError::into_inner);
-            let need = p.sent.saturating_add(1);
-            p.wanted = p.wanted.max(need);
-            let start = !p.driving;
-            p.driving = true;
-            (need, start)
-        };
-        if start.1 {
-            let driver = Driving {
-                barrier: Arc::clone(self),
-                finished: false,
-            };
-            let tracker = Arc::clone(tracker);
-            tokio::spawn(async move { driver.drive(&tracker).await });
+    /// Asks for a ping taken after now, without waiting for it (a task sends it).
+    pub(super) fn request(self: &Arc<Self>, tracker: &Arc<Tracker>) {
+        if let (_, true) = self.register(false) {
+            Driving::spawn(Arc::clone(self), Arc::clone(tracker));
         }
-        start.0
+    }
+
+    /// Registers a read that needs a ping taken after now; the number it waits for, and
+    /// whether no ping is being sent (the caller then sends pings: with `take`, it took the
+    /// one it needs and sends it itself).
+    fn register(&self, take: bool) -> (u64, bool) {
+        let mut p = self.pings.lock().unwrap_or_else(PoisonError::into_inner);
+        let need = p.sent.saturating_add(1);
+        p.wanted = p.wanted.max(need);
+        let drive = !p.driving;
+        p.driving = true;
+        if drive && take {
+            p.sent = need;
+        }
+        (need, drive)
     }
 
     /// Whether a ping that succeeded was taken less than `max` ago (bounded mode).
@@ -126,35 +142,84 @@ impl Barrier {
     }
 }
 
-/// The task sending pings while reads wait for them. If it is dropped (its runtime shut
-/// down), the reads it owed are failed and the next read starts another.
+/// The one sending pings while reads wait for them: a caller that found none in flight (one
+/// ping), then a task while more are wanted. If it is dropped before it is done (its
+/// caller gave up, its runtime shut down), a task takes over, or the reads it owed fail.
 struct Driving {
     barrier: Arc<Barrier>,
+    tracker: Arc<Tracker>,
     finished: bool,
 }
 
 impl Driving {
-    async fn drive(mut self, tracker: &Tracker) {
-        let barrier = &self.barrier;
-        while let Some(seq) = barrier.take() {
-            let taken = barrier.base.elapsed();
-            let link = tracker.ping().await.ok();
-            if link.is_some() {
-                let at = u64::try_from(taken.as_micros()).unwrap_or(u64::MAX);
-                barrier
-                    .last_ok
-                    .store(at.saturating_add(1), Ordering::Release);
-            }
-            barrier.done.send_replace(Done { seq, link });
+    fn spawn(barrier: Arc<Barrier>, tracker: Arc<Tracker>) {
+        let driver = Driving {
+            barrier,
+            tracker,
+            finished: false,
+        };
+        tokio::spawn(driver.drive());
+    }
+
+    /// Sends ping `seq` (taken by the caller), then hands the rest to a task.
+    async fn once(mut self, seq: u64) -> Done {
+        let done = self.ping(seq).await;
+        self.finished = true;
+        let more = {
+            let mut p = self
+                .barrier
+                .pings
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let more = p.wanted > p.sent;
+            p.driving = more;
+            more
+        };
+        if more {
+            Driving::spawn(Arc::clone(&self.barrier), Arc::clone(&self.tracker));
+        }
+        done
+    }
+
+    async fn drive(mut self) {
+        while let Some(seq) = self.barrier.take() {
+            self.ping(seq).await;
         }
         // Finished normally: `take` cleared `driving`.
         self.finished = true;
+    }
+
+    /// Sends ping `seq` and publishes its result.
+    async fn ping(&self, seq: u64) -> Done {
+        let barrier = &self.barrier;
+        let taken = barrier.base.elapsed();
+        let link = self.tracker.ping().await.ok();
+        if link.is_some() {
+            let at = u64::try_from(taken.as_micros()).unwrap_or(u64::MAX);
+            barrier
+                .last_ok
+                .fetch_max(at.saturating_add(1), Ordering::AcqRel);
+        }
+        let done = Done { seq, link };
+        barrier.done.send_if_modified(|d| {
+            let newer = d.seq < seq;
+            if newer {
+                *d = done;
+            }
+            newer
+        });
+        done
     }
 }
 
 impl Drop for Driving {
     fn drop(&mut self) {
         if self.finished {
+            return;
+        }
+        if tokio::runtime::Handle::try_current().is_ok() {
+            // Reads still wait: a task takes over (it takes a ping after theirs began).
+            Driving::spawn(Arc::clone(&self.barrier), Arc::clone(&self.tracker));
             return;
         }
         let seq = {
