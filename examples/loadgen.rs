@@ -4,6 +4,8 @@
 //! ```sh
 //! cargo run --release --example loadgen                      # Redis (started here), defaults
 //! cargo run --release --example loadgen -- --backend memory  # the embedded store
+//! cargo run --release --example loadgen -- --backend near    # Redis with a strict near cache
+//! cargo run --release --example loadgen -- --backend near-b  # ... a bounded one (10 ms)
 //! cargo run --release --example loadgen -- --help
 //! ```
 //!
@@ -63,7 +65,10 @@ const USAGE: &str = "\
 loadgen: database load and latency with and without cachette
 
 options (defaults in brackets):
-  --backend redis|memory   cache backend [redis: a redis-server is started on a free port]
+  --backend redis|memory|near|near-b
+                           cache backend [redis: a redis-server is started on a free port;
+                           near: Redis with a strict near cache of 256 MB; near-b: bounded,
+                           near_max_staleness 10 ms]
   --redis-url URL          use this Redis instead of starting one
   --rate N                 requests per second, open loop [10000]
   --duration SECS          length of each of the three phases [20]
@@ -125,8 +130,8 @@ fn parse_args() -> Result<Config, String> {
             _ => return Err(format!("unknown option {flag}\n\n{USAGE}")),
         }
     }
-    if c.backend != "redis" && c.backend != "memory" {
-        return Err(format!("--backend {}: redis or memory", c.backend));
+    if !["redis", "memory", "near", "near-b"].contains(&c.backend.as_str()) {
+        return Err(format!("--backend {}: redis, memory, near or near-b", c.backend));
     }
     if c.rate == 0 || c.ids == 0 || c.db_connections == 0 || c.writes > 1.0 {
         return Err(
@@ -936,8 +941,9 @@ fn main() {
         .build()
         .expect("a tokio runtime");
 
-    let server = match (&cfg.backend[..], &cfg.redis_url) {
-        ("redis", None) => Some(redis_server::RedisServer::start_with(&[
+    let on_redis = cfg.backend != "memory";
+    let server = match (on_redis, &cfg.redis_url) {
+        (true, None) => Some(redis_server::RedisServer::start_with(&[
             "--maxmemory",
             "2gb",
             "--maxmemory-policy",
@@ -949,15 +955,24 @@ fn main() {
         .redis_url
         .clone()
         .or_else(|| server.as_ref().map(|s| s.url()));
-    let backend = match &url {
-        Some(u) if cfg.backend == "redis" => format!("Redis ({u})"),
+    let backend = match (&url, &cfg.backend[..]) {
+        (Some(u), "near") => format!("Redis ({u}) with a strict near cache"),
+        (Some(u), "near-b") => format!("Redis ({u}) with a bounded near cache (10 ms)"),
+        (Some(u), _) if on_redis => format!("Redis ({u})"),
         _ => "the embedded memory store".to_owned(),
     };
     let make_cache = |namespace: &str| -> Cache {
         let b = Cache::builder().namespace(namespace);
         let b = match &url {
-            Some(u) if cfg.backend == "redis" => b.redis(u.clone()),
+            Some(u) if on_redis => b.redis(u.clone()),
             _ => b.memory(512 << 20),
+        };
+        let b = match &cfg.backend[..] {
+            "near" => b.near_cache(256 << 20),
+            "near-b" => b
+                .near_cache(256 << 20)
+                .near_max_staleness(Duration::from_millis(10)),
+            _ => b,
         };
         b.build().expect("a valid cache configuration")
     };
