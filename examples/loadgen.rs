@@ -131,7 +131,10 @@ fn parse_args() -> Result<Config, String> {
         }
     }
     if !["redis", "memory", "near", "near-b"].contains(&c.backend.as_str()) {
-        return Err(format!("--backend {}: redis, memory, near or near-b", c.backend));
+        return Err(format!(
+            "--backend {}: redis, memory, near or near-b",
+            c.backend
+        ));
     }
     if c.rate == 0 || c.ids == 0 || c.db_connections == 0 || c.writes > 1.0 {
         return Err(

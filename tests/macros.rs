@@ -61,6 +61,13 @@ impl Fixture {
         Self::install(builder(Cache::builder().memory(64 << 20)), None)
     }
 
+    /// Redis with a strict near cache.
+    fn near() -> Fixture {
+        let server = RedisServer::start();
+        let cache = builder(Cache::builder().redis(server.url()).near_cache(16 << 20));
+        Self::install(cache, Some(server))
+    }
+
     fn install(cache: Cache, server: Option<RedisServer>) -> Fixture {
         CURRENT.with(|c| *c.borrow_mut() = Some(cache.clone()));
         CALLS.with(|c| c.borrow_mut().clear());
@@ -669,6 +676,15 @@ macro_rules! on_both_backends {
                 #[tokio::test]
                 async fn $scenario() {
                     super::scenarios::$scenario(super::Fixture::memory()).await;
+                }
+            )*
+        }
+        /// Redis with a strict near cache.
+        mod near {
+            $(
+                #[tokio::test]
+                async fn $scenario() {
+                    super::scenarios::$scenario(super::Fixture::near()).await;
                 }
             )*
         }

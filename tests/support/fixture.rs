@@ -112,7 +112,8 @@ impl Counter {
     }
 }
 
-/// Declares each `suite::NAME(Fixture)` test twice, in `mod on_redis` and `mod on_memory`,
+/// Declares each `suite::NAME(Fixture)` test three times, in `mod on_redis`, `mod on_memory`
+/// and `mod on_near` (Redis with a strict near cache),
 /// on a fixture whose builder `$builder` adjusts: `both_backends!(builder; name, ...)`.
 #[allow(unused_macros)]
 macro_rules! both_backends {
@@ -132,6 +133,16 @@ macro_rules! both_backends {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     suite::$name(Fixture::memory_with($builder)).await;
+                }
+            )*
+        }
+        /// Redis with a near cache (strict): the same promises.
+        mod on_near {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    suite::$name(Fixture::redis_with(|b| $builder(b).near_cache(16 << 20))).await;
                 }
             )*
         }
