@@ -70,6 +70,39 @@ async fn every_documented_metric_is_emitted() {
     assert_eq!(profiled(&memory, 1).await, 1);
     assert_eq!(profiled(&cache, 1).await, 1);
 
+    // the near cache: fills (bytes), barriers, a push from another client's write, a flush
+    let near = Cache::builder()
+        .redis(server.url())
+        .namespace("near")
+        .near_cache(1 << 20)
+        .ttl_profile("metrics", Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let writer = Cache::builder()
+        .redis(server.url())
+        .namespace("near")
+        .ttl_profile("metrics", Duration::from_secs(60))
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        near.get_or_compute("n", &name("near"), || async { 1u8 })
+            .await;
+    }
+    writer.invalidate_tags(["t"]).await.unwrap();
+    for _ in 0..100 {
+        near.get_or_compute("n", &name("near"), || async { 1u8 })
+            .await;
+        if near.near_stats().is_some_and(|s| s.pushes > 0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    near.invalidate_pattern("*").await.unwrap();
+    assert!(
+        near.near_stats()
+            .is_some_and(|s| s.pushes > 0 && s.flushes > 0)
+    );
+
     // hits, misses, stores, compute time, backend time
     let o = name("basic");
     cache.get_or_compute("a", &o, || async { 1u8 }).await;
