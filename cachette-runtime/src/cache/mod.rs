@@ -275,6 +275,17 @@ impl Cache {
 
     /// What the near cache did since the cache was built (`None`: the cache has none; see
     /// [`CacheBuilder::near_cache`]).
+    ///
+    /// ```
+    /// # use cachette_runtime::Cache;
+    /// let near = Cache::builder()
+    ///     .redis("redis://127.0.0.1:6379")
+    ///     .near_cache(16 << 20)
+    ///     .build()
+    ///     .expect("valid configuration");
+    /// assert_eq!(near.near_stats().map(|s| s.hits), Some(0));
+    /// assert!(Cache::memory(1 << 20).near_stats().is_none());
+    /// ```
     pub fn near_stats(&self) -> Option<NearStats> {
         self.inner.backend.near().map(NearStore::stats)
     }
