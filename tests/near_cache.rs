@@ -317,3 +317,56 @@ fn near_cache_needs_redis() {
         .unwrap_or_default();
     assert!(err.contains("near_max_staleness needs near_cache"), "{err}");
 }
+
+/// A call that sends the barrier's `PING` and is dropped before the reply (a cancelled
+/// request): the calls waiting for that `PING` are not left without one; they ask again and
+/// are served once Redis answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn barrier_sender_dropped() -> Result {
+    let server = RedisServer::start();
+    let cache = Cache::builder()
+        .redis(server.url())
+        .namespace(NS)
+        .near_cache(16 << 20)
+        .op_timeout(Duration::from_secs(3))
+        .build()?;
+    let db = Db::new(1);
+    until_near_hit(&cache, &db, 0).await?;
+    let hits = near_hits(&cache);
+    server.pause();
+    // The first call finds no ping in flight and sends one; it is dropped while Redis sleeps,
+    // after the second call began waiting for that ping.
+    let first = {
+        let (cache, db) = (cache.clone(), Arc::clone(&db));
+        tokio::spawn(async move {
+            tokio::time::timeout(Duration::from_millis(60), read(&cache, &db, 0)).await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let computed = Arc::new(AtomicU64::new(0));
+    let waiting = {
+        let (cache, db, computed) = (cache.clone(), Arc::clone(&db), Arc::clone(&computed));
+        tokio::spawn(async move {
+            cache
+                .get_or_compute("rec:0", &opts(0), || async move {
+                    computed.fetch_add(1, Ordering::SeqCst);
+                    db.read(0)
+                })
+                .await
+        })
+    };
+    assert!(
+        first.await?.is_err(),
+        "the call answered while Redis was paused"
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    server.resume();
+    assert_eq!(waiting.await?, 1);
+    assert_eq!(
+        computed.load(Ordering::SeqCst),
+        0,
+        "computed instead of a near hit"
+    );
+    assert_eq!(near_hits(&cache), hits + 1);
+    Ok(())
+}

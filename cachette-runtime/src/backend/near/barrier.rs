@@ -21,11 +21,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
-/// The result of ping number `seq`: the link that answered, or `None` if it failed.
+/// The result of ping number `seq`: the link that answered, or `None` if it failed or was
+/// `abandoned` (its sender was dropped before it returned: the reads waiting for it ask
+/// again).
 #[derive(Clone, Copy)]
 struct Done {
     seq: u64,
     link: Option<u64>,
+    abandoned: bool,
 }
 
 #[derive(Default)]
@@ -54,7 +57,11 @@ impl Barrier {
     pub(super) fn new() -> Barrier {
         Barrier {
             pings: Mutex::new(Pings::default()),
-            done: watch::Sender::new(Done { seq: 0, link: None }),
+            done: watch::Sender::new(Done {
+                seq: 0,
+                link: None,
+                abandoned: false,
+            }),
             last_ok: AtomicU64::new(0),
             base: Instant::now(),
             waits: AtomicU64::new(0),
@@ -71,29 +78,36 @@ impl Barrier {
     ) -> Result<u64> {
         let started = Instant::now();
         self.waits.fetch_add(1, Ordering::Relaxed);
-        let mut done = self.done.subscribe();
-        let (need, drive) = self.register(true);
-        let waited = if drive {
-            let driver = Driving {
-                barrier: Arc::clone(self),
-                tracker: Arc::clone(tracker),
-                finished: false,
-            };
-            tokio::time::timeout(timeout, driver.once(need)).await
-        } else {
-            match tokio::time::timeout(timeout, done.wait_for(|d| d.seq >= need)).await {
-                Ok(Ok(d)) => Ok(*d),
-                Ok(Err(_)) => Ok(Done {
-                    seq: need,
-                    link: None,
-                }),
-                Err(e) => Err(e),
-            }
-        };
+        let waited = tokio::time::timeout(timeout, self.wait(tracker)).await;
         metrics::histogram!("cachette_near_barrier_seconds").record(started.elapsed());
         match waited {
-            Ok(d) => d.link.ok_or(Error::NearBarrier),
+            Ok(link) => link.ok_or(Error::NearBarrier),
             Err(_) => Err(Error::Timeout(timeout)),
+        }
+    }
+
+    /// [`pass`](Self::pass) without its timeout: the link that answered (`None`: the ping
+    /// failed). A ping abandoned by its sender (dropped before it returned) is asked for
+    /// again: any ping taken later was taken after this call began too.
+    async fn wait(self: &Arc<Self>, tracker: &Arc<Tracker>) -> Option<u64> {
+        let mut done = self.done.subscribe();
+        loop {
+            let (need, drive) = self.register(true);
+            if drive {
+                let driver = Driving {
+                    barrier: Arc::clone(self),
+                    tracker: Arc::clone(tracker),
+                    finished: false,
+                };
+                return driver.once(need).await.link;
+            }
+            let d = match done.wait_for(|d| d.seq >= need).await {
+                Ok(d) => *d,
+                Err(_) => return None,
+            };
+            if !d.abandoned {
+                return d.link;
+            }
         }
     }
 
@@ -143,8 +157,8 @@ impl Barrier {
 }
 
 /// The one sending pings while reads wait for them: a caller that found none in flight (one
-/// ping), then a task while more are wanted. If it is dropped before it is done (its
-/// caller gave up, its runtime shut down), a task takes over, or the reads it owed fail.
+/// ping), then a task while more are wanted. If it is dropped before it is done, the reads
+/// it owed ask again (see its `Drop`).
 struct Driving {
     barrier: Arc<Barrier>,
     tracker: Arc<Tracker>,
@@ -200,7 +214,11 @@ impl Driving {
                 .last_ok
                 .fetch_max(at.saturating_add(1), Ordering::AcqRel);
         }
-        let done = Done { seq, link };
+        let done = Done {
+            seq,
+            link,
+            abandoned: false,
+        };
         barrier.done.send_if_modified(|d| {
             let newer = d.seq < seq;
             if newer {
@@ -213,13 +231,11 @@ impl Driving {
 }
 
 impl Drop for Driving {
+    /// Dropped before it was done (its caller gave up, its runtime shut down): the reads
+    /// waiting for its ping ask again, and one of them sends the next (no task is spawned
+    /// here: a runtime shutting down would drop it at once, and again).
     fn drop(&mut self) {
         if self.finished {
-            return;
-        }
-        if tokio::runtime::Handle::try_current().is_ok() {
-            // Reads still wait: a task takes over (it takes a ping after theirs began).
-            Driving::spawn(Arc::clone(&self.barrier), Arc::clone(&self.tracker));
             return;
         }
         let seq = {
@@ -232,6 +248,10 @@ impl Drop for Driving {
             p.sent = p.wanted.max(p.sent);
             p.sent
         };
-        self.barrier.done.send_replace(Done { seq, link: None });
+        self.barrier.done.send_replace(Done {
+            seq,
+            link: None,
+            abandoned: true,
+        });
     }
 }
