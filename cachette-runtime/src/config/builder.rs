@@ -271,7 +271,8 @@ impl CacheBuilder {
     /// served only once a `PING` sent on that tracking connection after the call began has
     /// returned (pings are shared by every call waiting meanwhile): an invalidation that
     /// returned before the call began, in any process, is never missed. A call that meets
-    /// Redis down serves nothing from the near cache. See ARCHITECTURE.md, *The near cache*.
+    /// Redis down (or the circuit breaker open) serves nothing from the near cache. See
+    /// ARCHITECTURE.md, *The near cache*.
     /// [`near_max_staleness`](Self::near_max_staleness) trades that proof for speed. Needs a
     /// Redis backend; `build` refuses it on another.
     ///

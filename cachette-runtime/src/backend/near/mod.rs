@@ -37,8 +37,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-/// Bookkeeping of a near entry beyond its parsed entry: the tag keys, the versions, the
-/// snapshot and the map's own slot (measured like `ENTRY_OVERHEAD`, rounded up).
+/// Bookkeeping of a near entry beyond its parsed entry and the text it holds: the
+/// `NearEntry` and its `Arc`, the snapshot, the boxes of the tag keys and versions. An
+/// estimate from their sizes, rounded up; not measured under churn as `ENTRY_OVERHEAD` is.
 const NEAR_OVERHEAD: usize = 256;
 
 /// How a near cache serves its entries.
@@ -162,7 +163,7 @@ impl NearStore {
         tag_prefix: String,
         op_timeout: Duration,
     ) -> Result<NearStore> {
-        let tracker = Tracker::new(redis.client(), prefixes, op_timeout)?;
+        let tracker = Tracker::new(redis.client(), redis.breaker(), prefixes, op_timeout)?;
         Ok(NearStore {
             redis,
             mode,

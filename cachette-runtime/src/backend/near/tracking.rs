@@ -21,6 +21,7 @@
 //! under the prefixes, fills included, to every process; a push costs a hash and an atomic
 //! add here. It keeps no table of keys, so `tracking-table-max-keys` never applies.
 
+use crate::breaker::{Admit, Breaker};
 use crate::error::{Error, Result};
 use arc_swap::ArcSwapOption;
 use redis::aio::MultiplexedConnection;
@@ -149,6 +150,8 @@ pub(super) struct Tracker {
     /// `CLIENT TRACKING ON BCAST PREFIX ...` arguments.
     tracking: Vec<String>,
     op_timeout: Duration,
+    /// The Redis store's circuit breaker: a barrier's `PING` is a round trip like any other.
+    breaker: Arc<Breaker>,
     pub(super) shared: Arc<Shared>,
     link: ArcSwapOption<Link>,
     serials: AtomicU64,
@@ -158,6 +161,7 @@ impl Tracker {
     /// A tracker for the keys under `prefixes` on the server of `client` (not connected).
     pub(super) fn new(
         client: &redis::Client,
+        breaker: Arc<Breaker>,
         prefixes: &[String],
         op_timeout: Duration,
     ) -> Result<Tracker> {
@@ -177,6 +181,7 @@ impl Tracker {
             client,
             tracking,
             op_timeout,
+            breaker,
             shared: Arc::new(Shared::new()),
             link: ArcSwapOption::empty(),
             serials: AtomicU64::new(0),
@@ -231,6 +236,10 @@ impl Tracker {
     /// timeout; the serial of the link that answered. On failure the link is dropped and
     /// the near entries with it.
     pub(super) async fn ping(&self) -> Result<u64> {
+        let admit = self.breaker.admit();
+        if admit == Admit::No {
+            return Err(Error::CircuitOpen);
+        }
         let attempt = async {
             let (mut conn, serial) = self.link().await?;
             redis::cmd("PING")
@@ -243,8 +252,16 @@ impl Tracker {
             Ok(r) => r,
             Err(_) => Err(Error::Timeout(self.op_timeout)),
         };
-        if r.is_err() {
-            self.drop_link();
+        match &r {
+            Ok(_) => self.breaker.success(&admit),
+            Err(e) => {
+                if e.is_outage() {
+                    self.breaker.failure(&admit);
+                } else {
+                    self.breaker.success(&admit);
+                }
+                self.drop_link();
+            }
         }
         r
     }

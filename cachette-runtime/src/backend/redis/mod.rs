@@ -66,7 +66,8 @@ pub(crate) struct RedisBackend {
     op_timeout: Duration,
     round_trips: AtomicU64,
     redacted_url: String,
-    breaker: Breaker,
+    /// Shared with a near cache's tracking link, whose barriers pass it too.
+    breaker: Arc<Breaker>,
     /// Lookups sent while others are in flight leave together, as one `MGET`.
     batcher: Arc<Batcher>,
     /// Warnings about tag invalidations done by `UNLINK` under `maxmemory`.
@@ -118,7 +119,7 @@ impl RedisBackend {
             op_timeout,
             round_trips: AtomicU64::new(0),
             redacted_url: redact_url(url),
-            breaker,
+            breaker: Arc::new(breaker),
             batcher: Arc::default(),
             log_oom: LogLimiter::default(),
         })
@@ -127,6 +128,11 @@ impl RedisBackend {
     /// The Redis client (a near cache makes its tracking connection from it).
     pub(crate) fn client(&self) -> &redis::Client {
         &self.client
+    }
+
+    /// The circuit breaker (a near cache's barriers pass it).
+    pub(crate) fn breaker(&self) -> Arc<Breaker> {
+        Arc::clone(&self.breaker)
     }
 
     pub(crate) fn redacted_url(&self) -> &str {
