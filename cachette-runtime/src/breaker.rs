@@ -131,6 +131,18 @@ impl Breaker {
         }
     }
 
+    /// Records a round trip's result: only an outage ([`Error::is_outage`]: a timeout, a
+    /// connection that fails) is a failure; an error reply is an answer, which tells the
+    /// breaker Redis is there.
+    ///
+    /// [`Error::is_outage`]: crate::Error
+    pub(crate) fn record<T>(&self, admit: &Admit, result: &crate::error::Result<T>) {
+        match result {
+            Err(e) if e.is_outage() => self.failure(admit),
+            _ => self.success(admit),
+        }
+    }
+
     pub(crate) fn is_open(&self) -> bool {
         self.opened_at.load(Ordering::Acquire) != 0
     }

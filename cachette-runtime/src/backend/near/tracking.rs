@@ -252,16 +252,9 @@ impl Tracker {
             Ok(r) => r,
             Err(_) => Err(Error::Timeout(self.op_timeout)),
         };
-        match &r {
-            Ok(_) => self.breaker.success(&admit),
-            Err(e) => {
-                if e.is_outage() {
-                    self.breaker.failure(&admit);
-                } else {
-                    self.breaker.success(&admit);
-                }
-                self.drop_link();
-            }
+        self.breaker.record(&admit, &r);
+        if r.is_err() {
+            self.drop_link();
         }
         r
     }

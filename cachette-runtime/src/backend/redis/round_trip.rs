@@ -86,16 +86,9 @@ impl RedisBackend {
             Err(_) => Err(Error::Timeout(timeout)),
         };
         crate::stats::record_round_trip(op as usize, started.elapsed());
-        match &r {
-            Ok(_) => self.breaker.success(&admit),
-            Err(e) => {
-                if e.is_outage() {
-                    self.breaker.failure(&admit);
-                } else {
-                    self.breaker.success(&admit);
-                }
-                self.drop_connections(e);
-            }
+        self.breaker.record(&admit, &r);
+        if let Err(e) = &r {
+            self.drop_connections(e);
         }
         r
     }
