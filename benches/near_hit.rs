@@ -244,13 +244,14 @@ fn main() {
     ] {
         if let Some(s) = svc.cache.near_stats() {
             println!(
-                "near cache ({name}): {} entries, {} bytes ({} per entry); {} hits, {} misses, {} barrier waits, {} pushes, {} flushes",
+                "near cache ({name}): {} entries, {} bytes ({} per entry); {} hits, {} misses, {} barrier waits, {} pings, {} pushes, {} flushes",
                 s.entries,
                 s.bytes,
                 s.bytes / s.entries.max(1),
                 s.hits,
                 s.misses,
                 s.barrier_waits,
+                s.pings,
                 s.pushes,
                 s.flushes
             );

@@ -282,6 +282,8 @@ pub struct NearStats {
     pub misses: u64,
     /// Lookups that waited for a barrier (a `PING` on the tracking connection).
     pub barrier_waits: u64,
+    /// Barrier `PING`s sent (each serves every lookup that waited for it).
+    pub pings: u64,
     /// Invalidation pushes received from Redis.
     pub pushes: u64,
     /// Times every near entry was dropped at once (a tracking connection lost or re-made,

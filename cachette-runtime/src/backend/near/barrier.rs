@@ -133,6 +133,14 @@ impl Barrier {
         (need, drive)
     }
 
+    /// Pings taken so far.
+    pub(super) fn pings(&self) -> u64 {
+        self.pings
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .sent
+    }
+
     /// Whether a ping that succeeded was taken less than `max` ago (bounded mode).
     pub(super) fn recent(&self, max: Duration) -> bool {
         let last = self.last_ok.load(Ordering::Acquire);

@@ -187,6 +187,7 @@ impl NearStore {
             hits: self.counts.get(Event::Hit),
             misses: self.counts.get(Event::Miss),
             barrier_waits: self.barrier.waits.load(Ordering::Relaxed),
+            pings: self.barrier.pings(),
             pushes: self.tracker.shared.pushes(),
             flushes: self.tracker.shared.flushes(),
             bytes: self.entries.bytes(),
