@@ -31,14 +31,17 @@ struct Done {
     abandoned: bool,
 }
 
+/// Pings in flight at once, at most (the rule: one).
+const IN_FLIGHT: u32 = 1;
+
 #[derive(Default)]
 struct Pings {
     /// Pings taken so far (the last one's number).
     sent: u64,
     /// The highest ping number a read waits for.
     wanted: u64,
-    /// Whether a task is sending pings.
-    driving: bool,
+    /// Senders of pings at work (each has one in flight, or is about to take one).
+    drivers: u32,
 }
 
 /// Coalesced pings on a tracking link (see the module's documentation).
@@ -119,16 +122,18 @@ impl Barrier {
     }
 
     /// Registers a read that needs a ping taken after now; the number it waits for, and
-    /// whether no ping is being sent (the caller then sends pings: with `take`, it took the
-    /// one it needs and sends it itself).
+    /// whether it is to send pings (fewer than [`IN_FLIGHT`] are being sent; with `take`, it
+    /// took the one it needs and sends it itself).
     fn register(&self, take: bool) -> (u64, bool) {
         let mut p = self.pings.lock().unwrap_or_else(PoisonError::into_inner);
         let need = p.sent.saturating_add(1);
         p.wanted = p.wanted.max(need);
-        let drive = !p.driving;
-        p.driving = true;
-        if drive && take {
-            p.sent = need;
+        let drive = p.drivers < IN_FLIGHT;
+        if drive {
+            p.drivers = p.drivers.saturating_add(1);
+            if take {
+                p.sent = need;
+            }
         }
         (need, drive)
     }
@@ -152,11 +157,11 @@ impl Barrier {
         now.saturating_sub(last.saturating_sub(1)) < max
     }
 
-    /// Takes the next ping if a read waits for one.
+    /// Takes the next ping if a read waits for one (otherwise the sender stops).
     fn take(&self) -> Option<u64> {
         let mut p = self.pings.lock().unwrap_or_else(PoisonError::into_inner);
         if p.wanted <= p.sent {
-            p.driving = false;
+            p.drivers = p.drivers.saturating_sub(1);
             return None;
         }
         p.sent = p.sent.saturating_add(1);
@@ -194,7 +199,9 @@ impl Driving {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
             let more = p.wanted > p.sent;
-            p.driving = more;
+            if !more {
+                p.drivers = p.drivers.saturating_sub(1);
+            }
             more
         };
         if more {
@@ -207,7 +214,7 @@ impl Driving {
         while let Some(seq) = self.barrier.take() {
             self.ping(seq).await;
         }
-        // Finished normally: `take` cleared `driving`.
+        // Finished normally: `take` counted this sender out.
         self.finished = true;
     }
 
@@ -252,7 +259,7 @@ impl Drop for Driving {
                 .pings
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            p.driving = false;
+            p.drivers = p.drivers.saturating_sub(1);
             p.sent = p.wanted.max(p.sent);
             p.sent
         };
