@@ -370,3 +370,34 @@ async fn barrier_sender_dropped() -> Result {
     assert_eq!(near_hits(&cache), hits + 1);
     Ok(())
 }
+
+/// Redis paused while many calls wait on one barrier: every call still ends (computing its
+/// value), none left waiting for a `PING` that is never sent or never answered. A hang
+/// detector (30 s against a 300 ms operation timeout), not a timing assertion.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiters_end_while_redis_is_paused() -> Result {
+    let server = RedisServer::start();
+    let (cache, db) = (near(&server)?, Db::new(1));
+    until_near_hit(&cache, &db, 0).await?;
+    let hits = near_hits(&cache);
+    server.pause();
+    let calls: Vec<_> = (0..16)
+        .map(|_| {
+            let (cache, db) = (cache.clone(), Arc::clone(&db));
+            tokio::spawn(async move { read(&cache, &db, 0).await })
+        })
+        .collect();
+    let ended = tokio::time::timeout(Duration::from_secs(30), async {
+        let mut values = Vec::new();
+        for c in calls {
+            values.push(c.await?);
+        }
+        Ok::<_, tokio::task::JoinError>(values)
+    })
+    .await;
+    server.resume();
+    let values = ended.map_err(|_| "calls left waiting while Redis was paused")??;
+    assert!(values.iter().all(|&v| v == 1), "{values:?}");
+    assert_eq!(near_hits(&cache), hits, "near hits while Redis was paused");
+    Ok(())
+}

@@ -13,6 +13,11 @@
 //! the next one, which is sent when the one in flight returns. Pings are numbered; a read
 //! needs the first ping *taken* after it arrived (`sent + 1`, read under the lock that takes
 //! pings), and a ping is written to the socket only after it is taken.
+//!
+//! Reads hold no timer of their own (one per read cost ~15% of a near hit at 64 tasks): a
+//! ping is given what is left of the operation timeout of the first read waiting for it, so
+//! that no read waits longer than one operation timeout, and its result (`Outcome`) says
+//! whether it timed out.
 
 use super::tracking::Tracker;
 use crate::error::{Error, Result};
@@ -21,17 +26,27 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
-/// The result of ping number `seq`: the link that answered, or `None` if it failed or was
-/// `abandoned` (its sender was dropped before it returned: the reads waiting for it ask
-/// again).
+/// What came of a ping.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// The link that answered.
+    Answered(u64),
+    Failed,
+    /// Out of the time of the first read waiting for it.
+    TimedOut,
+    /// Its sender was dropped before it returned: the reads waiting for it ask again.
+    Abandoned,
+}
+
+/// The outcome of ping number `seq`.
 #[derive(Clone, Copy)]
 struct Done {
     seq: u64,
-    link: Option<u64>,
-    abandoned: bool,
+    outcome: Outcome,
 }
 
-/// Pings in flight at once, at most (the rule: one).
+/// Pings in flight at once, at most (the rule: one; two measured slower at 64
+/// tasks, BENCHMARKS.md).
 const IN_FLIGHT: u32 = 1;
 
 #[derive(Default)]
@@ -42,108 +57,128 @@ struct Pings {
     wanted: u64,
     /// Senders of pings at work (each has one in flight, or is about to take one).
     drivers: u32,
+    /// When the first read waiting for the next ping arrived: that ping's deadline is one
+    /// operation timeout later.
+    first_wait: Option<Instant>,
+}
+
+impl Pings {
+    /// Takes ping `sent + 1`; its deadline.
+    fn take_next(&mut self, timeout: Duration, now: Instant) -> (u64, Instant) {
+        self.sent = self.sent.saturating_add(1);
+        let since = self.first_wait.take().unwrap_or(now).min(now);
+        (self.sent, crate::clock::instant_after(since, timeout))
+    }
 }
 
 /// Coalesced pings on a tracking link (see the module's documentation).
 pub(super) struct Barrier {
     pings: Mutex<Pings>,
     done: watch::Sender<Done>,
+    /// The operation timeout: no read waits longer.
+    timeout: Duration,
     /// Microseconds since `base` at which the last ping that succeeded was taken, plus one
     /// (0: none yet): bounded reads are served while it is recent enough.
     last_ok: AtomicU64,
     base: Instant,
-    /// Pings sent, and reads that waited for one.
+    /// Reads that waited for a ping.
     pub(super) waits: AtomicU64,
 }
 
 impl Barrier {
-    pub(super) fn new() -> Barrier {
+    pub(super) fn new(timeout: Duration) -> Barrier {
         Barrier {
             pings: Mutex::new(Pings::default()),
             done: watch::Sender::new(Done {
                 seq: 0,
-                link: None,
-                abandoned: false,
+                outcome: Outcome::Failed,
             }),
+            timeout,
             last_ok: AtomicU64::new(0),
             base: Instant::now(),
             waits: AtomicU64::new(0),
         }
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pings> {
+        self.pings.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Waits for a ping sent after this call began to return; the link that answered it.
-    /// Fails if it failed, or after `timeout`. When no ping is in flight, the caller sends
-    /// one itself (no task to wake on the way).
-    pub(super) async fn pass(
-        self: &Arc<Self>,
-        tracker: &Arc<Tracker>,
-        timeout: Duration,
-    ) -> Result<u64> {
-        let started = Instant::now();
+    /// Fails if it failed, or after one operation timeout. When no ping is in flight, the
+    /// caller sends one itself (no task to wake on the way).
+    pub(super) async fn pass(self: &Arc<Self>, tracker: &Arc<Tracker>) -> Result<u64> {
+        let arrived = Instant::now();
         self.waits.fetch_add(1, Ordering::Relaxed);
-        let waited = tokio::time::timeout(timeout, self.wait(tracker)).await;
-        metrics::histogram!("cachette_near_barrier_seconds").record(started.elapsed());
-        match waited {
-            Ok(link) => link.ok_or(Error::NearBarrier),
-            Err(_) => Err(Error::Timeout(timeout)),
+        let outcome = self.wait(tracker, arrived).await;
+        metrics::histogram!("cachette_near_barrier_seconds").record(arrived.elapsed());
+        match outcome {
+            Outcome::Answered(link) => Ok(link),
+            Outcome::TimedOut => Err(Error::Timeout(self.timeout)),
+            Outcome::Failed | Outcome::Abandoned => Err(Error::NearBarrier),
         }
     }
 
-    /// [`pass`](Self::pass) without its timeout: the link that answered (`None`: the ping
-    /// failed). A ping abandoned by its sender (dropped before it returned) is asked for
-    /// again: any ping taken later was taken after this call began too.
-    async fn wait(self: &Arc<Self>, tracker: &Arc<Tracker>) -> Option<u64> {
+    /// [`pass`](Self::pass)'s wait. A ping abandoned by its sender is asked for again (any
+    /// ping taken later was taken after this call began too), within the same deadline.
+    async fn wait(self: &Arc<Self>, tracker: &Arc<Tracker>, arrived: Instant) -> Outcome {
         let mut done = self.done.subscribe();
         loop {
-            let (need, drive) = self.register(true);
-            if drive {
+            let (need, deadline) = self.register(arrived);
+            if let Some(deadline) = deadline {
                 let driver = Driving {
                     barrier: Arc::clone(self),
                     tracker: Arc::clone(tracker),
                     finished: false,
                 };
-                return driver.once(need).await.link;
+                return driver.once(need, deadline).await.outcome;
             }
-            let d = match done.wait_for(|d| d.seq >= need).await {
-                Ok(d) => *d,
-                Err(_) => return None,
+            let outcome = match done.wait_for(|d| d.seq >= need).await {
+                Ok(d) => d.outcome,
+                Err(_) => return Outcome::Failed,
             };
-            if !d.abandoned {
-                return d.link;
+            if outcome != Outcome::Abandoned {
+                return outcome;
             }
         }
     }
 
     /// Asks for a ping taken after now, without waiting for it (a task sends it).
     pub(super) fn request(self: &Arc<Self>, tracker: &Arc<Tracker>) {
-        if let (_, true) = self.register(false) {
+        let start = {
+            let mut p = self.lock();
+            p.wanted = p.wanted.max(p.sent.saturating_add(1));
+            let start = p.drivers < IN_FLIGHT;
+            if start {
+                p.drivers = p.drivers.saturating_add(1);
+            }
+            start
+        };
+        if start {
             Driving::spawn(Arc::clone(self), Arc::clone(tracker));
         }
     }
 
-    /// Registers a read that needs a ping taken after now; the number it waits for, and
-    /// whether it is to send pings (fewer than [`IN_FLIGHT`] are being sent; with `take`, it
-    /// took the one it needs and sends it itself).
-    fn register(&self, take: bool) -> (u64, bool) {
-        let mut p = self.pings.lock().unwrap_or_else(PoisonError::into_inner);
+    /// Registers a read that arrived at `arrived` and needs a ping taken after now: the
+    /// number it waits for and, if it is to send that ping itself (fewer than [`IN_FLIGHT`]
+    /// are being sent), the ping's deadline.
+    fn register(&self, arrived: Instant) -> (u64, Option<Instant>) {
+        let mut p = self.lock();
         let need = p.sent.saturating_add(1);
         p.wanted = p.wanted.max(need);
-        let drive = p.drivers < IN_FLIGHT;
-        if drive {
+        if p.drivers < IN_FLIGHT {
             p.drivers = p.drivers.saturating_add(1);
-            if take {
-                p.sent = need;
-            }
+            p.first_wait = Some(p.first_wait.map_or(arrived, |f| f.min(arrived)));
+            let (seq, deadline) = p.take_next(self.timeout, Instant::now());
+            return (seq, Some(deadline));
         }
-        (need, drive)
+        p.first_wait = Some(p.first_wait.map_or(arrived, |f| f.min(arrived)));
+        (need, None)
     }
 
     /// Pings taken so far.
     pub(super) fn pings(&self) -> u64 {
-        self.pings
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .sent
+        self.lock().sent
     }
 
     /// Whether a ping that succeeded was taken less than `max` ago (bounded mode).
@@ -157,15 +192,15 @@ impl Barrier {
         now.saturating_sub(last.saturating_sub(1)) < max
     }
 
-    /// Takes the next ping if a read waits for one (otherwise the sender stops).
-    fn take(&self) -> Option<u64> {
-        let mut p = self.pings.lock().unwrap_or_else(PoisonError::into_inner);
+    /// Takes the next ping if a read waits for one (otherwise the sender stops); with its
+    /// deadline.
+    fn take(&self) -> Option<(u64, Instant)> {
+        let mut p = self.lock();
         if p.wanted <= p.sent {
             p.drivers = p.drivers.saturating_sub(1);
             return None;
         }
-        p.sent = p.sent.saturating_add(1);
-        Some(p.sent)
+        Some(p.take_next(self.timeout, Instant::now()))
     }
 }
 
@@ -189,15 +224,11 @@ impl Driving {
     }
 
     /// Sends ping `seq` (taken by the caller), then hands the rest to a task.
-    async fn once(mut self, seq: u64) -> Done {
-        let done = self.ping(seq).await;
+    async fn once(mut self, seq: u64, deadline: Instant) -> Done {
+        let done = self.ping(seq, deadline).await;
         self.finished = true;
         let more = {
-            let mut p = self
-                .barrier
-                .pings
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut p = self.barrier.lock();
             let more = p.wanted > p.sent;
             if !more {
                 p.drivers = p.drivers.saturating_sub(1);
@@ -211,29 +242,34 @@ impl Driving {
     }
 
     async fn drive(mut self) {
-        while let Some(seq) = self.barrier.take() {
-            self.ping(seq).await;
+        while let Some((seq, deadline)) = self.barrier.take() {
+            self.ping(seq, deadline).await;
         }
         // Finished normally: `take` counted this sender out.
         self.finished = true;
     }
 
-    /// Sends ping `seq` and publishes its result.
-    async fn ping(&self, seq: u64) -> Done {
+    /// Sends ping `seq` (unless its deadline has passed) and publishes its outcome.
+    async fn ping(&self, seq: u64, deadline: Instant) -> Done {
         let barrier = &self.barrier;
         let taken = barrier.base.elapsed();
-        let link = self.tracker.ping().await.ok();
-        if link.is_some() {
-            let at = u64::try_from(taken.as_micros()).unwrap_or(u64::MAX);
-            barrier
-                .last_ok
-                .fetch_max(at.saturating_add(1), Ordering::AcqRel);
-        }
-        let done = Done {
-            seq,
-            link,
-            abandoned: false,
+        let left = deadline.saturating_duration_since(Instant::now());
+        let outcome = if left.is_zero() {
+            Outcome::TimedOut
+        } else {
+            match self.tracker.ping(left).await {
+                Ok(link) => {
+                    let at = u64::try_from(taken.as_micros()).unwrap_or(u64::MAX);
+                    barrier
+                        .last_ok
+                        .fetch_max(at.saturating_add(1), Ordering::AcqRel);
+                    Outcome::Answered(link)
+                }
+                Err(Error::Timeout(_)) => Outcome::TimedOut,
+                Err(_) => Outcome::Failed,
+            }
         };
+        let done = Done { seq, outcome };
         barrier.done.send_if_modified(|d| {
             let newer = d.seq < seq;
             if newer {
@@ -254,19 +290,16 @@ impl Drop for Driving {
             return;
         }
         let seq = {
-            let mut p = self
-                .barrier
-                .pings
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut p = self.barrier.lock();
             p.drivers = p.drivers.saturating_sub(1);
             p.sent = p.wanted.max(p.sent);
+            // The reads waiting ask again, each with its own arrival.
+            p.first_wait = None;
             p.sent
         };
         self.barrier.done.send_replace(Done {
             seq,
-            link: None,
-            abandoned: true,
+            outcome: Outcome::Abandoned,
         });
     }
 }

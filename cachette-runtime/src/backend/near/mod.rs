@@ -107,7 +107,6 @@ pub(crate) struct NearStore {
     entries: ClockMap<Arc<NearEntry>>,
     tracker: Arc<Tracker>,
     barrier: Arc<Barrier>,
-    op_timeout: Duration,
     /// `namespace#tag:`: what the store's tag keys start with.
     tag_prefix: String,
     /// Near hits (`Event::Hit`) and lookups it could not answer (`Event::Miss`).
@@ -169,8 +168,7 @@ impl NearStore {
             mode,
             entries: ClockMap::new(max_bytes),
             tracker: Arc::new(tracker),
-            barrier: Arc::new(Barrier::new()),
-            op_timeout,
+            barrier: Arc::new(Barrier::new(op_timeout)),
             tag_prefix,
             counts: Counts::default(),
             pause: ArcSwapOption::empty(),
@@ -228,7 +226,7 @@ impl NearStore {
     /// A near entry proven fresh by a barrier begun now; `Err` only when the barrier timed
     /// out (the call then goes on without the cache rather than wait a second timeout).
     async fn proven(&self, key: &str, near: Arc<NearEntry>) -> Result<Option<Found>> {
-        match self.barrier.pass(&self.tracker, self.op_timeout).await {
+        match self.barrier.pass(&self.tracker).await {
             Ok(link) if self.tracker.holds(&near.snapshot, link) => {
                 self.counts.add(Event::Hit);
                 Ok(Some(near.found(None)))
@@ -350,10 +348,7 @@ impl Store for NearStore {
         {
             return Ok(());
         }
-        self.barrier
-            .pass(&self.tracker, self.op_timeout)
-            .await
-            .map(|_| ())
+        self.barrier.pass(&self.tracker).await.map(|_| ())
     }
 
     fn lookup_now<K: AsRef<str>>(&self, key: &str, tag_keys: &[K], now: Instant) -> Option<Found> {

@@ -235,7 +235,7 @@ impl Tracker {
     /// One `PING` on the tracking link (made first if none is up), within the operation
     /// timeout; the serial of the link that answered. On failure the link is dropped and
     /// the near entries with it.
-    pub(super) async fn ping(&self) -> Result<u64> {
+    pub(super) async fn ping(&self, timeout: Duration) -> Result<u64> {
         let admit = self.breaker.admit();
         if admit == Admit::No {
             return Err(Error::CircuitOpen);
@@ -248,9 +248,9 @@ impl Tracker {
                 .map_err(Error::redis)?;
             Ok(serial)
         };
-        let r = match tokio::time::timeout(self.op_timeout, attempt).await {
+        let r = match tokio::time::timeout(timeout, attempt).await {
             Ok(r) => r,
-            Err(_) => Err(Error::Timeout(self.op_timeout)),
+            Err(_) => Err(Error::Timeout(timeout)),
         };
         self.breaker.record(&admit, &r);
         if r.is_err() {
