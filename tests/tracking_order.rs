@@ -1,4 +1,4 @@
-//! The server-side ordering the coming near cache (issue 16) will rely on, checked against a
+//! The server-side ordering the near cache (`backend/near/barrier.rs`) relies on, checked against a
 //! real `redis-server` through redis-rs 1.x: on a RESP3 connection with `CLIENT TRACKING`,
 //! the invalidation push for a key changed by another connection's write that has returned
 //! reaches the connection's push sender before the reply to a `PING` sent afterwards. So the

@@ -1,5 +1,5 @@
 //! The storage contract: what every store (Redis, the memory store, the disabled store, and
-//! later a near cache or Redis Cluster) does for the engine, and the store-neutral types its
+//! the near cache; later Redis Cluster) does for the engine, and the store-neutral types its
 //! answers are made of. The engine (`read_through/`) and the handle (`cache/`) reach a
 //! store only through [`Store`]; they never name a concrete one.
 //!
