@@ -112,8 +112,15 @@ impl Pending {
         self.items.lock().map(|m| m.len()).unwrap_or(0)
     }
 
-    /// Whether a read of `full_key`, asking for `tag_keys`, must bypass the cache.
-    pub(crate) fn blocks<K: AsRef<str>>(&self, full_key: &str, tag_keys: &[K]) -> bool {
+    /// Whether a read of `full_key`, asking for `tags`, must bypass the cache. Tags are kept
+    /// as the store's tag keys: `tag_prefix` + the tag (so a caller holding the tags needs
+    /// no key built).
+    pub(crate) fn blocks<T: AsRef<str>>(
+        &self,
+        full_key: &str,
+        tags: &[T],
+        tag_prefix: &str,
+    ) -> bool {
         if !self.nonempty.load(Ordering::Acquire) {
             return false;
         }
@@ -122,7 +129,9 @@ impl Pending {
         }
         let items = self.items.lock().unwrap_or_else(|e| e.into_inner());
         items.keys().any(|item| match item {
-            Item::Tag(t) => tag_keys.iter().any(|k| k.as_ref() == t.as_str()),
+            Item::Tag(t) => tags
+                .iter()
+                .any(|tag| is_key_of(t, tag_prefix, tag.as_ref())),
             Item::Key(k) => k == full_key,
             Item::Pattern(p) => crate::keys::glob_match(p.as_bytes(), full_key.as_bytes()),
             Item::All => true,
@@ -134,14 +143,24 @@ impl Pending {
         self.nonempty.load(Ordering::Acquire)
     }
 
-    /// Whether an entry carrying the tag key `tag_key` must be bypassed.
-    pub(crate) fn blocks_tag(&self, tag_key: &str) -> bool {
+    /// Whether an entry carrying `tag` (its store's tag key: `tag_prefix` + `tag`) must be
+    /// bypassed.
+    pub(crate) fn blocks_tag(&self, tag: &str, tag_prefix: &str) -> bool {
         if !self.nonempty.load(Ordering::Acquire) {
             return false;
         }
         let items = self.items.lock().unwrap_or_else(|e| e.into_inner());
-        items.contains_key(&Item::Tag(tag_key.to_owned())) || items.contains_key(&Item::All)
+        items.keys().any(|item| match item {
+            Item::Tag(t) => is_key_of(t, tag_prefix, tag),
+            Item::All => true,
+            Item::Key(_) | Item::Pattern(_) => false,
+        })
     }
+}
+
+/// Whether `key` is `prefix` + `tag`.
+fn is_key_of(key: &str, prefix: &str, tag: &str) -> bool {
+    key.strip_prefix(prefix) == Some(tag)
 }
 
 #[cfg(test)]
@@ -151,7 +170,7 @@ mod tests {
     #[test]
     fn blocks_what_it_keeps_until_applied() {
         let p = Pending::default();
-        assert!(!p.blocks("ns:user:1", &["ns#tag:users"]));
+        assert!(!p.blocks("ns:user:1", &["users"], "ns#tag:"));
         assert!(p.add([
             Item::Tag("ns#tag:users".into()),
             Item::Pattern("ns:guild:*".into())
@@ -160,20 +179,20 @@ mod tests {
             !p.add([Item::Key("ns:k".into())]),
             "the worker already runs"
         );
-        assert!(p.blocks("ns:user:1", &["ns#tag:users"]));
-        assert!(p.blocks_tag("ns#tag:users"));
-        assert!(p.blocks::<&str>("ns:guild:7", &[]));
-        assert!(p.blocks::<&str>("ns:k", &[]));
-        assert!(!p.blocks("ns:other", &["ns#tag:others"]));
+        assert!(p.blocks("ns:user:1", &["users"], "ns#tag:"));
+        assert!(p.blocks_tag("users", "ns#tag:"));
+        assert!(p.blocks::<&str>("ns:guild:7", &[], "ns#tag:"));
+        assert!(p.blocks::<&str>("ns:k", &[], "ns#tag:"));
+        assert!(!p.blocks("ns:other", &["others"], "ns#tag:"));
         let snap = p.snapshot();
         // Re-added while being applied: kept.
         p.add([Item::Key("ns:k".into())]);
         assert!(p.applied(&snap));
-        assert!(p.blocks::<&str>("ns:k", &[]));
-        assert!(!p.blocks::<&str>("ns:guild:7", &[]));
+        assert!(p.blocks::<&str>("ns:k", &[], "ns#tag:"));
+        assert!(!p.blocks::<&str>("ns:guild:7", &[], "ns#tag:"));
         let snap = p.snapshot();
         assert!(!p.applied(&snap));
-        assert!(!p.blocks::<&str>("ns:k", &[]));
+        assert!(!p.blocks::<&str>("ns:k", &[], "ns#tag:"));
         assert_eq!(p.len(), 0);
     }
 
@@ -182,9 +201,9 @@ mod tests {
         let p = Pending::default();
         p.add((0..=MAX_PENDING).map(|i| Item::Key(format!("ns:{i}"))));
         assert_eq!(p.len(), 1);
-        assert!(p.blocks::<&str>("ns:anything", &[]));
+        assert!(p.blocks::<&str>("ns:anything", &[], "ns#tag:"));
         let snap = p.snapshot();
         assert!(!p.applied(&snap));
-        assert!(!p.blocks::<&str>("ns:anything", &[]));
+        assert!(!p.blocks::<&str>("ns:anything", &[], "ns#tag:"));
     }
 }

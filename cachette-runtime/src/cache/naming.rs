@@ -47,6 +47,12 @@ impl Cache {
 
     /// The key under which the store keeps the version of `tag`: [`tag_key`](Self::tag_key),
     /// or the tag itself on the memory store.
+    /// What the store's tag keys start with (empty on the memory store, whose tag keys are
+    /// the tags).
+    pub(crate) fn store_tag_prefix(&self) -> &str {
+        &self.inner.store_tag_prefix
+    }
+
     pub(crate) fn store_tag_key(&self, tag: &str) -> String {
         prefixed(&self.inner.store_tag_prefix, tag)
     }

@@ -198,9 +198,8 @@ impl Cache {
         span: &tracing::Span,
     ) -> ControlFlow<R, Start<P::Stored>> {
         // The first look asks with the call's tags, not the store's tag keys (the store names
-        // its own). Kept invalidations are checked against tag keys: where the tags are not
-        // the keys (a near cache), a call looks the long way while any is kept.
-        if !self.store().answers_now() || (!self.tags_are_store_keys() && self.pending().any()) {
+        // its own).
+        if !self.store().answers_now() {
             return ControlFlow::Continue(Start::Key(full_key.into_string()));
         }
         tokio::task::coop::consume_budget().await;
@@ -245,7 +244,7 @@ impl Cache {
         let Some(found) = self.store().lookup_tags_now(key, tags, started) else {
             return Err(Start::Key(full_key.into_string()));
         };
-        let (state, now_ms, quiet) = self.classify_now(key, tags, tags, opts, decoded, &found);
+        let (state, now_ms, quiet) = self.classify_now(key, tags, opts, decoded, &found);
         let refresh_early = match state {
             Freshness::Fresh(value, meta) if quiet || !self.refresh_early(opts, meta, now_ms) => {
                 self.recorder().record_hit(&opts.name, started);

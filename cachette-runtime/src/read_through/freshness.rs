@@ -43,10 +43,9 @@ impl Cache {
     // Inlined into the first look, where nearly every memory hit ends: the call and the
     // return of its tuple cost a hit ~90 instructions (callgrind).
     #[inline(always)]
-    pub(super) fn classify_now<S: DeserializeOwned, K: AsRef<str>, T: AsRef<str>>(
+    pub(super) fn classify_now<S: DeserializeOwned, T: AsRef<str>>(
         &self,
         full_key: &str,
-        tag_keys: &[K],
         tags: &[T],
         opts: &Options,
         decoded: Option<DecodedCopy<S>>,
@@ -56,7 +55,10 @@ impl Cache {
         let Some(entry) = &found.entry else {
             return (Freshness::Missing { fallback: None }, 0, false);
         };
-        if self.pending().blocks(full_key, tag_keys) {
+        if self
+            .pending()
+            .blocks(full_key, tags, self.store_tag_prefix())
+        {
             return (Freshness::Missing { fallback: None }, 0, false);
         }
         // On a steady clock, a parsed entry read at a known instant may be quiet.

@@ -18,7 +18,7 @@ impl Cache {
             .store()
             .lookup_now(full_key, tag_keys, std::time::Instant::now())
         {
-            return self.looked_now(full_key, tag_keys, opts, decoded, found);
+            return self.looked_now(full_key, opts, decoded, found);
         }
         self.ensure_pending_worker();
         let found = match self.store().lookup(full_key, tag_keys).await {
@@ -28,11 +28,15 @@ impl Cache {
                 return Lookup::failed();
             }
         };
-        let (state, now_ms) = if self.pending().blocks(full_key, tag_keys) {
-            (Freshness::Missing { fallback: None }, 0)
-        } else {
-            self.classify(full_key, &found, opts, decoded).await
-        };
+        let (state, now_ms) =
+            if self
+                .pending()
+                .blocks(full_key, &opts.tags, self.store_tag_prefix())
+            {
+                (Freshness::Missing { fallback: None }, 0)
+            } else {
+                self.classify(full_key, &found, opts, decoded).await
+            };
         Lookup {
             state,
             seen: Some(Seen::found(found.entry, found.patterns)),
@@ -46,13 +50,11 @@ impl Cache {
     pub(super) fn looked_now<S: DeserializeOwned>(
         &self,
         full_key: &str,
-        tag_keys: &[String],
         opts: &Options,
         decoded: Option<DecodedCopy<S>>,
         found: Found,
     ) -> Lookup<S> {
-        let (state, now_ms, _) =
-            self.classify_now(full_key, tag_keys, &opts.tags, opts, decoded, &found);
+        let (state, now_ms, _) = self.classify_now(full_key, &opts.tags, opts, decoded, &found);
         Lookup::found(state, now_ms, found)
     }
 
@@ -323,7 +325,7 @@ impl Cache {
         self.pending().any()
             && entry_tags
                 .pairs()
-                .any(|(t, _)| self.pending().blocks_tag(&self.store_tag_key(t)))
+                .any(|(t, _)| self.pending().blocks_tag(t, self.store_tag_prefix()))
     }
 
     pub(crate) fn decode_failure(&self, name: &Cow<'static, str>, full_key: &str, why: &str) {

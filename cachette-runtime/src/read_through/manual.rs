@@ -15,7 +15,7 @@ impl Cache {
         let full_key = self.full_key(key);
         let name = name.clone();
         self.ensure_pending_worker();
-        if self.pending().blocks::<&str>(&full_key, &[]) {
+        if self.pending().blocks::<&str>(&full_key, &[], "") {
             self.recorder().record(Event::Miss, &name);
             return Ok(None);
         }
@@ -47,7 +47,7 @@ impl Cache {
     pub(crate) async fn exists_raw(&self, key: &str) -> Result<bool> {
         let full_key = self.full_key(key);
         self.ensure_pending_worker();
-        if self.pending().blocks::<&str>(&full_key, &[]) {
+        if self.pending().blocks::<&str>(&full_key, &[], "") {
             return Ok(false);
         }
         let found = self.store().lookup(&full_key, self.base_keys()).await?;
