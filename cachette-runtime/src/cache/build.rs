@@ -118,9 +118,9 @@ impl Cache {
                     &config.namespace,
                     config.wait_replicas,
                 )?;
-                match config.near {
+                match config.near_bytes {
                     None => Backend::Redis(redis),
-                    Some((bytes, bound)) => {
+                    Some(bytes) => {
                         let ns = &config.namespace;
                         // The entries (every version), the tag keys and the epoch.
                         let prefixes = [
@@ -128,7 +128,9 @@ impl Cache {
                             format!("{ns}#tag:"),
                             format!("{ns}#epoch"),
                         ];
-                        let mode = bound.map_or(NearMode::Strict, NearMode::Bounded);
+                        let mode = config
+                            .near_max_staleness
+                            .map_or(NearMode::Strict, NearMode::Bounded);
                         Backend::Near(NearStore::new(
                             redis,
                             bytes,

@@ -23,7 +23,7 @@ impl Config {
             breaker: Some(crate::breaker::BreakerOptions::default()),
             redis_connections: CacheBuilder::DEFAULT_REDIS_CONNECTIONS,
             wait_replicas: None,
-            near: None,
+            near_bytes: None,
             near_max_staleness: None,
         }
     }
@@ -288,7 +288,7 @@ impl CacheBuilder {
     /// assert!(cache.near_stats().is_some());
     /// ```
     pub fn near_cache(mut self, max_bytes: u64) -> Self {
-        self.config.near = Some((max_bytes, None));
+        self.config.near_bytes = Some(max_bytes);
         self
     }
 
@@ -370,14 +370,9 @@ impl CacheBuilder {
         if let Some(spec) = self.profile_spec.take() {
             self = self.ttl_profiles(&spec);
         }
-        if let (Some((_, bound)), Some(max)) =
-            (&mut self.config.near, self.config.near_max_staleness)
-        {
-            *bound = Some(max);
-        }
         let c = &self.config;
         let mut errors = std::mem::take(&mut self.errors);
-        if c.near.is_some() && !matches!(self.backend, BackendChoice::Redis(..)) {
+        if c.near_bytes.is_some() && !matches!(self.backend, BackendChoice::Redis(..)) {
             errors.push(
                 "near_cache needs a Redis backend (set redis(url) or CACHETTE_REDIS_URL)"
                     .to_owned(),

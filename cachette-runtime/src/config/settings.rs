@@ -43,10 +43,9 @@ pub(crate) struct Config {
     pub breaker: Option<crate::breaker::BreakerOptions>,
     pub redis_connections: usize,
     pub wait_replicas: Option<(usize, Duration)>,
-    /// A near cache in front of Redis: its byte budget, and its staleness bound (`None`:
-    /// strict).
-    pub near: Option<(u64, Option<Duration>)>,
-    /// A staleness bound was set (checked against `near` by `build`).
+    /// A near cache in front of Redis: its byte budget.
+    pub near_bytes: Option<u64>,
+    /// The near cache's staleness bound (`None`: strict).
     pub near_max_staleness: Option<Duration>,
 }
 

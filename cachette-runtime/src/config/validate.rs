@@ -60,10 +60,10 @@ pub(super) fn problems(c: &Config) -> Vec<String> {
     {
         errors.push("wait_for_replicas needs at least 1 replica and a non-zero timeout".to_owned());
     }
-    if c.near.is_some_and(|(bytes, _)| bytes == 0) {
+    if c.near_bytes == Some(0) {
         errors.push("near_cache needs a byte budget greater than zero".to_owned());
     }
-    if c.near_max_staleness.is_some() && c.near.is_none() {
+    if c.near_max_staleness.is_some() && c.near_bytes.is_none() {
         errors.push("near_max_staleness needs near_cache".to_owned());
     }
     if c.near_max_staleness.is_some_and(|d| d.is_zero()) {
