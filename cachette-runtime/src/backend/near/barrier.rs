@@ -83,6 +83,8 @@ pub(super) struct Barrier {
     base: Instant,
     /// Reads that waited for a ping.
     pub(super) waits: AtomicU64,
+    /// `cachette_near_barrier_seconds`, registered once (as the breaker's metrics are).
+    waited: metrics::Histogram,
 }
 
 impl Barrier {
@@ -97,6 +99,7 @@ impl Barrier {
             last_ok: AtomicU64::new(0),
             base: Instant::now(),
             waits: AtomicU64::new(0),
+            waited: metrics::histogram!("cachette_near_barrier_seconds"),
         }
     }
 
@@ -111,7 +114,7 @@ impl Barrier {
         let arrived = Instant::now();
         self.waits.fetch_add(1, Ordering::Relaxed);
         let outcome = self.wait(tracker, arrived).await;
-        metrics::histogram!("cachette_near_barrier_seconds").record(arrived.elapsed());
+        self.waited.record(arrived.elapsed());
         match outcome {
             Outcome::Answered(link) => Ok(link),
             Outcome::TimedOut => Err(Error::Timeout(self.timeout)),

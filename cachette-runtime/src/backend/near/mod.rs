@@ -113,6 +113,8 @@ pub(crate) struct NearStore {
     counts: Counts,
     /// A test's pause of fills between Redis's reply and the keeping of the entry.
     pause: ArcSwapOption<FillPause>,
+    /// `cachette_near_bytes`, registered once.
+    bytes_gauge: metrics::Gauge,
 }
 
 /// Holds fills between Redis's reply and the keeping of what it answered, for a test to
@@ -172,6 +174,7 @@ impl NearStore {
             tag_prefix,
             counts: Counts::default(),
             pause: ArcSwapOption::empty(),
+            bytes_gauge: metrics::gauge!("cachette_near_bytes"),
         })
     }
 
@@ -287,7 +290,7 @@ impl NearStore {
             };
             (put, ())
         });
-        metrics::gauge!("cachette_near_bytes").set(self.entries.bytes() as f64);
+        self.bytes_gauge.set(self.entries.bytes() as f64);
         Ok(found)
     }
 

@@ -43,6 +43,9 @@ pub(super) struct Shared {
     flushes: AtomicU64,
     /// Pushes received (one per `invalidate` message).
     pushes: AtomicU64,
+    /// `cachette_near_pushes_total` and `cachette_near_flushes_total`, registered once.
+    pushes_total: metrics::Counter,
+    flushes_total: metrics::Counter,
 }
 
 impl Shared {
@@ -52,6 +55,8 @@ impl Shared {
             seed: rand::random(),
             flushes: AtomicU64::new(0),
             pushes: AtomicU64::new(0),
+            pushes_total: metrics::counter!("cachette_near_pushes_total"),
+            flushes_total: metrics::counter!("cachette_near_flushes_total"),
         }
     }
 
@@ -77,7 +82,7 @@ impl Shared {
     /// Drops every near entry recorded so far.
     pub(super) fn flush(&self) {
         self.flushes.fetch_add(1, Ordering::SeqCst);
-        metrics::counter!("cachette_near_flushes_total").increment(1);
+        self.flushes_total.increment(1);
     }
 
     pub(super) fn flushes(&self) -> u64 {
@@ -94,7 +99,7 @@ impl Shared {
         match push.kind {
             PushKind::Invalidate => {
                 self.pushes.fetch_add(1, Ordering::Relaxed);
-                metrics::counter!("cachette_near_pushes_total").increment(1);
+                self.pushes_total.increment(1);
                 let mut any = false;
                 for value in push.data {
                     if let Value::Array(keys) = value {
