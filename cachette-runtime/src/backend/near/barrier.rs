@@ -63,6 +63,16 @@ struct Pings {
 }
 
 impl Pings {
+    /// Counts in one more sender of pings if fewer than [`IN_FLIGHT`] are at work; whether
+    /// it was.
+    fn claim_sender(&mut self) -> bool {
+        let free = self.drivers < IN_FLIGHT;
+        if free {
+            self.drivers = self.drivers.saturating_add(1);
+        }
+        free
+    }
+
     /// Takes ping `sent + 1`; its deadline.
     fn take_next(&mut self, timeout: Duration, now: Instant) -> (u64, Instant) {
         self.sent = self.sent.saturating_add(1);
@@ -151,11 +161,7 @@ impl Barrier {
         let start = {
             let mut p = self.lock();
             p.wanted = p.wanted.max(p.sent.saturating_add(1));
-            let start = p.drivers < IN_FLIGHT;
-            if start {
-                p.drivers = p.drivers.saturating_add(1);
-            }
-            start
+            p.claim_sender()
         };
         if start {
             Driving::spawn(Arc::clone(self), Arc::clone(tracker));
@@ -169,13 +175,11 @@ impl Barrier {
         let mut p = self.lock();
         let need = p.sent.saturating_add(1);
         p.wanted = p.wanted.max(need);
-        if p.drivers < IN_FLIGHT {
-            p.drivers = p.drivers.saturating_add(1);
-            p.first_wait = Some(p.first_wait.map_or(arrived, |f| f.min(arrived)));
+        p.first_wait = Some(p.first_wait.map_or(arrived, |f| f.min(arrived)));
+        if p.claim_sender() {
             let (seq, deadline) = p.take_next(self.timeout, Instant::now());
             return (seq, Some(deadline));
         }
-        p.first_wait = Some(p.first_wait.map_or(arrived, |f| f.min(arrived)));
         (need, None)
     }
 

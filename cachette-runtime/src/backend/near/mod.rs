@@ -209,31 +209,26 @@ impl NearStore {
     }
 
     /// A hit in bounded mode, served without waiting: a barrier was sent recently enough and
-    /// the entry's marks hold. `near` finds the entry.
-    fn bounded_hit(
-        &self,
-        now: Instant,
-        near: impl FnOnce() -> Option<Arc<NearEntry>>,
-    ) -> Option<Found> {
+    /// the entry's marks hold.
+    fn bounded_hit(&self, near: &NearEntry, now: Instant) -> Option<Found> {
         let NearMode::Bounded(max) = self.mode else {
             return None;
         };
-        let near = near()?;
-        if self.barrier.recent(max) && self.tracker.holds_now(&near.snapshot) {
-            self.counts.add(Event::Hit);
-            return Some(near.found(Some(now)));
-        }
-        None
+        (self.barrier.recent(max) && self.tracker.holds_now(&near.snapshot))
+            .then(|| self.hit(near, Some(now)))
+    }
+
+    /// `near` served: counted, and what the lookup finds in it.
+    fn hit(&self, near: &NearEntry, read_at: Option<Instant>) -> Found {
+        self.counts.add(Event::Hit);
+        near.found(read_at)
     }
 
     /// A near entry proven fresh by a barrier begun now; `Err` only when the barrier timed
     /// out (the call then goes on without the cache rather than wait a second timeout).
     async fn proven(&self, key: &str, near: Arc<NearEntry>) -> Result<Option<Found>> {
         match self.barrier.pass(&self.tracker).await {
-            Ok(link) if self.tracker.holds(&near.snapshot, link) => {
-                self.counts.add(Event::Hit);
-                Ok(Some(near.found(None)))
-            }
+            Ok(link) if self.tracker.holds(&near.snapshot, link) => Ok(Some(self.hit(&near, None))),
             Ok(_) => {
                 self.forget(key, &near);
                 Ok(None)
@@ -356,7 +351,11 @@ impl Store for NearStore {
 
     fn lookup_now<K: AsRef<str>>(&self, key: &str, tag_keys: &[K], now: Instant) -> Option<Found> {
         // Only bounded mode answers without a barrier of the call's own.
-        self.bounded_hit(now, || self.kept(key, tag_keys, now))
+        if !matches!(self.mode, NearMode::Bounded(_)) {
+            return None;
+        }
+        let near = self.kept(key, tag_keys, now)?;
+        self.bounded_hit(&near, now)
     }
 
     /// After [`settle`](Self::settle): the entry, if it still holds (one that does not is
@@ -371,8 +370,7 @@ impl Store for NearStore {
             })
             .flatten()?;
         if self.tracker.holds_now(&near.snapshot) {
-            self.counts.add(Event::Hit);
-            return Some(near.found(Some(now)));
+            return Some(self.hit(&near, Some(now)));
         }
         self.forget(key, &near);
         None
@@ -383,13 +381,13 @@ impl Store for NearStore {
             return Store::lookup(&self.redis, key, tag_keys).await;
         }
         let now = Instant::now();
-        if let Some(found) = self.lookup_now(key, tag_keys, now) {
-            return Ok(found);
-        }
-        if let Some(near) = self.kept(key, tag_keys, now)
-            && let Some(found) = self.proven(key, near).await?
-        {
-            return Ok(found);
+        if let Some(near) = self.kept(key, tag_keys, now) {
+            if let Some(found) = self.bounded_hit(&near, now) {
+                return Ok(found);
+            }
+            if let Some(found) = self.proven(key, near).await? {
+                return Ok(found);
+            }
         }
         self.fill(key, tag_keys).await
     }
