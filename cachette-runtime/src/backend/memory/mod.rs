@@ -151,7 +151,7 @@ impl MemoryBackend {
     }
 
     /// The weight of `entry` at `key`: what it costs in the map.
-    fn weight(key: &str, entry: &ParsedEntry) -> u64 {
+    pub(crate) fn weight(key: &str, entry: &ParsedEntry) -> u64 {
         u64::try_from(key.len().saturating_add(entry.weight())).unwrap_or(u64::MAX)
     }
 

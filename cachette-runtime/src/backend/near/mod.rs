@@ -26,6 +26,7 @@ mod tracking;
 use self::barrier::Barrier;
 use self::tracking::{Snapshot, Tracker};
 use super::contract::{BackendStats, Found, NearStats, Seen, Store, Stored, Versions};
+use super::memory::MemoryBackend;
 use super::memory::map::{ClockMap, Op};
 use super::parsed::ParsedEntry;
 use super::redis::RedisBackend;
@@ -297,21 +298,20 @@ impl NearStore {
     }
 }
 
-/// What a near entry costs in the map.
+/// What a near entry costs in the map: its parsed entry as the memory store weighs one, plus
+/// the tag keys and versions it keeps and [`NEAR_OVERHEAD`].
 fn near_weight(key: &str, near: &NearEntry) -> u64 {
-    let text = |t: &str| t.len();
-    let size = key
-        .len()
-        .saturating_add(near.entry.weight())
-        .saturating_add(near.tag_keys.iter().map(|t| text(t)).sum::<usize>())
-        .saturating_add(
-            near.versions
-                .iter()
-                .map(|v| v.as_deref().map_or(0, text))
-                .sum::<usize>(),
-        )
+    let tag_keys = near.tag_keys.iter().map(|t| t.len()).sum::<usize>();
+    let versions = near
+        .versions
+        .iter()
+        .flatten()
+        .map(String::len)
+        .sum::<usize>();
+    let extra = tag_keys
+        .saturating_add(versions)
         .saturating_add(NEAR_OVERHEAD);
-    u64::try_from(size).unwrap_or(u64::MAX)
+    MemoryBackend::weight(key, &near.entry).saturating_add(u64::try_from(extra).unwrap_or(u64::MAX))
 }
 
 /// A compare-and-set against what a near hit handed out compares the bytes Redis holds.
