@@ -602,8 +602,8 @@ fn info_field(info: &str, key: &str) -> Option<u64> {
     })
 }
 
-/// `cmdstat_get:calls=3,usec=...` -> `"get" => 3`.
-fn parse_commandstats(info: &str) -> HashMap<String, u64> {
+/// `cmdstat_get:calls=3,usec=...` -> `"get" => 3` (also used by `comparisons/`).
+pub fn parse_commandstats(info: &str) -> HashMap<String, u64> {
     info.lines()
         .filter_map(|line| {
             let (name, stats) = line.trim().strip_prefix("cmdstat_")?.split_once(':')?;

@@ -165,18 +165,7 @@ async fn command_calls(url: &str) -> Result<HashMap<String, u64>, String> {
         .query_async(&mut con)
         .await
         .map_err(|e| e.to_string())?;
-    Ok(info
-        .lines()
-        .filter_map(|line| {
-            let (name, stats) = line.trim().strip_prefix("cmdstat_")?.split_once(':')?;
-            let calls = stats
-                .split(',')
-                .find_map(|kv| kv.strip_prefix("calls="))?
-                .parse()
-                .ok()?;
-            Some((name.to_ascii_lowercase(), calls))
-        })
-        .collect())
+    Ok(redis_server::parse_commandstats(&info))
 }
 
 async fn run_contender(name: &str, url: &str, knobs: &Knobs) -> Result<String, String> {
