@@ -5,6 +5,8 @@
 
 #[path = "support/fixture.rs"]
 mod fixture;
+#[path = "support/redis_cluster.rs"]
+mod redis_cluster;
 #[path = "support/redis_server.rs"]
 mod redis_server;
 

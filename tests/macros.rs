@@ -2,6 +2,8 @@
 //! `#[cache_put]`, each scenario run against a real `redis-server` (one per test) and against
 //! the embedded memory store. Call counters prove hits and misses.
 
+#[path = "support/redis_cluster.rs"]
+mod redis_cluster;
 #[path = "support/redis_server.rs"]
 mod redis_server;
 
@@ -66,6 +68,21 @@ impl Fixture {
         let server = RedisServer::start();
         let cache = builder(Cache::builder().redis(server.url()).near_cache(16 << 20));
         Self::install(cache, Some(server))
+    }
+
+    /// A Redis Cluster (one per test binary), in a namespace of the test's own.
+    fn cluster() -> Fixture {
+        static CLUSTER: std::sync::OnceLock<redis_cluster::RedisCluster> =
+            std::sync::OnceLock::new();
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let cluster = CLUSTER.get_or_init(redis_cluster::RedisCluster::start);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let cache = builder(
+            Cache::builder()
+                .redis_cluster(cluster.urls())
+                .namespace(format!("m{n}")),
+        );
+        Self::install(cache, None)
     }
 
     fn install(cache: Cache, server: Option<RedisServer>) -> Fixture {
@@ -685,6 +702,15 @@ macro_rules! on_both_backends {
                 #[tokio::test]
                 async fn $scenario() {
                     super::scenarios::$scenario(super::Fixture::near()).await;
+                }
+            )*
+        }
+        /// A Redis Cluster.
+        mod cluster {
+            $(
+                #[tokio::test]
+                async fn $scenario() {
+                    super::scenarios::$scenario(super::Fixture::cluster()).await;
                 }
             )*
         }

@@ -9,6 +9,8 @@
 
 #[path = "support/fixture.rs"]
 mod fixture;
+#[path = "support/redis_cluster.rs"]
+mod redis_cluster;
 #[path = "support/redis_server.rs"]
 mod redis_server;
 
@@ -267,6 +269,16 @@ macro_rules! both_stores {
                 }
             )*
         }
+        mod on_cluster {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let f: fn(Fixture) -> _ = $body;
+                    f(Fixture::cluster_with(|b| b)).await;
+                }
+            )*
+        }
     };
 }
 
@@ -284,6 +296,14 @@ both_stores! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_computation_per_key_under_bursts_on_redis() {
     bursts(Fixture::redis_with(|b| {
+        b.op_timeout(Duration::from_secs(10))
+    }))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_computation_per_key_under_bursts_on_cluster() {
+    bursts(Fixture::cluster_with(|b| {
         b.op_timeout(Duration::from_secs(10))
     }))
     .await;

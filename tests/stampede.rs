@@ -5,6 +5,8 @@
 
 #[path = "support/fixture.rs"]
 mod fixture;
+#[path = "support/redis_cluster.rs"]
+mod redis_cluster;
 #[path = "support/redis_server.rs"]
 mod redis_server;
 
@@ -39,14 +41,22 @@ struct Ctl {
     random: Arc<ScriptedRandom>,
 }
 
-fn ctl(redis: bool) -> Ctl {
+/// The store a suite test runs on.
+#[derive(Clone, Copy)]
+enum Kind {
+    Redis,
+    Memory,
+    Cluster,
+}
+
+fn ctl(kind: Kind) -> Ctl {
     let clock = Arc::new(ManualClock::new(T0));
     let random = Arc::new(ScriptedRandom::constant(0.5));
     let (c, r) = (clock.clone(), random.clone());
-    let fx = if redis {
-        Fixture::redis_with(move |b| controlled(b, &c, &r))
-    } else {
-        Fixture::memory_with(move |b| controlled(b, &c, &r))
+    let fx = match kind {
+        Kind::Redis => Fixture::redis_with(move |b| controlled(b, &c, &r)),
+        Kind::Memory => Fixture::memory_with(move |b| controlled(b, &c, &r)),
+        Kind::Cluster => Fixture::cluster_with(move |b| controlled(b, &c, &r)),
     };
     Ctl { fx, clock, random }
 }
@@ -90,8 +100,8 @@ impl Gate {
 mod suite {
     use super::*;
 
-    pub async fn single_flight_1000_calls(redis: bool) {
-        let c = ctl(redis);
+    pub async fn single_flight_1000_calls(kind: Kind) {
+        let c = ctl(kind);
         let cache = c.fx.cache.clone();
         let counter = Counter::default();
         let opts = Options::new().tags(["users"]);
@@ -115,8 +125,8 @@ mod suite {
         eprintln!("coalesced calls: {}", cache.stats().coalesced);
     }
 
-    pub async fn dropped_leader(redis: bool) {
-        let c = ctl(redis);
+    pub async fn dropped_leader(kind: Kind) {
+        let c = ctl(kind);
         let cache = c.fx.cache.clone();
         let gate = Gate::default();
         let opts = Options::new();
@@ -148,8 +158,8 @@ mod suite {
         assert_eq!(testing::in_flight(&cache), 0);
     }
 
-    pub async fn errors_in_flight(redis: bool) {
-        let c = ctl(redis);
+    pub async fn errors_in_flight(kind: Kind) {
+        let c = ctl(kind);
         let cache = c.fx.cache.clone();
         let opts = Options::new();
         for shared in [false, true] {
@@ -199,8 +209,8 @@ mod suite {
         }
     }
 
-    pub async fn keys_do_not_wait_on_each_other(redis: bool) {
-        let c = ctl(redis);
+    pub async fn keys_do_not_wait_on_each_other(kind: Kind) {
+        let c = ctl(kind);
         let cache = c.fx.cache.clone();
         let gate = Gate::default();
         let opts = Options::new();
@@ -217,8 +227,8 @@ mod suite {
         assert_eq!(blocked.await.unwrap(), 1);
     }
 
-    pub async fn lock_safety(redis: bool) {
-        let c = ctl(redis);
+    pub async fn lock_safety(kind: Kind) {
+        let c = ctl(kind);
         let cache = &c.fx.cache;
         let old = cache
             .try_lock("job", Duration::from_millis(200))
@@ -268,8 +278,8 @@ mod suite {
 
     /// XFetch: with Δ left and δ the last computation time, a hit refreshes with probability
     /// exp(-Δ/(β·δ)). The entry is planted with δ = 1 s and Δ = 1 s: p = e^-1 ≈ 0.368.
-    pub async fn early_refresh_probability(redis: bool) {
-        let c = ctl(redis);
+    pub async fn early_refresh_probability(kind: Kind) {
+        let c = ctl(kind);
         let cache = &c.fx.cache;
         let counter = Counter::default();
         let opts = Options::new().early_refresh(EarlyRefresh::Beta(1.0));
@@ -329,8 +339,8 @@ mod suite {
         assert_eq!(counter.runs(), 2);
     }
 
-    pub async fn early_refresh_single_refresher(redis: bool) {
-        let c = ctl(redis);
+    pub async fn early_refresh_single_refresher(kind: Kind) {
+        let c = ctl(kind);
         let cache = c.fx.cache.clone();
         let planted = format!(
             r#"{{"v":1,"tags":[],"created_ms":{T0},"fresh_until_ms":{},"compute_us":1000000,"value":1}}"#,
@@ -356,8 +366,8 @@ mod suite {
         assert_eq!(cache.stats().early_refreshes, 1);
     }
 
-    pub async fn stale_while_revalidate(redis: bool) {
-        let c = ctl(redis);
+    pub async fn stale_while_revalidate(kind: Kind) {
+        let c = ctl(kind);
         let cache = c.fx.cache.clone();
         let opts = Options::new()
             .ttl(Duration::from_secs(10))
@@ -407,8 +417,8 @@ mod suite {
         assert_eq!(cache.stats().stale_served, served);
     }
 
-    pub async fn stale_if_error(redis: bool) {
-        let c = ctl(redis);
+    pub async fn stale_if_error(kind: Kind) {
+        let c = ctl(kind);
         let cache = &c.fx.cache;
         let opts = Options::new()
             .ttl(Duration::from_secs(10))
@@ -448,8 +458,8 @@ mod suite {
         assert_eq!(cache.stats().stale_if_error, 1);
     }
 
-    pub async fn ttl_jitter(redis: bool) {
-        let c = ctl(redis);
+    pub async fn ttl_jitter(kind: Kind) {
+        let c = ctl(kind);
         let cache = &c.fx.cache;
         let counter = Counter::default();
         let opts = Options::new().ttl(Duration::from_secs(10)).jitter(0.5);
@@ -478,14 +488,21 @@ macro_rules! both_backends {
             use super::*;
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() { suite::$name(true).await; }
+                async fn $name() { suite::$name(Kind::Redis).await; }
             )*
         }
         mod on_memory {
             use super::*;
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() { suite::$name(false).await; }
+                async fn $name() { suite::$name(Kind::Memory).await; }
+            )*
+        }
+        mod on_cluster {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() { suite::$name(Kind::Cluster).await; }
             )*
         }
     };

@@ -167,6 +167,20 @@ pub mod __private {
 
         pub use crate::backend::near::FillPause;
 
+        /// Writes bytes under a full key of a Redis Cluster store as it stores an entry (under
+        /// the identity of the key's primary, see `backend/redis/cluster/`).
+        pub async fn cluster_put_raw(cache: &Cache, full_key: &str, bytes: Vec<u8>) -> bool {
+            match cache.cluster_store() {
+                Some(c) => {
+                    use crate::backend::Store;
+                    c.store(full_key, bytes, Duration::from_secs(300), false, None)
+                        .await
+                        .is_ok()
+                }
+                None => false,
+            }
+        }
+
         /// Writes raw bytes under a full key of the memory store.
         pub async fn memory_put_raw(cache: &Cache, full_key: &str, bytes: Vec<u8>) -> bool {
             match cache.memory_backend() {

@@ -1,7 +1,9 @@
-//! Shared test fixture: a cache on a real `redis-server` (one per test) or on the memory
-//! store, and the means to tamper with its storage from outside.
+//! Shared test fixture: a cache on a real `redis-server` (one per test), on a real Redis
+//! Cluster (one per test binary, a namespace per test) or on the memory store, and the means
+//! to tamper with its storage from outside.
 #![allow(dead_code)]
 
+use super::redis_cluster::RedisCluster;
 use super::redis_server::RedisServer;
 use cachette::__private::testing;
 use cachette::Cache;
@@ -13,6 +15,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 pub struct Fixture {
     pub cache: Cache,
     pub server: Option<RedisServer>,
+    /// The cluster a cluster fixture runs on, and the namespace its cache has there.
+    pub cluster: Option<(&'static RedisCluster, String)>,
+}
+
+/// The test binary's Redis Cluster (3 primaries, 3 replicas), started on first use.
+pub fn shared_cluster() -> &'static RedisCluster {
+    static CLUSTER: std::sync::OnceLock<RedisCluster> = std::sync::OnceLock::new();
+    CLUSTER.get_or_init(RedisCluster::start)
 }
 
 impl Fixture {
@@ -28,6 +38,26 @@ impl Fixture {
         Fixture {
             cache,
             server: Some(server),
+            cluster: None,
+        }
+    }
+
+    /// A cache on the test binary's cluster, in a namespace of its own.
+    pub fn cluster_with(
+        f: impl FnOnce(cachette::CacheBuilder) -> cachette::CacheBuilder,
+    ) -> Fixture {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let cluster = shared_cluster();
+        let namespace = format!("t{}", NEXT.fetch_add(1, Ordering::SeqCst));
+        let cache = f(Cache::builder()
+            .redis_cluster(cluster.urls())
+            .namespace(&namespace))
+        .build()
+        .expect("valid configuration");
+        Fixture {
+            cache,
+            server: None,
+            cluster: Some((cluster, namespace)),
         }
     }
 
@@ -44,33 +74,44 @@ impl Fixture {
         Fixture {
             cache,
             server: None,
+            cluster: None,
         }
     }
 
     /// Another handle on the same storage, with its own connection (a second process).
     pub fn second_handle(&self) -> Cache {
-        match &self.server {
-            Some(s) => Cache::redis(&s.url()).expect("valid url"),
-            None => self.cache.clone(),
+        match (&self.server, &self.cluster) {
+            (Some(s), _) => Cache::redis(&s.url()).expect("valid url"),
+            (None, Some((c, ns))) => Cache::builder()
+                .redis_cluster(c.urls())
+                .namespace(ns)
+                .build()
+                .expect("valid configuration"),
+            (None, None) => self.cache.clone(),
         }
     }
 
     /// Drops the version key of `tag`, as `allkeys-lru` eviction would.
     pub fn evict_tag(&self, tag: &str) {
-        match &self.server {
-            Some(s) => {
-                let n: u64 = s.cmd(&["DEL", &self.cache.tag_key(tag)]);
-                assert_eq!(n, 1, "the tag key existed before the eviction");
-            }
-            None => assert!(testing::memory_evict_tag(&self.cache, tag)),
-        }
+        let key = self.cache.tag_key(tag);
+        let n: u64 = match (&self.server, &self.cluster) {
+            (Some(s), _) => s.cmd(&["DEL", &key]),
+            (None, Some((c, _))) => c.server(&c.primary_for_key(&key)).cmd(&["DEL", &key]),
+            (None, None) => u64::from(testing::memory_evict_tag(&self.cache, tag)),
+        };
+        assert_eq!(n, 1, "the tag key existed before the eviction");
     }
 
     /// Writes raw bytes at the entry for `body`. On Redis, an envelope (`{"v":1,"tags":[...`)
     /// is planted as cachette stores one: under the server's epoch (the tag `#epoch`, see
-    /// ARCHITECTURE.md), which the cache's first connection creates.
+    /// ARCHITECTURE.md), which the cache's first connection creates; on a cluster, under the
+    /// identity of the key's primary.
     pub async fn plant(&self, body: &str, bytes: &[u8]) {
         let full = self.cache.full_key(body);
+        if self.cluster.is_some() {
+            assert!(testing::cluster_put_raw(&self.cache, &full, bytes.to_vec()).await);
+            return;
+        }
         match &self.server {
             Some(s) => {
                 let mut bytes = bytes.to_vec();
@@ -112,8 +153,8 @@ impl Counter {
     }
 }
 
-/// Declares each `suite::NAME(Fixture)` test three times, in `mod on_redis`, `mod on_memory`
-/// and `mod on_near` (Redis with a strict near cache),
+/// Declares each `suite::NAME(Fixture)` test four times, in `mod on_redis`, `mod on_memory`,
+/// `mod on_near` (Redis with a strict near cache) and `mod on_cluster` (a Redis Cluster),
 /// on a fixture whose builder `$builder` adjusts: `both_backends!(builder; name, ...)`.
 #[allow(unused_macros)]
 macro_rules! both_backends {
@@ -143,6 +184,16 @@ macro_rules! both_backends {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     suite::$name(Fixture::redis_with(|b| $builder(b).near_cache(16 << 20))).await;
+                }
+            )*
+        }
+        /// A Redis Cluster (3 primaries, 3 replicas): the same promises.
+        mod on_cluster {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    suite::$name(Fixture::cluster_with($builder)).await;
                 }
             )*
         }

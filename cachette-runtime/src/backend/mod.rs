@@ -49,6 +49,8 @@ impl From<Fetched> for Found {
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum Backend {
     Redis(redis::RedisBackend),
+    /// A Redis Cluster.
+    Cluster(redis::ClusterStore),
     Memory(memory::MemoryBackend),
     /// Redis with a near cache in front.
     Near(near::NearStore),
@@ -66,6 +68,13 @@ impl Backend {
     }
 
     /// The near cache, if the cache has one.
+    pub(crate) fn cluster(&self) -> Option<&redis::ClusterStore> {
+        match self {
+            Backend::Cluster(c) => Some(c),
+            _ => None,
+        }
+    }
+
     pub(crate) fn near(&self) -> Option<&near::NearStore> {
         match self {
             Backend::Near(n) => Some(n),
@@ -79,6 +88,7 @@ macro_rules! each {
     ($self:expr, $s:ident => $body:expr) => {
         match $self {
             Backend::Redis($s) => $body,
+            Backend::Cluster($s) => $body,
             Backend::Memory($s) => $body,
             Backend::Near($s) => $body,
             Backend::Disabled($s) => $body,

@@ -142,6 +142,14 @@ impl Cache {
                     }
                 }
             }
+            BackendChoice::Cluster(urls, root_cert) => Backend::Cluster(ClusterStore::new(
+                &urls,
+                root_cert,
+                config.op_timeout,
+                Breaker::new(config.breaker, Arc::clone(&config.clock)),
+                &config.namespace,
+                config.wait_replicas,
+            )?),
             BackendChoice::Memory(bytes) => Backend::Memory(MemoryBackend::new(bytes)),
             BackendChoice::Disabled => Backend::Disabled(DisabledStore::default()),
         };

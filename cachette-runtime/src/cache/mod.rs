@@ -15,7 +15,8 @@
 
 use crate::backend::disabled::DisabledStore;
 use crate::backend::near::{NearMode, NearStore};
-use crate::backend::{Backend, NearStats, Store, memory::MemoryBackend, redis::RedisBackend};
+use crate::backend::redis::{ClusterStore, RedisBackend};
+use crate::backend::{Backend, NearStats, Store, memory::MemoryBackend};
 use crate::breaker::Breaker;
 use crate::config::{BackendChoice, CacheBuilder, Config, MAX_DURATION, Options, Ttl, Undefined};
 use crate::error::{Error, Result};
@@ -271,6 +272,10 @@ impl Cache {
 
     pub(crate) fn near_store(&self) -> Option<&NearStore> {
         self.inner.backend.near()
+    }
+
+    pub(crate) fn cluster_store(&self) -> Option<&ClusterStore> {
+        self.inner.backend.cluster()
     }
 
     /// What the near cache did since the cache was built (`None`: the cache has none; see

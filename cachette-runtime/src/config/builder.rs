@@ -115,11 +115,11 @@ impl CacheBuilder {
     /// store, e.g. a private CA. Requires the `tls` feature; without it `rediss://` is
     /// rejected by [`build`](Self::build).
     pub fn tls_root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
-        if let BackendChoice::Redis(_, root) = &mut self.backend {
+        if let BackendChoice::Redis(_, root) | BackendChoice::Cluster(_, root) = &mut self.backend {
             *root = Some(pem.into());
         } else {
             self.errors.push(
-                "tls_root_certificate needs a Redis backend: call redis(url) first".to_owned(),
+                "tls_root_certificate needs a Redis backend: call redis(url) or redis_cluster(urls) first".to_owned(),
             );
         }
         self
@@ -372,11 +372,8 @@ impl CacheBuilder {
         }
         let c = &self.config;
         let mut errors = std::mem::take(&mut self.errors);
-        if c.near_bytes.is_some() && !matches!(self.backend, BackendChoice::Redis(..)) {
-            errors.push(
-                "near_cache needs a Redis backend (set redis(url) or CACHETTE_REDIS_URL)"
-                    .to_owned(),
-            );
+        if c.near_bytes.is_some() {
+            errors.extend(super::cluster::near_refusal(&self.backend));
         }
         errors.extend(super::validate::problems(c));
         let missing = match undefined {

@@ -16,6 +16,7 @@ pub(super) struct EnvSettings {
 pub(super) enum EnvBackend {
     Disabled,
     Redis(String),
+    Cluster(Vec<String>),
     Memory(u64),
 }
 
@@ -32,7 +33,8 @@ impl CacheBuilder {
     /// | variable | overrides |
     /// |---|---|
     /// | `CACHETTE_DISABLED` = `1`/`true`/`yes` | the backend: [`disabled`](Self::disabled) |
-    /// | `CACHETTE_REDIS_URL`, else `REDIS_URL` | the backend: [`redis`](Self::redis) (a root certificate set in code is kept) |
+    /// | `CACHETTE_REDIS_CLUSTER_URLS` = `redis://h1:7000,redis://h2:7001` | the backend: [`redis_cluster`](Self::redis_cluster) with those seeds (a root certificate set in code is kept) |
+    /// | `CACHETTE_REDIS_URL`, else `REDIS_URL` (no cluster URLs set) | the backend: [`redis`](Self::redis) (a root certificate set in code is kept) |
     /// | `CACHETTE_MEMORY_BYTES` (neither of the above set) | the backend: [`memory`](Self::memory) of that many bytes |
     /// | `CACHETTE_NAMESPACE` | [`namespace`](Self::namespace) |
     /// | `CACHETTE_VERSION` | [`version`](Self::version) |
@@ -43,6 +45,8 @@ impl CacheBuilder {
         let mut env = EnvSettings::default();
         if env_var("CACHETTE_DISABLED").is_some_and(|v| matches!(v.trim(), "1" | "true" | "yes")) {
             env.backend = Some(EnvBackend::Disabled);
+        } else if let Some(urls) = env_var("CACHETTE_REDIS_CLUSTER_URLS") {
+            env.backend = Some(EnvBackend::Cluster(super::cluster::seed_list(&urls)));
         } else if let Some(url) = env_var("CACHETTE_REDIS_URL").or_else(|| env_var("REDIS_URL")) {
             env.backend = Some(EnvBackend::Redis(url.trim().to_owned()));
         } else if let Some(v) = env_var("CACHETTE_MEMORY_BYTES") {
@@ -71,10 +75,17 @@ impl CacheBuilder {
             Some(EnvBackend::Disabled) => self.backend = BackendChoice::Disabled,
             Some(EnvBackend::Redis(url)) => {
                 let root = match &mut self.backend {
-                    BackendChoice::Redis(_, root) => root.take(),
+                    BackendChoice::Redis(_, root) | BackendChoice::Cluster(_, root) => root.take(),
                     _ => None,
                 };
                 self.backend = BackendChoice::Redis(url.clone(), root);
+            }
+            Some(EnvBackend::Cluster(urls)) => {
+                let root = match &mut self.backend {
+                    BackendChoice::Redis(_, root) | BackendChoice::Cluster(_, root) => root.take(),
+                    _ => None,
+                };
+                self.backend = BackendChoice::Cluster(urls.clone(), root);
             }
             Some(EnvBackend::Memory(bytes)) => self.backend = BackendChoice::Memory(*bytes),
             None => {}

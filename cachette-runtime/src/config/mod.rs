@@ -11,6 +11,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 mod builder;
+mod cluster;
 mod env;
 mod options;
 mod settings;

@@ -11,6 +11,8 @@ use std::time::Duration;
 #[derive(Clone)]
 pub(crate) enum BackendChoice {
     Redis(String, Option<Vec<u8>>),
+    /// A Redis Cluster: seed URLs, and a TLS root certificate.
+    Cluster(Vec<String>, Option<Vec<u8>>),
     Memory(u64),
     Disabled,
 }
@@ -19,6 +21,10 @@ impl std::fmt::Debug for BackendChoice {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             BackendChoice::Redis(url, _) => f.debug_tuple("Redis").field(&redact_url(url)).finish(),
+            BackendChoice::Cluster(urls, _) => f
+                .debug_tuple("Cluster")
+                .field(&urls.iter().map(|u| redact_url(u)).collect::<Vec<_>>())
+                .finish(),
             BackendChoice::Memory(b) => f.debug_tuple("Memory").field(b).finish(),
             BackendChoice::Disabled => f.write_str("Disabled"),
         }

@@ -14,7 +14,24 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 /// Keys removed per `UNLINK` and asked for per `SCAN` step in pattern invalidation.
-const SCAN_BATCH: usize = 1000;
+pub(super) const SCAN_BATCH: usize = 1000;
+
+/// The compare-and-set of a fill (`KEYS`: the entry, the pattern count; `ARGV`: the bytes,
+/// the TTL in ms, `same` or `absent`, what was seen): stores only if the entry still holds the
+/// bytes seen, or is still absent with the pattern count seen. 1 if stored.
+pub(super) const STORE_IF: &str = "local ok \
+     if ARGV[3] == 'same' then ok = redis.call('GET', KEYS[1]) == ARGV[4] \
+     else ok = redis.call('EXISTS', KEYS[1]) == 0 and \
+       (redis.call('GET', KEYS[2]) or '0') == ARGV[4] end \
+     if ok then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end \
+     return 0";
+
+/// A delete (`KEYS`: the entry; `ARGV`: the tombstone, its TTL in ms, what a tombstone starts
+/// with): leaves the tombstone; 1 if an entry (not a tombstone) was there.
+pub(super) const FENCE: &str = "local old = redis.call('GET', KEYS[1]) \
+     redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) \
+     if old and string.sub(old, 1, string.len(ARGV[3])) ~= ARGV[3] then return 1 end \
+     return 0";
 
 impl RedisBackend {
     /// The entry at `key` (if any) and the versions of `tag_keys`: one `MGET`, alone or
@@ -222,16 +239,7 @@ impl RedisBackend {
             None => return self.set(key, bytes, ttl).await.map(|()| true),
         };
         static SCRIPT: OnceLock<redis::Script> = OnceLock::new();
-        let script = SCRIPT.get_or_init(|| {
-            redis::Script::new(
-                "local ok \
-                 if ARGV[3] == 'same' then ok = redis.call('GET', KEYS[1]) == ARGV[4] \
-                 else ok = redis.call('EXISTS', KEYS[1]) == 0 and \
-                   (redis.call('GET', KEYS[2]) or '0') == ARGV[4] end \
-                 if ok then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end \
-                 return 0",
-            )
-        });
+        let script = SCRIPT.get_or_init(|| redis::Script::new(STORE_IF));
         let ms = millis(ttl);
         let stored = self
             .guarded(Op::Store, |mut conn| async move {
@@ -265,14 +273,7 @@ impl RedisBackend {
     /// trip); whether an entry (not a tombstone) was there.
     pub(crate) async fn delete(&self, key: &str, fence_ttl: Duration) -> Result<bool> {
         static SCRIPT: OnceLock<redis::Script> = OnceLock::new();
-        let script = SCRIPT.get_or_init(|| {
-            redis::Script::new(
-                "local old = redis.call('GET', KEYS[1]) \
-                 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) \
-                 if old and string.sub(old, 1, string.len(ARGV[3])) ~= ARGV[3] then return 1 end \
-                 return 0",
-            )
-        });
+        let script = SCRIPT.get_or_init(|| redis::Script::new(FENCE));
         let tomb = crate::codec::tombstone();
         let prefix = crate::codec::TOMBSTONE_PREFIX;
         let ms = millis(fence_ttl);

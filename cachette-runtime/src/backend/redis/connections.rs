@@ -28,6 +28,9 @@ pub(super) struct Slot {
 /// connection whose runtime is gone is re-made, on the caller's runtime, before it is used.
 struct Conn {
     conn: MultiplexedConnection,
+    /// What the connection learned of its server when made (a cluster node's identity, see
+    /// `cluster/`; 0 on a single node, whose epoch is a key).
+    ident: u64,
     /// Set when the runtime the connection was made on drops its tasks.
     runtime_gone: Arc<AtomicBool>,
     /// Ends the watch task when the connection is forgotten (so that re-made connections do
@@ -39,7 +42,7 @@ impl Conn {
     /// Wraps `conn`, made on the current runtime, and watches that runtime: a task spawned on
     /// it (beside the connection's driver) sets `runtime_gone` when it is dropped, which
     /// happens at the runtime's shutdown, or ends quietly when the connection is dropped.
-    fn watched(conn: MultiplexedConnection) -> Conn {
+    fn watched(conn: MultiplexedConnection, ident: u64) -> Conn {
         let runtime_gone = Arc::new(AtomicBool::new(false));
         let (watch, forgotten) = tokio::sync::oneshot::channel::<()>();
         let on_drop = SetOnDrop(Arc::clone(&runtime_gone));
@@ -49,19 +52,59 @@ impl Conn {
         });
         Conn {
             conn,
+            ident,
             runtime_gone,
             _watch: watch,
         }
     }
 
     /// The connection, if its runtime still runs.
-    fn usable(&self) -> Option<MultiplexedConnection> {
+    fn usable(&self) -> Option<(MultiplexedConnection, u64)> {
         if self.runtime_gone.load(Ordering::Acquire) {
             None
         } else {
-            Some(self.conn.clone())
+            Some((self.conn.clone(), self.ident))
         }
     }
+}
+
+impl Slot {
+    /// The slot's connection and what it learned of its server, made by `make` when the slot
+    /// is empty (one maker at a time) or its runtime has shut down (see [`Conn`]).
+    pub(super) async fn get_or_connect<F, Fut>(
+        &self,
+        make: F,
+    ) -> Result<(MultiplexedConnection, u64)>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<(MultiplexedConnection, u64)>>,
+    {
+        if let Some(c) = self.conn.load().as_ref().and_then(|c| c.usable()) {
+            return Ok(c);
+        }
+        let _connecting = self.connecting.lock().await;
+        if let Some(c) = self.conn.load().as_ref().and_then(|c| c.usable()) {
+            return Ok(c);
+        }
+        let (conn, ident) = make().await?;
+        self.conn
+            .store(Some(Arc::new(Conn::watched(conn.clone(), ident))));
+        Ok((conn, ident))
+    }
+
+    /// Forgets the connection: the next use makes another.
+    pub(super) fn forget(&self) {
+        self.conn.store(None);
+    }
+}
+
+/// How connections are configured: a connection timeout, no response timeout (every round
+/// trip is bounded by `guarded`'s timeout; a second timer per request inside the connection
+/// would only cost time).
+pub(super) fn connection_config(op_timeout: Duration) -> AsyncConnectionConfig {
+    AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(op_timeout.max(Duration::from_millis(500))))
+        .set_response_timeout(None)
 }
 
 /// Sets its flag when dropped.
@@ -105,30 +148,24 @@ impl RedisBackend {
 
     /// The connection of `slot`, made as [`conn`](Self::conn) makes one.
     pub(super) async fn conn_of(&self, slot: &Slot) -> Result<MultiplexedConnection> {
-        if let Some(c) = slot.conn.load().as_ref().and_then(|c| c.usable()) {
-            return Ok(c);
-        }
-        let _connecting = slot.connecting.lock().await;
-        if let Some(c) = slot.conn.load().as_ref().and_then(|c| c.usable()) {
-            return Ok(c);
-        }
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.op_timeout.max(Duration::from_millis(500))))
-            // Every round trip is bounded by `guarded`'s timeout; a second timer per request
-            // inside the connection would only cost time.
-            .set_response_timeout(None);
-        let mut conn = self
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-            .map_err(Error::redis)?;
-        ensure_epoch_script()
-            .key(&self.epoch_key)
-            .arg(new_version())
-            .invoke_async::<String>(&mut conn)
-            .await
-            .map_err(Error::redis)?;
-        slot.conn.store(Some(Arc::new(Conn::watched(conn.clone()))));
+        let (conn, _) = slot
+            .get_or_connect(|| async {
+                let mut conn = self
+                    .client
+                    .get_multiplexed_async_connection_with_config(&connection_config(
+                        self.op_timeout,
+                    ))
+                    .await
+                    .map_err(Error::redis)?;
+                ensure_epoch_script()
+                    .key(&self.epoch_key)
+                    .arg(new_version())
+                    .invoke_async::<String>(&mut conn)
+                    .await
+                    .map_err(Error::redis)?;
+                Ok((conn, 0))
+            })
+            .await?;
         Ok(conn)
     }
 
@@ -145,7 +182,7 @@ impl RedisBackend {
                 || e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly))
         {
             for slot in self.conns.iter().chain([&self.waiting]) {
-                slot.conn.store(None);
+                slot.forget();
             }
         }
     }

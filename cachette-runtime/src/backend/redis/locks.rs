@@ -9,6 +9,12 @@ use crate::backend::Fetched;
 use crate::error::Result;
 use std::time::Duration;
 
+/// Compare-and-delete (`KEYS`: the lock; `ARGV`: the token).
+pub(super) const RELEASE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
+
+/// Compare-and-expire (`KEYS`: the lock; `ARGV`: the token, the TTL in ms).
+pub(super) const EXTEND: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end";
+
 impl RedisBackend {
     /// `SET lock token NX PX ttl`: whether the lock was taken.
     pub(crate) async fn try_lock(
@@ -60,11 +66,7 @@ impl RedisBackend {
     /// Compare-and-delete: releases the lock only if `token` still holds it.
     pub(crate) async fn release_lock(&self, lock_key: &str, token: &str) -> Result<bool> {
         static SCRIPT: std::sync::OnceLock<redis::Script> = std::sync::OnceLock::new();
-        let script = SCRIPT.get_or_init(|| {
-            redis::Script::new(
-                "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end",
-            )
-        });
+        let script = SCRIPT.get_or_init(|| redis::Script::new(RELEASE));
         Ok(self
             .run_script(Op::Unlock, script, lock_key, &[token])
             .await?
@@ -79,11 +81,7 @@ impl RedisBackend {
         ttl: Duration,
     ) -> Result<bool> {
         static SCRIPT: std::sync::OnceLock<redis::Script> = std::sync::OnceLock::new();
-        let script = SCRIPT.get_or_init(|| {
-            redis::Script::new(
-                "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end",
-            )
-        });
+        let script = SCRIPT.get_or_init(|| redis::Script::new(EXTEND));
         let ms = millis(ttl).to_string();
         Ok(self
             .run_script(Op::Lock, script, lock_key, &[token, &ms])
@@ -93,7 +91,7 @@ impl RedisBackend {
 }
 
 /// `SET lock token NX PX ttl`: takes the lock only if nobody holds it.
-fn push_lock(pipe: &mut redis::Pipeline, lock_key: &str, token: &str, ttl: Duration) {
+pub(super) fn push_lock(pipe: &mut redis::Pipeline, lock_key: &str, token: &str, ttl: Duration) {
     pipe.cmd("SET")
         .arg(lock_key)
         .arg(token)

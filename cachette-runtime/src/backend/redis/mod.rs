@@ -29,13 +29,15 @@
 //! key).
 
 mod admin;
+mod cluster;
 mod commands;
-mod connections;
+pub(super) mod connections;
 mod locks;
-mod replies;
-mod round_trip;
+pub(super) mod replies;
+pub(super) mod round_trip;
 mod store;
 
+pub(crate) use self::cluster::ClusterStore;
 use self::connections::{Slot, tls_client};
 use super::batch::Batcher;
 use crate::breaker::Breaker;

@@ -161,7 +161,7 @@ pub(super) fn waiting_timeout(op_timeout: Duration, round_trips: u32, wait: Dura
 ///
 /// [`guarded_on`]: RedisBackend::guarded_on
 /// [`ping`]: RedisBackend::ping
-fn within_runtime() -> Result<()> {
+pub(super) fn within_runtime() -> Result<()> {
     match tokio::runtime::Handle::try_current() {
         Ok(_) => Ok(()),
         Err(_) => Err(Error::NoRuntime),

@@ -1,0 +1,57 @@
+//! The Redis Cluster backend's settings: its seeds, in code and from the environment, and why a
+//! near cache refuses it.
+
+use super::*;
+
+impl CacheBuilder {
+    /// Use a Redis Cluster, found through any of `seeds` (URLs as for [`redis`](Self::redis):
+    /// every node is reached with the first seed's scheme, credentials and TLS settings, at
+    /// the address the cluster gives). Connections are made lazily, as for one server. The
+    /// environment's `CACHETTE_REDIS_CLUSTER_URLS` (comma-separated) sets the same.
+    ///
+    /// Lookups, fills and invalidations are grouped by hash slot and sent to the primaries in
+    /// parallel; replicas are never read. After a failover or a restart of a primary, every
+    /// entry it holds and every entry whose tags it holds is invalid (ARCHITECTURE.md, *Redis
+    /// Cluster*). A [`near_cache`](Self::near_cache) is refused on a cluster.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), cachette_runtime::Error> {
+    /// let cache = cachette_runtime::Cache::builder()
+    ///     .redis_cluster(["redis://127.0.0.1:7000", "redis://127.0.0.1:7001"])
+    ///     .build()?;
+    /// assert_eq!(cache.backend_kind(), "redis-cluster");
+    /// # Ok(()) }
+    /// ```
+    pub fn redis_cluster<S: Into<String>>(mut self, seeds: impl IntoIterator<Item = S>) -> Self {
+        self.backend = BackendChoice::Cluster(seeds.into_iter().map(Into::into).collect(), None);
+        self
+    }
+}
+
+/// The seeds of `CACHETTE_REDIS_CLUSTER_URLS`: comma-separated URLs.
+pub(super) fn seed_list(urls: &str) -> Vec<String> {
+    urls.split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Why a near cache cannot run on `backend`, if it cannot.
+pub(super) fn near_refusal(backend: &BackendChoice) -> Option<String> {
+    match backend {
+        BackendChoice::Redis(..) => None,
+        // Tracking reports keys per connection, and its barrier (a `PING` after the call
+        // began) proves only that one server's pushes were delivered: a cluster needs a
+        // tracking link and a barrier per primary, re-made at every failover and resharding.
+        BackendChoice::Cluster(..) => Some(
+            "near_cache needs a single Redis server: on a Redis Cluster its invalidation \
+             tracking and barrier would have to follow every primary through failovers and \
+             reshardings, which cachette does not do yet"
+                .to_owned(),
+        ),
+        _ => Some(
+            "near_cache needs a Redis backend (set redis(url) or CACHETTE_REDIS_URL)".to_owned(),
+        ),
+    }
+}
