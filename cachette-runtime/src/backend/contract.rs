@@ -32,8 +32,9 @@ pub(crate) struct Found {
     pub entry: Option<Stored>,
     pub versions: Versions,
     /// Pattern invalidations of the namespace so far (what an absent key's fill is fenced
-    /// with; see [`Seen::Absent`]).
-    pub patterns: u64,
+    /// with; see [`Seen::Absent`]): a token only the store that gave it reads (a count; the
+    /// cluster store adds the identity of the primary it was read on in the high half).
+    pub patterns: u128,
     /// When the store read the entry (monotonic), if it knows: freshness is judged at that
     /// instant instead of reading the clock again.
     pub read_at: Option<Instant>,
@@ -74,7 +75,7 @@ pub(crate) enum Seen {
     /// namespace. A pattern invalidation cannot leave a tombstone under a key that does not
     /// exist yet, so it counts itself before it scans: a fill of an absent key stores only
     /// if no pattern invalidation began since its lookup.
-    Absent { patterns: u64 },
+    Absent { patterns: u128 },
     /// These bytes were: an entry, a tombstone or anything else.
     Bytes(bytes::Bytes),
     /// This parsed entry was (held, so its address cannot be reused while compared).
@@ -84,7 +85,7 @@ pub(crate) enum Seen {
 impl Seen {
     /// The state a lookup found, taking its entry (cloning `Bytes` made from a `Vec` would
     /// allocate a shared header: a hit does not pay for that).
-    pub(crate) fn found(entry: Option<Stored>, patterns: u64) -> Seen {
+    pub(crate) fn found(entry: Option<Stored>, patterns: u128) -> Seen {
         match entry {
             None => Seen::Absent { patterns },
             Some(Stored::Bytes(b)) => Seen::Bytes(b),

@@ -30,7 +30,7 @@ pub(crate) struct Fetched {
     pub entry: Option<bytes::Bytes>,
     pub versions: Vec<Option<String>>,
     /// The namespace's pattern-invalidation count, read with an entry (0 otherwise).
-    pub patterns: u64,
+    pub patterns: u128,
 }
 
 impl From<Fetched> for Found {

@@ -89,7 +89,7 @@ impl MemoryBackend {
     /// inline), and `now` as the instant the entry was read at.
     #[inline]
     pub(crate) fn lookup<K: AsRef<str>>(&self, key: &str, tag_keys: &[K], now: Instant) -> Found {
-        let patterns = self.patterns.load(Ordering::Acquire);
+        let patterns = u128::from(self.patterns.load(Ordering::Acquire));
         // Read before the entry and the versions (see `versions_for`).
         let generation = (!tag_keys.is_empty()).then(|| self.tags.generation());
         let entry = self.entries.get(key, now, Arc::clone);
@@ -186,7 +186,7 @@ impl MemoryBackend {
             let unchanged = match expect {
                 None => true,
                 Some(Seen::Absent { patterns }) => {
-                    current.is_none() && self.patterns.load(Ordering::Acquire) == *patterns
+                    current.is_none() && u128::from(self.patterns.load(Ordering::Acquire)) == *patterns
                 }
                 Some(Seen::Entry(seen)) => current.is_some_and(|c| Arc::ptr_eq(c, seen)),
                 Some(Seen::Bytes(_)) => false,

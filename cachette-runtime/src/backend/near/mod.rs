@@ -58,7 +58,7 @@ struct NearEntry {
     /// The tag keys the lookup that filled it asked for (the call's, then the epoch).
     tag_keys: Box<[Box<str>]>,
     versions: Arc<[Option<String>]>,
-    patterns: u64,
+    patterns: u128,
     snapshot: Snapshot,
 }
 

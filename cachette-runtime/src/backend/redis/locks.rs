@@ -57,7 +57,7 @@ impl RedisBackend {
             Fetched {
                 entry,
                 versions: bytes.map(version_from_bytes).collect(),
-                patterns,
+                patterns: patterns.into(),
             },
             locked,
         ))

@@ -15,8 +15,9 @@ use crate::error::{Error, Result};
 use bytes::Bytes;
 use std::time::Duration;
 
-/// Bytes of the identity put before each value a lookup hands over (big-endian).
-const IDENT: usize = 8;
+/// Bytes put before each value a lookup hands over: the identity it was read under
+/// (big-endian), then 1 if the key held a string, 0 if not.
+const IDENT: usize = 9;
 
 /// Bytes of what an entry is stored after: `#` and the identity in hex.
 const PREFIX: usize = 17;
@@ -34,13 +35,15 @@ fn prefixed(ident: u64, bytes: &[u8]) -> Vec<u8> {
     v
 }
 
-/// A value and the identity it was read under (see [`ClusterStore::mget`]).
-fn split(v: Bytes) -> (u64, Bytes) {
+/// The identity a reply was read under and the value, if the key held one (see
+/// [`with_ident`]).
+fn split(v: Bytes) -> (u64, Option<Bytes>) {
     let ident = v
-        .get(..IDENT)
-        .and_then(|b| <[u8; IDENT]>::try_from(b).ok())
+        .get(..8)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
         .map_or(0, u64::from_be_bytes);
-    (ident, v.slice(IDENT.min(v.len())..))
+    let value = (v.get(8) == Some(&1)).then(|| v.slice(IDENT.min(v.len())..));
+    (ident, value)
 }
 
 /// What the bytes of an entry not stored under the identity it is read under are handed over
@@ -78,36 +81,47 @@ fn version_read(ident: u64, raw: &[u8]) -> Option<String> {
 /// A lookup's replies (each value after its identity): the entry first when there is one,
 /// then the tag versions, then the pattern count when there is an entry.
 fn fetched(has_entry: bool, mut replies: Replies) -> Fetched {
+    // The count under the identity it was read under: a fill's compare-and-set stores only on
+    // that server process (a count a failover lost must not let it through).
     let patterns = if has_entry {
-        replies
-            .pop()
-            .flatten()
-            .and_then(|b| std::str::from_utf8(&split(b).1).ok()?.parse().ok())
-            .unwrap_or(0)
+        let (ident, count) = replies.pop().flatten().map_or((0, None), split);
+        let count = count.and_then(|c| std::str::from_utf8(&c).ok()?.parse().ok());
+        fence(ident, count.unwrap_or(0))
     } else {
         0
     };
-    let mut replies = replies.into_iter();
+    let mut replies = replies.into_iter().map(|r| r.map_or((0, None), split));
     let entry = if has_entry {
-        replies.next().flatten().map(|b| {
-            let (ident, raw) = split(b);
-            entry_read(ident, raw)
-        })
+        replies
+            .next()
+            .and_then(|(ident, raw)| Some(entry_read(ident, raw?)))
     } else {
         None
     };
     let versions = replies
-        .map(|r| {
-            r.and_then(|b| {
-                let (ident, raw) = split(b);
-                version_read(ident, &raw)
-            })
-        })
+        .map(|(ident, raw)| version_read(ident, &raw?))
         .collect();
     Fetched {
         entry,
         versions,
         patterns,
+    }
+}
+
+/// A pattern count read under `ident`, as a lookup reports it ([`Seen::Absent`]).
+fn fence(ident: u64, count: u64) -> u128 {
+    (u128::from(ident) << 64) | u128::from(count)
+}
+
+/// What a compare-and-set of an absent key on the primary of identity `ident` expects the
+/// pattern count to be: the count a lookup saw if it saw it there; otherwise nothing a count
+/// can be.
+fn expected_count(ident: u64, seen: u128) -> Vec<u8> {
+    let (under, count) = ((seen >> 64) as u64, seen as u64);
+    if under == ident {
+        count.to_string().into_bytes()
+    } else {
+        b"-".to_vec()
     }
 }
 
@@ -148,7 +162,7 @@ impl ClusterStore {
         Ok(fetched(key.is_some(), replies?))
     }
 
-    /// The values of `keys`, each after the identity it was read under ([`IDENT`] bytes): one
+    /// The values of `keys`, each after the identity it was read under ([`with_ident`]): one
     /// `MGET` per slot, in one round trip.
     async fn mget(&self, keys: &[String]) -> Result<Replies> {
         let mut by_slot: Vec<(u16, Vec<usize>)> = Vec::new();
@@ -287,16 +301,16 @@ impl ClusterStore {
             Some(seen) => {
                 // The bytes seen (made what the key holds for the node it is sent to), or the
                 // pattern count seen.
-                let (mode, seen) = match seen {
-                    Seen::Bytes(old) => ("same", old.to_vec()),
-                    Seen::Absent { patterns } => ("absent", patterns.to_string().into_bytes()),
+                let seen = match seen {
+                    Seen::Bytes(old) => Ok(old.to_vec()),
+                    Seen::Absent { patterns } => Err(*patterns),
                     Seen::Entry(_) => return Ok(false),
                 };
                 let patterns_key = self.patterns_key(key);
                 Box::new(move |ident| {
-                    let expected = match mode {
-                        "same" => expected(ident, &seen),
-                        _ => seen.clone(),
+                    let (mode, expected) = match &seen {
+                        Ok(old) => ("same", expected(ident, old)),
+                        Err(patterns) => ("absent", expected_count(ident, *patterns)),
                     };
                     let mut c = redis::cmd("EVAL");
                     c.arg(STORE_IF)
@@ -537,12 +551,15 @@ impl ClusterStore {
     }
 }
 
-/// A `GET`'s answer as a lookup's reply: the value after its identity.
+/// A reply as a lookup hands it over: after the identity it was read under and whether the
+/// key held a string ([`IDENT`]), so that an absent key too is known to be absent there.
 fn with_ident((v, ident): Answer) -> Option<Bytes> {
-    bulk(v).map(|b| {
-        let mut out = Vec::with_capacity(IDENT.saturating_add(b.len()));
-        out.extend_from_slice(&ident.to_be_bytes());
+    let value = bulk(v);
+    let mut out = Vec::with_capacity(IDENT.saturating_add(value.as_ref().map_or(0, Bytes::len)));
+    out.extend_from_slice(&ident.to_be_bytes());
+    out.push(u8::from(value.is_some()));
+    if let Some(b) = value {
         out.extend_from_slice(&b);
-        Bytes::from(out)
-    })
+    }
+    Some(Bytes::from(out))
 }
