@@ -13,6 +13,8 @@
 
 #[path = "support/freshness/mod.rs"]
 mod freshness;
+#[path = "support/redis_cluster.rs"]
+mod redis_cluster;
 #[path = "support/redis_server.rs"]
 mod redis_server;
 
@@ -20,8 +22,11 @@ use freshness::processes::{ChildSpec, report_line, run_child, run_redis};
 use freshness::run::run_memory;
 use freshness::scenario::{Knobs, Near, Scenario};
 use freshness::table::{Row, not_raced, render};
+use redis_cluster::RedisCluster;
 use redis_server::RedisServer;
 use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 const CHILD_ENV: &str = "CACHETTE_FRESHNESS_CHILD";
 /// The staleness bound of the bounded near-cache runs.
@@ -105,7 +110,6 @@ fn child_command(spec: &str) -> Command {
 
 /// Every scenario (after the canary) on Redis with the caches' near cache as `near` says.
 async fn redis_rows(server: &RedisServer, near: Near) -> Vec<Row> {
-    let mut rows = Vec::new();
     let knobs = Knobs {
         near,
         ..Knobs::default()
@@ -114,6 +118,13 @@ async fn redis_rows(server: &RedisServer, near: Near) -> Vec<Row> {
         near,
         ..canary_knobs()
     };
+    knob_rows(server, near.store(), knobs, canary).await
+}
+
+/// Every scenario (after the canary) with `knobs` (the canary with `canary`), the checker's
+/// database on `server`.
+async fn knob_rows(server: &RedisServer, store: &str, knobs: Knobs, canary: Knobs) -> Vec<Row> {
+    let mut rows = Vec::new();
     let runs = std::iter::once((Scenario::canary(), canary))
         .chain(Scenario::all().into_iter().map(|s| (s, knobs.clone())));
     for (scenario, knobs) in runs {
@@ -121,7 +132,7 @@ async fn redis_rows(server: &RedisServer, near: Near) -> Vec<Row> {
             .await
             .unwrap_or_else(|e| panic!("redis run of {}: {e}", scenario.name));
         rows.push(Row {
-            store: near.store().to_owned(),
+            store: store.to_owned(),
             scenario,
             report,
         });
@@ -143,5 +154,91 @@ async fn freshness_redis_near() {
     let server = RedisServer::start();
     let mut rows = redis_rows(&server, Near::Strict).await;
     rows.extend(redis_rows(&server, Near::Bounded(BOUND_MS)).await);
+    verdict(&rows);
+}
+
+/// Every scenario on a Redis Cluster (3 primaries, 3 replicas): the caches of the three
+/// processes on the cluster, the checker's database on a server of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn freshness_cluster() {
+    let db = RedisServer::start();
+    let cluster = tokio::task::block_in_place(RedisCluster::start);
+    // Longer than on one server: an invalidation has more to do (a pattern moves the fence
+    // of every slot), so each kind needs longer to race often enough.
+    let knobs = Knobs {
+        cluster: cluster.urls(),
+        millis: 4_000,
+        ..Knobs::default()
+    };
+    let canary = Knobs {
+        cluster: cluster.urls(),
+        ..canary_knobs()
+    };
+    verdict(&knob_rows(&db, "cluster", knobs, canary).await);
+}
+
+/// A fault injected into a cluster run, `after` its start, on a blocking thread.
+enum Fault {
+    /// SIGKILL the first primary, then wait until its replica took over.
+    KillPrimary,
+    /// Move 2,000 slots from the first primary to the second (`redis-cli --cluster reshard`).
+    Reshard,
+}
+
+/// One scenario on the cluster with `fault` injected during it: no stale read, no failed
+/// call, and the run must have raced as any other.
+async fn under_fault(scenario: Scenario, fault: Fault, store: &str) -> Row {
+    let db = RedisServer::start();
+    let cluster = Arc::new(Mutex::new(tokio::task::block_in_place(RedisCluster::start)));
+    let urls = cluster.lock().unwrap().urls();
+    let knobs = Knobs {
+        cluster: urls,
+        millis: 7_000,
+        ..Knobs::default()
+    };
+    let injector = {
+        let cluster = Arc::clone(&cluster);
+        tokio::task::spawn_blocking(move || {
+            std::thread::sleep(Duration::from_millis(1_500));
+            let mut c = cluster.lock().unwrap();
+            let primaries = c.primaries();
+            let took = match fault {
+                Fault::KillPrimary => {
+                    c.kill(&primaries[0]);
+                    c.wait_for_failover()
+                }
+                Fault::Reshard => c.reshard(&primaries[0], &primaries[1], 2_000),
+            };
+            eprintln!("fault applied in {took:?}");
+        })
+    };
+    let report = run_redis(&scenario, &knobs, &db.url(), &child_command)
+        .await
+        .unwrap_or_else(|e| panic!("cluster run of {}: {e}", scenario.name));
+    injector.await.expect("the fault was applied");
+    Row {
+        store: store.to_owned(),
+        scenario,
+        report,
+    }
+}
+
+/// A primary SIGKILLed mid-run, then failed over; and slots resharded mid-run. Calls go on
+/// (degraded while the slots move), no read is stale.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn freshness_cluster_faults() {
+    let plain = || {
+        Scenario::all()
+            .into_iter()
+            .find(|s| s.name == "plain")
+            .expect("the plain scenario")
+    };
+    let rows = vec![
+        under_fault(plain(), Fault::KillPrimary, "cluster-kill").await,
+        under_fault(plain(), Fault::Reshard, "cluster-reshard").await,
+    ];
+    for row in &rows {
+        assert_eq!(row.report.errors, 0, "{}: calls failed", row.store);
+    }
     verdict(&rows);
 }

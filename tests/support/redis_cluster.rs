@@ -225,19 +225,56 @@ impl RedisCluster {
 
     /// Runs `redis-cli --cluster create` (bounded), its output kept in the first node's dir.
     fn create(&self) {
-        let log_path = self.nodes[0].dir().join(CREATE_LOG);
+        let mut args = vec!["create".to_owned()];
+        args.extend(self.nodes.iter().map(|n| format!("127.0.0.1:{}", n.port())));
+        args.extend(["--cluster-replicas", "1", "--cluster-yes"].map(String::from));
+        self.redis_cli_cluster(&args, CREATE_LOG);
+    }
+
+    /// Moves `slots` slots (and their keys, `MIGRATE`d by `redis-cli`) from the primary
+    /// `from` to the primary `to` with `redis-cli --cluster reshard`, then waits until the
+    /// cluster is stable. Returns the time it took.
+    pub fn reshard(&self, from: &ClusterNode, to: &ClusterNode, slots: u16) -> Duration {
+        let started = Instant::now();
+        let args = [
+            "reshard".to_owned(),
+            format!("127.0.0.1:{}", to.port),
+            "--cluster-from".to_owned(),
+            from.id.clone(),
+            "--cluster-to".to_owned(),
+            to.id.clone(),
+            "--cluster-slots".to_owned(),
+            slots.to_string(),
+            "--cluster-yes".to_owned(),
+        ];
+        self.redis_cli_cluster(&args, "cluster-reshard.log");
+        self.wait_until_stable("reshard");
+        started.elapsed()
+    }
+
+    /// SIGSTOP the node's process (see [`RedisServer::pause`]).
+    pub fn pause(&self, node: &ClusterNode) {
+        self.nodes[self.index(node)].pause();
+    }
+
+    /// SIGCONT the node's process.
+    pub fn resume(&self, node: &ClusterNode) {
+        self.nodes[self.index(node)].resume();
+    }
+
+    /// Runs `redis-cli --cluster <args>` (bounded by [`CLUSTER_TIMEOUT`]), its output kept
+    /// in `log` in the first running node's dir; panics with it if it fails.
+    fn redis_cli_cluster(&self, args: &[String], log: &str) {
+        let log_path = self.any_running().dir().join(log);
         let log = File::create(&log_path)
             .unwrap_or_else(|e| panic!("cannot create {}: {e}", log_path.display()));
         let log_err = log
             .try_clone()
             .unwrap_or_else(|e| panic!("cannot clone log file handle: {e}"));
         let mut command = Command::new("redis-cli");
-        command.args(["--cluster", "create"]);
-        for node in &self.nodes {
-            command.arg(format!("127.0.0.1:{}", node.port()));
-        }
         command
-            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .arg("--cluster")
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log_err));
@@ -259,8 +296,9 @@ impl RedisCluster {
         if !status.is_some_and(|s| s.success()) {
             let output = fs::read_to_string(&log_path).unwrap_or_default();
             panic!(
-                "`redis-cli --cluster create` failed ({status:?}, None = timed out after \
+                "`redis-cli --cluster {}` failed ({status:?}, None = timed out after \
                  {CLUSTER_TIMEOUT:?}):\n{output}\n{}",
+                args.first().map_or("", String::as_str),
                 self.log_tails()
             );
         }

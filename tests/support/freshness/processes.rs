@@ -1,6 +1,7 @@
 //! The Redis run across OS processes: the parent runs the writers, `knobs.children` child
 //! processes (the same binary, re-executed by the caller's command) run the readers, all on
-//! one `redis-server`. The parent hands each child a [`ChildSpec`] (JSON), counts the
+//! one `redis-server` (the caches on a Redis Cluster instead when `knobs.cluster` names one;
+//! the checker's database stays on the server). The parent hands each child a [`ChildSpec`] (JSON), counts the
 //! children in (`<prefix>:ready`), starts them together (`<prefix>:go`), and reads back each
 //! child's report, printed as one line starting with [`REPORT_PREFIX`].
 
@@ -48,12 +49,16 @@ pub fn report_line(report: &Report) -> String {
     format!("{REPORT_PREFIX}{json}")
 }
 
-fn redis_cache(url: &str, namespace: &str, near: Near) -> Cache {
-    let builder = Cache::builder()
-        .redis(url)
+fn redis_cache(url: &str, namespace: &str, knobs: &Knobs) -> Cache {
+    let builder = if knobs.cluster.is_empty() {
+        Cache::builder().redis(url)
+    } else {
+        Cache::builder().redis_cluster(knobs.cluster.iter().cloned())
+    };
+    let builder = builder
         .namespace(namespace)
         .op_timeout(Duration::from_secs(1));
-    let builder = match near {
+    let builder = match knobs.near {
         Near::Off => builder,
         Near::Strict => builder.near_cache(16 << 20),
         Near::Bounded(ms) => builder
@@ -95,7 +100,7 @@ pub async fn run_redis(
     let prefix = format!("chk:{}:{run}", scenario.name);
     let namespace = format!("fr-{}-{run}", scenario.name);
     let db = Db::redis(url, &prefix).await;
-    let cache = redis_cache(url, &namespace, knobs.near);
+    let cache = redis_cache(url, &namespace, knobs);
     cache.connect().await.map_err(|e| format!("parent: {e}"))?;
     let mut children = Vec::new();
     for process in 1..=knobs.children {
@@ -178,7 +183,7 @@ async fn collect(children: Vec<Child>, kill: bool) -> Result<Vec<Report>, String
 /// The body of a child process: signals it is ready, waits for the start, runs its readers
 /// and returns its report (print it with [`report_line`]).
 pub async fn run_child(spec: &ChildSpec) -> Report {
-    let cache = redis_cache(&spec.url, &spec.namespace, spec.knobs.near);
+    let cache = redis_cache(&spec.url, &spec.namespace, &spec.knobs);
     cache.connect().await.expect("child: the cache connects");
     let db = Db::redis(&spec.url, &spec.prefix).await;
     redis_cmd::<u32>(&db, &["INCR", &format!("{}:ready", spec.prefix)]).await;

@@ -31,6 +31,8 @@ async fn read_once(ctx: &Arc<Ctx>, id: u32, api: Api) {
     let fenced = ctx.db.fenced(id).await;
     let began = super::db::now_us();
     let (got, outcome) = capture_outcome(call(ctx, id, api)).await;
+    ctx.tally
+        .call_took(super::db::now_us().saturating_sub(began));
     ctx.tally.reads.fetch_add(1, Ordering::Relaxed);
     let Some(returned) = got else {
         ctx.tally.errors.fetch_add(1, Ordering::Relaxed);

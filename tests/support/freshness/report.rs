@@ -58,6 +58,9 @@ pub struct Report {
     pub late: u64,
     #[serde(default)]
     pub max_late_us: u64,
+    /// The longest cached call, in microseconds (fault runs report it).
+    #[serde(default)]
+    pub max_call_us: u64,
     /// Calls that returned an error (fallible scenarios).
     pub errors: u64,
     pub computations: u64,
@@ -82,6 +85,7 @@ impl Report {
         self.stale += other.stale;
         self.late += other.late;
         self.max_late_us = self.max_late_us.max(other.max_late_us);
+        self.max_call_us = self.max_call_us.max(other.max_call_us);
         self.errors += other.errors;
         self.computations += other.computations;
         self.writes += other.writes;
@@ -120,6 +124,7 @@ pub struct Tally {
     pub invalidation_errors: AtomicU64,
     late: AtomicU64,
     max_late_us: AtomicU64,
+    max_call_us: AtomicU64,
     stale: Mutex<(u64, BTreeMap<String, u64>, Vec<Example>)>,
 }
 
@@ -131,6 +136,10 @@ impl Tally {
     pub fn late_read(&self, lag_us: u64) {
         self.late.fetch_add(1, Ordering::SeqCst);
         self.max_late_us.fetch_max(lag_us, Ordering::SeqCst);
+    }
+
+    pub fn call_took(&self, us: u64) {
+        self.max_call_us.fetch_max(us, Ordering::SeqCst);
     }
 
     pub fn stale_read(&self, example: Example) {
@@ -153,6 +162,7 @@ impl Tally {
             stale: s.0,
             late: get(&self.late),
             max_late_us: get(&self.max_late_us),
+            max_call_us: get(&self.max_call_us),
             errors: get(&self.errors),
             computations: get(&self.computations),
             writes: get(&self.writes),

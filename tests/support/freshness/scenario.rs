@@ -198,6 +198,10 @@ pub struct Knobs {
     /// The near cache of the Redis runs' caches.
     #[serde(default)]
     pub near: Near,
+    /// Seed URLs of a Redis Cluster the Redis runs' caches use (empty: the caches use the
+    /// run's `redis-server`, which always holds the checker's database).
+    #[serde(default)]
+    pub cluster: Vec<String>,
 }
 
 /// Whether the caches of a Redis run have a near cache, and in which mode.
@@ -242,6 +246,7 @@ impl Default for Knobs {
             think_max_ms: 4,
             writer_pause_max_ms: 20,
             near: Near::Off,
+            cluster: Vec::new(),
         }
     }
 }

@@ -159,6 +159,16 @@ pub fn render(rows: &[Row]) -> String {
     for row in rows {
         out += &(line(&cells(row)) + "\n");
     }
+    for row in rows.iter().filter(|r| r.store.starts_with("cluster")) {
+        let _ = writeln!(
+            out,
+            "{}/{}: the longest call took {:.1} ms; {} invalidations failed",
+            row.store,
+            row.scenario.name,
+            row.report.max_call_us as f64 / 1000.0,
+            row.report.invalidation_errors
+        );
+    }
     for row in rows.iter().filter(|r| r.report.late > 0) {
         let r = &row.report;
         let _ = writeln!(

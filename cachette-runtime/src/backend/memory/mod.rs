@@ -186,7 +186,8 @@ impl MemoryBackend {
             let unchanged = match expect {
                 None => true,
                 Some(Seen::Absent { patterns }) => {
-                    current.is_none() && u128::from(self.patterns.load(Ordering::Acquire)) == *patterns
+                    current.is_none()
+                        && u128::from(self.patterns.load(Ordering::Acquire)) == *patterns
                 }
                 Some(Seen::Entry(seen)) => current.is_some_and(|c| Arc::ptr_eq(c, seen)),
                 Some(Seen::Bytes(_)) => false,
