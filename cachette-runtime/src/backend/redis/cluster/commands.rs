@@ -15,6 +15,12 @@ use crate::error::{Error, Result};
 use bytes::Bytes;
 use std::time::Duration;
 
+/// Moves each count named in `ARGV` (the slots' pattern counts one primary serves: not
+/// declared as keys, which must share a slot); how many.
+const FENCE_EVERY_SLOT: &str = "#!lua flags=allow-cross-slot-keys
+for i = 1, #ARGV do redis.call('INCR', ARGV[i]) end
+return #ARGV";
+
 /// Bytes put before each value a lookup hands over: the identity it was read under
 /// (big-endian), then 1 if the key held a string, 0 if not.
 const IDENT: usize = 9;
@@ -372,15 +378,7 @@ impl ClusterStore {
     /// the topology changed during the scan (a key moved by a resharding may have been missed).
     pub(super) async fn delete_matching(&self, pattern: &str, fence: bool) -> Result<u64> {
         if fence {
-            let cmds: Vec<Routed> = (0..SLOTS)
-                .map(|s| {
-                    let mut c = redis::cmd("INCR");
-                    c.arg(format!("{}{}", self.patterns_prefix, slot_tag(s)));
-                    Routed::fixed(s, c)
-                })
-                .collect();
-            self.send(Op::Invalidate, &cmds, None, self.op_timeout)
-                .await?;
+            self.fence_every_slot().await?;
         }
         let mut deleted = 0u64;
         for _ in 0..3 {
@@ -407,6 +405,43 @@ impl ClusterStore {
             }
         }
         Ok(deleted)
+    }
+
+    /// Moves the pattern count of every slot (see `Seen::Absent`): one script per primary over
+    /// the counts of the slots it serves (`allow-cross-slot-keys`, Redis 7), the primaries in
+    /// parallel; one `INCR` per slot, grouped by slot, when a script fails (an older Redis, a
+    /// slot that moved). A count moved twice fences all the same.
+    async fn fence_every_slot(&self) -> Result<()> {
+        let count_key = |s: u16| format!("{}{}", self.patterns_prefix, slot_tag(s));
+        let topology = self.topology().await?;
+        let by_node = topology.slots_by_node();
+        let mut scripts = Vec::with_capacity(by_node.len());
+        for (node, slots) in &by_node {
+            let mut cmd = redis::cmd("EVAL");
+            cmd.arg(FENCE_EVERY_SLOT).arg(0);
+            for &s in slots {
+                cmd.arg(count_key(s));
+            }
+            scripts.push(self.on_primary::<u64>(Op::Invalidate, node, cmd));
+        }
+        let moved: u64 = futures_util::future::join_all(scripts)
+            .await
+            .into_iter()
+            .map(|r| r.unwrap_or(0))
+            .sum();
+        if moved == u64::from(SLOTS) {
+            return Ok(());
+        }
+        let cmds: Vec<Routed> = (0..SLOTS)
+            .map(|s| {
+                let mut c = redis::cmd("INCR");
+                c.arg(count_key(s));
+                Routed::fixed(s, c)
+            })
+            .collect();
+        self.send(Op::Invalidate, &cmds, None, self.op_timeout)
+            .await
+            .map(|_| ())
     }
 
     /// Keys matching `pattern` on every primary (`SCAN`, never `KEYS`), at most `limit`.

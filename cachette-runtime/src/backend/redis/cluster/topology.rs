@@ -114,6 +114,21 @@ impl Topology {
         self.nodes.get(usize::from(i))
     }
 
+    /// Each primary and the slots it serves.
+    pub(super) fn slots_by_node(&self) -> Vec<(Arc<Node>, Vec<u16>)> {
+        let mut by: Vec<(Arc<Node>, Vec<u16>)> = self
+            .nodes
+            .iter()
+            .map(|n| (Arc::clone(n), Vec::new()))
+            .collect();
+        for (slot, &i) in (0..SLOTS).zip(self.slots.iter()) {
+            if let Some((_, slots)) = by.get_mut(usize::from(i)) {
+                slots.push(slot);
+            }
+        }
+        by
+    }
+
     /// The primary at `addr`, if it is one.
     pub(super) fn node_at(&self, addr: &str) -> Option<&Arc<Node>> {
         self.nodes.iter().find(|n| n.addr == addr)
