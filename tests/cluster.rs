@@ -298,6 +298,23 @@ where
 {
     let primary = cluster.primary_for_key(key);
     let replica = replica_of(cluster, &primary);
+    // The replica has the key as the primary has it (replication is asynchronous).
+    let on_primary = get_raw(cluster, key);
+    let started = Instant::now();
+    loop {
+        let mut con = cluster.server(&replica).connection();
+        let () = redis::cmd("READONLY").query(&mut con).expect("READONLY");
+        let there: Option<Vec<u8>> = redis::cmd("GET").arg(key).query(&mut con).expect("GET");
+        if there == on_primary {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the replica {} never got {key}",
+            replica.port
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     cluster.pause(&replica);
     let cut: u64 = cluster
         .server(&primary)

@@ -15,17 +15,20 @@
 mod freshness;
 #[path = "support/redis_cluster.rs"]
 mod redis_cluster;
+#[path = "support/redis_sentinel.rs"]
+mod redis_sentinel;
 #[path = "support/redis_server.rs"]
 mod redis_server;
 
 use freshness::processes::{ChildSpec, report_line, run_child, run_redis};
 use freshness::run::run_memory;
+use freshness::scenario::Deployment;
 use freshness::scenario::{Knobs, Near, Scenario};
 use freshness::table::{Row, not_raced, render};
 use redis_cluster::RedisCluster;
+use redis_sentinel::SentinelSetup;
 use redis_server::RedisServer;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const CHILD_ENV: &str = "CACHETTE_FRESHNESS_CHILD";
@@ -166,56 +169,82 @@ async fn freshness_cluster() {
     // Longer than on one server: an invalidation has more to do (a pattern moves the fence
     // of every slot), so each kind needs longer to race often enough.
     let knobs = Knobs {
-        cluster: cluster.urls(),
+        deployment: Deployment::Cluster(cluster.urls()),
         millis: 4_000,
         ..Knobs::default()
     };
     let canary = Knobs {
-        cluster: cluster.urls(),
+        deployment: Deployment::Cluster(cluster.urls()),
         ..canary_knobs()
     };
     verdict(&knob_rows(&db, "cluster", knobs, canary).await);
 }
 
-/// A fault injected into a cluster run, `after` its start, on a blocking thread.
+/// A fault injected into a run 1.5 s after its start, on a blocking thread.
+#[derive(Clone, Copy)]
 enum Fault {
-    /// SIGKILL the first primary, then wait until its replica took over.
+    /// Cluster: SIGKILL the first primary, then wait until its replica took over.
     KillPrimary,
-    /// Move 2,000 slots from the first primary to the second (`redis-cli --cluster reshard`).
+    /// Cluster: move 2,000 slots from the first primary to the second (`redis-cli --cluster
+    /// reshard`).
     Reshard,
+    /// Sentinel: SIGKILL the primary, then wait until the sentinels name its replica.
+    SentinelFailover,
 }
 
-/// One scenario on the cluster with `fault` injected during it: no stale read, no failed
-/// call, and the run must have raced as any other.
+/// What a fault acts on, kept alive until the run ends.
+type Setup = Box<dyn Send>;
+
+/// The deployment `fault` needs, and the fault itself (it returns the time it took and the
+/// deployment, dropped after the run).
+fn deployment_for(fault: Fault) -> (Deployment, Box<dyn FnOnce() -> (Duration, Setup) + Send>) {
+    if let Fault::SentinelFailover = fault {
+        let mut setup = tokio::task::block_in_place(SentinelSetup::start);
+        let deployment = Deployment::Sentinel {
+            master: redis_sentinel::MASTER.to_owned(),
+            sentinels: setup.sentinel_urls(),
+        };
+        return (
+            deployment,
+            Box::new(move || (setup.kill_primary_and_wait(), Box::new(setup) as Setup)),
+        );
+    }
+    let mut cluster = tokio::task::block_in_place(RedisCluster::start);
+    let deployment = Deployment::Cluster(cluster.urls());
+    let act = move || {
+        let primaries = cluster.primaries();
+        let took = match fault {
+            Fault::Reshard => cluster.reshard(&primaries[0], &primaries[1], 2_000),
+            _ => {
+                cluster.kill(&primaries[0]);
+                cluster.wait_for_failover()
+            }
+        };
+        (took, Box::new(cluster) as Setup)
+    };
+    (deployment, Box::new(act))
+}
+
+/// One scenario with `fault` injected during it (7 s; 3 processes): no stale read, and the
+/// run must have raced as any other.
 async fn under_fault(scenario: Scenario, fault: Fault, store: &str) -> Row {
     let db = RedisServer::start();
-    let cluster = Arc::new(Mutex::new(tokio::task::block_in_place(RedisCluster::start)));
-    let urls = cluster.lock().unwrap().urls();
+    let (deployment, act) = deployment_for(fault);
     let knobs = Knobs {
-        cluster: urls,
+        deployment,
         millis: 7_000,
         ..Knobs::default()
     };
-    let injector = {
-        let cluster = Arc::clone(&cluster);
-        tokio::task::spawn_blocking(move || {
-            std::thread::sleep(Duration::from_millis(1_500));
-            let mut c = cluster.lock().unwrap();
-            let primaries = c.primaries();
-            let took = match fault {
-                Fault::KillPrimary => {
-                    c.kill(&primaries[0]);
-                    c.wait_for_failover()
-                }
-                Fault::Reshard => c.reshard(&primaries[0], &primaries[1], 2_000),
-            };
-            eprintln!("fault applied in {took:?}");
-        })
-    };
+    let injector = tokio::task::spawn_blocking(move || {
+        std::thread::sleep(Duration::from_millis(1_500));
+        let (took, setup) = act();
+        eprintln!("fault applied in {took:?}");
+        setup
+    });
     let report = run_redis(&scenario, &knobs, &db.url(), &child_command)
         .await
-        .unwrap_or_else(|e| panic!("cluster run of {}: {e}", scenario.name));
-    injector.await.expect("the fault was applied");
+        .unwrap_or_else(|e| panic!("{store} run of {}: {e}", scenario.name));
+    drop(injector.await.expect("the fault was applied"));
     Row {
         store: store.to_owned(),
         scenario,
@@ -223,8 +252,9 @@ async fn under_fault(scenario: Scenario, fault: Fault, store: &str) -> Row {
     }
 }
 
-/// A primary SIGKILLed mid-run, then failed over; and slots resharded mid-run. Calls go on
-/// (degraded while the slots move), no read is stale.
+/// A cluster primary SIGKILLed mid-run, then failed over; slots resharded mid-run; a primary
+/// behind Sentinel SIGKILLed mid-run. Calls go on (degraded while the primary changes and
+/// the slots move), no call fails, no read is stale.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn freshness_cluster_faults() {
     let plain = || {
@@ -236,6 +266,7 @@ async fn freshness_cluster_faults() {
     let rows = vec![
         under_fault(plain(), Fault::KillPrimary, "cluster-kill").await,
         under_fault(plain(), Fault::Reshard, "cluster-reshard").await,
+        under_fault(plain(), Fault::SentinelFailover, "sentinel-kill").await,
     ];
     for row in &rows {
         assert_eq!(row.report.errors, 0, "{}: calls failed", row.store);

@@ -19,6 +19,8 @@
 //! invalidation that returned before the follower began can postdate the computation. Any
 //! other follower looks again.
 
+#[cfg(test)]
+use crate::backend::Patterns;
 use crate::backend::{Seen, Versions};
 use std::any::Any;
 use std::collections::HashMap;
@@ -264,32 +266,57 @@ mod tests {
                 seen: Some(seen),
             }
         }
-        let b = basis(3, &["v1", "w1"], Seen::Absent { patterns: 0 });
+        let b = basis(
+            3,
+            &["v1", "w1"],
+            Seen::Absent {
+                patterns: Patterns::default(),
+            },
+        );
         assert!(b.serves(&view(
             &owned(&[Some("v1"), Some("w1")]),
-            &Seen::Absent { patterns: 0 }
+            &Seen::Absent {
+                patterns: Patterns::default()
+            }
         )));
         // An invalidation landed between the two reads: the versions differ.
         assert!(!b.serves(&view(
             &owned(&[Some("v2"), Some("w1")]),
-            &Seen::Absent { patterns: 0 }
+            &Seen::Absent {
+                patterns: Patterns::default()
+            }
         )));
         // The tag key vanished (deleted under OOM, evicted): unknown order, refused.
         assert!(!b.serves(&view(
             &owned(&[None, Some("w1")]),
-            &Seen::Absent { patterns: 0 }
+            &Seen::Absent {
+                patterns: Patterns::default()
+            }
         )));
         // A delete (tombstone) or a write landed on the key between the two reads.
         let tomb = Seen::Bytes(bytes::Bytes::from_static(b"#tombstone:1"));
         assert!(!b.serves(&view(&owned(&[Some("v1"), Some("w1")]), &tomb)));
         // Fewer or more tags than the basis: refused.
-        assert!(!b.serves(&view(&owned(&[Some("v1")]), &Seen::Absent { patterns: 0 })));
+        assert!(!b.serves(&view(
+            &owned(&[Some("v1")]),
+            &Seen::Absent {
+                patterns: Patterns::default()
+            }
+        )));
         assert!(!b.serves(&view(
             &owned(&[Some("v1"), Some("w1"), Some("x")]),
-            &Seen::Absent { patterns: 0 }
+            &Seen::Absent {
+                patterns: Patterns::default()
+            }
         )));
         // A computation that started after the lookup began serves it whatever it read.
-        let later = basis(6, &["v0", "w0"], Seen::Absent { patterns: 0 });
+        let later = basis(
+            6,
+            &["v0", "w0"],
+            Seen::Absent {
+                patterns: Patterns::default(),
+            },
+        );
         assert!(later.serves(&view(&owned(&[Some("v1"), Some("w1")]), &tomb)));
         // Nothing known about the caller's lookup (its backend failed): only a later start.
         let blind = View {

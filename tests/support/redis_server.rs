@@ -88,6 +88,8 @@ pub struct RedisServer {
     password: Option<String>,
     dir: PathBuf,
     paused: AtomicBool,
+    /// A Sentinel: this configuration file (in `dir`) comes first, then `--sentinel`.
+    sentinel_conf: Option<PathBuf>,
 }
 
 impl RedisServer {
@@ -105,6 +107,17 @@ impl RedisServer {
     /// A `--requirepass` value is remembered and used by the harness's own connections
     /// (`connection`, `cmd`, `command_calls`, `stop`...); `url()` never contains it.
     pub fn start_with(args: &[&str]) -> RedisServer {
+        Self::start_inner(args, None)
+    }
+
+    /// A Redis Sentinel (`redis-server sentinel.conf --sentinel`) on a free loopback port,
+    /// its configuration file (written in its dir, where Sentinel rewrites it) holding
+    /// `conf`, e.g. `sentinel monitor m 127.0.0.1 6379 2`.
+    pub fn start_sentinel(conf: &str) -> RedisServer {
+        Self::start_inner(&[], Some(conf))
+    }
+
+    fn start_inner(args: &[&str], sentinel_conf: Option<&str>) -> RedisServer {
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -124,6 +137,12 @@ impl RedisServer {
             )
         });
 
+        let sentinel_conf = sentinel_conf.map(|conf| {
+            let path = dir.join("sentinel.conf");
+            fs::write(&path, format!("{conf}\n"))
+                .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+            path
+        });
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         let password = find_requirepass(&args);
         // Built before the first spawn so that any panic below still cleans up through Drop.
@@ -134,6 +153,7 @@ impl RedisServer {
             password,
             dir,
             paused: AtomicBool::new(false),
+            sentinel_conf,
         };
 
         let mut failures = Vec::new();
@@ -379,6 +399,9 @@ impl RedisServer {
         let port = self.port.to_string();
         let dir = self.dir.to_string_lossy().into_owned();
         let mut command = Command::new(REDIS_SERVER_BIN);
+        if let Some(conf) = &self.sentinel_conf {
+            command.arg(conf).arg("--sentinel");
+        }
         command
             .args(["--port", port.as_str()])
             .args(["--bind", LOOPBACK])

@@ -32,9 +32,8 @@ pub(crate) struct Found {
     pub entry: Option<Stored>,
     pub versions: Versions,
     /// Pattern invalidations of the namespace so far (what an absent key's fill is fenced
-    /// with; see [`Seen::Absent`]): a token only the store that gave it reads (a count; the
-    /// cluster store adds the identity of the primary it was read on in the high half).
-    pub patterns: u128,
+    /// with; see [`Seen::Absent`]).
+    pub patterns: Patterns,
     /// When the store read the entry (monotonic), if it knows: freshness is judged at that
     /// instant instead of reading the clock again.
     pub read_at: Option<Instant>,
@@ -50,7 +49,7 @@ impl Found {
         Found {
             entry: None,
             versions: Versions::Owned(vec![None; tags]),
-            patterns: 0,
+            patterns: Patterns::default(),
             read_at: None,
             verified: false,
         }
@@ -65,6 +64,22 @@ pub(crate) enum Stored {
     Parsed(Arc<ParsedEntry>),
 }
 
+/// The pattern invalidations a lookup saw (the fence of an absent key's fill, see
+/// [`Seen::Absent`]): how many, and where the count was read, which only the store that read
+/// it interprets (a Redis Cluster: the identity of the primary; elsewhere 0).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Patterns {
+    pub count: u64,
+    pub read_on: u64,
+}
+
+impl Patterns {
+    /// `count` pattern invalidations, read where there is one place to read them.
+    pub(crate) fn count(count: u64) -> Patterns {
+        Patterns { count, read_on: 0 }
+    }
+}
+
 /// The state of an entry's key as a lookup saw it. A fill stores its value only if the key
 /// is still in that state (compare-and-set), so that a computation that began before a write,
 /// a delete (which leaves a tombstone) or another fill of the key never overwrites it; and a
@@ -75,7 +90,7 @@ pub(crate) enum Seen {
     /// namespace. A pattern invalidation cannot leave a tombstone under a key that does not
     /// exist yet, so it counts itself before it scans: a fill of an absent key stores only
     /// if no pattern invalidation began since its lookup.
-    Absent { patterns: u128 },
+    Absent { patterns: Patterns },
     /// These bytes were: an entry, a tombstone or anything else.
     Bytes(bytes::Bytes),
     /// This parsed entry was (held, so its address cannot be reused while compared).
@@ -85,7 +100,7 @@ pub(crate) enum Seen {
 impl Seen {
     /// The state a lookup found, taking its entry (cloning `Bytes` made from a `Vec` would
     /// allocate a shared header: a hit does not pay for that).
-    pub(crate) fn found(entry: Option<Stored>, patterns: u128) -> Seen {
+    pub(crate) fn found(entry: Option<Stored>, patterns: Patterns) -> Seen {
         match entry {
             None => Seen::Absent { patterns },
             Some(Stored::Bytes(b)) => Seen::Bytes(b),

@@ -17,7 +17,7 @@ pub(crate) mod parsed;
 pub(crate) mod redis;
 
 pub use contract::{BackendStats, NearStats};
-pub(crate) use contract::{EPOCH_TAG, Found, Seen, Store, Stored, Versions, new_version};
+pub(crate) use contract::{EPOCH_TAG, Found, Patterns, Seen, Store, Stored, Versions, new_version};
 
 use crate::error::Result;
 use std::time::{Duration, Instant};
@@ -30,7 +30,7 @@ pub(crate) struct Fetched {
     pub entry: Option<bytes::Bytes>,
     pub versions: Vec<Option<String>>,
     /// The namespace's pattern-invalidation count, read with an entry (0 otherwise).
-    pub patterns: u128,
+    pub patterns: Patterns,
 }
 
 impl From<Fetched> for Found {

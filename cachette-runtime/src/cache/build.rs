@@ -150,6 +150,18 @@ impl Cache {
                 &config.namespace,
                 config.wait_replicas,
             )?),
+            #[cfg(feature = "sentinel")]
+            BackendChoice::Sentinel { master, sentinels } => {
+                Backend::Redis(RedisBackend::sentinel(
+                    &sentinels,
+                    &master,
+                    config.op_timeout,
+                    Breaker::new(config.breaker, Arc::clone(&config.clock)),
+                    config.redis_connections,
+                    &config.namespace,
+                    config.wait_replicas,
+                )?)
+            }
             BackendChoice::Memory(bytes) => Backend::Memory(MemoryBackend::new(bytes)),
             BackendChoice::Disabled => Backend::Disabled(DisabledStore::default()),
         };

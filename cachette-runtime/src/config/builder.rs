@@ -373,7 +373,7 @@ impl CacheBuilder {
         let c = &self.config;
         let mut errors = std::mem::take(&mut self.errors);
         if c.near_bytes.is_some() {
-            errors.extend(super::cluster::near_refusal(&self.backend));
+            errors.extend(super::deployments::near_refusal(&self.backend));
         }
         errors.extend(super::validate::problems(c));
         let missing = match undefined {

@@ -17,7 +17,38 @@ pub(super) enum EnvBackend {
     Disabled,
     Redis(String),
     Cluster(Vec<String>),
+    #[cfg(feature = "sentinel")]
+    Sentinel(String, Vec<String>),
     Memory(u64),
+}
+
+/// `CACHETTE_REDIS_SENTINEL_URLS` and `CACHETTE_REDIS_SENTINEL_MASTER`, when set (one without
+/// the other, or without the `sentinel` feature, is an error of `build`).
+fn env_sentinel(builder: &mut CacheBuilder) -> Option<EnvBackend> {
+    let urls = env_var("CACHETTE_REDIS_SENTINEL_URLS");
+    let master = env_var("CACHETTE_REDIS_SENTINEL_MASTER");
+    match (urls, master) {
+        (None, None) => None,
+        #[cfg(feature = "sentinel")]
+        (Some(urls), Some(master)) => Some(EnvBackend::Sentinel(
+            master.trim().to_owned(),
+            super::deployments::seed_list(&urls),
+        )),
+        #[cfg(not(feature = "sentinel"))]
+        (Some(_), Some(_)) => {
+            builder.errors.push(
+                "CACHETTE_REDIS_SENTINEL_URLS needs cachette's `sentinel` feature".to_owned(),
+            );
+            None
+        }
+        _ => {
+            builder.errors.push(
+                "CACHETTE_REDIS_SENTINEL_URLS and CACHETTE_REDIS_SENTINEL_MASTER go together"
+                    .to_owned(),
+            );
+            None
+        }
+    }
 }
 
 fn env_var(name: &str) -> Option<String> {
@@ -33,7 +64,8 @@ impl CacheBuilder {
     /// | variable | overrides |
     /// |---|---|
     /// | `CACHETTE_DISABLED` = `1`/`true`/`yes` | the backend: [`disabled`](Self::disabled) |
-    /// | `CACHETTE_REDIS_CLUSTER_URLS` = `redis://h1:7000,redis://h2:7001` | the backend: [`redis_cluster`](Self::redis_cluster) with those seeds (a root certificate set in code is kept) |
+    /// | `CACHETTE_REDIS_SENTINEL_URLS` = `redis://s1:26379,redis://s2:26379` and `CACHETTE_REDIS_SENTINEL_MASTER` = `mymaster` (feature `sentinel`) | the backend: `redis_sentinel` |
+    /// | `CACHETTE_REDIS_CLUSTER_URLS` = `redis://h1:7000,redis://h2:7001` (no sentinels set) | the backend: [`redis_cluster`](Self::redis_cluster) with those seeds (a root certificate set in code is kept) |
     /// | `CACHETTE_REDIS_URL`, else `REDIS_URL` (no cluster URLs set) | the backend: [`redis`](Self::redis) (a root certificate set in code is kept) |
     /// | `CACHETTE_MEMORY_BYTES` (neither of the above set) | the backend: [`memory`](Self::memory) of that many bytes |
     /// | `CACHETTE_NAMESPACE` | [`namespace`](Self::namespace) |
@@ -45,8 +77,10 @@ impl CacheBuilder {
         let mut env = EnvSettings::default();
         if env_var("CACHETTE_DISABLED").is_some_and(|v| matches!(v.trim(), "1" | "true" | "yes")) {
             env.backend = Some(EnvBackend::Disabled);
+        } else if let Some(urls) = env_sentinel(&mut self) {
+            env.backend = Some(urls);
         } else if let Some(urls) = env_var("CACHETTE_REDIS_CLUSTER_URLS") {
-            env.backend = Some(EnvBackend::Cluster(super::cluster::seed_list(&urls)));
+            env.backend = Some(EnvBackend::Cluster(super::deployments::seed_list(&urls)));
         } else if let Some(url) = env_var("CACHETTE_REDIS_URL").or_else(|| env_var("REDIS_URL")) {
             env.backend = Some(EnvBackend::Redis(url.trim().to_owned()));
         } else if let Some(v) = env_var("CACHETTE_MEMORY_BYTES") {
@@ -86,6 +120,13 @@ impl CacheBuilder {
                     _ => None,
                 };
                 self.backend = BackendChoice::Cluster(urls.clone(), root);
+            }
+            #[cfg(feature = "sentinel")]
+            Some(EnvBackend::Sentinel(master, sentinels)) => {
+                self.backend = BackendChoice::Sentinel {
+                    master: master.clone(),
+                    sentinels: sentinels.clone(),
+                };
             }
             Some(EnvBackend::Memory(bytes)) => self.backend = BackendChoice::Memory(*bytes),
             None => {}

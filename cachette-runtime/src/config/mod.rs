@@ -11,7 +11,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 mod builder;
-mod cluster;
+mod deployments;
 mod env;
 mod options;
 mod settings;

@@ -13,6 +13,12 @@ pub(crate) enum BackendChoice {
     Redis(String, Option<Vec<u8>>),
     /// A Redis Cluster: seed URLs, and a TLS root certificate.
     Cluster(Vec<String>, Option<Vec<u8>>),
+    /// The primary Sentinel names.
+    #[cfg(feature = "sentinel")]
+    Sentinel {
+        master: String,
+        sentinels: Vec<String>,
+    },
     Memory(u64),
     Disabled,
 }
@@ -24,6 +30,15 @@ impl std::fmt::Debug for BackendChoice {
             BackendChoice::Cluster(urls, _) => f
                 .debug_tuple("Cluster")
                 .field(&urls.iter().map(|u| redact_url(u)).collect::<Vec<_>>())
+                .finish(),
+            #[cfg(feature = "sentinel")]
+            BackendChoice::Sentinel { master, sentinels } => f
+                .debug_struct("Sentinel")
+                .field("master", master)
+                .field(
+                    "sentinels",
+                    &sentinels.iter().map(|u| redact_url(u)).collect::<Vec<_>>(),
+                )
                 .finish(),
             BackendChoice::Memory(b) => f.debug_tuple("Memory").field(b).finish(),
             BackendChoice::Disabled => f.write_str("Disabled"),

@@ -1,7 +1,7 @@
 //! The Redis run across OS processes: the parent runs the writers, `knobs.children` child
 //! processes (the same binary, re-executed by the caller's command) run the readers, all on
-//! one `redis-server` (the caches on a Redis Cluster instead when `knobs.cluster` names one;
-//! the checker's database stays on the server). The parent hands each child a [`ChildSpec`] (JSON), counts the
+//! one `redis-server` (the caches on a Redis Cluster or behind Sentinel instead, as
+//! `knobs.deployment` says; the checker's database stays on the server). The parent hands each child a [`ChildSpec`] (JSON), counts the
 //! children in (`<prefix>:ready`), starts them together (`<prefix>:go`), and reads back each
 //! child's report, printed as one line starting with [`REPORT_PREFIX`].
 
@@ -9,7 +9,7 @@ use super::Ctx;
 use super::db::Db;
 use super::report::Report;
 use super::run::{Role, run_tasks};
-use super::scenario::{Knobs, Near, Scenario};
+use super::scenario::{Deployment, Knobs, Near, Scenario};
 use cachette::Cache;
 use serde::{Deserialize, Serialize};
 use std::process::{Child, Command, Stdio};
@@ -50,10 +50,12 @@ pub fn report_line(report: &Report) -> String {
 }
 
 fn redis_cache(url: &str, namespace: &str, knobs: &Knobs) -> Cache {
-    let builder = if knobs.cluster.is_empty() {
-        Cache::builder().redis(url)
-    } else {
-        Cache::builder().redis_cluster(knobs.cluster.iter().cloned())
+    let builder = match &knobs.deployment {
+        Deployment::Server => Cache::builder().redis(url),
+        Deployment::Cluster(seeds) => Cache::builder().redis_cluster(seeds.iter().cloned()),
+        Deployment::Sentinel { master, sentinels } => {
+            Cache::builder().redis_sentinel(master, sentinels.iter().cloned())
+        }
     };
     let builder = builder
         .namespace(namespace)

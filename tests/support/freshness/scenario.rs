@@ -198,10 +198,25 @@ pub struct Knobs {
     /// The near cache of the Redis runs' caches.
     #[serde(default)]
     pub near: Near,
-    /// Seed URLs of a Redis Cluster the Redis runs' caches use (empty: the caches use the
-    /// run's `redis-server`, which always holds the checker's database).
+    /// Where the Redis runs' caches are (the checker's database is always on the run's
+    /// `redis-server`).
     #[serde(default)]
-    pub cluster: Vec<String>,
+    pub deployment: Deployment,
+}
+
+/// Where the caches of a Redis run store.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Deployment {
+    /// The run's `redis-server`.
+    #[default]
+    Server,
+    /// A Redis Cluster, by its seed URLs.
+    Cluster(Vec<String>),
+    /// The primary the sentinels at these URLs name `master`.
+    Sentinel {
+        master: String,
+        sentinels: Vec<String>,
+    },
 }
 
 /// Whether the caches of a Redis run have a near cache, and in which mode.
@@ -246,7 +261,7 @@ impl Default for Knobs {
             think_max_ms: 4,
             writer_pause_max_ms: 20,
             near: Near::Off,
-            cluster: Vec::new(),
+            deployment: Deployment::Server,
         }
     }
 }

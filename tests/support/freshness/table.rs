@@ -159,7 +159,10 @@ pub fn render(rows: &[Row]) -> String {
     for row in rows {
         out += &(line(&cells(row)) + "\n");
     }
-    for row in rows.iter().filter(|r| r.store.starts_with("cluster")) {
+    for row in rows
+        .iter()
+        .filter(|r| r.store.starts_with("cluster") || r.store.starts_with("sentinel"))
+    {
         let _ = writeln!(
             out,
             "{}/{}: the longest call took {:.1} ms; {} invalidations failed",

@@ -22,7 +22,7 @@ mod tags;
 pub(crate) use self::locks::MemoryLocks;
 use self::map::{ClockMap, Op};
 use self::tags::TagVersions;
-use super::contract::{BackendStats, Found, Seen, Store, Stored, Version, Versions};
+use super::contract::{BackendStats, Found, Patterns, Seen, Store, Stored, Version, Versions};
 use super::parsed::ParsedEntry;
 use crate::codec;
 use crate::error::Result;
@@ -89,7 +89,7 @@ impl MemoryBackend {
     /// inline), and `now` as the instant the entry was read at.
     #[inline]
     pub(crate) fn lookup<K: AsRef<str>>(&self, key: &str, tag_keys: &[K], now: Instant) -> Found {
-        let patterns = u128::from(self.patterns.load(Ordering::Acquire));
+        let patterns = Patterns::count(self.patterns.load(Ordering::Acquire));
         // Read before the entry and the versions (see `versions_for`).
         let generation = (!tag_keys.is_empty()).then(|| self.tags.generation());
         let entry = self.entries.get(key, now, Arc::clone);
@@ -186,8 +186,7 @@ impl MemoryBackend {
             let unchanged = match expect {
                 None => true,
                 Some(Seen::Absent { patterns }) => {
-                    current.is_none()
-                        && u128::from(self.patterns.load(Ordering::Acquire)) == *patterns
+                    current.is_none() && self.patterns.load(Ordering::Acquire) == patterns.count
                 }
                 Some(Seen::Entry(seen)) => current.is_some_and(|c| Arc::ptr_eq(c, seen)),
                 Some(Seen::Bytes(_)) => false,

@@ -25,7 +25,7 @@ mod tracking;
 
 use self::barrier::Barrier;
 use self::tracking::{Snapshot, Tracker};
-use super::contract::{BackendStats, Found, NearStats, Seen, Store, Stored, Versions};
+use super::contract::{BackendStats, Found, NearStats, Patterns, Seen, Store, Stored, Versions};
 use super::memory::MemoryBackend;
 use super::memory::map::{ClockMap, Op};
 use super::parsed::ParsedEntry;
@@ -58,7 +58,7 @@ struct NearEntry {
     /// The tag keys the lookup that filled it asked for (the call's, then the epoch).
     tag_keys: Box<[Box<str>]>,
     versions: Arc<[Option<String>]>,
-    patterns: u128,
+    patterns: Patterns,
     snapshot: Snapshot,
 }
 
@@ -165,7 +165,12 @@ impl NearStore {
         tag_prefix: String,
         op_timeout: Duration,
     ) -> Result<NearStore> {
-        let tracker = Tracker::new(redis.client(), redis.breaker(), prefixes, op_timeout)?;
+        let Some(client) = redis.client() else {
+            return Err(crate::Error::Config(
+                "near_cache needs a single Redis server, not one Sentinel names".to_owned(),
+            ));
+        };
+        let tracker = Tracker::new(client, redis.breaker(), prefixes, op_timeout)?;
         Ok(NearStore {
             redis,
             mode,

@@ -11,7 +11,7 @@ use crate::backend::batch::{Batch, Entry, Msg, Replies};
 use crate::backend::{Fetched, Seen, new_version};
 use crate::error::{Error, Result};
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Keys removed per `UNLINK` and asked for per `SCAN` step in pattern invalidation.
 pub(super) const SCAN_BATCH: usize = 1000;
@@ -33,6 +33,12 @@ pub(super) const FENCE: &str = "local old = redis.call('GET', KEYS[1]) \
      if old and string.sub(old, 1, string.len(ARGV[3])) ~= ARGV[3] then return 1 end \
      return 0";
 
+/// What is left of `timeout` for a lookup queued at `queued` behind batches in flight: a
+/// lookup waits one operation timeout in all, queued or on the wire.
+pub(crate) fn left(timeout: Duration, queued: Instant) -> Duration {
+    timeout.saturating_sub(queued.elapsed())
+}
+
 impl RedisBackend {
     /// The entry at `key` (if any) and the versions of `tag_keys`: one `MGET`, alone or
     /// batched with the lookups of other callers (see [`crate::backend::batch`]).
@@ -48,17 +54,23 @@ impl RedisBackend {
                 .chain(patterns)
         };
         // Who sends this lookup: itself (with a place on the wire, and the queue it took), or
-        // the caller whose batch carried it.
-        let (slot, waiters) = match self.batcher.enter(|| keys().map(str::to_owned).collect()) {
-            Entry::Lead(slot, waiters) => (Some(slot), waiters),
-            Entry::Wait(rx) => match rx.await {
-                Ok(Msg::Done(r)) => return Ok(fetched(key.is_some(), r?)),
-                Ok(Msg::Lead(slot, waiters)) => (Some(slot), waiters),
-                // The batch carrying this lookup was dropped before it answered: send alone.
-                Err(_) => (None, Vec::new()),
-            },
-        };
-        let replies = self.mget(keys(), waiters).await;
+        // the caller whose batch carried it; and within what is left of its timeout.
+        let (slot, waiters, timeout) =
+            match self.batcher.enter(|| keys().map(str::to_owned).collect()) {
+                Entry::Lead(slot, waiters) => (Some(slot), waiters, self.op_timeout),
+                Entry::Wait(rx) => {
+                    let queued = Instant::now();
+                    let (slot, waiters) = match rx.await {
+                        Ok(Msg::Done(r)) => return Ok(fetched(key.is_some(), r?)),
+                        Ok(Msg::Lead(slot, waiters)) => (Some(slot), waiters),
+                        // The batch carrying this lookup was dropped before it answered: send
+                        // alone.
+                        Err(_) => (None, Vec::new()),
+                    };
+                    (slot, waiters, left(self.op_timeout, queued))
+                }
+            };
+        let replies = self.mget(keys(), waiters, timeout).await;
         drop(slot);
         Ok(fetched(key.is_some(), replies?))
     }
@@ -106,23 +118,27 @@ impl RedisBackend {
         Ok((fetched(true, bulk_strings(mget)), keep))
     }
 
-    /// One `MGET` of `keys` and of every waiter's keys; delivers the waiters' replies and
-    /// returns those of `keys`.
+    /// One `MGET` of `keys` and of every waiter's keys, within `timeout` (none left: not
+    /// sent); delivers the waiters' replies and returns those of `keys`.
     pub(super) async fn mget<'a>(
         &self,
         keys: impl Iterator<Item = &'a str>,
         waiters: Vec<crate::backend::batch::Waiter>,
+        timeout: Duration,
     ) -> Result<Replies> {
         let mut cmd = redis::cmd("MGET");
         let batch = Batch::new(keys, &waiters, |k| {
             cmd.arg(k);
         });
-        let replies = self
-            .guarded(Op::Fetch, |mut conn| async move {
+        let replies = if timeout.is_zero() {
+            Err(Error::Timeout(self.op_timeout))
+        } else {
+            self.guarded_on(None, Op::Fetch, timeout, |mut conn| async move {
                 let v: redis::Value = cmd.query_async(&mut conn).await?;
                 Ok(bulk_strings(v))
             })
-            .await;
+            .await
+        };
         batch.deliver(waiters, replies)
     }
 
@@ -233,7 +249,7 @@ impl RedisBackend {
         // pattern invalidation since the lookup.
         let (mode, expected) = match expect {
             Some(Seen::Bytes(old)) => ("same", old.to_vec()),
-            Some(Seen::Absent { patterns }) => ("absent", patterns.to_string().into_bytes()),
+            Some(Seen::Absent { patterns }) => ("absent", patterns.count.to_string().into_bytes()),
             // Redis never hands out a parsed entry: nothing to compare with.
             Some(Seen::Entry(_)) => return Ok(false),
             None => return self.set(key, bytes, ttl).await.map(|()| true),

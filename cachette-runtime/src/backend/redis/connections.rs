@@ -151,7 +151,9 @@ impl RedisBackend {
         let (conn, _) = slot
             .get_or_connect(|| async {
                 let mut conn = self
-                    .client
+                    .target
+                    .client()
+                    .await?
                     .get_multiplexed_async_connection_with_config(&connection_config(
                         self.op_timeout,
                     ))

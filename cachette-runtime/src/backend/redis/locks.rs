@@ -5,7 +5,7 @@
 use super::RedisBackend;
 use super::replies::{millis, patterns_count, version_from_bytes};
 use super::round_trip::Op;
-use crate::backend::Fetched;
+use crate::backend::{Fetched, Patterns};
 use crate::error::Result;
 use std::time::Duration;
 
@@ -57,7 +57,7 @@ impl RedisBackend {
             Fetched {
                 entry,
                 versions: bytes.map(version_from_bytes).collect(),
-                patterns: patterns.into(),
+                patterns: Patterns::count(patterns),
             },
             locked,
         ))

@@ -36,9 +36,11 @@ mod locks;
 pub(super) mod replies;
 pub(super) mod round_trip;
 mod store;
+mod target;
 
 pub(crate) use self::cluster::ClusterStore;
 use self::connections::{Slot, tls_client};
+use self::target::Target;
 use super::batch::Batcher;
 use crate::breaker::Breaker;
 use crate::error::{Error, Result, redact_url};
@@ -48,7 +50,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 pub(crate) struct RedisBackend {
-    client: redis::Client,
+    target: Target,
     /// A few multiplexed connections, used round-robin: under concurrency one socket (and
     /// the one task that drives it) is the bottleneck, several are not.
     /// A connection-level error empties every slot: after Redis went away, the next use of
@@ -96,22 +98,77 @@ impl RedisBackend {
         namespace: &str,
         wait_replicas: Option<(usize, Duration)>,
     ) -> Result<Self> {
+        let client = Self::client_for(url, root_cert)?;
+        Ok(Self::on(
+            Target::Server(client),
+            redact_url(url),
+            op_timeout,
+            breaker,
+            connections,
+            namespace,
+            wait_replicas,
+        ))
+    }
+
+    /// The primary of `master` that the sentinels at `urls` name, asked at every new
+    /// connection; does not connect.
+    #[cfg(feature = "sentinel")]
+    pub(crate) fn sentinel(
+        urls: &[String],
+        master: &str,
+        op_timeout: Duration,
+        breaker: Breaker,
+        connections: usize,
+        namespace: &str,
+        wait_replicas: Option<(usize, Duration)>,
+    ) -> Result<Self> {
+        let location = format!(
+            "{master} via {}",
+            urls.iter()
+                .map(|u| redact_url(u))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        Ok(Self::on(
+            Target::sentinel(urls, master)?,
+            location,
+            op_timeout,
+            breaker,
+            connections,
+            namespace,
+            wait_replicas,
+        ))
+    }
+
+    /// The client of one server at `url`.
+    fn client_for(url: &str, root_cert: Option<Vec<u8>>) -> Result<redis::Client> {
         let invalid = |reason: String| Error::InvalidUrl {
             url: redact_url(url),
             reason,
         };
-        let client = if url.starts_with("rediss://") {
-            tls_client(url, root_cert).map_err(invalid)?
+        if url.starts_with("rediss://") {
+            tls_client(url, root_cert).map_err(invalid)
         } else {
             if root_cert.is_some() {
                 return Err(invalid(
                     "a TLS root certificate was given for a URL that is not rediss://".to_owned(),
                 ));
             }
-            redis::Client::open(url).map_err(|e| invalid(e.to_string()))?
-        };
-        Ok(RedisBackend {
-            client,
+            redis::Client::open(url).map_err(|e| invalid(e.to_string()))
+        }
+    }
+
+    fn on(
+        target: Target,
+        redacted_url: String,
+        op_timeout: Duration,
+        breaker: Breaker,
+        connections: usize,
+        namespace: &str,
+        wait_replicas: Option<(usize, Duration)>,
+    ) -> Self {
+        RedisBackend {
+            target,
             conns: (0..connections.max(1)).map(|_| Slot::default()).collect(),
             waiting: Slot::default(),
             epoch_key: format!("{namespace}#epoch"),
@@ -120,16 +177,17 @@ impl RedisBackend {
             next: AtomicUsize::new(0),
             op_timeout,
             round_trips: AtomicU64::new(0),
-            redacted_url: redact_url(url),
+            redacted_url,
             breaker: Arc::new(breaker),
             batcher: Arc::default(),
             log_oom: LogLimiter::default(),
-        })
+        }
     }
 
-    /// The Redis client (a near cache makes its tracking connection from it).
-    pub(crate) fn client(&self) -> &redis::Client {
-        &self.client
+    /// The Redis client of the one server (a near cache makes its tracking connection from
+    /// it); `None` behind Sentinel, whose primary changes.
+    pub(crate) fn client(&self) -> Option<&redis::Client> {
+        self.target.fixed()
     }
 
     /// The circuit breaker (a near cache's barriers pass it).

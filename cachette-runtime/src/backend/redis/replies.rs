@@ -2,8 +2,8 @@
 //! a lookup's replies as [`Fetched`], the pattern count, bulk strings of an `MGET`, the
 //! outcome of a `WAIT`, `OOM` refusals, and durations as `PX` milliseconds.
 
-use crate::backend::Fetched;
 use crate::backend::batch::Replies;
+use crate::backend::{Fetched, Patterns};
 use crate::config::MAX_DURATION;
 use crate::error::{Error, Result};
 use std::time::Duration;
@@ -99,7 +99,7 @@ pub(super) fn fetched(has_entry: bool, mut replies: Replies) -> Fetched {
     Fetched {
         entry,
         versions,
-        patterns,
+        patterns: Patterns::count(patterns),
     }
 }
 

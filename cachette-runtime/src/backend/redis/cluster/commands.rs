@@ -6,14 +6,14 @@ use super::ClusterStore;
 use super::router::{Answer, Routed};
 use super::slots::{SLOTS, slot_of, slot_tag};
 use crate::backend::batch::{Batch, Entry, Msg, Replies};
-use crate::backend::redis::commands::{FENCE, SCAN_BATCH, STORE_IF};
+use crate::backend::redis::commands::{FENCE, SCAN_BATCH, STORE_IF, left};
 use crate::backend::redis::locks::{EXTEND, RELEASE, push_lock};
 use crate::backend::redis::replies::{is_oom, millis, version_from_bytes};
 use crate::backend::redis::round_trip::{Op, waiting_timeout};
-use crate::backend::{Fetched, Seen, new_version};
+use crate::backend::{Fetched, Patterns, Seen, new_version};
 use crate::error::{Error, Result};
 use bytes::Bytes;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Moves each count named in `ARGV` (the slots' pattern counts one primary serves: not
 /// declared as keys, which must share a slot); how many.
@@ -94,7 +94,7 @@ fn fetched(has_entry: bool, mut replies: Replies) -> Fetched {
         let count = count.and_then(|c| std::str::from_utf8(&c).ok()?.parse().ok());
         fence(ident, count.unwrap_or(0))
     } else {
-        0
+        Patterns::default()
     };
     let mut replies = replies.into_iter().map(|r| r.map_or((0, None), split));
     let entry = if has_entry {
@@ -115,17 +115,19 @@ fn fetched(has_entry: bool, mut replies: Replies) -> Fetched {
 }
 
 /// A pattern count read under `ident`, as a lookup reports it ([`Seen::Absent`]).
-fn fence(ident: u64, count: u64) -> u128 {
-    (u128::from(ident) << 64) | u128::from(count)
+fn fence(ident: u64, count: u64) -> Patterns {
+    Patterns {
+        count,
+        read_on: ident,
+    }
 }
 
 /// What a compare-and-set of an absent key on the primary of identity `ident` expects the
 /// pattern count to be: the count a lookup saw if it saw it there; otherwise nothing a count
 /// can be.
-fn expected_count(ident: u64, seen: u128) -> Vec<u8> {
-    let (under, count) = ((seen >> 64) as u64, seen as u64);
-    if under == ident {
-        count.to_string().into_bytes()
+fn expected_count(ident: u64, seen: Patterns) -> Vec<u8> {
+    if seen.read_on == ident {
+        seen.count.to_string().into_bytes()
     } else {
         b"-".to_vec()
     }
@@ -152,17 +154,28 @@ impl ClusterStore {
                 .chain(tag_keys.iter().map(String::as_str))
                 .chain(patterns.as_deref())
         };
-        let (slot, waiters) = match self.batcher.enter(|| keys().map(str::to_owned).collect()) {
-            Entry::Lead(slot, waiters) => (Some(slot), waiters),
-            Entry::Wait(rx) => match rx.await {
-                Ok(Msg::Done(r)) => return Ok(fetched(key.is_some(), r?)),
-                Ok(Msg::Lead(slot, waiters)) => (Some(slot), waiters),
-                Err(_) => (None, Vec::new()),
-            },
-        };
+        // As on one server (`RedisBackend::fetch`): a lookup queued behind batches in flight
+        // is sent within what is left of its timeout.
+        let (slot, waiters, timeout) =
+            match self.batcher.enter(|| keys().map(str::to_owned).collect()) {
+                Entry::Lead(slot, waiters) => (Some(slot), waiters, self.op_timeout),
+                Entry::Wait(rx) => {
+                    let queued = Instant::now();
+                    let (slot, waiters) = match rx.await {
+                        Ok(Msg::Done(r)) => return Ok(fetched(key.is_some(), r?)),
+                        Ok(Msg::Lead(slot, waiters)) => (Some(slot), waiters),
+                        Err(_) => (None, Vec::new()),
+                    };
+                    (slot, waiters, left(self.op_timeout, queued))
+                }
+            };
         let mut sent: Vec<String> = Vec::new();
         let batch = Batch::new(keys(), &waiters, |k| sent.push(k.to_owned()));
-        let replies = self.mget(&sent).await;
+        let replies = if timeout.is_zero() {
+            Err(Error::Timeout(self.op_timeout))
+        } else {
+            self.mget(&sent, timeout).await
+        };
         let replies = batch.deliver(waiters, replies);
         drop(slot);
         Ok(fetched(key.is_some(), replies?))
@@ -170,7 +183,7 @@ impl ClusterStore {
 
     /// The values of `keys`, each after the identity it was read under ([`with_ident`]): one
     /// `MGET` per slot, in one round trip.
-    async fn mget(&self, keys: &[String]) -> Result<Replies> {
+    async fn mget(&self, keys: &[String], timeout: Duration) -> Result<Replies> {
         let mut by_slot: Vec<(u16, Vec<usize>)> = Vec::new();
         for (i, k) in keys.iter().enumerate() {
             let s = slot_of(k.as_bytes());
@@ -189,7 +202,7 @@ impl ClusterStore {
                 Routed::fixed(*s, cmd)
             })
             .collect();
-        let answers = self.send(Op::Fetch, &cmds, None, self.op_timeout).await?;
+        let answers = self.send(Op::Fetch, &cmds, None, timeout).await?;
         let mut replies: Replies = vec![None; keys.len()];
         for ((_, at), (value, ident)) in by_slot.iter().zip(answers) {
             let redis::Value::Array(values) = value else {

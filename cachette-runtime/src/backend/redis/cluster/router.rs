@@ -1,9 +1,10 @@
 //! The round trip of the cluster store: commands addressed by slot, grouped into one pipeline
 //! per primary and sent to the primaries in parallel (one round trip of latency), within one
 //! operation timeout. Inside it, redirections are followed (`MOVED`: the topology is read
-//! again; `ASK`: the command goes to the importing node after `ASKING`), and `TRYAGAIN`,
-//! `CLUSTERDOWN`, a connection that fails and a node that became a replica are retried after
-//! a short pause, until the command is answered or the timeout ends. Every command's reply
+//! again; `ASK`: the command goes to the importing node after `ASKING`; `TRYAGAIN`: again
+//! after a short pause). An outage (a connection that fails, a node that became a replica,
+//! `CLUSTERDOWN`) reads the topology again: the commands are sent again if it changed (a
+//! failover done), and the error is returned at once otherwise. Every command's reply
 //! comes with the identity of the server process that gave it.
 
 use super::ClusterStore;
@@ -109,13 +110,24 @@ impl ClusterStore {
                 rounds.push(self.on_node(node, group, cmds, &asked, wait));
             }
             let results = futures_util::future::join_all(rounds).await;
+            // A redirection is followed; an outage (a node that fails, `CLUSTERDOWN`, a slot
+            // no primary serves) is retried only once the topology changed (a failover done),
+            // and otherwise returned at once, as one server that fails: calls degrade within
+            // the failover instead of waiting it out.
             let mut refresh = unrouted;
+            let mut outage = unrouted.then(|| {
+                Error::redis(redis::RedisError::from((
+                    ErrorKind::ClusterConnectionNotFound,
+                    "no primary serves the slot",
+                )))
+            });
             for ((node, group), result) in groups.iter().zip(results) {
                 let (replies, ident, acked) = match result {
                     Ok(r) => r,
-                    Err(e) if retried(&e) => {
+                    Err(e) if node_outage(&e) => {
                         node.forget();
                         refresh = true;
+                        outage = Some(e);
                         continue;
                     }
                     Err(e) => return Err(e),
@@ -149,9 +161,11 @@ impl ClusterStore {
                                 node.forget();
                                 refresh = true;
                             }
-                            ErrorKind::Server(
-                                ServerErrorKind::TryAgain | ServerErrorKind::ClusterDown,
-                            ) => refresh = true,
+                            ErrorKind::Server(ServerErrorKind::TryAgain) => refresh = true,
+                            ErrorKind::Server(ServerErrorKind::ClusterDown) => {
+                                refresh = true;
+                                outage = Some(Error::redis(e));
+                            }
                             _ => return Err(Error::redis(e)),
                         },
                     }
@@ -161,8 +175,13 @@ impl ClusterStore {
                 return Ok(answers.into_iter().flatten().collect());
             }
             if refresh {
-                // A failed reading leaves the topology as it was; the next attempt tries again.
-                let _ = self.refresh(Some(&topology)).await;
+                // A failed reading leaves the topology as it was.
+                let now = self.refresh(Some(&topology)).await;
+                if let Some(e) = outage
+                    && now.is_ok_and(|now| Arc::ptr_eq(&now, &topology))
+                {
+                    return Err(e);
+                }
             }
             tokio::time::sleep(pause).await;
             pause = pause.saturating_mul(2).min(MAX_PAUSE);
@@ -240,7 +259,7 @@ impl ClusterStore {
         };
         crate::stats::record_round_trip(op as usize, started.elapsed());
         self.breaker.record(&admit, &r);
-        if r.as_ref().is_err_and(retried) {
+        if r.as_ref().is_err_and(node_outage) {
             node.forget();
         }
         r
@@ -308,19 +327,16 @@ impl ClusterStore {
     }
 }
 
-/// Whether a failure is retried inside the timeout (and forgets the node's connection): the
-/// connection failed or was refused, or the node is not a primary.
-fn retried(e: &Error) -> bool {
+/// Whether a failure is an outage of the node (its connection is forgotten, the topology read
+/// again): the connection failed or was refused, or the node is not a primary.
+fn node_outage(e: &Error) -> bool {
     match e {
         Error::Backend(b) => {
             let r = b.redis();
             r.is_io_error()
                 || r.is_connection_dropped()
                 || r.is_connection_refusal()
-                || matches!(
-                    r.kind(),
-                    ErrorKind::Server(ServerErrorKind::ReadOnly | ServerErrorKind::ClusterDown)
-                )
+                || matches!(r.kind(), ErrorKind::Server(ServerErrorKind::ReadOnly))
         }
         _ => false,
     }

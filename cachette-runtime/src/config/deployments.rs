@@ -1,5 +1,6 @@
-//! The Redis Cluster backend's settings: its seeds, in code and from the environment, and why a
-//! near cache refuses it.
+//! The settings of Redis deployments beyond one server: a cluster's seeds, Sentinel's
+//! sentinels and primary (in code and from the environment), and why a near cache refuses
+//! them.
 
 use super::*;
 
@@ -26,6 +27,37 @@ impl CacheBuilder {
         self.backend = BackendChoice::Cluster(seeds.into_iter().map(Into::into).collect(), None);
         self
     }
+
+    /// Use the primary that Redis Sentinel names `master`, asked of the sentinels at
+    /// `sentinels` (`redis://host:26379`, or `rediss://` with the `tls` feature) whenever a
+    /// connection is made: after a failover the next connection reaches the new primary.
+    /// The primary is reached with the first sentinel URL's scheme, credentials and
+    /// database. Replicas are never read. Failovers are met as on one server: every entry
+    /// stored before one is invalid (the epoch, ARCHITECTURE.md *Rollbacks*). Needs the
+    /// `sentinel` feature; the environment's `CACHETTE_REDIS_SENTINEL_URLS` (comma-separated)
+    /// and `CACHETTE_REDIS_SENTINEL_MASTER` set the same. A
+    /// [`near_cache`](Self::near_cache) is refused behind Sentinel.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), cachette_runtime::Error> {
+    /// let cache = cachette_runtime::Cache::builder()
+    ///     .redis_sentinel("mymaster", ["redis://127.0.0.1:26379"])
+    ///     .build()?;
+    /// assert_eq!(cache.backend_kind(), "redis");
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "sentinel")]
+    pub fn redis_sentinel<S: Into<String>>(
+        mut self,
+        master: impl Into<String>,
+        sentinels: impl IntoIterator<Item = S>,
+    ) -> Self {
+        self.backend = BackendChoice::Sentinel {
+            master: master.into(),
+            sentinels: sentinels.into_iter().map(Into::into).collect(),
+        };
+        self
+    }
 }
 
 /// The seeds of `CACHETTE_REDIS_CLUSTER_URLS`: comma-separated URLs.
@@ -44,6 +76,12 @@ pub(super) fn near_refusal(backend: &BackendChoice) -> Option<String> {
         // Tracking reports keys per connection, and its barrier (a `PING` after the call
         // began) proves only that one server's pushes were delivered: a cluster needs a
         // tracking link and a barrier per primary, re-made at every failover and resharding.
+        #[cfg(feature = "sentinel")]
+        BackendChoice::Sentinel { .. } => Some(
+            "near_cache needs a single Redis server: behind Sentinel the primary changes, and \
+             its invalidation tracking would have to follow it"
+                .to_owned(),
+        ),
         BackendChoice::Cluster(..) => Some(
             "near_cache needs a single Redis server: on a Redis Cluster its invalidation \
              tracking and barrier would have to follow every primary through failovers and \
