@@ -3,16 +3,18 @@
 //!
 //! ```text
 //! cargo run --release --example freshness -- [--seconds 30]
-//!     [--store both|all|memory|redis|near|near-b] [--near-bound-ms 20]
+//!     [--store both|all|memory|redis|near|near-b|cluster] [--near-bound-ms 20]
 //!     [--scenario all|plain|no_single_flight|stale|stale_if_error|early_refresh|lock|jitter|canary]
 //!     [--kinds tags,key,pattern,set] [--redis-url redis://127.0.0.1:6379/]
 //!     [--records 4] [--readers 32] [--writers 2] [--children 2]
 //!     [--compute-ms 30] [--think-ms 4] [--writer-pause-ms 20]
 //! ```
 //!
-//! `--store`: `both` is memory and redis, `all` adds `near` (Redis with a strict near cache)
-//! and `near-b` (a bounded one, `--near-bound-ms`; a read missing only invalidations that
-//! returned within the bound before it began is counted as late, not stale). `--seconds` is
+//! `--store`: `both` is memory and redis, `all` adds `near` (Redis with a strict near cache),
+//! `near-b` (a bounded one, `--near-bound-ms`; a read missing only invalidations that
+//! returned within the bound before it began is counted as late, not stale) and `cluster`
+//! (the caches on a throw-away Redis Cluster of 3 primaries and 3 replicas, the checker's
+//! database on its own `redis-server`). `--seconds` is
 //! per scenario. Without `--redis-url` the Redis runs start their own
 //! throw-away `redis-server` on a free loopback port (the test harness); with it, they use
 //! that server under the keys `chk:*` and the namespaces `fr-*` (nothing is flushed). Reader
@@ -23,12 +25,14 @@
 
 #[path = "../tests/support/freshness/mod.rs"]
 mod freshness;
+#[path = "../tests/support/redis_cluster.rs"]
+mod redis_cluster;
 #[path = "../tests/support/redis_server.rs"]
 mod redis_server;
 
 use freshness::processes::{ChildSpec, report_line, run_child, run_redis};
 use freshness::run::run_memory;
-use freshness::scenario::{Kind, Knobs, Near, Scenario};
+use freshness::scenario::{Deployment, Kind, Knobs, Near, Scenario};
 use freshness::table::{Row, not_raced, render};
 use std::process::{Command, ExitCode};
 
@@ -73,16 +77,18 @@ fn parse() -> Result<Args, String> {
             "--writer-pause-ms" => k.writer_pause_max_ms = num()?,
             "--store" if value == "both" => {}
             "--store" if value == "all" => {
-                a.stores = ["memory", "redis", "near", "near-b"]
+                a.stores = ["memory", "redis", "near", "near-b", "cluster"]
                     .map(String::from)
                     .to_vec();
             }
-            "--store" if ["redis", "memory", "near", "near-b"].contains(&value.as_str()) => {
+            "--store"
+                if ["redis", "memory", "near", "near-b", "cluster"].contains(&value.as_str()) =>
+            {
                 a.stores = vec![value];
             }
             "--store" => {
                 return Err(format!(
-                    "--store {value}: both, all, memory, redis, near or near-b"
+                    "--store {value}: both, all, memory, redis, near, near-b or cluster"
                 ));
             }
             "--near-bound-ms" => a.near_bound_ms = num()?,
@@ -135,7 +141,13 @@ async fn run_store(
         _ => Near::Off,
     };
     let on_redis = store != "memory";
-    let own = (on_redis && url.is_none()).then(redis_server::RedisServer::start);
+    // The cluster's caches keep the checker's database on a server of its own.
+    let own =
+        (on_redis && (url.is_none() || store == "cluster")).then(redis_server::RedisServer::start);
+    let cluster = (store == "cluster").then(redis_cluster::RedisCluster::start);
+    let deployment = cluster
+        .as_ref()
+        .map_or(Deployment::Server, |c| Deployment::Cluster(c.urls()));
     let url = match &own {
         Some(server) => Some(server.url()),
         None => url.filter(|_| on_redis).map(str::to_owned),
@@ -144,6 +156,7 @@ async fn run_store(
     for (scenario, knobs) in runs {
         let knobs = &Knobs {
             near,
+            deployment: deployment.clone(),
             ..knobs.clone()
         };
         eprintln!("{store}/{}: {} ms", scenario.name, knobs.millis);

@@ -446,3 +446,46 @@ async fn waited_invalidations_survive_a_failover() {
     let got = c.get_or_compute("e", &o, || runs.value("e")).await;
     assert_ne!(got, "e#0");
 }
+
+/// The seed URL's credentials reach every node (the nodes require a password): entries and
+/// tags on every primary are stored and hit; a wrong password is `Error::Auth` at `connect`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_reach_every_node() {
+    let cluster = tokio::task::block_in_place(|| RedisCluster::start_with_password("s3cr3t"));
+    let with = |password: &str| {
+        let seeds = cluster
+            .urls()
+            .into_iter()
+            .map(|u| u.replace("redis://", &format!("redis://:{password}@")));
+        Cache::builder()
+            .redis_cluster(seeds)
+            .namespace("acl")
+            .build()
+            .expect("valid configuration")
+    };
+    let c = with("s3cr3t");
+    c.connect().await.expect("the password is right");
+    let runs = Runs::default();
+    for round in 0..2 {
+        for i in 0..30 {
+            let key = format!("k:{i}");
+            let got = c
+                .get_or_compute(&key, &opts(&[format!("t:{i}")]), || runs.value(&key))
+                .await;
+            assert_eq!(got, format!("{key}#{i}"), "round {round}");
+        }
+    }
+    assert_eq!(runs.count(), 30, "stored on every primary, then hits");
+    assert_eq!(c.stats().backend_errors, 0);
+    let ports: BTreeSet<u16> = (0..30)
+        .map(|i| cluster.primary_for_key(&c.full_key(&format!("k:{i}"))).port)
+        .collect();
+    assert_eq!(ports.len(), 3);
+    let wrong = with("wrong");
+    let err = wrong.connect().await.expect_err("a wrong password");
+    assert!(matches!(err, cachette::Error::Auth { .. }), "{err:?}");
+    assert!(
+        !format!("{err}").contains("wrong"),
+        "the password is not shown: {err}"
+    );
+}

@@ -26,6 +26,9 @@ fn the_environment_wins_whatever_the_order() {
         "CACHETTE_NAMESPACE",
         "CACHETTE_VERSION",
         "CACHETTE_TTL_PROFILES",
+        "CACHETTE_REDIS_CLUSTER_URLS",
+        "CACHETTE_REDIS_SENTINEL_URLS",
+        "CACHETTE_REDIS_SENTINEL_MASTER",
     ] {
         remove(name);
     }
@@ -142,6 +145,57 @@ fn the_environment_wins_whatever_the_order() {
     );
     remove("CACHETTE_REDIS_URL");
     remove("REDIS_URL");
+    // A cluster's seeds, comma-separated, over code's Redis URL (and a Redis URL set too);
+    // Sentinel's pair over both; one of the pair alone is an error.
+    set("CACHETTE_REDIS_URL", "redis://127.0.0.1:1/");
+    set(
+        "CACHETTE_REDIS_CLUSTER_URLS",
+        " redis://127.0.0.1:1 , redis://127.0.0.1:2 ",
+    );
+    let cluster = Cache::builder()
+        .redis("redis://127.0.0.1:3/")
+        .from_env()
+        .build()
+        .expect("builds");
+    assert_eq!(cluster.backend_kind(), "redis-cluster");
+    set(
+        "CACHETTE_REDIS_CLUSTER_URLS",
+        "redis://127.0.0.1:1,not a url",
+    );
+    let err = Cache::builder()
+        .from_env()
+        .build()
+        .expect_err("a malformed seed");
+    assert!(err.to_string().contains("not a url"), "{err}");
+    set("CACHETTE_REDIS_SENTINEL_URLS", "redis://127.0.0.1:26379");
+    let err = Cache::builder()
+        .from_env()
+        .build()
+        .expect_err("sentinels without a master name");
+    assert!(
+        err.to_string().contains("CACHETTE_REDIS_SENTINEL_MASTER"),
+        "{err}"
+    );
+    set("CACHETTE_REDIS_SENTINEL_MASTER", "mymaster");
+    let sentinel = Cache::builder()
+        .from_env()
+        .build()
+        .expect("builds (the tests have the sentinel feature)");
+    assert_eq!(sentinel.backend_kind(), "redis");
+    let shown = format!("{sentinel:?}");
+    assert!(
+        shown.contains("mymaster via redis://127.0.0.1:26379"),
+        "the primary Sentinel names: {shown}"
+    );
+    for name in [
+        "CACHETTE_REDIS_URL",
+        "CACHETTE_REDIS_CLUSTER_URLS",
+        "CACHETTE_REDIS_SENTINEL_URLS",
+        "CACHETTE_REDIS_SENTINEL_MASTER",
+    ] {
+        remove(name);
+    }
+
     set("CACHETTE_MEMORY_BYTES", "1048576");
     let memory = Cache::builder()
         .from_env()

@@ -76,18 +76,34 @@ pub struct RedisCluster {
     nodes: Vec<RedisServer>,
     /// Node ids, by index in `nodes`.
     ids: Vec<String>,
+    /// Every node's `requirepass` (and `masterauth`), if any.
+    password: Option<String>,
 }
 
 impl RedisCluster {
     /// Starts 6 nodes, creates the cluster (3 primaries with one replica each) and waits until
     /// it is stable. Panics with `redis-cli`'s output and the nodes' log tails on failure.
     pub fn start() -> RedisCluster {
-        let nodes: Vec<RedisServer> = (0..NODES).map(|_| start_node()).collect();
+        Self::start_inner(None)
+    }
+
+    /// [`RedisCluster::start`] with every node requiring `password` (`--requirepass`, and
+    /// `--masterauth` for the replicas); the harness's own connections use it, `urls` do not.
+    pub fn start_with_password(password: &str) -> RedisCluster {
+        Self::start_inner(Some(password))
+    }
+
+    fn start_inner(password: Option<&str>) -> RedisCluster {
+        let nodes: Vec<RedisServer> = (0..NODES).map(|_| start_node(password)).collect();
         let ids = nodes
             .iter()
             .map(|n| n.cmd::<String>(&["CLUSTER", "MYID"]))
             .collect();
-        let cluster = RedisCluster { nodes, ids };
+        let cluster = RedisCluster {
+            nodes,
+            ids,
+            password: password.map(str::to_owned),
+        };
         cluster.create();
         cluster.wait_until_stable("cluster start");
         cluster
@@ -272,6 +288,9 @@ impl RedisCluster {
             .try_clone()
             .unwrap_or_else(|e| panic!("cannot clone log file handle: {e}"));
         let mut command = Command::new("redis-cli");
+        if let Some(p) = &self.password {
+            command.args(["-a", p, "--no-auth-warning"]);
+        }
         command
             .arg("--cluster")
             .args(args)
@@ -387,12 +406,15 @@ impl RedisCluster {
 
 /// One cluster node: `RedisServer::start_with` on a fresh bus port, retried on a new bus port
 /// (up to 3 times) when the start fails, e.g. because that port was taken meanwhile.
-fn start_node() -> RedisServer {
+fn start_node(password: Option<&str>) -> RedisServer {
     let mut last = String::new();
     for _ in 0..NODE_ATTEMPTS {
         let bus = free_port().to_string();
         let mut args: Vec<&str> = NODE_ARGS.split_whitespace().collect();
         args.extend(["--cluster-port", bus.as_str()]);
+        if let Some(p) = password {
+            args.extend(["--requirepass", p, "--masterauth", p]);
+        }
         match panic::catch_unwind(AssertUnwindSafe(|| RedisServer::start_with(&args))) {
             Ok(server) => return server,
             Err(payload) => {
@@ -408,9 +430,7 @@ fn start_node() -> RedisServer {
 
 /// A raw command on a fresh connection, as a string (non-panicking, for the waits).
 fn query(server: &RedisServer, args: &[&str]) -> redis::RedisResult<String> {
-    let client = redis::Client::open(server.url())?;
-    let mut con = client.get_connection_with_timeout(Duration::from_secs(1))?;
-    con.set_read_timeout(Some(Duration::from_secs(2)))?;
+    let mut con = server.try_connection(Duration::from_secs(1), Duration::from_secs(2))?;
     let mut cmd = redis::cmd(args.first().copied().unwrap_or("PING"));
     for arg in args.iter().skip(1) {
         cmd.arg(*arg);

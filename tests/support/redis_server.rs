@@ -370,7 +370,8 @@ impl RedisServer {
         info.set_redis_settings(settings)
     }
 
-    fn try_connection(
+    /// A connection (with the server's password, if any) that may fail instead of panicking.
+    pub fn try_connection(
         &self,
         connect_timeout: Duration,
         io_timeout: Duration,

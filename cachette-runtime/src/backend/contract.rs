@@ -259,7 +259,7 @@ impl Version {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct BackendStats {
-    /// `"redis"`, `"memory"` or `"disabled"`.
+    /// `"redis"`, `"redis-cluster"`, `"memory"` or `"disabled"`.
     pub backend: &'static str,
     /// Redis `used_memory`, or the memory store's weighted size: its entries and its tag
     /// versions, what its byte budget bounds (see
@@ -319,7 +319,7 @@ pub struct NearStats {
 /// this trait by delegating to its variant, so the hit path has no boxing and no dynamic
 /// call.
 pub(crate) trait Store {
-    /// `"redis"`, `"memory"` or `"disabled"`.
+    /// `"redis"`, `"redis-cluster"`, `"memory"` or `"disabled"`.
     fn kind(&self) -> &'static str;
 
     /// Whether the store keeps anything (`false`: every call computes, nothing is looked up).

@@ -96,7 +96,8 @@ impl std::fmt::Debug for Cache {
 }
 
 impl Cache {
-    /// `"redis"`, `"memory"` or `"disabled"`.
+    /// `"redis"` (one server, or the primary Sentinel names), `"redis-cluster"`, `"memory"` or
+    /// `"disabled"`.
     ///
     /// ```
     /// # use cachette_runtime::Cache;
