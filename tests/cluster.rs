@@ -489,3 +489,40 @@ async fn credentials_reach_every_node() {
         "the password is not shown: {err}"
     );
 }
+
+/// The admin calls ask every primary: keys, statistics (summed), inspect (valid until its
+/// tag is invalidated), and clear (everything recomputed after).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_on_every_primary() {
+    let cluster = tokio::task::block_in_place(shared);
+    let c = cache(cluster, "adm");
+    let runs = Runs::default();
+    let o = opts(&["all".to_owned()]);
+    for i in 0..30 {
+        let key = format!("k:{i}");
+        c.get_or_compute(&key, &o, || runs.value(&key)).await;
+    }
+    let mut keys = c.keys("k:*", 100).await.expect("keys");
+    keys.sort();
+    let mut expected: Vec<String> = (0..30).map(|i| format!("k:{i}")).collect();
+    expected.sort();
+    assert_eq!(keys, expected, "the keys of every primary");
+    let stats = c.backend_stats().await.expect("stats");
+    assert_eq!(stats.backend, "redis-cluster");
+    assert!(
+        stats.keys.unwrap_or(0) >= 31,
+        "summed over the primaries: {stats:?}"
+    );
+    let info = c.inspect("k:1").await.expect("inspect").expect("the entry");
+    assert!(info.valid, "{info:?}");
+    assert_eq!(info.value, Some(serde_json::json!("k:1#1")));
+    c.invalidate_tags(["all"]).await.expect("invalidation");
+    let info = c.inspect("k:1").await.expect("inspect").expect("the entry");
+    assert!(!info.valid, "invalidated: {info:?}");
+    let removed = c.clear().await.expect("clear");
+    assert!(removed >= 31, "entries and internal keys: {removed}");
+    assert!(c.keys("*", 100).await.expect("keys").is_empty());
+    let before = runs.count();
+    c.get_or_compute("k:1", &o, || runs.value("k:1")).await;
+    assert_eq!(runs.count(), before + 1, "computed again after the clear");
+}

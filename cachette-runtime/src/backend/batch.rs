@@ -23,6 +23,7 @@
 use crate::error::{Error, Result};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 /// Batches on the wire at once before lookups queue: enough that a moderate load rarely
@@ -80,7 +81,7 @@ impl Batcher {
     }
 
     /// Sends now, or queues `keys` (copied only when queued).
-    pub(super) fn enter(self: &Arc<Self>, keys: impl FnOnce() -> Vec<String>) -> Entry {
+    fn enter(self: &Arc<Self>, keys: impl FnOnce() -> Vec<String>) -> Entry {
         let mut st = self.lock();
         if st.in_flight < MAX_IN_FLIGHT {
             st.in_flight = st.in_flight.saturating_add(1);
@@ -90,6 +91,52 @@ impl Batcher {
         let (tx, rx) = oneshot::channel();
         st.queue.push(Waiter { keys: keys(), tx });
         Entry::Wait(rx)
+    }
+}
+
+/// How a lookup goes on once it entered the batcher (see [`Batcher::turn`]).
+pub(crate) enum Turn {
+    /// Another caller's batch carried it: its replies, or that batch's error.
+    Answered(Result<Replies>),
+    /// This caller sends: with a place on the wire (none when the batch carrying it was
+    /// dropped before it answered: it sends alone), the waiters it took, within `timeout`.
+    Send {
+        slot: Option<Slot>,
+        waiters: Vec<Waiter>,
+        timeout: Duration,
+    },
+}
+
+impl Batcher {
+    /// Enters a lookup of `keys` and waits for its turn. A lookup that queued behind batches
+    /// in flight is sent within what is left of its `timeout` (a lookup waits one operation
+    /// timeout in all, queued or on the wire); none left, the store answers it and its
+    /// waiters with a timeout without sending.
+    pub(crate) async fn turn(
+        self: &Arc<Self>,
+        keys: impl FnOnce() -> Vec<String>,
+        timeout: Duration,
+    ) -> Turn {
+        match self.enter(keys) {
+            Entry::Lead(slot, waiters) => Turn::Send {
+                slot: Some(slot),
+                waiters,
+                timeout,
+            },
+            Entry::Wait(rx) => {
+                let queued = Instant::now();
+                let (slot, waiters) = match rx.await {
+                    Ok(Msg::Done(r)) => return Turn::Answered(r),
+                    Ok(Msg::Lead(slot, waiters)) => (Some(slot), waiters),
+                    Err(_) => (None, Vec::new()),
+                };
+                Turn::Send {
+                    slot,
+                    waiters,
+                    timeout: timeout.saturating_sub(queued.elapsed()),
+                }
+            }
+        }
     }
 }
 

@@ -7,11 +7,11 @@ use super::RedisBackend;
 use super::connections::ENSURE_EPOCH;
 use super::replies::{bulk_strings, fetched, is_oom, millis, replicated, version_from_bytes};
 use super::round_trip::{Op, waiting_timeout};
-use crate::backend::batch::{Batch, Entry, Msg, Replies};
+use crate::backend::batch::{Batch, Replies, Turn};
 use crate::backend::{Fetched, Seen, new_version};
 use crate::error::{Error, Result};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Keys removed per `UNLINK` and asked for per `SCAN` step in pattern invalidation.
 pub(super) const SCAN_BATCH: usize = 1000;
@@ -33,12 +33,6 @@ pub(super) const FENCE: &str = "local old = redis.call('GET', KEYS[1]) \
      if old and string.sub(old, 1, string.len(ARGV[3])) ~= ARGV[3] then return 1 end \
      return 0";
 
-/// What is left of `timeout` for a lookup queued at `queued` behind batches in flight: a
-/// lookup waits one operation timeout in all, queued or on the wire.
-pub(crate) fn left(timeout: Duration, queued: Instant) -> Duration {
-    timeout.saturating_sub(queued.elapsed())
-}
-
 impl RedisBackend {
     /// The entry at `key` (if any) and the versions of `tag_keys`: one `MGET`, alone or
     /// batched with the lookups of other callers (see [`crate::backend::batch`]).
@@ -53,23 +47,19 @@ impl RedisBackend {
                 .chain(tag_keys.iter().map(String::as_str))
                 .chain(patterns)
         };
-        // Who sends this lookup: itself (with a place on the wire, and the queue it took), or
-        // the caller whose batch carried it; and within what is left of its timeout.
-        let (slot, waiters, timeout) =
-            match self.batcher.enter(|| keys().map(str::to_owned).collect()) {
-                Entry::Lead(slot, waiters) => (Some(slot), waiters, self.op_timeout),
-                Entry::Wait(rx) => {
-                    let queued = Instant::now();
-                    let (slot, waiters) = match rx.await {
-                        Ok(Msg::Done(r)) => return Ok(fetched(key.is_some(), r?)),
-                        Ok(Msg::Lead(slot, waiters)) => (Some(slot), waiters),
-                        // The batch carrying this lookup was dropped before it answered: send
-                        // alone.
-                        Err(_) => (None, Vec::new()),
-                    };
-                    (slot, waiters, left(self.op_timeout, queued))
-                }
-            };
+        // Who sends this lookup: itself (with the queue it took), or the caller whose batch
+        // carried it.
+        let turn = self
+            .batcher
+            .turn(|| keys().map(str::to_owned).collect(), self.op_timeout);
+        let (slot, waiters, timeout) = match turn.await {
+            Turn::Answered(r) => return Ok(fetched(key.is_some(), r?)),
+            Turn::Send {
+                slot,
+                waiters,
+                timeout,
+            } => (slot, waiters, timeout),
+        };
         let replies = self.mget(keys(), waiters, timeout).await;
         drop(slot);
         Ok(fetched(key.is_some(), replies?))

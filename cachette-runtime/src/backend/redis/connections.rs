@@ -176,17 +176,27 @@ impl RedisBackend {
     /// same address reaches the new primary when a failover-aware name or proxy stands in
     /// front. A reconnection is all that helps there, so `READONLY` does not open the breaker.
     pub(super) fn drop_connections(&self, e: &Error) {
-        if let Error::Backend(e) = e
-            && let e = e.redis()
-            && (e.is_io_error()
-                || e.is_connection_dropped()
-                || e.is_connection_refusal()
-                || e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly))
-        {
+        if connection_lost(e) {
             for slot in self.conns.iter().chain([&self.waiting]) {
                 slot.forget();
             }
         }
+    }
+}
+
+/// Whether `e` means the connection is no use any more: it failed or was refused, or the
+/// server is a replica now (`READONLY`). Its connections are then forgotten (on a cluster, a
+/// node's, and the topology read again).
+pub(super) fn connection_lost(e: &Error) -> bool {
+    match e {
+        Error::Backend(e) => {
+            let e = e.redis();
+            e.is_io_error()
+                || e.is_connection_dropped()
+                || e.is_connection_refusal()
+                || e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly)
+        }
+        _ => false,
     }
 }
 

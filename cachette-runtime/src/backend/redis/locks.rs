@@ -24,7 +24,7 @@ impl RedisBackend {
         ttl: Duration,
     ) -> Result<bool> {
         let mut pipe = redis::pipe();
-        push_lock(&mut pipe, lock_key, token, ttl);
+        pipe.add_command(lock_cmd(lock_key, token, ttl));
         let (ok,): (Option<String>,) = self.run(Op::Lock, &pipe).await?;
         Ok(ok.is_some())
     }
@@ -39,7 +39,7 @@ impl RedisBackend {
         ttl: Duration,
     ) -> Result<(Fetched, bool)> {
         let mut pipe = redis::pipe();
-        push_lock(&mut pipe, lock_key, token, ttl);
+        pipe.add_command(lock_cmd(lock_key, token, ttl));
         pipe.get(key);
         for t in tag_keys {
             pipe.get(t);
@@ -91,11 +91,12 @@ impl RedisBackend {
 }
 
 /// `SET lock token NX PX ttl`: takes the lock only if nobody holds it.
-pub(super) fn push_lock(pipe: &mut redis::Pipeline, lock_key: &str, token: &str, ttl: Duration) {
-    pipe.cmd("SET")
-        .arg(lock_key)
+pub(super) fn lock_cmd(lock_key: &str, token: &str, ttl: Duration) -> redis::Cmd {
+    let mut cmd = redis::cmd("SET");
+    cmd.arg(lock_key)
         .arg(token)
         .arg("NX")
         .arg("PX")
         .arg(millis(ttl));
+    cmd
 }

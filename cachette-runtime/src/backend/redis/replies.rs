@@ -3,10 +3,35 @@
 //! outcome of a `WAIT`, `OOM` refusals, and durations as `PX` milliseconds.
 
 use crate::backend::batch::Replies;
-use crate::backend::{Fetched, Patterns};
+use crate::backend::{BackendStats, Fetched, Patterns};
 use crate::config::MAX_DURATION;
 use crate::error::{Error, Result};
 use std::time::Duration;
+
+/// The value of `name` in an `INFO` reply (its `name:value` lines).
+pub(super) fn info_field<'a>(info: &'a str, name: &str) -> Option<&'a str> {
+    info.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .map(str::trim)
+}
+
+/// What a server's `INFO` (all sections) and `DBSIZE` tell of it, as `backend`.
+pub(super) fn stats_from_info(backend: &'static str, info: &str, dbsize: u64) -> BackendStats {
+    let field = |name: &str| info_field(info, name).and_then(|v| v.parse::<u64>().ok());
+    BackendStats {
+        backend,
+        used_memory_bytes: field("used_memory"),
+        evicted_keys: field("evicted_keys"),
+        keyspace_hits: field("keyspace_hits"),
+        keyspace_misses: field("keyspace_misses"),
+        connected_clients: field("connected_clients"),
+        keys: Some(dbsize),
+        maxmemory_bytes: field("maxmemory"),
+        eviction_policy: info_field(info, "maxmemory_policy")
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned),
+    }
+}
 
 /// `Ok` when at least `wanted` replicas acknowledged.
 pub(super) fn replicated(wanted: usize, acked: usize) -> Result<()> {

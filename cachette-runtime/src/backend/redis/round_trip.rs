@@ -5,10 +5,10 @@
 
 use super::RedisBackend;
 use super::connections::Slot;
-use crate::breaker::Admit;
+use crate::breaker::{Admit, Breaker};
 use crate::error::{Error, Result};
 use redis::aio::MultiplexedConnection;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// The kinds of round trip: the `op` label of `cachette_backend_seconds`, each the index of
@@ -66,14 +66,6 @@ impl RedisBackend {
         F: FnOnce(MultiplexedConnection) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
-        // Before the breaker is asked: a missing runtime says nothing about Redis.
-        within_runtime()?;
-        let admit = self.breaker.admit();
-        if admit == Admit::No {
-            return Err(Error::CircuitOpen);
-        }
-        self.round_trips.fetch_add(1, Ordering::Relaxed);
-        let started = std::time::Instant::now();
         let round_trip = async {
             let conn = match slot {
                 Some(slot) => self.conn_of(slot).await?,
@@ -81,12 +73,7 @@ impl RedisBackend {
             };
             attempt(conn).await.map_err(Error::redis)
         };
-        let r = match tokio::time::timeout(timeout, round_trip).await {
-            Ok(r) => r,
-            Err(_) => Err(Error::Timeout(timeout)),
-        };
-        crate::stats::record_round_trip(op as usize, started.elapsed());
-        self.breaker.record(&admit, &r);
+        let r = guard(&self.breaker, &self.round_trips, op, timeout, round_trip).await;
         if let Err(e) = &r {
             self.drop_connections(e);
         }
@@ -107,17 +94,7 @@ impl RedisBackend {
         };
         match tokio::time::timeout(self.op_timeout.max(Duration::from_secs(1)), check).await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(Error::Backend(e)))
-                if e.redis().kind() == redis::ErrorKind::AuthenticationFailed
-                    || e.to_string().contains("WRONGPASS")
-                    || e.to_string().contains("NOAUTH") =>
-            {
-                Err(Error::Auth {
-                    url: self.redacted_url.clone(),
-                    reason: e.to_string(),
-                })
-            }
-            Ok(Err(e)) => Err(e),
+            Ok(Err(e)) => Err(as_auth(e, &self.redacted_url)),
             Err(_) => Err(Error::Timeout(self.op_timeout)),
         }
     }
@@ -142,6 +119,50 @@ impl RedisBackend {
             inv.invoke_async::<i64>(&mut conn).await
         })
         .await
+    }
+}
+
+/// What every round trip passes, on one server or on a cluster: the runtime check (before the
+/// breaker is asked: a missing runtime says nothing about Redis), the circuit breaker, the
+/// round-trip counter, `timeout`, the timing histogram (`op`), and the breaker's count.
+pub(super) async fn guard<T>(
+    breaker: &Breaker,
+    round_trips: &AtomicU64,
+    op: Op,
+    timeout: Duration,
+    round_trip: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    within_runtime()?;
+    let admit = breaker.admit();
+    if admit == Admit::No {
+        return Err(Error::CircuitOpen);
+    }
+    round_trips.fetch_add(1, Ordering::Relaxed);
+    let started = std::time::Instant::now();
+    let r = match tokio::time::timeout(timeout, round_trip).await {
+        Ok(r) => r,
+        Err(_) => Err(Error::Timeout(timeout)),
+    };
+    crate::stats::record_round_trip(op as usize, started.elapsed());
+    breaker.record(&admit, &r);
+    r
+}
+
+/// A refused password as [`Error::Auth`] (naming `location`, without credentials); any other
+/// error as it is.
+pub(super) fn as_auth(e: Error, location: &str) -> Error {
+    match e {
+        Error::Backend(b)
+            if b.redis().kind() == redis::ErrorKind::AuthenticationFailed
+                || b.to_string().contains("WRONGPASS")
+                || b.to_string().contains("NOAUTH") =>
+        {
+            Error::Auth {
+                url: location.to_owned(),
+                reason: b.to_string(),
+            }
+        }
+        e => e,
     }
 }
 

@@ -2,6 +2,7 @@
 //! of `commands.rs`, `locks.rs` or `admin.rs`; the epoch key is the store's base key.
 
 use super::RedisBackend;
+use super::replies::stats_from_info;
 use crate::backend::contract::{BackendStats, Found, Seen, Store};
 use crate::error::Result;
 use std::time::Duration;
@@ -98,27 +99,7 @@ impl Store for RedisBackend {
 
     async fn backend_stats(&self) -> Result<BackendStats> {
         let (info, dbsize) = self.info().await?;
-        let text = |name: &str| {
-            info.lines().find_map(|l| {
-                l.strip_prefix(name)
-                    .and_then(|rest| rest.strip_prefix(':'))
-                    .map(str::trim)
-            })
-        };
-        let field = |name: &str| text(name).and_then(|v| v.parse::<u64>().ok());
-        Ok(BackendStats {
-            backend: "redis",
-            used_memory_bytes: field("used_memory"),
-            evicted_keys: field("evicted_keys"),
-            keyspace_hits: field("keyspace_hits"),
-            keyspace_misses: field("keyspace_misses"),
-            connected_clients: field("connected_clients"),
-            keys: Some(dbsize),
-            maxmemory_bytes: field("maxmemory"),
-            eviction_policy: text("maxmemory_policy")
-                .filter(|p| !p.is_empty())
-                .map(str::to_owned),
-        })
+        Ok(stats_from_info("redis", &info, dbsize))
     }
 
     async fn keys(&self, pattern: &str, limit: usize) -> Result<Vec<String>> {

@@ -5,15 +5,15 @@
 use super::ClusterStore;
 use super::router::{Answer, Routed};
 use super::slots::{SLOTS, slot_of, slot_tag};
-use crate::backend::batch::{Batch, Entry, Msg, Replies};
-use crate::backend::redis::commands::{FENCE, SCAN_BATCH, STORE_IF, left};
-use crate::backend::redis::locks::{EXTEND, RELEASE, push_lock};
+use crate::backend::batch::{Batch, Replies, Turn};
+use crate::backend::redis::commands::{FENCE, SCAN_BATCH, STORE_IF};
+use crate::backend::redis::locks::{EXTEND, RELEASE, lock_cmd};
 use crate::backend::redis::replies::{is_oom, millis, version_from_bytes};
 use crate::backend::redis::round_trip::{Op, waiting_timeout};
 use crate::backend::{Fetched, Patterns, Seen, new_version};
 use crate::error::{Error, Result};
 use bytes::Bytes;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Moves each count named in `ARGV` (the slots' pattern counts one primary serves: not
 /// declared as keys, which must share a slot); how many.
@@ -154,21 +154,17 @@ impl ClusterStore {
                 .chain(tag_keys.iter().map(String::as_str))
                 .chain(patterns.as_deref())
         };
-        // As on one server (`RedisBackend::fetch`): a lookup queued behind batches in flight
-        // is sent within what is left of its timeout.
-        let (slot, waiters, timeout) =
-            match self.batcher.enter(|| keys().map(str::to_owned).collect()) {
-                Entry::Lead(slot, waiters) => (Some(slot), waiters, self.op_timeout),
-                Entry::Wait(rx) => {
-                    let queued = Instant::now();
-                    let (slot, waiters) = match rx.await {
-                        Ok(Msg::Done(r)) => return Ok(fetched(key.is_some(), r?)),
-                        Ok(Msg::Lead(slot, waiters)) => (Some(slot), waiters),
-                        Err(_) => (None, Vec::new()),
-                    };
-                    (slot, waiters, left(self.op_timeout, queued))
-                }
-            };
+        let turn = self
+            .batcher
+            .turn(|| keys().map(str::to_owned).collect(), self.op_timeout);
+        let (slot, waiters, timeout) = match turn.await {
+            Turn::Answered(r) => return Ok(fetched(key.is_some(), r?)),
+            Turn::Send {
+                slot,
+                waiters,
+                timeout,
+            } => (slot, waiters, timeout),
+        };
         let mut sent: Vec<String> = Vec::new();
         let batch = Batch::new(keys(), &waiters, |k| sent.push(k.to_owned()));
         let replies = if timeout.is_zero() {
@@ -493,12 +489,10 @@ impl ClusterStore {
         token: &str,
         ttl: Duration,
     ) -> Result<bool> {
-        let mut pipe = redis::pipe();
-        push_lock(&mut pipe, lock_key, token, ttl);
-        let cmds: Vec<Routed> = pipe
-            .cmd_iter()
-            .map(|c| Routed::fixed(slot_of(lock_key.as_bytes()), c.clone()))
-            .collect();
+        let cmds = [Routed::fixed(
+            slot_of(lock_key.as_bytes()),
+            lock_cmd(lock_key, token, ttl),
+        )];
         let answers = self.send(Op::Lock, &cmds, None, self.op_timeout).await?;
         Ok(answers
             .into_iter()
@@ -515,12 +509,10 @@ impl ClusterStore {
         token: &str,
         ttl: Duration,
     ) -> Result<(Fetched, bool)> {
-        let mut pipe = redis::pipe();
-        push_lock(&mut pipe, lock_key, token, ttl);
-        let mut cmds: Vec<Routed> = pipe
-            .cmd_iter()
-            .map(|c| Routed::fixed(slot_of(lock_key.as_bytes()), c.clone()))
-            .collect();
+        let mut cmds = vec![Routed::fixed(
+            slot_of(lock_key.as_bytes()),
+            lock_cmd(lock_key, token, ttl),
+        )];
         let patterns = self.patterns_key(key);
         for k in std::iter::once(key)
             .chain(tag_keys.iter().map(String::as_str))

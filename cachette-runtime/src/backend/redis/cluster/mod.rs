@@ -38,7 +38,7 @@ mod slots;
 mod store;
 mod topology;
 
-use self::topology::{Topology, UrlTemplate, address};
+use self::topology::{Topology, UrlTemplate};
 use super::super::batch::Batcher;
 use crate::breaker::Breaker;
 use crate::error::{Error, Result, redact_url};
@@ -101,18 +101,13 @@ impl ClusterStore {
                 "a Redis Cluster needs at least one seed URL".to_owned(),
             ));
         };
-        let template =
+        let (template, _) =
             UrlTemplate::parse(first, root_cert.clone()).map_err(|r| invalid(first, r))?;
         let mut seeds = Vec::with_capacity(urls.len());
         for url in urls {
-            UrlTemplate::parse(url, root_cert.clone()).map_err(|r| invalid(url, r))?;
-            let info = redis::parse_redis_url(url)
-                .ok_or_else(|| invalid(url, "not a Redis URL".to_owned()))?;
-            let host = info
-                .host_str()
-                .ok_or_else(|| invalid(url, "no host".to_owned()))?;
-            let host = host.trim_start_matches('[').trim_end_matches(']');
-            seeds.push(address(host, info.port().unwrap_or(6379)));
+            let (_, addr) =
+                UrlTemplate::parse(url, root_cert.clone()).map_err(|r| invalid(url, r))?;
+            seeds.push(addr);
         }
         Ok(ClusterStore {
             seeds,

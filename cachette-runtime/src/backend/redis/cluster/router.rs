@@ -8,13 +8,12 @@
 //! comes with the identity of the server process that gave it.
 
 use super::ClusterStore;
-use super::topology::{Node, Topology};
-use crate::backend::redis::round_trip::{Op, within_runtime};
-use crate::breaker::Admit;
+use super::topology::{Node, Topology, normalized};
+use crate::backend::redis::connections::connection_lost;
+use crate::backend::redis::round_trip::{Op, guard};
 use crate::error::{Error, Result};
 use redis::{ErrorKind, ServerErrorKind};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 /// A command and the slot of its keys. The command is built for the identity of the node it
@@ -58,20 +57,8 @@ impl ClusterStore {
         wait: Option<(usize, Duration)>,
         timeout: Duration,
     ) -> Result<Vec<Answer>> {
-        within_runtime()?;
-        let admit = self.breaker.admit();
-        if admit == Admit::No {
-            return Err(Error::CircuitOpen);
-        }
-        self.round_trips.fetch_add(1, Ordering::Relaxed);
-        let started = Instant::now();
-        let r = match tokio::time::timeout(timeout, self.attempts(cmds, wait)).await {
-            Ok(r) => r,
-            Err(_) => Err(Error::Timeout(timeout)),
-        };
-        crate::stats::record_round_trip(op as usize, started.elapsed());
-        self.breaker.record(&admit, &r);
-        r
+        let attempts = self.attempts(cmds, wait);
+        guard(&self.breaker, &self.round_trips, op, timeout, attempts).await
     }
 
     /// Attempts until every command is answered (or one is refused).
@@ -124,7 +111,7 @@ impl ClusterStore {
             for ((node, group), result) in groups.iter().zip(results) {
                 let (replies, ident, acked) = match result {
                     Ok(r) => r,
-                    Err(e) if node_outage(&e) => {
+                    Err(e) if connection_lost(&e) => {
                         node.forget();
                         refresh = true;
                         outage = Some(e);
@@ -150,7 +137,7 @@ impl ClusterStore {
                                 if let (Some(a), Some((addr, _))) =
                                     (asked.get_mut(i), e.redirect_node())
                                 {
-                                    *a = Some(addr.to_owned());
+                                    *a = Some(normalized(addr));
                                 }
                             }
                             // The slot moved, or the node is a replica now: its connection
@@ -242,24 +229,19 @@ impl ClusterStore {
         node: &Node,
         cmd: redis::Cmd,
     ) -> Result<T> {
-        within_runtime()?;
-        let admit = self.breaker.admit();
-        if admit == Admit::No {
-            return Err(Error::CircuitOpen);
-        }
-        self.round_trips.fetch_add(1, Ordering::Relaxed);
-        let started = Instant::now();
         let attempt = async {
             let (mut conn, _) = node.conn(false, self.op_timeout).await?;
             cmd.query_async::<T>(&mut conn).await.map_err(Error::redis)
         };
-        let r = match tokio::time::timeout(self.op_timeout, attempt).await {
-            Ok(r) => r,
-            Err(_) => Err(Error::Timeout(self.op_timeout)),
-        };
-        crate::stats::record_round_trip(op as usize, started.elapsed());
-        self.breaker.record(&admit, &r);
-        if r.as_ref().is_err_and(node_outage) {
+        let r = guard(
+            &self.breaker,
+            &self.round_trips,
+            op,
+            self.op_timeout,
+            attempt,
+        )
+        .await;
+        if r.as_ref().is_err_and(connection_lost) {
             node.forget();
         }
         r
@@ -289,9 +271,17 @@ impl ClusterStore {
             asked.extend(t.nodes.iter().map(|n| n.addr.clone()));
         }
         asked.extend(self.seeds.iter().cloned());
+        // One operation timeout for the whole reading, whoever asks (a call's round trip, or
+        // a pattern invalidation, a statistics request, `connect`, which read it first).
+        let started = Instant::now();
         let mut error = None;
         for addr in asked {
-            let reply = tokio::time::timeout(self.op_timeout, self.cluster_slots(&addr)).await;
+            let left = self.op_timeout.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                error = Some(Error::Timeout(self.op_timeout));
+                break;
+            }
+            let reply = tokio::time::timeout(left, self.cluster_slots(&addr)).await;
             match reply {
                 Ok(Ok(reply)) => {
                     let t = Arc::new(Topology::from_reply(
@@ -324,20 +314,5 @@ impl ClusterStore {
             .query_async(&mut conn)
             .await
             .map_err(Error::redis)
-    }
-}
-
-/// Whether a failure is an outage of the node (its connection is forgotten, the topology read
-/// again): the connection failed or was refused, or the node is not a primary.
-fn node_outage(e: &Error) -> bool {
-    match e {
-        Error::Backend(b) => {
-            let r = b.redis();
-            r.is_io_error()
-                || r.is_connection_dropped()
-                || r.is_connection_refusal()
-                || matches!(r.kind(), ErrorKind::Server(ServerErrorKind::ReadOnly))
-        }
-        _ => false,
     }
 }

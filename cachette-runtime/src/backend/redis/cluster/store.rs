@@ -4,8 +4,9 @@
 
 use super::ClusterStore;
 use crate::backend::contract::{BackendStats, Found, Seen, Store};
-use crate::backend::redis::round_trip::Op;
-use crate::error::{Error, Result};
+use crate::backend::redis::replies::stats_from_info;
+use crate::backend::redis::round_trip::{Op, as_auth};
+use crate::error::Result;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -85,11 +86,12 @@ impl Store for ClusterStore {
 
     /// `PING` on every primary (start-up checks): a wrong password is [`Error::Auth`].
     async fn ping(&self) -> Result<()> {
-        let topology = self.topology().await.map_err(|e| self.auth(e))?;
+        let auth = |e| as_auth(e, &self.location);
+        let topology = self.topology().await.map_err(auth)?;
         for node in &topology.nodes {
             self.on_primary::<String>(Op::Fetch, node, redis::cmd("PING"))
                 .await
-                .map_err(|e| self.auth(e))?;
+                .map_err(auth)?;
         }
         Ok(())
     }
@@ -105,42 +107,22 @@ impl Store for ClusterStore {
     /// `INFO` and `DBSIZE` of every primary: counts summed, settings of the first.
     async fn backend_stats(&self) -> Result<BackendStats> {
         let topology = self.topology().await?;
-        let mut stats = BackendStats {
-            backend: "redis-cluster",
-            ..BackendStats::default()
-        };
-        let add = |sum: &mut Option<u64>, v: Option<u64>| {
-            if let Some(v) = v {
-                *sum = Some(sum.unwrap_or(0).saturating_add(v));
-            }
-        };
+        let mut total: Option<BackendStats> = None;
         for node in &topology.nodes {
             let info: String = self.on_primary(Op::Scan, node, redis::cmd("INFO")).await?;
             let dbsize: u64 = self
                 .on_primary(Op::Scan, node, redis::cmd("DBSIZE"))
                 .await?;
-            let text = |name: &str| {
-                info.lines().find_map(|l| {
-                    l.strip_prefix(name)
-                        .and_then(|rest| rest.strip_prefix(':'))
-                        .map(str::trim)
-                })
-            };
-            let field = |name: &str| text(name).and_then(|v| v.parse::<u64>().ok());
-            add(&mut stats.used_memory_bytes, field("used_memory"));
-            add(&mut stats.evicted_keys, field("evicted_keys"));
-            add(&mut stats.keyspace_hits, field("keyspace_hits"));
-            add(&mut stats.keyspace_misses, field("keyspace_misses"));
-            add(&mut stats.connected_clients, field("connected_clients"));
-            add(&mut stats.keys, Some(dbsize));
-            add(&mut stats.maxmemory_bytes, field("maxmemory"));
-            if stats.eviction_policy.is_none() {
-                stats.eviction_policy = text("maxmemory_policy")
-                    .filter(|p| !p.is_empty())
-                    .map(str::to_owned);
-            }
+            let one = stats_from_info("redis-cluster", &info, dbsize);
+            total = Some(match total {
+                None => one,
+                Some(t) => summed(t, one),
+            });
         }
-        Ok(stats)
+        Ok(total.unwrap_or(BackendStats {
+            backend: "redis-cluster",
+            ..BackendStats::default()
+        }))
     }
 
     async fn keys(&self, pattern: &str, limit: usize) -> Result<Vec<String>> {
@@ -156,32 +138,35 @@ impl Store for ClusterStore {
         ClusterStore::inspect(self, key).await
     }
 
+    /// The internal keys (tags, pattern counts, locks), then the entries behind a new pattern
+    /// count in every slot: there is no epoch to go with the internal keys, so a fill that
+    /// began before the clear and found its key absent is fenced by the counts moved after.
     async fn clear(&self, namespace: &str) -> Result<u64> {
-        let entries = self
-            .delete_matching(&format!("{namespace}:*"), false)
-            .await?;
         let internal = self
             .delete_matching(&format!("{namespace}#*"), false)
+            .await?;
+        let entries = self
+            .delete_matching(&format!("{namespace}:*"), true)
             .await?;
         Ok(entries.saturating_add(internal))
     }
 }
 
-impl ClusterStore {
-    /// A wrong password as [`Error::Auth`].
-    fn auth(&self, e: Error) -> Error {
-        match e {
-            Error::Backend(b)
-                if b.redis().kind() == redis::ErrorKind::AuthenticationFailed
-                    || b.to_string().contains("WRONGPASS")
-                    || b.to_string().contains("NOAUTH") =>
-            {
-                Error::Auth {
-                    url: self.location.clone(),
-                    reason: b.to_string(),
-                }
-            }
-            e => e,
-        }
+/// Two primaries' statistics as one: counts summed, settings of the first.
+fn summed(a: BackendStats, b: BackendStats) -> BackendStats {
+    let add = |x: Option<u64>, y: Option<u64>| match (x, y) {
+        (Some(x), Some(y)) => Some(x.saturating_add(y)),
+        (x, y) => x.or(y),
+    };
+    BackendStats {
+        backend: a.backend,
+        used_memory_bytes: add(a.used_memory_bytes, b.used_memory_bytes),
+        evicted_keys: add(a.evicted_keys, b.evicted_keys),
+        keyspace_hits: add(a.keyspace_hits, b.keyspace_hits),
+        keyspace_misses: add(a.keyspace_misses, b.keyspace_misses),
+        connected_clients: add(a.connected_clients, b.connected_clients),
+        keys: add(a.keys, b.keys),
+        maxmemory_bytes: add(a.maxmemory_bytes, b.maxmemory_bytes),
+        eviction_policy: a.eviction_policy.or(b.eviction_policy),
     }
 }

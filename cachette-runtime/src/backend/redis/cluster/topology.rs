@@ -4,6 +4,7 @@
 //! connection learns the node's identity when made (see the module above).
 
 use super::super::connections::{Slot, connection_config, tls_client};
+use super::super::replies::info_field;
 use super::slots::SLOTS;
 use crate::error::{Error, Result};
 use redis::aio::MultiplexedConnection;
@@ -72,15 +73,10 @@ async fn identity(conn: &mut MultiplexedConnection) -> Result<u64> {
         .arg("replication");
     let (server, replication): (String, String) =
         pipe.query_async(conn).await.map_err(Error::redis)?;
-    let field = |text: &str, name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
-            .map(|v| v.trim().to_owned())
-    };
     let (Some(run_id), Some(replid), Some(role)) = (
-        field(&server, "run_id"),
-        field(&replication, "master_replid"),
-        field(&replication, "role"),
+        info_field(&server, "run_id"),
+        info_field(&replication, "master_replid"),
+        info_field(&replication, "role"),
     ) else {
         return Err(Error::Config(
             "a cluster node's INFO has no run_id, master_replid or role".to_owned(),
@@ -211,10 +207,11 @@ pub(super) struct UrlTemplate {
 }
 
 impl UrlTemplate {
+    /// The template of `url`, and the address it names (`host:port`).
     pub(super) fn parse(
         url: &str,
         root_cert: Option<Vec<u8>>,
-    ) -> std::result::Result<Self, String> {
+    ) -> std::result::Result<(Self, String), String> {
         let Some((scheme, rest)) = url.split_once("://") else {
             return Err("no scheme (redis:// or rediss://)".to_owned());
         };
@@ -238,8 +235,10 @@ impl UrlTemplate {
             root_cert,
         };
         // Checked now: a malformed seed is a configuration error, not a failure later.
-        redis::parse_redis_url(url).ok_or_else(|| "not a Redis URL".to_owned())?;
-        Ok(template)
+        let parsed = redis::parse_redis_url(url).ok_or_else(|| "not a Redis URL".to_owned())?;
+        let host = parsed.host_str().ok_or_else(|| "no host".to_owned())?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        Ok((template, address(host, parsed.port().unwrap_or(6379))))
     }
 
     /// The URL of the node at `addr` (`host:port`).
@@ -258,6 +257,15 @@ impl UrlTemplate {
         } else {
             redis::Client::open(url.as_str()).map_err(|e| invalid(e.to_string()))
         }
+    }
+}
+
+/// An address as a redirection names it (`host:port`, an IPv6 host without brackets), as
+/// [`address`] writes it.
+pub(super) fn normalized(addr: &str) -> String {
+    match addr.rsplit_once(':').map(|(h, p)| (h, p.parse::<u16>())) {
+        Some((host, Ok(port))) => address(host.trim_start_matches('[').trim_end_matches(']'), port),
+        _ => addr.to_owned(),
     }
 }
 
