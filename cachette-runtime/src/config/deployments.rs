@@ -73,15 +73,16 @@ pub(super) fn seed_list(urls: &str) -> Vec<String> {
 pub(super) fn near_refusal(backend: &BackendChoice) -> Option<String> {
     match backend {
         BackendChoice::Redis(..) => None,
-        // Tracking reports keys per connection, and its barrier (a `PING` after the call
-        // began) proves only that one server's pushes were delivered: a cluster needs a
-        // tracking link and a barrier per primary, re-made at every failover and resharding.
+        // The tracking link would have to follow the primary through failovers.
         #[cfg(feature = "sentinel")]
         BackendChoice::Sentinel { .. } => Some(
             "near_cache needs a single Redis server: behind Sentinel the primary changes, and \
              its invalidation tracking would have to follow it"
                 .to_owned(),
         ),
+        // Tracking reports keys per connection, and its barrier (a `PING` after the call
+        // began) proves only that one server's pushes were delivered: a cluster needs a
+        // tracking link and a barrier per primary, re-made at every failover and resharding.
         BackendChoice::Cluster(..) => Some(
             "near_cache needs a single Redis server: on a Redis Cluster its invalidation \
              tracking and barrier would have to follow every primary through failovers and \
