@@ -367,6 +367,15 @@ async fn a_failover_losing_invalidations_revives_nothing() {
         a != "e#0" && b != "e#0",
         "revived after a lost invalidation: {a} {b}"
     );
+    // Caching resumed on the new primary: what one process stored, both hit.
+    let before = runs.count();
+    let stored = c.get_or_compute("e", &o, || runs.value("e")).await;
+    assert_eq!(
+        other.get_or_compute("e", &o, || runs.value("e")).await,
+        stored
+    );
+    assert_eq!(c.get_or_compute("e", &o, || runs.value("e")).await, stored);
+    assert!(runs.count() <= before + 1, "hits after the failover");
 
     // The same with the entry's own delete (its tombstone lost).
     let d = Options::new().ttl(Duration::from_secs(300));

@@ -185,6 +185,8 @@ async fn freshness_cluster() {
 enum Fault {
     /// Cluster: SIGKILL the first primary, then wait until its replica took over.
     KillPrimary,
+    /// The same, the caches' invalidations waiting for one replica (`wait_for_replicas`).
+    KillPrimaryWaiting,
     /// Cluster: move 2,000 slots from the first primary to the second (`redis-cli --cluster
     /// reshard`).
     Reshard,
@@ -233,6 +235,7 @@ async fn under_fault(scenario: Scenario, fault: Fault, store: &str) -> Row {
     let knobs = Knobs {
         deployment,
         millis: 7_000,
+        wait_replicas_ms: matches!(fault, Fault::KillPrimaryWaiting).then_some(500),
         ..Knobs::default()
     };
     let injector = tokio::task::spawn_blocking(move || {
@@ -252,8 +255,8 @@ async fn under_fault(scenario: Scenario, fault: Fault, store: &str) -> Row {
     }
 }
 
-/// A cluster primary SIGKILLed mid-run, then failed over; slots resharded mid-run; a primary
-/// behind Sentinel SIGKILLed mid-run. Calls go on (degraded while the primary changes and
+/// A cluster primary SIGKILLed mid-run, then failed over (invalidations waiting for a replica
+/// or not); slots resharded mid-run; a primary behind Sentinel SIGKILLed mid-run. Calls go on (degraded while the primary changes and
 /// the slots move), no call fails, no read is stale.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn freshness_cluster_faults() {
@@ -265,6 +268,7 @@ async fn freshness_cluster_faults() {
     };
     let rows = vec![
         under_fault(plain(), Fault::KillPrimary, "cluster-kill").await,
+        under_fault(plain(), Fault::KillPrimaryWaiting, "cluster-kill-wait").await,
         under_fault(plain(), Fault::Reshard, "cluster-reshard").await,
         under_fault(plain(), Fault::SentinelFailover, "sentinel-kill").await,
     ];

@@ -60,6 +60,10 @@ fn redis_cache(url: &str, namespace: &str, knobs: &Knobs) -> Cache {
     let builder = builder
         .namespace(namespace)
         .op_timeout(Duration::from_secs(1));
+    let builder = match knobs.wait_replicas_ms {
+        Some(ms) => builder.wait_for_replicas(1, Duration::from_millis(ms)),
+        None => builder,
+    };
     let builder = match knobs.near {
         Near::Off => builder,
         Near::Strict => builder.near_cache(16 << 20),

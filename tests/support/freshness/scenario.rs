@@ -202,6 +202,9 @@ pub struct Knobs {
     /// `redis-server`).
     #[serde(default)]
     pub deployment: Deployment,
+    /// Invalidations wait for one replica, at most this long (`wait_for_replicas`).
+    #[serde(default)]
+    pub wait_replicas_ms: Option<u64>,
 }
 
 /// Where the caches of a Redis run store.
@@ -262,6 +265,7 @@ impl Default for Knobs {
             writer_pause_max_ms: 20,
             near: Near::Off,
             deployment: Deployment::Server,
+            wait_replicas_ms: None,
         }
     }
 }
