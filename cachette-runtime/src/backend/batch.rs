@@ -94,49 +94,46 @@ impl Batcher {
     }
 }
 
-/// How a lookup goes on once it entered the batcher (see [`Batcher::turn`]).
-pub(crate) enum Turn {
-    /// Another caller's batch carried it: its replies, or that batch's error.
-    Answered(Result<Replies>),
-    /// This caller sends: with a place on the wire (none when the batch carrying it was
-    /// dropped before it answered: it sends alone), the waiters it took, within `timeout`.
-    Send {
-        slot: Option<Slot>,
-        waiters: Vec<Waiter>,
-        timeout: Duration,
-    },
-}
-
 impl Batcher {
-    /// Enters a lookup of `keys` and waits for its turn. A lookup that queued behind batches
-    /// in flight is sent within what is left of its `timeout` (a lookup waits one operation
-    /// timeout in all, queued or on the wire); none left, the store answers it and its
-    /// waiters with a timeout without sending.
-    pub(crate) async fn turn(
+    /// One lookup of the keys `keys` lists: answered by the batch of another caller that
+    /// carries it, or sent by this caller with the waiters it took, by `send(keys, waiters,
+    /// timeout)`, which delivers their replies ([`Batch::deliver`]) and returns its own. A
+    /// lookup that queued behind batches in flight is sent within what is left of its
+    /// `timeout` (a lookup waits one operation timeout in all, queued or on the wire); with
+    /// none left it is not sent, and it and its waiters get a timeout.
+    pub(crate) async fn lookup<'k, I, S, Fut>(
         self: &Arc<Self>,
-        keys: impl FnOnce() -> Vec<String>,
+        keys: impl Fn() -> I,
         timeout: Duration,
-    ) -> Turn {
-        match self.enter(keys) {
-            Entry::Lead(slot, waiters) => Turn::Send {
-                slot: Some(slot),
-                waiters,
-                timeout,
-            },
+        send: S,
+    ) -> Result<Replies>
+    where
+        I: Iterator<Item = &'k str>,
+        S: FnOnce(I, Vec<Waiter>, Duration) -> Fut,
+        Fut: std::future::Future<Output = Result<Replies>>,
+    {
+        let (slot, waiters, left) = match self.enter(|| keys().map(str::to_owned).collect()) {
+            Entry::Lead(slot, waiters) => (Some(slot), waiters, timeout),
             Entry::Wait(rx) => {
                 let queued = Instant::now();
                 let (slot, waiters) = match rx.await {
-                    Ok(Msg::Done(r)) => return Turn::Answered(r),
+                    Ok(Msg::Done(r)) => return r,
                     Ok(Msg::Lead(slot, waiters)) => (Some(slot), waiters),
+                    // The batch carrying this lookup was dropped before it answered: send
+                    // alone.
                     Err(_) => (None, Vec::new()),
                 };
-                Turn::Send {
-                    slot,
-                    waiters,
-                    timeout: timeout.saturating_sub(queued.elapsed()),
-                }
+                (slot, waiters, timeout.saturating_sub(queued.elapsed()))
             }
-        }
+        };
+        let replies = if left.is_zero() {
+            Batch::new(keys(), &waiters, |_| {}).deliver(waiters, Err(Error::Timeout(timeout)))
+        } else {
+            send(keys(), waiters, left).await
+        };
+        // The place on the wire is given up once the replies are delivered.
+        drop(slot);
+        replies
     }
 }
 

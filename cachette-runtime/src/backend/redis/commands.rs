@@ -7,7 +7,7 @@ use super::RedisBackend;
 use super::connections::ENSURE_EPOCH;
 use super::replies::{bulk_strings, fetched, is_oom, millis, replicated, version_from_bytes};
 use super::round_trip::{Op, waiting_timeout};
-use crate::backend::batch::{Batch, Replies, Turn};
+use crate::backend::batch::{Batch, Replies, Waiter};
 use crate::backend::{Fetched, Seen, new_version};
 use crate::error::{Error, Result};
 use std::sync::OnceLock;
@@ -47,21 +47,12 @@ impl RedisBackend {
                 .chain(tag_keys.iter().map(String::as_str))
                 .chain(patterns)
         };
-        // Who sends this lookup: itself (with the queue it took), or the caller whose batch
-        // carried it.
-        let turn = self
+        let replies = self
             .batcher
-            .turn(|| keys().map(str::to_owned).collect(), self.op_timeout);
-        let (slot, waiters, timeout) = match turn.await {
-            Turn::Answered(r) => return Ok(fetched(key.is_some(), r?)),
-            Turn::Send {
-                slot,
-                waiters,
-                timeout,
-            } => (slot, waiters, timeout),
-        };
-        let replies = self.mget(keys(), waiters, timeout).await;
-        drop(slot);
+            .lookup(keys, self.op_timeout, |keys, waiters, timeout| {
+                self.mget(keys, waiters, timeout)
+            })
+            .await;
         Ok(fetched(key.is_some(), replies?))
     }
 
@@ -108,27 +99,24 @@ impl RedisBackend {
         Ok((fetched(true, bulk_strings(mget)), keep))
     }
 
-    /// One `MGET` of `keys` and of every waiter's keys, within `timeout` (none left: not
-    /// sent); delivers the waiters' replies and returns those of `keys`.
+    /// One `MGET` of `keys` and of every waiter's keys, within `timeout`; delivers the
+    /// waiters' replies and returns those of `keys`.
     pub(super) async fn mget<'a>(
         &self,
         keys: impl Iterator<Item = &'a str>,
-        waiters: Vec<crate::backend::batch::Waiter>,
+        waiters: Vec<Waiter>,
         timeout: Duration,
     ) -> Result<Replies> {
         let mut cmd = redis::cmd("MGET");
         let batch = Batch::new(keys, &waiters, |k| {
             cmd.arg(k);
         });
-        let replies = if timeout.is_zero() {
-            Err(Error::Timeout(self.op_timeout))
-        } else {
-            self.guarded_on(None, Op::Fetch, timeout, |mut conn| async move {
+        let replies = self
+            .guarded_on(None, Op::Fetch, timeout, |mut conn| async move {
                 let v: redis::Value = cmd.query_async(&mut conn).await?;
                 Ok(bulk_strings(v))
             })
-            .await
-        };
+            .await;
         batch.deliver(waiters, replies)
     }
 

@@ -5,7 +5,7 @@
 use super::ClusterStore;
 use super::router::{Answer, Routed};
 use super::slots::{SLOTS, slot_of, slot_tag};
-use crate::backend::batch::{Batch, Replies, Turn};
+use crate::backend::batch::{Batch, Replies};
 use crate::backend::redis::commands::{FENCE, SCAN_BATCH, STORE_IF};
 use crate::backend::redis::locks::{EXTEND, RELEASE, lock_cmd};
 use crate::backend::redis::replies::{is_oom, millis, version_from_bytes};
@@ -154,26 +154,15 @@ impl ClusterStore {
                 .chain(tag_keys.iter().map(String::as_str))
                 .chain(patterns.as_deref())
         };
-        let turn = self
+        let replies = self
             .batcher
-            .turn(|| keys().map(str::to_owned).collect(), self.op_timeout);
-        let (slot, waiters, timeout) = match turn.await {
-            Turn::Answered(r) => return Ok(fetched(key.is_some(), r?)),
-            Turn::Send {
-                slot,
-                waiters,
-                timeout,
-            } => (slot, waiters, timeout),
-        };
-        let mut sent: Vec<String> = Vec::new();
-        let batch = Batch::new(keys(), &waiters, |k| sent.push(k.to_owned()));
-        let replies = if timeout.is_zero() {
-            Err(Error::Timeout(self.op_timeout))
-        } else {
-            self.mget(&sent, timeout).await
-        };
-        let replies = batch.deliver(waiters, replies);
-        drop(slot);
+            .lookup(keys, self.op_timeout, |keys, waiters, timeout| async move {
+                let mut sent: Vec<String> = Vec::new();
+                let batch = Batch::new(keys, &waiters, |k| sent.push(k.to_owned()));
+                let replies = self.mget(&sent, timeout).await;
+                batch.deliver(waiters, replies)
+            })
+            .await;
         Ok(fetched(key.is_some(), replies?))
     }
 
