@@ -109,15 +109,7 @@ impl Cache {
     pub(crate) fn from_parts(choice: BackendChoice, config: Config) -> Result<Cache> {
         let backend = match choice {
             BackendChoice::Redis(url, root_cert) => {
-                let redis = RedisBackend::new(
-                    &url,
-                    root_cert,
-                    config.op_timeout,
-                    Breaker::new(config.breaker, Arc::clone(&config.clock)),
-                    config.redis_connections,
-                    &config.namespace,
-                    config.wait_replicas,
-                )?;
+                let redis = RedisBackend::new(Target::server(&url, root_cert)?, &config);
                 match config.near_bytes {
                     None => Backend::Redis(redis),
                     Some(bytes) => {
@@ -142,26 +134,14 @@ impl Cache {
                     }
                 }
             }
-            BackendChoice::Cluster(urls, root_cert) => Backend::Cluster(ClusterStore::new(
-                &urls,
-                root_cert,
-                config.op_timeout,
-                Breaker::new(config.breaker, Arc::clone(&config.clock)),
-                &config.namespace,
-                config.wait_replicas,
-            )?),
-            #[cfg(feature = "sentinel")]
-            BackendChoice::Sentinel { master, sentinels } => {
-                Backend::Redis(RedisBackend::sentinel(
-                    &sentinels,
-                    &master,
-                    config.op_timeout,
-                    Breaker::new(config.breaker, Arc::clone(&config.clock)),
-                    config.redis_connections,
-                    &config.namespace,
-                    config.wait_replicas,
-                )?)
+            BackendChoice::Cluster(urls, root_cert) => {
+                Backend::Cluster(ClusterStore::new(&urls, root_cert, &config)?)
             }
+            #[cfg(feature = "sentinel")]
+            BackendChoice::Sentinel { master, sentinels } => Backend::Redis(RedisBackend::new(
+                Target::sentinel(&sentinels, &master)?,
+                &config,
+            )),
             BackendChoice::Memory(bytes) => Backend::Memory(MemoryBackend::new(bytes)),
             BackendChoice::Disabled => Backend::Disabled(DisabledStore::default()),
         };

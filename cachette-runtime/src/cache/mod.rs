@@ -15,9 +15,8 @@
 
 use crate::backend::disabled::DisabledStore;
 use crate::backend::near::{NearMode, NearStore};
-use crate::backend::redis::{ClusterStore, RedisBackend};
+use crate::backend::redis::{ClusterStore, RedisBackend, Target};
 use crate::backend::{Backend, NearStats, Store, memory::MemoryBackend};
-use crate::breaker::Breaker;
 use crate::config::{BackendChoice, CacheBuilder, Config, MAX_DURATION, Options, Ttl, Undefined};
 use crate::error::{Error, Result};
 use crate::flight::Flights;

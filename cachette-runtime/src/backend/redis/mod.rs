@@ -39,11 +39,11 @@ mod store;
 mod target;
 
 pub(crate) use self::cluster::ClusterStore;
-use self::connections::{Slot, tls_client};
-use self::target::Target;
+use self::connections::Slot;
+pub(crate) use self::target::Target;
 use super::batch::Batcher;
 use crate::breaker::Breaker;
-use crate::error::{Error, Result, redact_url};
+use crate::config::Config;
 use crate::stats::LogLimiter;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -88,97 +88,23 @@ impl std::fmt::Debug for RedisBackend {
 }
 
 impl RedisBackend {
-    /// Parses the URL; does not connect.
-    pub(crate) fn new(
-        url: &str,
-        root_cert: Option<Vec<u8>>,
-        op_timeout: Duration,
-        breaker: Breaker,
-        connections: usize,
-        namespace: &str,
-        wait_replicas: Option<(usize, Duration)>,
-    ) -> Result<Self> {
-        let client = Self::client_for(url, root_cert)?;
-        Ok(Self::on(
-            Target::Server(client),
-            redact_url(url),
-            op_timeout,
-            breaker,
-            connections,
-            namespace,
-            wait_replicas,
-        ))
-    }
-
-    /// The primary of `master` that the sentinels at `urls` name, asked at every new
-    /// connection; does not connect.
-    #[cfg(feature = "sentinel")]
-    pub(crate) fn sentinel(
-        urls: &[String],
-        master: &str,
-        op_timeout: Duration,
-        breaker: Breaker,
-        connections: usize,
-        namespace: &str,
-        wait_replicas: Option<(usize, Duration)>,
-    ) -> Result<Self> {
-        let location = format!(
-            "{master} via {}",
-            urls.iter()
-                .map(|u| redact_url(u))
-                .collect::<Vec<_>>()
-                .join(",")
-        );
-        Ok(Self::on(
-            Target::sentinel(urls, master)?,
-            location,
-            op_timeout,
-            breaker,
-            connections,
-            namespace,
-            wait_replicas,
-        ))
-    }
-
-    /// The client of one server at `url`.
-    fn client_for(url: &str, root_cert: Option<Vec<u8>>) -> Result<redis::Client> {
-        let invalid = |reason: String| Error::InvalidUrl {
-            url: redact_url(url),
-            reason,
-        };
-        if url.starts_with("rediss://") {
-            tls_client(url, root_cert).map_err(invalid)
-        } else {
-            if root_cert.is_some() {
-                return Err(invalid(
-                    "a TLS root certificate was given for a URL that is not rediss://".to_owned(),
-                ));
-            }
-            redis::Client::open(url).map_err(|e| invalid(e.to_string()))
-        }
-    }
-
-    fn on(
-        target: Target,
-        redacted_url: String,
-        op_timeout: Duration,
-        breaker: Breaker,
-        connections: usize,
-        namespace: &str,
-        wait_replicas: Option<(usize, Duration)>,
-    ) -> Self {
+    /// The store on `target`, with `config`'s timeout, breaker, connections, namespace and
+    /// replicas to wait for; does not connect.
+    pub(crate) fn new(target: Target, config: &Config) -> Self {
         RedisBackend {
+            redacted_url: target.location(),
             target,
-            conns: (0..connections.max(1)).map(|_| Slot::default()).collect(),
+            conns: (0..config.redis_connections.max(1))
+                .map(|_| Slot::default())
+                .collect(),
             waiting: Slot::default(),
-            epoch_key: format!("{namespace}#epoch"),
-            patterns_key: format!("{namespace}#patterns"),
-            wait_replicas,
+            epoch_key: format!("{}#epoch", config.namespace),
+            patterns_key: format!("{}#patterns", config.namespace),
+            wait_replicas: config.wait_replicas,
             next: AtomicUsize::new(0),
-            op_timeout,
+            op_timeout: config.op_timeout,
             round_trips: AtomicU64::new(0),
-            redacted_url,
-            breaker: Arc::new(breaker),
+            breaker: Arc::new(Breaker::new(config.breaker, Arc::clone(&config.clock))),
             batcher: Arc::default(),
             log_oom: LogLimiter::default(),
         }

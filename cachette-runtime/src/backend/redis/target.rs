@@ -3,28 +3,65 @@
 //! then checks the epoch (see *The epoch* above), so a failover Sentinel made is met exactly
 //! as a failover behind one address.
 
-use crate::error::Result;
-#[cfg(feature = "sentinel")]
-use crate::error::{Error, redact_url};
+use super::connections::tls_client;
+use crate::error::{Error, Result, redact_url};
 
-pub(super) enum Target {
-    /// One server.
-    Server(redis::Client),
+pub(crate) enum Target {
+    /// One server, and its URL without credentials.
+    Server {
+        client: redis::Client,
+        location: String,
+    },
     /// The primary of `master` as the sentinels name it (the sentinels' scheme and
     /// credentials reach it too).
     #[cfg(feature = "sentinel")]
-    Sentinel(tokio::sync::Mutex<redis::sentinel::SentinelClient>),
+    Sentinel {
+        client: tokio::sync::Mutex<redis::sentinel::SentinelClient>,
+        /// `master via sentinel,...` (no credentials).
+        location: String,
+    },
 }
 
 impl Target {
+    /// The one server at `url` (`rediss://` trusting `root_cert` if given); does not connect.
+    pub(crate) fn server(url: &str, root_cert: Option<Vec<u8>>) -> Result<Target> {
+        let invalid = |reason: String| Error::InvalidUrl {
+            url: redact_url(url),
+            reason,
+        };
+        let client = if url.starts_with("rediss://") {
+            tls_client(url, root_cert).map_err(invalid)?
+        } else {
+            if root_cert.is_some() {
+                return Err(invalid(
+                    "a TLS root certificate was given for a URL that is not rediss://".to_owned(),
+                ));
+            }
+            redis::Client::open(url).map_err(|e| invalid(e.to_string()))?
+        };
+        Ok(Target::Server {
+            client,
+            location: redact_url(url),
+        })
+    }
+
+    /// Where it is, for logs and `Debug` (no credentials).
+    pub(super) fn location(&self) -> String {
+        match self {
+            Target::Server { location, .. } => location.clone(),
+            #[cfg(feature = "sentinel")]
+            Target::Sentinel { location, .. } => location.clone(),
+        }
+    }
+
     /// A client of the server to connect to now.
     pub(super) async fn client(&self) -> Result<redis::Client> {
         match self {
-            Target::Server(c) => Ok(c.clone()),
+            Target::Server { client, .. } => Ok(client.clone()),
             #[cfg(feature = "sentinel")]
             // Boxed: redis-rs's discovery future is too deep a type to sit inside every future
             // of the engine (rustc's query depth limit).
-            Target::Sentinel(s) => {
+            Target::Sentinel { client: s, .. } => {
                 let discovery: std::pin::Pin<
                     Box<
                         dyn std::future::Future<Output = redis::RedisResult<redis::Client>>
@@ -40,16 +77,16 @@ impl Target {
     /// The client of the one server (`None` behind Sentinel: its primary changes).
     pub(super) fn fixed(&self) -> Option<&redis::Client> {
         match self {
-            Target::Server(c) => Some(c),
+            Target::Server { client, .. } => Some(client),
             #[cfg(feature = "sentinel")]
-            Target::Sentinel(_) => None,
+            Target::Sentinel { .. } => None,
         }
     }
 
     /// The sentinels at `urls` (`redis://` or `rediss://`, with the credentials and database
     /// of the primary) watching `master`.
     #[cfg(feature = "sentinel")]
-    pub(super) fn sentinel(urls: &[String], master: &str) -> Result<Target> {
+    pub(crate) fn sentinel(urls: &[String], master: &str) -> Result<Target> {
         use redis::IntoConnectionInfo;
         use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
         let invalid = |url: &str, reason: String| Error::InvalidUrl {
@@ -76,6 +113,13 @@ impl Target {
             }
             node = node.set_tls_mode(redis::TlsMode::Secure);
         }
+        let location = format!(
+            "{master} via {}",
+            urls.iter()
+                .map(|u| redact_url(u))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
         // A `String`: what `build` takes without the `tls` feature (`impl AsRef<str>` with it).
         let master = String::from(master);
         let client = SentinelClient::build(
@@ -85,6 +129,9 @@ impl Target {
             SentinelServerType::Master,
         )
         .map_err(|e| invalid(first, e.to_string()))?;
-        Ok(Target::Sentinel(tokio::sync::Mutex::new(client)))
+        Ok(Target::Sentinel {
+            client: tokio::sync::Mutex::new(client),
+            location,
+        })
     }
 }

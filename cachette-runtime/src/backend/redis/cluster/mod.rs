@@ -41,6 +41,7 @@ mod topology;
 use self::topology::{Topology, UrlTemplate};
 use super::super::batch::Batcher;
 use crate::breaker::Breaker;
+use crate::config::Config;
 use crate::error::{Error, Result, redact_url};
 use crate::stats::LogLimiter;
 use arc_swap::ArcSwapOption;
@@ -78,14 +79,12 @@ impl std::fmt::Debug for ClusterStore {
 }
 
 impl ClusterStore {
-    /// Parses the seed URLs; does not connect.
+    /// Parses the seed URLs (`rediss://` trusting `root_cert` if given); with `config`'s
+    /// timeout, breaker, namespace and replicas to wait for. Does not connect.
     pub(crate) fn new(
         urls: &[String],
         root_cert: Option<Vec<u8>>,
-        op_timeout: Duration,
-        breaker: Breaker,
-        namespace: &str,
-        wait_replicas: Option<(usize, Duration)>,
+        config: &Config,
     ) -> Result<Self> {
         let location = urls
             .iter()
@@ -114,12 +113,12 @@ impl ClusterStore {
             template,
             topology: ArcSwapOption::empty(),
             refreshed: tokio::sync::Mutex::new(None),
-            patterns_prefix: format!("{namespace}#patterns"),
-            wait_replicas,
-            op_timeout,
+            patterns_prefix: format!("{}#patterns", config.namespace),
+            wait_replicas: config.wait_replicas,
+            op_timeout: config.op_timeout,
             round_trips: AtomicU64::new(0),
             location,
-            breaker: Arc::new(breaker),
+            breaker: Arc::new(Breaker::new(config.breaker, Arc::clone(&config.clock))),
             batcher: Arc::default(),
             log_oom: LogLimiter::default(),
         })
