@@ -104,10 +104,14 @@ async fn failover_revives_nothing_and_caching_resumes() {
         })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
+    // The primary is killed before the replica resumes: resumed first, the replica could
+    // reconnect and receive the invalidation.
     let replica_port = setup.replica().port();
-    setup.replica().resume();
-    let took = tokio::task::block_in_place(|| setup.kill_primary_and_wait());
-    eprintln!("failover in {took:?}");
+    let started = Instant::now();
+    let old = setup.kill_primary();
+    setup.node(replica_port).resume();
+    tokio::task::block_in_place(|| setup.wait_for_failover(old));
+    eprintln!("failover in {:?}", started.elapsed());
     assert_eq!(setup.primary_port(), replica_port);
     let now: String = setup.node(replica_port).cmd(&["GET", &tag_key]);
     assert_eq!(

@@ -100,13 +100,26 @@ impl SentinelSetup {
     /// SIGKILL the primary; waits until the sentinels name the other node and it answers as
     /// a primary. Returns the time it took.
     pub fn kill_primary_and_wait(&mut self) -> Duration {
-        let old = self.primary_port();
         let started = Instant::now();
+        let old = self.kill_primary();
+        self.wait_for_failover(old);
+        started.elapsed()
+    }
+
+    /// SIGKILL the primary; returns its port.
+    pub fn kill_primary(&mut self) -> u16 {
+        let old = self.primary_port();
         self.nodes
             .iter_mut()
             .find(|n| n.port() == old)
             .expect("the primary")
             .kill();
+        old
+    }
+
+    /// Waits until the sentinels name another node than the one on `old` and it answers as
+    /// a primary.
+    pub fn wait_for_failover(&self, old: u16) {
         self.wait("a failover", || {
             let now = self.primary_port();
             now != old && {
@@ -114,7 +127,6 @@ impl SentinelSetup {
                 matches!(role.first(), Some(redis::Value::BulkString(b)) if b == b"master")
             }
         });
-        started.elapsed()
     }
 
     fn wait(&self, what: &str, mut done: impl FnMut() -> bool) {
